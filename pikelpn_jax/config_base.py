@@ -1,0 +1,76 @@
+"""The shared skeleton of every experiment config (configs/*.py build on it).
+
+Top-level fields (a contract: tools and users rely on these names):
+  model            ConfigDict, at least `name` (a key of pikelpn_jax.models.registry)
+  dataset          ConfigDict: name (imagenet2012 | fashion_mnist | image_folder | synthetic),
+                   image_size, channels, num_classes, data_dir, ...
+  batch_size, num_train_steps, eval_every_steps, checkpoint_every_steps, seed, learning_rate
+  optimizer, schedule, ... (training), distill (knowledge distillation), quant_schedule, ace
+"""
+from __future__ import annotations
+
+import ml_collections
+
+DATASETS = ("imagenet2012", "fashion_mnist", "image_folder", "synthetic")
+
+
+def dataset_config(name: str = "imagenet2012") -> ml_collections.ConfigDict:
+  d = ml_collections.ConfigDict()
+  d.name = name
+  d.data_dir = ml_collections.config_dict.placeholder(str)   # tfds data_dir / folder root
+  d.fmnist_dir = "/usr/share/datasets/fashion-mnist"
+  if name == "fashion_mnist":
+    d.image_size = 32          # 28×28 padded to 32×32 (MobileNet strides divide it)
+    d.channels = 1             # replicate to 3 by setting channels=3
+    d.num_classes = 10
+    d.resize = "pad"           # pad | resize
+    d.train_examples = 60000   # use a prefix of the training set (quick runs)
+  else:
+    d.image_size = 224
+    d.channels = 3
+    d.num_classes = 1000
+    d.resize = "resize"
+    d.train_examples = -1
+  d.eval_examples = -1         # -1: the whole eval split
+  return d
+
+
+def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.model = ml_collections.ConfigDict()
+  c.model.name = model_name
+  c.dataset = dataset_config(dataset)
+
+  c.seed = 0
+  c.batch_size = 256
+  c.eval_batch_size = 256
+  c.num_train_steps = 100_000
+  c.eval_every_steps = 5_000
+  c.checkpoint_every_steps = 5_000
+  c.keep_checkpoints = 3
+  c.log_every_steps = 100
+
+  c.learning_rate = 1e-3
+  c.optimizer = "adamw"         # sgd | adam | adamw
+  c.momentum = 0.9
+  c.b2 = 0.999
+  c.weight_decay = 5e-5         # kernels only
+  c.schedule = "cosine"         # cosine | linear | piecewise | constant
+  c.warmup_steps = 0
+  c.schedule_knee_step = -1     # piecewise (PokeBNN): linear to 0 at the knee
+  c.label_smoothing = 0.0
+
+  c.distill = ml_collections.ConfigDict()
+  c.distill.teacher_config = ""     # 'configs/x.py:variant' ('' = no distillation)
+  c.distill.teacher_workdir = ""
+  c.distill.alpha = 1.0             # weight of the KD term; 1.0 = pure KD (PokeBNN)
+  c.distill.temperature = 1.0
+
+  c.quant_schedule = ml_collections.ConfigDict()
+  c.quant_schedule.weight_start_step = 0
+  c.quant_schedule.act_start_step = 0
+
+  c.ace = ml_collections.ConfigDict()
+  c.ace.float_bits = 32
+  c.ace.acc_bits = 32
+  return c

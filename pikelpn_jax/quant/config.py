@@ -1,0 +1,197 @@
+"""Quantizer configuration: numerics × calibration × granularity (× scale format), as frozen objects.
+
+`bits=None` anywhere means float pass-through, so one flag gives the float baseline.
+Every constructor validates its fields and raises one clear ValueError naming the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional
+
+CALIBRATIONS = ("absmax", "absmean", "fixed", "lsq", "ema")
+SCALE_FORMATS = ("none", "pow2", "fixed")
+KINDS = ("weight", "act", "norm", "scale", "param")
+
+
+def check_bits(bits, field: str = "bits", allow_none: bool = True):
+  """Validates a bit width: an int in 1..16, or None (float)."""
+  if bits is None and allow_none:
+    return None
+  if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
+    allowed = "an integer 1..16 or None (float)" if allow_none else "an integer 1..16"
+    raise ValueError(f"{field}={bits!r} is not allowed; use {allowed}")
+  return bits
+
+
+@dataclasses.dataclass(frozen=True)
+class Numerics:
+  """The integer grid and the rounding/STE rule.
+
+  bits: 1..16 or None (float pass-through).
+  signed: symmetric narrow range [-(2^(b-1)-1), 2^(b-1)-1] (b>=2); unsigned: [0, 2^b-1].
+  bits=1, signed: the binary grid {-1, +1} (sign, with sign(0)=+1). With half_shift (PokeBNN) the
+    real values are ±0.5·bound, otherwise ±bound.
+  STE: identity gradient inside the clip range, zero outside (see quant/ste.py).
+  """
+  bits: Optional[int] = 8
+  signed: bool = True
+  half_shift: bool = False
+
+  def __post_init__(self):
+    check_bits(self.bits)
+    if self.bits == 1 and not self.signed:
+      raise ValueError("bits=1 with signed=False is not allowed; binary grids are signed (±1)")
+
+  @property
+  def is_float(self) -> bool:
+    return self.bits is None
+
+  @property
+  def is_binary(self) -> bool:
+    return self.bits == 1
+
+  @property
+  def qmin(self) -> float:
+    if self.bits == 1:
+      return -1.0
+    return float(-(2 ** (self.bits - 1) - 1)) if self.signed else 0.0
+
+  @property
+  def qmax(self) -> float:
+    if self.bits == 1:
+      return 1.0
+    return float(2 ** (self.bits - 1) - 1) if self.signed else float(2 ** self.bits - 1)
+
+  @property
+  def levels_per_bound(self) -> float:
+    """How many grid steps map to the calibration bound (scale = bound / levels_per_bound)."""
+    if self.bits == 1:
+      return 2.0 if self.half_shift else 1.0
+    return self.qmax
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+  """How the scale is chosen.
+
+  absmax: max|x| (weights); absmean: mean|x| (ReActNet binary weights); fixed: a constant bound
+  (PokeBNN uses 3.0 for binary activations); lsq: a learned step size (LSQ, with its gradient),
+  initialised from `bound`; ema: an exponential moving average of max|x| over training batches.
+  """
+  method: str = "absmax"
+  bound: float = 1.0
+  momentum: float = 0.99
+  lsq_grad_scale: bool = True
+
+  def __post_init__(self):
+    if self.method not in CALIBRATIONS:
+      raise ValueError(f"calibration.method={self.method!r} is not allowed; use one of {CALIBRATIONS}")
+    if not self.bound > 0:
+      raise ValueError(f"calibration.bound={self.bound!r} is not allowed; use a positive number")
+    if not 0.0 <= self.momentum < 1.0:
+      raise ValueError(f"calibration.momentum={self.momentum!r} is not allowed; use 0 <= m < 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Granularity:
+  """Per tensor (channel_axis=None) or per channel along `channel_axis` (negative allowed)."""
+  channel_axis: Optional[int] = None
+
+  def resolve(self, ndim: int) -> Optional[int]:
+    """The non-negative channel axis for an `ndim`-d tensor; an error if out of range."""
+    if self.channel_axis is None:
+      return None
+    if not -ndim <= self.channel_axis < ndim:
+      raise ValueError(f"granularity.channel_axis={self.channel_axis} is out of range for a "
+                       f"{ndim}-d tensor; allowed: {-ndim}..{ndim - 1} or None (per tensor)")
+    return self.channel_axis % ndim
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleQuant:
+  """Double Quantization: how the quantization scale itself is quantized.
+
+  none: a float scale; pow2: 2^round(log2 s) (rescaling becomes a shift);
+  fixed: a `bits`-bit integer mantissa times a power of two.
+  """
+  format: str = "none"
+  bits: int = 8
+
+  def __post_init__(self):
+    if self.format not in SCALE_FORMATS:
+      raise ValueError(f"scale_quant.format={self.format!r} is not allowed; use one of {SCALE_FORMATS}")
+    check_bits(self.bits, "scale_quant.bits", allow_none=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantConfig:
+  """A quantizer: numerics × calibration × granularity × scale format, plus what it quantizes."""
+  numerics: Numerics = Numerics()
+  calibration: Calibration = Calibration()
+  granularity: Granularity = Granularity()
+  scale_quant: ScaleQuant = ScaleQuant()
+  kind: str = "act"
+  folded: bool = False
+
+  def __post_init__(self):
+    if self.kind not in KINDS:
+      raise ValueError(f"quant kind={self.kind!r} is not allowed; use one of {KINDS}")
+
+  @property
+  def bits(self) -> Optional[int]:
+    return self.numerics.bits
+
+  @property
+  def is_float(self) -> bool:
+    return self.numerics.is_float
+
+  def replace(self, **kw) -> "QuantConfig":
+    return dataclasses.replace(self, **kw)
+
+
+FLOAT = QuantConfig(numerics=Numerics(bits=None))
+
+
+def weight_quant(bits: Optional[int], *, per_channel: bool = True, channel_axis: int = -1,
+                 scale: str = "none", scale_bits: int = 8, calibration: str = "absmax",
+                 half_shift: bool = False, folded: bool = False) -> QuantConfig:
+  """Signed weight quantizer (per output channel by default)."""
+  return QuantConfig(numerics=Numerics(bits=bits, signed=True, half_shift=half_shift),
+                     calibration=Calibration(method=calibration),
+                     granularity=Granularity(channel_axis if per_channel else None),
+                     scale_quant=ScaleQuant(scale, scale_bits), kind="weight", folded=folded)
+
+
+def act_quant(bits: Optional[int], *, signed: bool = False, calibration: str = "ema",
+              bound: float = 6.0, scale: str = "none", scale_bits: int = 8,
+              half_shift: bool = False, folded: bool = False) -> QuantConfig:
+  """Per-tensor activation quantizer (unsigned after ReLU by default)."""
+  return QuantConfig(numerics=Numerics(bits=bits, signed=signed, half_shift=half_shift),
+                     calibration=Calibration(method=calibration, bound=bound),
+                     granularity=Granularity(None), scale_quant=ScaleQuant(scale, scale_bits),
+                     kind="act", folded=folded)
+
+
+def from_dict(d: Mapping[str, Any], kind: str = "act") -> QuantConfig:
+  """Builds a QuantConfig from a flat mapping (e.g. an ml-collections ConfigDict).
+
+  Keys: bits, signed, half_shift, calibration, bound, momentum, channel_axis, scale, scale_bits,
+  folded. Unknown keys are an error.
+  """
+  allowed = {"bits", "signed", "half_shift", "calibration", "bound", "momentum", "channel_axis",
+             "scale", "scale_bits", "folded", "kind", "lsq_grad_scale"}
+  d = dict(d)
+  unknown = set(d) - allowed
+  if unknown:
+    raise ValueError(f"unknown quantizer field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+  kind = d.get("kind", kind)
+  return QuantConfig(
+      numerics=Numerics(bits=d.get("bits", 8), signed=d.get("signed", True),
+                        half_shift=d.get("half_shift", False)),
+      calibration=Calibration(method=d.get("calibration", "absmax" if kind == "weight" else "ema"),
+                              bound=d.get("bound", 1.0 if kind == "weight" else 6.0),
+                              momentum=d.get("momentum", 0.99),
+                              lsq_grad_scale=d.get("lsq_grad_scale", True)),
+      granularity=Granularity(d.get("channel_axis", None)),
+      scale_quant=ScaleQuant(d.get("scale", "none"), d.get("scale_bits", 8)),
+      kind=kind, folded=d.get("folded", False))
