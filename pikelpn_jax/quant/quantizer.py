@@ -30,7 +30,8 @@ def quantize_scale(s, cfg: QuantConfig):
   if fmt == "none":
     return s
   if fmt == "pow2":
-    s = ste.round_pow2_ste(s)
+    # Data-calibrated scales round up (no clipping of max|x|); learned ones to nearest.
+    s = ste.round_pow2_ste(s, cfg.calibration.method in ("absmax", "absmean", "ema"))
   else:
     s = ste.round_fixed_ste(s, cfg.scale_quant.bits)
   return tag(s, bits=cfg.scale_quant.bits, signed=False, kind="scale", scale=fmt,

@@ -8,7 +8,8 @@ quantize_ste(x, s): the integer code of x on a grid of step s.
   is multiplied back by s downstream, the gradient w.r.t. s is LSQ's: round(x/s) - x/s inside,
   the clip level outside.
 
-round_pow2_ste(s): 2^round(log2 s), identity gradient (Double Quantization, 'pow2').
+round_pow2_ste(s, ceil): 2^round(log2 s) (2^ceil for abs-max calibrated scales, so that the
+  rounding never clips the range), identity gradient (Double Quantization, 'pow2').
 round_fixed_ste(s, bits): m·2^e with m a `bits`-bit integer mantissa, identity gradient ('fixed').
 """
 from __future__ import annotations
@@ -38,14 +39,16 @@ def _quantize_ste_jvp(lo, hi, binary, primals, tangents):
   return out, jnp.where(inside, dv, jnp.zeros_like(dv))
 
 
-@jax.custom_jvp
-def round_pow2_ste(s):
-  return jnp.exp2(jnp.round(jnp.log2(s)))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def round_pow2_ste(s, ceil: bool = False):
+  # ceil: never shrink the scale, so an abs-max calibrated range is not clipped by the rounding.
+  e = jnp.log2(s)
+  return jnp.exp2(jnp.ceil(e) if ceil else jnp.round(e))
 
 
 @round_pow2_ste.defjvp
-def _round_pow2_jvp(primals, tangents):
-  return round_pow2_ste(primals[0]), tangents[0]
+def _round_pow2_jvp(ceil, primals, tangents):
+  return round_pow2_ste(primals[0], ceil), tangents[0]
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))

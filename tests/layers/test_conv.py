@@ -1,0 +1,70 @@
+"""Quantized MAC layers: integer accumulators, equal depthwise forms, bad input."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pikelpn_jax.layers import QConv, QDense, QDepthwiseConv, resolve_dw_impl
+from pikelpn_jax.quant import act_quant, weight_quant
+
+X = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 9, 8))
+
+
+@pytest.mark.parametrize("strides,padding", [(1, "SAME"), (2, "SAME"), (2, "VALID"),
+                                             (1, ((2, 0), (1, 1)))])
+@pytest.mark.parametrize("quantized", [False, True])
+def test_depthwise_forms_agree(strides, padding, quantized):
+  kw = dict(features=8, strides=strides, padding=padding)
+  if quantized:
+    kw.update(w_quant=weight_quant(8), x_quant=act_quant(8, signed=True, calibration="fixed",
+                                                          bound=3.0))
+  grouped = QDepthwiseConv(impl="grouped", **kw)
+  shift = QDepthwiseConv(impl="shift_add", **kw)
+  v = grouped.init(jax.random.PRNGKey(1), X)
+  np.testing.assert_allclose(grouped.apply(v, X), shift.apply(v, X), atol=1e-5, rtol=1e-5)
+  loss = lambda m: (lambda p: jnp.sum(m.apply({"params": p}, X) ** 2))
+  g1 = jax.grad(loss(grouped))(v["params"])
+  g2 = jax.grad(loss(shift))(v["params"])
+  np.testing.assert_allclose(g1["kernel"], g2["kernel"], atol=1e-4, rtol=1e-4)
+
+
+def test_accumulator_holds_integers_and_scale_dequantizes():
+  conv = QConv(6, kernel_size=3, strides=2, w_quant=weight_quant(4),
+               x_quant=act_quant(4, signed=True, calibration="fixed", bound=2.0))
+  v = conv.init(jax.random.PRNGKey(2), X)
+  acc, s = conv.apply(v, X, return_acc=True)
+  np.testing.assert_array_equal(acc, jnp.round(acc))
+  assert s.shape == (6,)
+  np.testing.assert_allclose(conv.apply(v, X), acc * s, rtol=1e-6)
+  # Fake-quant reference: conv of the dequantized operands.
+  float_conv = QConv(6, kernel_size=3, strides=2)
+  kernel = v["params"]["kernel"]
+  sw = np.abs(np.asarray(kernel)).max(axis=(0, 1, 2)) / 7
+  wq = np.clip(np.floor(np.asarray(kernel) / sw + 0.5), -7, 7) * sw
+  xq = np.clip(np.floor(np.asarray(X) / (2 / 7) + 0.5), -7, 7) * (2 / 7)
+  ref = float_conv.apply({"params": {"kernel": wq}}, xq)
+  np.testing.assert_allclose(conv.apply(v, X), ref, atol=1e-4)
+
+
+def test_dense_and_float_pass_through():
+  x = X.reshape(2, -1)
+  d = QDense(5, use_bias=True)
+  v = d.init(jax.random.PRNGKey(0), x)
+  np.testing.assert_allclose(d.apply(v, x), x @ v["params"]["kernel"] + v["params"]["bias"],
+                             rtol=1e-5)
+
+
+def test_auto_picks_shift_add_on_cpu():
+  assert resolve_dw_impl("auto") == ("shift_add" if jax.default_backend() == "cpu" else "grouped")
+
+
+@pytest.mark.parametrize("layer,msg", [
+    (QConv(0), "QConv.features=0"),
+    (QDepthwiseConv(4), "must equal the input channels"),
+    (QDepthwiseConv(8, impl="fft"), "dw_impl='fft'"),
+    (QConv(6, feature_group_count=3), "feature_group_count=3"),
+    (QConv(6, padding="FULL"), "padding='FULL'"),
+])
+def test_bad_input(layer, msg):
+  with pytest.raises(ValueError, match=msg):
+    layer.init(jax.random.PRNGKey(0), X)
