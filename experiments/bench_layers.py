@@ -1,0 +1,124 @@
+"""Train-step time of quantized PikeLPN vs float MobileNetV1 at the same width, both depthwise forms.
+
+    python experiments/bench_layers.py [--width 1.0] [--batch 64] [--size 32] [--steps 10]
+
+Writes its section of docs/benchmarks.md. Goals (issue "foundation"): quantized ≤ 1.15× float;
+shift-and-add ≥ 3× faster than the grouped conv on CPU. All timings of one run come from the same
+process, measured side by side (interleaved rounds, best-of-rounds median).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments.common import REPO, markdown_table, stamp, write_section  # noqa: E402
+from pikelpn_jax.models import build_model  # noqa: E402
+
+
+def load_config(path_variant: str):
+  path, variant = path_variant.split(":")
+  spec = importlib.util.spec_from_file_location("cfg", os.path.join(REPO, path))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config(variant)
+
+
+def make_step(config, dw_impl, batch, size):
+  model = build_model(config, dw_impl=dw_impl)
+  x = jax.random.normal(jax.random.PRNGKey(0), (batch, size, size, config.dataset.channels))
+  y = jax.random.randint(jax.random.PRNGKey(1), (batch,), 0, config.dataset.num_classes)
+  variables = jax.jit(lambda k: model.init(k, x[:1]))(jax.random.PRNGKey(2))
+  params, stats = variables["params"], variables.get("batch_stats", {})
+  tx = optax.sgd(0.01, momentum=0.9)
+  opt = tx.init(params)
+
+  def loss_fn(p, s):
+    logits, upd = model.apply({"params": p, "batch_stats": s}, x, train=True,
+                              mutable=["batch_stats"])
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), upd["batch_stats"]
+
+  @jax.jit
+  def step(p, s, o):
+    (loss, s), g = jax.value_and_grad(loss_fn, has_aux=True)(p, s)
+    upd, o = tx.update(g, o, p)
+    return optax.apply_updates(p, upd), s, o, loss
+
+  state = [params, stats, opt]
+
+  def run():
+    out = step(*state)
+    jax.block_until_ready(out[3])
+    state[:] = out[:3]
+
+  t0 = time.perf_counter()
+  run()                                  # compile + first step
+  compile_s = time.perf_counter() - t0
+  run()
+  return run, compile_s
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--width", type=float, default=1.0)
+  ap.add_argument("--batch", type=int, default=64)
+  ap.add_argument("--size", type=int, default=32)
+  ap.add_argument("--steps", type=int, default=5, help="timed steps per round")
+  ap.add_argument("--rounds", type=int, default=3)
+  ap.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
+  args = ap.parse_args(argv)
+
+  cases = {}
+  for name, cfg_name in (("float MobileNetV1", "configs/mobilenet_v1.py:float"),
+                         ("PikeLPN (quantized)", "configs/pikelpn.py:1x")):
+    cfg = load_config(cfg_name)
+    cfg.model.width = args.width
+    cfg.dataset.num_classes = 10
+    cfg.dataset.image_size = args.size
+    for impl in ("grouped", "shift_add"):
+      cases[(name, impl)] = make_step(cfg, impl, args.batch, args.size)
+      print(f"compiled {name} / {impl}: {cases[(name, impl)][1]:.1f} s", flush=True)
+
+  times = {k: [] for k in cases}
+  for _ in range(args.rounds):          # interleave so drift hits every case alike
+    for k, (run, _) in cases.items():
+      t0 = time.perf_counter()
+      for _ in range(args.steps):
+        run()
+      times[k].append((time.perf_counter() - t0) / args.steps)
+  ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+  rows = [[n, i, f"{ms[(n, i)]:.1f}", f"{args.batch / ms[(n, i)] * 1e3:.0f}",
+           f"{cases[(n, i)][1]:.1f}"] for (n, i) in cases]
+  fl, pk = "float MobileNetV1", "PikeLPN (quantized)"
+  ratios = [
+      ["PikeLPN / float, grouped", f"{ms[(pk, 'grouped')] / ms[(fl, 'grouped')]:.2f}×", "≤ 1.15×"],
+      ["PikeLPN / float, shift_add", f"{ms[(pk, 'shift_add')] / ms[(fl, 'shift_add')]:.2f}×",
+       "≤ 1.15×"],
+      ["grouped / shift_add, float", f"{ms[(fl, 'grouped')] / ms[(fl, 'shift_add')]:.2f}×", "≥ 3×"],
+      ["grouped / shift_add, PikeLPN", f"{ms[(pk, 'grouped')] / ms[(pk, 'shift_add')]:.2f}×",
+       "≥ 3×"],
+  ]
+  body = "\n\n".join([
+      "## Layers: train-step time, quantized PikeLPN vs float MobileNetV1 (`bench_layers.py`)",
+      stamp(),
+      f"Width {args.width}, {args.size}×{args.size} input, batch {args.batch}, 10 classes, "
+      f"SGD-momentum train step (forward + backward + update), median of {args.rounds} "
+      f"interleaved rounds of {args.steps} steps.",
+      markdown_table(["model", "depthwise form", "step ms", "img/s", "compile+1st step s"], rows),
+      markdown_table(["ratio", "measured", "goal"], ratios),
+  ])
+  write_section(args.out, "bench_layers", body)
+  print(body)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,64 @@
+"""Helpers for configs/*.py: the model-quantization fields and variant checking.
+
+Fields written into config.model (read by plan_from_config):
+  quant          ConfigDict of layer defaults (keys: bit_rules.LAYER_KEYS)
+  bit_rules      tuple of (regex, overrides) pairs, first full match on the module path wins
+  quantnorm      bool: QuantNorm (quantized folded norm, fed by the integer accumulator)
+  quantnorm_bits, quantnorm_bias_bits
+  double_quant   bool: scales of weight/activation quantizers and QuantNorm quantized
+  dq_format      'pow2' (a shift) | 'fixed' (8-bit mantissa · 2^e)
+  dhq            bool: depthwise weights use their own rule (PikeLPN: 8-bit per channel);
+                 False: they use the pointwise layer's quantizer
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence
+
+import ml_collections
+
+from pikelpn_jax.models.bit_rules import DEFAULT_LAYER
+
+
+def check_variant(variant: str, allowed: Sequence[str], config_file: str) -> str:
+  if variant not in allowed:
+    raise ValueError(f"{config_file}: variant {variant!r} is not allowed; use one of "
+                     f"{list(allowed)}")
+  return variant
+
+
+def set_quant_fields(model: ml_collections.ConfigDict, *, w_bits: Optional[int],
+                     a_bits: Optional[int], bit_rules: Sequence = (), quantnorm: bool = False,
+                     double_quant: bool = False, dhq: bool = False,
+                     **layer_defaults: Any) -> ml_collections.ConfigDict:
+  """Writes the quantization fields into config.model (see the module docstring)."""
+  q = dict(DEFAULT_LAYER)
+  q.update(w_bits=w_bits, a_bits=a_bits)
+  q.update(layer_defaults)
+  model.quant = ml_collections.ConfigDict(q)
+  model.bit_rules = tuple((p, dict(o)) for p, o in bit_rules)
+  model.quantnorm = quantnorm
+  model.quantnorm_bits = 8
+  model.quantnorm_bias_bits = 32
+  model.double_quant = double_quant
+  model.dq_format = "pow2"
+  model.dhq = dhq
+  return model
+
+
+def stem_head_rules(bits: Mapping[str, Any]) -> tuple:
+  """The usual 'first and last layer at 8 bits' rules."""
+  return (("stem", dict(bits)), ("head", dict(bits)))
+
+
+def load_config(spec: str):
+  """Loads 'path/to/config.py:variant' (as `main.py --config` does); no ':' = the default variant."""
+  import importlib.util
+  import os
+  path, _, variant = spec.partition(":")
+  if not path.endswith(".py") or not os.path.isfile(path):
+    raise ValueError(f"config file {path!r} does not exist; use 'configs/<family>.py:<variant>'")
+  name = "_config_" + os.path.splitext(os.path.basename(path))[0]
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(variant) if variant else module.get_config()

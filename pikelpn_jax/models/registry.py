@@ -1,0 +1,67 @@
+"""The model registry: models found by name (config.model.name).
+
+  build_model(config, *, weight_quant=True, act_quant=True, dw_impl=None) -> flax.linen.Module
+  model_names() -> sorted list of registered names
+
+`config` is the full experiment ConfigDict (pikelpn_jax.config_base.base_config); the model reads
+config.model.* and config.dataset.num_classes. weight_quant / act_quant = False make every
+weight / activation quantizer float. dw_impl overrides config.model.dw_impl
+('auto' | 'grouped' | 'shift_add').
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Dict, List, Optional
+
+import flax.linen as nn
+
+from pikelpn_jax.layers import DW_IMPLS
+from pikelpn_jax.models.quant_plan import plan_from_config
+
+# name -> builder(model_cfg: dict, num_classes: int, plan: QuantPlan, dw_impl: str) -> Module
+_BUILDERS: Dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+  def deco(fn):
+    if name in _BUILDERS:
+      raise ValueError(f"model {name!r} is registered twice")
+    _BUILDERS[name] = fn
+    return fn
+  return deco
+
+
+# Family modules; importing one registers its models.
+FAMILIES = ("mobilenet_v1", "mobilenet_v2", "pokebnn", "reactnet", "resnet")
+
+
+def _load_families():
+  for fam in FAMILIES:
+    importlib.import_module(f"pikelpn_jax.models.{fam}")
+
+
+def model_names() -> List[str]:
+  _load_families()
+  return sorted(_BUILDERS)
+
+
+def _check_num_classes(n):
+  if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+    raise ValueError(f"config.dataset.num_classes={n!r} is not allowed; use a positive int")
+  return n
+
+
+def build_model(config, *, weight_quant: bool = True, act_quant: bool = True,
+                dw_impl: Optional[str] = None) -> nn.Module:
+  _load_families()
+  model_cfg = dict(config.model)
+  name = model_cfg.get("name")
+  if name not in _BUILDERS:
+    raise ValueError(f"config.model.name={name!r} is not a registered model; allowed: "
+                     f"{sorted(_BUILDERS)}")
+  impl = dw_impl if dw_impl is not None else model_cfg.get("dw_impl", "auto")
+  if impl not in DW_IMPLS:
+    raise ValueError(f"dw_impl={impl!r} is not allowed; use one of {DW_IMPLS}")
+  num_classes = _check_num_classes(config.dataset.num_classes)
+  plan = plan_from_config(model_cfg, weight_quant=weight_quant, act_quant=act_quant)
+  return _BUILDERS[name](model_cfg, num_classes, plan, impl)
