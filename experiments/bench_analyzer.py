@@ -7,8 +7,8 @@ For PikeLPN-1x and MobileNetV2 (float) at 224×224, batch 1, on the same abstrac
   analyze      pikelpn_jax.ace.analyze(forward, *args)           (tracing + the walk)
   xla          jax.jit(forward).lower(*args).compile().cost_analysis()
 Each is run once to warm caches, then `repeats` times, interleaved, each with a fresh function
-object (so no trace cache is hit); the median is reported. Writes its own section of the output file, between the
-markers <!-- bench_analyzer --> and <!-- /bench_analyzer -->, leaving the rest untouched.
+object (so no trace cache is hit); the median is reported. Writes its own section of the output
+file, between <!-- bench_analyzer --> and <!-- /bench_analyzer -->, leaving the rest untouched.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from pikelpn_jax.models import build_model
 from pikelpn_jax.models.config_fields import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = (("PikeLPN-1x", "configs/pikelpn.py:1x"), ("MobileNetV2-1.0", "configs/mobilenet_v2.py:float"))
+MODELS = (("PikeLPN-1x", "configs/pikelpn.py:1x"),
+          ("MobileNetV2-1.0", "configs/mobilenet_v2.py:float"))
 BEGIN, END = "<!-- bench_analyzer -->", "<!-- /bench_analyzer -->"
 
 
@@ -77,12 +78,14 @@ def bench(spec: str, repeats: int) -> dict:
   return out
 
 
-def section(results: dict, repeats: int) -> str:
+def section(results: dict, repeats: int, load: float) -> str:
   lines = [BEGIN, "## ACEv2 analyzer speed (experiments/bench_analyzer.py)", "",
            f"Command: `python experiments/bench_analyzer.py --repeats {repeats}`; measured on this "
            f"{os.cpu_count()}-core CPU ({platform.machine()}), jax {jax.__version__}, default XLA "
            "flags; batch 1, 224×224, abstract (eval_shape) variables; median of "
-           f"{repeats} interleaved runs after one warm-up.", "",
+           f"{repeats} interleaved runs after one warm-up; 1-minute load average {load:.1f} at the "
+           "start (other jobs share the machine, so absolute times are noisy; the ratios less so).",
+           "",
            "| model | make_jaxpr (s) | analyze (s) | of which walk (s) | analyze / make_jaxpr | "
            "XLA lower+compile+cost_analysis (s) | XLA / analyze |",
            "|---|---|---|---|---|---|---|"]
@@ -95,7 +98,8 @@ def section(results: dict, repeats: int) -> str:
             "taps on real pixels only and one flop per elementwise op, including ops on "
             "parameters that ACEv2 folds offline.", "",
             "| model | ACEv2 MACs (padded taps) | MACs (real taps only) | XLA flops/2 | "
-            "XLA flops/2 ÷ real-tap MACs | ACEv2 elementwise ops | XLA flops − 2·real-tap MACs |",
+            "XLA flops/2 ÷ real-tap MACs | ACEv2 elementwise ops | "
+            "XLA flops − 2·real-tap MACs |",
             "|---|---|---|---|---|---|---|"]
   for name, r in results.items():
     lines.append(f"| {name} | {r['macs']:,} | {r['macs_valid']:,} | {r['xla_flops'] / 2:,.0f} | "
@@ -108,7 +112,10 @@ def section(results: dict, repeats: int) -> str:
 def write_section(path: str, text: str):
   old = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
   pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-  new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+  if pattern.search(old):
+    new = pattern.sub(lambda _: text, old)
+  else:
+    new = old.rstrip("\n") + "\n\n" + text
   with open(path, "w") as f:
     f.write(new.rstrip("\n") + "\n")
 
@@ -120,8 +127,9 @@ def main():
   a = p.parse_args()
   if a.repeats < 1:
     p.error(f"--repeats={a.repeats} is not allowed; use a positive integer")
+  load = os.getloadavg()[0]
   results = {name: bench(spec, a.repeats) for name, spec in MODELS}
-  text = section(results, a.repeats)
+  text = section(results, a.repeats, load)
   print(text)
   write_section(a.out, text)
 

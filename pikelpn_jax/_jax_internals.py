@@ -110,3 +110,152 @@ def custom_call_function_name(eqn) -> str:
 def literal_value(v):
   """The Python/NumPy value of a Literal operand, or None for a Var."""
   return v.val if isinstance(v, Literal) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Accessors for the ACEv2 analyzer (pikelpn_jax/ace). Each returns plain Python values, so the
+# analyzer never reads an eqn's params, source_info or avals itself: if JAX renames a param,
+# only these functions change (and tests/test_jax_internals.py says which).
+
+QUANTIZER_FUNCTION = "quantize_ste"
+DropVar = jex_core.DropVar
+
+
+def primitive_name(eqn) -> str:
+  return eqn.primitive.name
+
+
+def eqn_inputs(eqn) -> list:
+  return list(eqn.invars)
+
+
+def eqn_outputs(eqn) -> list:
+  return list(eqn.outvars)
+
+
+def is_literal(v) -> bool:
+  return isinstance(v, Literal)
+
+
+def is_dropped(v) -> bool:
+  return isinstance(v, DropVar)
+
+
+def var_shape(v) -> tuple[int, ...]:
+  return tuple(int(d) for d in v.aval.shape)
+
+
+def var_dtype(v):
+  return v.aval.dtype
+
+
+def jaxpr_parts(j):
+  """(invars, constvars, outvars, eqns, consts) of a Jaxpr or ClosedJaxpr."""
+  jaxpr, consts = open_jaxpr(j)
+  return list(jaxpr.invars), list(jaxpr.constvars), list(jaxpr.outvars), jaxpr.eqns, consts
+
+
+def tag_params(eqn) -> dict:
+  """The qtag params: bits, signed, kind, scale, scale_bits, folded."""
+  p = eqn.params
+  return {k: p[k] for k in ("bits", "signed", "kind", "scale", "scale_bits", "folded")}
+
+
+def is_quantizer_call(eqn) -> bool:
+  """A quantizer's integer-code STE (custom_jvp_call of quantize_ste); jax.nn.relu is not one."""
+  return eqn.primitive.name == "custom_jvp_call" and \
+      custom_call_function_name(eqn) == QUANTIZER_FUNCTION
+
+
+def call_body(eqn):
+  """The sub-jaxpr of a call-like eqn whose operands map 1:1 onto its invars, or None.
+
+  jit / remat2 / checkpoint keep it in 'jaxpr'; closed_call, core_call, custom_jvp_call and
+  custom_vjp_call in 'call_jaxpr'.
+  """
+  name = eqn.primitive.name
+  if name in ("jit", "pjit", "remat2", "checkpoint"):
+    return eqn.params["jaxpr"]
+  if name in ("closed_call", "core_call", "custom_jvp_call", "custom_vjp_call",
+              "custom_vjp_call_jaxpr"):
+    return eqn.params["call_jaxpr"]
+  return None
+
+
+def scan_info(eqn) -> tuple[Any, int, int, int]:
+  """(body, length, num_consts, num_carry) of a scan eqn."""
+  p = eqn.params
+  return p["jaxpr"], int(p["length"]), int(p["num_consts"]), int(p["num_carry"])
+
+
+def cond_branches(eqn) -> tuple:
+  return tuple(eqn.params["branches"])
+
+
+def conv_geometry(eqn) -> dict:
+  """Shapes and window of a conv_general_dilated eqn, spatial dims in lhs/rhs/out order."""
+  p = eqn.params
+  lhs, rhs = eqn.invars[0], eqn.invars[1]
+  dn = p["dimension_numbers"]
+  lhs_spec, rhs_spec, out_spec = dn.lhs_spec, dn.rhs_spec, dn.out_spec
+  lshape, rshape = var_shape(lhs), var_shape(rhs)
+  return {
+      "lhs_spatial": tuple(lshape[d] for d in lhs_spec[2:]),
+      "rhs_spatial": tuple(rshape[d] for d in rhs_spec[2:]),
+      "rhs_out_features": rshape[rhs_spec[0]],
+      "rhs_in_features": rshape[rhs_spec[1]],
+      "out_batch_features": tuple(var_shape(eqn.outvars[0])[d] for d in out_spec[:2]),
+      "strides": tuple(p["window_strides"]),
+      "padding": tuple(tuple(int(a) for a in pr) for pr in p["padding"]),
+      "lhs_dilation": tuple(p["lhs_dilation"] or (1,) * len(lshape[2:])),
+      "rhs_dilation": tuple(p["rhs_dilation"] or (1,) * len(lshape[2:])),
+      "feature_group_count": int(p["feature_group_count"]),
+      "batch_group_count": int(p["batch_group_count"]),
+  }
+
+
+def dot_contracting_size(eqn) -> int:
+  (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+  shape = var_shape(eqn.invars[0])
+  size = 1
+  for d in lhs_contract:
+    size *= shape[d]
+  return size
+
+
+def reduce_axes_of(eqn) -> tuple[int, ...]:
+  """Reduced axes of reduce_* / argmax / argmin, or the axis of a cumulative op."""
+  p = eqn.params
+  if "axes" in p:
+    return tuple(int(a) for a in p["axes"])
+  return (int(p["axis"]),)
+
+
+def window_geometry(eqn) -> dict:
+  """reduce_window_* params, as conv-like per-dimension tuples."""
+  p = eqn.params
+  return {
+      "in_shape": var_shape(eqn.invars[0]),
+      "window": tuple(int(a) for a in p["window_dimensions"]),
+      "strides": tuple(int(a) for a in p["window_strides"]),
+      "padding": tuple(tuple(int(a) for a in pr) for pr in p["padding"]),
+      "base_dilation": tuple(int(a) for a in p["base_dilation"]),
+      "window_dilation": tuple(int(a) for a in p["window_dilation"]),
+  }
+
+
+def integer_pow_exponent(eqn) -> int:
+  return int(eqn.params["y"])
+
+
+def pad_config(eqn) -> tuple:
+  return tuple(tuple(int(a) for a in c) for c in eqn.params["padding_config"])
+
+
+def join_name_stacks(outer: str, inner: str) -> str:
+  """Name stacks inside a sub-jaxpr are relative to the calling eqn's stack."""
+  if not outer:
+    return inner
+  if not inner:
+    return outer
+  return outer + "/" + inner

@@ -77,10 +77,15 @@ class DPReLU(nn.Module):
     bias_y = self.param("bias_y", nn.initializers.zeros, (c,), jnp.float32)
     pos = self.param("pos_slope", nn.initializers.ones, (c,), jnp.float32)
     neg = self.param("neg_slope", nn.initializers.constant(0.25), (c,), jnp.float32)
+    # Both slopes share one grid, so the slope is selected first and multiplied once per element
+    # (what hardware does: one compare, one select, one multiply).
+    q, s = quantize(jnp.stack([pos, neg]), _param_config(self.param_bits, self.scale_format))
     with cost_category("activation"):
       xs = x - bias_x
-      y = jnp.where(xs >= 0, scaled_mul(xs, pos, self.param_bits, self.scale_format),
-                    scaled_mul(xs, neg, self.param_bits, self.scale_format))
+      y = xs * jnp.where(xs >= 0, q[0], q[1])
+      if s is not None:
+        with cost_category("scaling"):
+          y = y * s
       return y - bias_y
 
 

@@ -1,0 +1,210 @@
+"""Public entry points: analyze(fn, *args) for any function; acev2_report(config) for zoo models."""
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Iterable, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+
+from pikelpn_jax.ace import rules
+from pikelpn_jax.ace.report import CostReport, LayerRow, _frozen
+from pikelpn_jax.ace.values import CATEGORIES, AceSettings, input_val
+from pikelpn_jax.ace.walker import AceError, Tally, Walker
+from pikelpn_jax._jax_internals import CATEGORY_PREFIX, jaxpr_parts
+
+# Conventions without a knob, written into every report's settings (docs/acev2.md).
+CONVENTIONS = {
+    "mac": "MACs * b_x * b_w (ACE v1 and ACEv2); float operands at float_bits",
+    "requantization": "x*(1/s): b_in*b_scale (none: float_bits; fixed: scale_bits), shift b_in "
+                      "(pow2), nothing (folded); + round (1 add) + clip (2 compares) at b_in; "
+                      "binary: 1 compare",
+    "elementwise": "mul/div b_x*b_y; by a power of two: shift b_x; add/sub/max/min/compare/"
+                   "select: max(b_x, b_y); transcendental: transcendental_mults*b_x^2",
+    "reductions": "n-1 adds or compares per output element, at the input width",
+    "constants": "anything computed from parameters and literals only is free",
+    "integer_results": "int*int, int+int and integer sums are held at acc_bits",
+    "traffic": "unfused: every priced op reads its operands and writes its result",
+}
+
+
+def _flat_param_sizes(args, param_argnums) -> list:
+  sizes = []
+  for i in param_argnums:
+    for leaf in jax.tree_util.tree_leaves(args[i]):
+      sizes.append(math.prod(leaf.shape))
+  return sizes
+
+
+def _input_vals(closed, args, const_argnums, param_argnums, settings):
+  """Types of the flattened arguments (make_jaxpr's invars, in order); parameter leaves carry
+  their flat index as origin."""
+  vals = []
+  origin = 0
+  for i, a in enumerate(args):
+    for leaf in jax.tree_util.tree_leaves(a):
+      size = math.prod(leaf.shape)
+      if i in param_argnums:
+        vals.append(input_val(leaf.dtype, settings, True, size, origin))
+        origin += 1
+      else:
+        vals.append(input_val(leaf.dtype, settings, i in const_argnums, size))
+  if len(vals) != len(jaxpr_parts(closed)[0]):
+    raise AceError(f"{len(vals)} argument leaves but {len(jaxpr_parts(closed)[0])} jaxpr inputs")
+  return vals
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_stack(stack: str):
+  """(module path, category) of a name stack: acev2:<cat> scopes set the category (innermost
+  wins) and are dropped from the path, as are Flax method scopes ('conv._finish')."""
+  category = ""
+  kept = []
+  for part in stack.split("/") if stack else ():
+    if part.startswith(CATEGORY_PREFIX):
+      category = part[len(CATEGORY_PREFIX):]
+      if category not in CATEGORIES:
+        raise AceError(f"cost_category {category!r} at {stack!r} is not allowed; use one of "
+                       f"{CATEGORIES}")
+      continue
+    if kept and part.startswith(kept[-1] + "."):
+      continue
+    kept.append(part)
+  return "/".join(kept), category
+
+
+def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[int],
+                 timing: dict, extra_settings: Optional[dict] = None) -> CostReport:
+  s = settings
+  layers = {}
+  breakdown = dict.fromkeys(CATEGORIES, 0)
+  by_bits = {}
+  macs = ace = acev2 = 0
+
+  def row(path):
+    r = layers.get(path)
+    if r is None:
+      r = layers[path] = {"macs": 0, "ace": 0, "acev2": 0, "ops": 0, "w": 0, "r": 0, "wr": 0,
+                          "cats": dict.fromkeys(CATEGORIES, 0)}
+    return r
+
+  for (stack, forced, op, bx, by), n in tally.costs.items():
+    path, cat = _parse_stack(stack)
+    cat = forced or cat or "other"
+    cost = n * rules.unit_cost(op, bx, by, s)
+    r = row(path)
+    r["acev2"] += cost
+    r["ops"] += n
+    r["cats"][cat] += cost
+    breakdown[cat] += cost
+    acev2 += cost
+    if op == "mac":
+      macs += n
+      ace += cost
+      r["macs"] += n
+      r["ace"] += cost
+    key = f"{op} {bx}x{by}" if by else f"{op} {bx}"
+    b = by_bits.setdefault(key, {"count": 0, "acev2": 0})
+    b["count"] += n
+    b["acev2"] += cost
+  for stack, (w, rd, wr) in tally.traffic.items():
+    r = row(_parse_stack(stack)[0])
+    r["w"] += w
+    r["r"] += rd
+    r["wr"] += wr
+
+  rows = tuple(LayerRow(p, r["macs"], r["ace"], r["acev2"], r["ops"], r["w"], r["r"], r["wr"],
+                        _frozen({c: v for c, v in r["cats"].items() if v}))
+               for p, r in layers.items())
+  params = sum(param_sizes)
+  model_bits = sum(size * tally.param_bits.get(i, s.float_bits)
+                   for i, size in enumerate(param_sizes))
+  notes = tuple(dict.fromkeys(f"{_parse_stack(st)[0] or '<top>'}: {t}" for st, t in tally.notes))
+  unaccounted = tuple(f"{t} at {_parse_stack(st)[0] or '<top>'}" for st, t in tally.unaccounted)
+  settings_json = dict(s.as_dict(), conventions=dict(CONVENTIONS), **(extra_settings or {}))
+  return CostReport(macs, ace, acev2, params, model_bits, _frozen(breakdown),
+                    _frozen({k: _frozen(v) for k, v in sorted(by_bits.items())}), rows,
+                    unaccounted, notes, _frozen(settings_json), _frozen(timing))
+
+
+def _argnums(x: Union[int, Iterable[int]], n: int, name: str) -> tuple:
+  out = (x,) if isinstance(x, int) else tuple(x)
+  for i in out:
+    if not isinstance(i, int) or not 0 <= i < n:
+      raise ValueError(f"{name}={x!r} is not allowed; use indices of the {n} positional args")
+  return out
+
+
+def analyze(fn, *args, const_argnums: Union[int, Iterable[int]] = (),
+            param_argnums: Union[int, Iterable[int], None] = None,
+            settings: Optional[AceSettings] = None, strict: bool = True,
+            extra_settings: Optional[dict] = None) -> CostReport:
+  """ACEv2 of `fn(*args)`: traces it once (args may be arrays or jax.ShapeDtypeStruct) and walks
+  the jaxpr. Args in const_argnums are constants (parameters: free to compute with); params and
+  model_bits count the leaves of param_argnums (default: const_argnums). strict=False records
+  unknown primitives in `unaccounted` instead of raising."""
+  settings = settings or AceSettings()
+  const_argnums = _argnums(const_argnums, len(args), "const_argnums")
+  param_argnums = const_argnums if param_argnums is None else _argnums(param_argnums, len(args),
+                                                                        "param_argnums")
+  if not set(param_argnums) <= set(const_argnums):
+    raise ValueError(f"param_argnums={param_argnums} must be a subset of "
+                     f"const_argnums={const_argnums}")
+  t0 = time.perf_counter()
+  closed = jax.make_jaxpr(fn)(*args)
+  t1 = time.perf_counter()
+  in_vals = _input_vals(closed, args, const_argnums, param_argnums, settings)
+  tally, _ = Walker(settings, strict).run(closed, in_vals)
+  report = build_report(tally, settings, _flat_param_sizes(args, param_argnums),
+                        {"trace_s": t1 - t0, "walk_s": time.perf_counter() - t1}, extra_settings)
+  return report
+
+
+def model_input_spec(config, batch: int = 1) -> jax.ShapeDtypeStruct:
+  d = config.dataset
+  return jax.ShapeDtypeStruct((batch, d.image_size, d.image_size, d.channels), jnp.float32)
+
+
+def abstract_variables(model, x_spec) -> dict:
+  """The model's variables as ShapeDtypeStructs (no compute: costs depend only on shapes)."""
+  return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(x_spec.shape,
+                                                                            x_spec.dtype),
+                                           train=False))
+
+
+def acev2_report(config, variables=None, *, float_bits: int = 32, acc_bits: int = 32,
+                 batch: int = 1, count_padded_taps: bool = True, strict: bool = True,
+                 model=None) -> CostReport:
+  """ACEv2 of the inference forward of the config's model (dw_impl='grouped') at `batch`.
+
+  variables: {'params', 'batch_stats', ...} or None (shapes from an abstract init).
+  Costs are per call, i.e. per image at batch=1. An unknown primitive raises AceError naming it and
+  its module path; strict=False lists it in report.unaccounted instead. `model` overrides the
+  built model (it must match `variables`).
+  """
+  if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+    raise ValueError(f"batch={batch!r} is not allowed; use a positive integer")
+  settings = AceSettings(float_bits=float_bits, acc_bits=acc_bits,
+                         count_padded_taps=count_padded_taps)
+  if model is None:
+    from pikelpn_jax.models import build_model
+    model = build_model(config, dw_impl="grouped")
+  x = model_input_spec(config, batch)
+  if variables is None:
+    variables = abstract_variables(model, x)
+  names = sorted(variables)
+  if "params" not in names:
+    raise ValueError(f"variables has collections {names}; 'params' is required")
+
+  def forward(*cols_and_x):
+    cols = dict(zip(names, cols_and_x[:-1]))
+    return model.apply(cols, cols_and_x[-1], train=False)
+
+  args = [variables[n] for n in names] + [x]
+  extra = {"batch": batch, "model": str(config.model.get("name", "")),
+           "dw_impl": "grouped"}
+  return analyze(forward, *args, const_argnums=tuple(range(len(names))),
+                 param_argnums=(names.index("params"),), settings=settings, strict=strict,
+                 extra_settings=extra)

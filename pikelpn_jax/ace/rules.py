@@ -1,0 +1,420 @@
+"""Per-primitive pricing rules (roofline style): each rule gets the eqn, its operands' abstract
+values and the settings, and returns (the outputs' values, a Cost): a frozen, addable record of
+the operations it priced and of any note (e.g. a type widened by pad).
+
+Operations and their unit cost in bit-operations (docs/acev2.md has the reasons):
+  mac    b_x·b_w     (ACE v1 and ACEv2 alike)
+  mul    b_x·b_y     (elementwise multiply or divide)
+  shift  b_x         (multiply/divide by a power of two)
+  add    max(b_x,b_y)  (add, sub, neg, abs, round)
+  cmp    max(b_x,b_y)  (compare, max, min, select of unequal types, clamp)
+  transc T·b_x·b_x   (exp, tanh, rsqrt, ...; T = settings.transcendental_mults)
+Rules run only when some operand is data: anything computed from constants alone is free.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+
+from pikelpn_jax import _jax_internals as jint
+from pikelpn_jax.ace.values import (ACC, BOOL, BOOL_VAL, FIXED, FLOAT, INT, POW2, Val, as_data,
+                                    float_val, input_val, is_integer, join, same_type, width)
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+  """Priced operations (op, b_x, b_y, count, forced category or '') and notes; addable."""
+  ops: Tuple[Tuple[str, int, int, int, str], ...] = ()
+  notes: Tuple[str, ...] = ()
+
+  def __add__(self, other: "Cost") -> "Cost":
+    return Cost(self.ops + other.ops, self.notes + other.notes)
+
+
+FREE = Cost()
+
+
+def cost(op: str, bx: int, by: int, count: int, category: str = "") -> Cost:
+  return Cost(((op, bx, by, count, category),)) if count else FREE
+
+
+Rule = Callable[..., Tuple[List[Val], Cost]]
+RULES: Dict[str, Rule] = {}
+
+# Free: they move or reinterpret data, no arithmetic; the type of operand 0 is kept.
+LAYOUT_PRIMITIVES = (
+    "reshape", "transpose", "broadcast_in_dim", "squeeze", "expand_dims", "slice",
+    "dynamic_slice", "gather", "rev", "copy", "copy_p", "convert_element_type", "stop_gradient",
+    "sharding_constraint", "device_put", "optimization_barrier", "name", "split", "tile",
+)
+# Free when the operands' types agree; otherwise the output is their join (concatenate) or a
+# select is priced as a compare (select_n).
+JOINING_PRIMITIVES = ("concatenate", "dynamic_update_slice", "select_n", "pad")
+
+TRANSCENDENTALS = (
+    "exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "tan", "asin",
+    "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "sqrt", "rsqrt", "cbrt", "erf",
+    "erfc", "erf_inv", "lgamma", "digamma", "pow", "atan2",
+)
+
+
+def register(*names: str):
+  def deco(fn: Rule) -> Rule:
+    for n in names:
+      RULES[n] = fn
+    return fn
+  return deco
+
+
+def size_of(v) -> int:
+  return math.prod(jint.var_shape(v))
+
+
+def out_size(eqn) -> int:
+  return size_of(jint.eqn_outputs(eqn)[0])
+
+
+# ---------------------------------------------------------------------------------- layout
+
+@register(*LAYOUT_PRIMITIVES)
+def _layout(eqn, vals, settings):
+  c = FREE
+  if jint.primitive_name(eqn) == "optimization_barrier":      # n operands -> n results
+    return [as_data(v) for v in vals], c
+  v = as_data(vals[0])
+  return [v] * len(jint.eqn_outputs(eqn)), c
+
+
+@register("concatenate", "dynamic_update_slice")
+def _concat(eqn, vals, settings):
+  c = FREE
+  operands = vals if jint.primitive_name(eqn) == "concatenate" else vals[:2]
+  out = as_data(operands[0])
+  for v in operands[1:]:
+    if not same_type(out, v):
+      out = as_data(join(out, v, settings))
+  return [out], c
+
+
+@register("select_n")
+def _select(eqn, vals, settings):
+  cases = vals[1:]
+  if all(same_type(cases[0], v) for v in cases[1:]):
+    return [as_data(cases[0])], FREE     # a multiplexer; the compare making its predicate is priced
+  out = cases[0]
+  for v in cases[1:]:
+    out = join(out, v, settings)
+  return [as_data(out)], cost("cmp", max(width(v, settings) for v in cases), 0, out_size(eqn))
+
+
+def on_grid(value, v: Val) -> bool:
+  """Is `value` a level of v's integer grid? (0 is not a level of the ±1 binary grid)."""
+  if value is None or value != int(value):
+    return False
+  if v.cls == BOOL:
+    return value in (0, 1)
+  if v.bits == 1 and v.signed:
+    return value in (-1, 1)
+  if v.signed:
+    hi = 2 ** (v.bits - 1) - 1
+    return -hi <= value <= hi
+  return 0 <= value <= 2 ** v.bits - 1
+
+
+@register("pad")
+def _pad(eqn, vals, settings):
+  """Free; the type is kept only when the pad value is a level of the operand's grid."""
+  c = FREE
+  x, pv = vals[0], vals[1]
+  if x.cls == FLOAT or on_grid(pv.value, x):
+    return [as_data(x)], c
+  value = pv.value
+  if value is not None and value == int(value):
+    iv = int(value)
+    signed = x.signed or iv < 0
+    bits = max(x.bits + (1 if signed and not x.signed else 0),
+               max(1, abs(iv).bit_length()) + (1 if signed else 0))
+    if x.bits == 1 and x.signed:
+      bits = max(bits, 2)            # {-1, 0, +1}: ternary
+    out = Val(ACC if x.cls == ACC else INT, bits, signed)
+  else:
+    out = float_val(settings)
+  c += Cost(notes=(f"pad of {x.describe()} with {value!r} (not on its grid): widened to "
+                   f"{out.describe()}",))
+  return [out], c
+
+
+# ------------------------------------------------------------------------------------ MACs
+
+def _mac(eqn, vals, settings, macs: int):
+  c = FREE
+  x, w = vals[0], vals[1]
+  s = settings
+  bx = x.bits if x.fmt == FIXED else width(x, s)
+  bw = w.bits if w.fmt == FIXED else width(w, s)
+  c += cost("mac", bx, bw, macs, category="mac")
+  return [Val(ACC, s.acc_bits, True) if is_integer(x) and is_integer(w) else float_val(s)], c
+
+
+def valid_taps(n: int, k: int, stride: int, lo: int, hi: int, lhs_dil: int, rhs_dil: int) -> int:
+  """Σ over output positions of the kernel taps landing on a real input element (not padding,
+  not a hole of lhs dilation), along one spatial dimension."""
+  nd = (n - 1) * lhs_dil + 1
+  n_out = (nd + lo + hi - ((k - 1) * rhs_dil + 1)) // stride + 1
+  if n_out <= 0:
+    return 0
+  p = np.arange(n_out)[:, None] * stride + np.arange(k)[None, :] * rhs_dil - lo
+  ok = (p >= 0) & (p < nd) & (p % lhs_dil == 0)
+  return int(ok.sum())
+
+
+@register("conv_general_dilated")
+def _conv(eqn, vals, settings):
+  g = jint.conv_geometry(eqn)
+  in_feats = g["rhs_in_features"]
+  if settings.count_padded_taps:
+    macs = out_size(eqn) * math.prod(g["rhs_spatial"]) * in_feats
+  else:
+    taps = 1
+    for i, n in enumerate(g["lhs_spatial"]):
+      taps *= valid_taps(n, g["rhs_spatial"][i], g["strides"][i], *g["padding"][i],
+                         g["lhs_dilation"][i], g["rhs_dilation"][i])
+    macs = math.prod(g["out_batch_features"]) * in_feats * taps
+  return _mac(eqn, vals, settings, macs)
+
+
+@register("dot_general")
+def _dot(eqn, vals, settings):
+  return _mac(eqn, vals, settings, out_size(eqn) * jint.dot_contracting_size(eqn))
+
+
+# ------------------------------------------------------------------------------ elementwise
+
+def _mul_width(v: Val, s) -> int:
+  return v.bits if v.fmt == FIXED else width(v, s)
+
+
+def _integer_like(v: Val) -> bool:
+  return is_integer(v) or v.fmt == FIXED
+
+
+@register("mul")
+def _multiply(eqn, vals, settings):
+  c = FREE
+  s = settings
+  a, b = vals
+  if (a.const and not b.const) or (not b.const and a.fmt == POW2 and b.fmt != POW2):
+    a, b = b, a     # a: the data operand; b: the multiplier (a constant, or a pow2 data scale)
+  n = out_size(eqn)
+  if b.fmt == POW2:
+    c += cost("shift", width(a, s), 0, n)
+    return [as_data(a)], c
+  c += cost("mul", _mul_width(a, s), _mul_width(b, s), n)
+  if _integer_like(a) and _integer_like(b):
+    return [Val(ACC, s.acc_bits, True)], c
+  return [float_val(s)], c
+
+
+@register("div", "rem")
+def _divide(eqn, vals, settings):
+  c = FREE
+  s = settings
+  a, b = vals
+  n = out_size(eqn)
+  if b.fmt == POW2 and jint.primitive_name(eqn) == "div":
+    c += cost("shift", width(a, s), 0, n)
+    return [as_data(a)], c
+  # Dividing by a constant multiplies by its precomputed reciprocal, which is a float.
+  bb = s.float_bits if b.const else _mul_width(b, s)
+  c += cost("mul", _mul_width(a, s), bb, n)
+  return [float_val(s)], c
+
+
+@register("add", "sub", "add_any")
+def _add(eqn, vals, settings):
+  c = FREE
+  s = settings
+  a, b = vals
+  c += cost("add", width(a, s), width(b, s), out_size(eqn))
+  if a.cls == FLOAT or b.cls == FLOAT:
+    return [float_val(s)], c
+  return [Val(ACC, s.acc_bits, True)], c  # an integer sum may carry: held at accumulator width
+
+
+@register("max", "min", "and", "or", "xor")
+def _compare_keep(eqn, vals, settings):
+  c = FREE
+  s = settings
+  a, b = vals
+  c += cost("cmp", width(a, s), width(b, s), out_size(eqn))
+  return [as_data(join(a, b, s))], c
+
+
+@register("eq", "ne", "lt", "le", "gt", "ge")
+def _compare(eqn, vals, settings):
+  c = FREE
+  s = settings
+  c += cost("cmp", width(vals[0], s), width(vals[1], s), out_size(eqn))
+  return [BOOL_VAL], c
+
+
+@register("clamp")
+def _clamp(eqn, vals, settings):
+  c = FREE
+  s = settings
+  lo, x, hi = vals
+  c += cost("cmp", max(width(x, s), width(lo, s), width(hi, s)), 0, 2 * out_size(eqn))
+  return [as_data(join(join(x, lo, s), hi, s))], c
+
+
+@register("not", "sign", "is_finite")
+def _unary_compare(eqn, vals, settings):
+  c = FREE
+  x = vals[0]
+  c += cost("cmp", width(x, settings), 0, out_size(eqn))
+  name = jint.primitive_name(eqn)
+  if name == "is_finite":
+    return [BOOL_VAL], c
+  if name == "sign" and x.cls != FLOAT:
+    return [Val(INT, 2, True)], c
+  return [as_data(x)], c
+
+
+@register("neg", "abs", "floor", "ceil", "round")
+def _unary_add(eqn, vals, settings):
+  c = FREE
+  x = vals[0]
+  c += cost("add", width(x, settings), 0, out_size(eqn))
+  if jint.primitive_name(eqn) == "neg" and x.cls == INT and not x.signed:
+    return [Val(INT, x.bits + 1, True)], c
+  return [as_data(x)], c
+
+
+@register("shift_left", "shift_right_logical", "shift_right_arithmetic")
+def _shift(eqn, vals, settings):
+  c = FREE
+  c += cost("shift", width(vals[0], settings), 0, out_size(eqn))
+  return [as_data(vals[0])], c
+
+
+@register(*TRANSCENDENTALS)
+def _transcendental(eqn, vals, settings):
+  c = FREE
+  s = settings
+  bx = width(vals[0], s)
+  by = width(vals[1], s) if len(vals) > 1 else bx
+  c += cost("transc", bx, by, out_size(eqn))
+  return [float_val(s)], c
+
+
+@register("integer_pow", "square")
+def _integer_pow(eqn, vals, settings):
+  c = FREE
+  s = settings
+  x = vals[0]
+  y = jint.integer_pow_exponent(eqn) if jint.primitive_name(eqn) == "integer_pow" else 2
+  e = abs(y)
+  mults = max(0, e.bit_length() - 1 + bin(e).count("1") - 1)   # square-and-multiply
+  n = out_size(eqn)
+  if mults:
+    c += cost("mul", width(x, s), width(x, s), mults * n)
+  if y < 0:
+    c += cost("mul", s.float_bits, width(x, s), n)               # the reciprocal
+    return [float_val(s)], c
+  if e <= 1:
+    return [as_data(x)], c
+  return [Val(ACC, s.acc_bits, True) if is_integer(x) else float_val(s)], c
+
+
+# ------------------------------------------------------------------------------- reductions
+
+def _sum_type(x: Val, s) -> Val:
+  return Val(ACC, s.acc_bits, True) if is_integer(x) else float_val(s)
+
+
+_REDUCE_OPS = {"reduce_sum": "add", "reduce_max": "cmp", "reduce_min": "cmp", "reduce_prod": "mul",
+               "reduce_and": "cmp", "reduce_or": "cmp", "reduce_xor": "cmp", "argmax": "cmp",
+               "argmin": "cmp"}
+
+
+def _reduced_type(name: str, x: Val, eqn, s) -> Val:
+  if name in ("reduce_sum", "reduce_prod"):
+    return _sum_type(x, s)
+  if name in ("argmax", "argmin"):
+    return input_val(jint.var_dtype(jint.eqn_outputs(eqn)[0]), s, False, 0)
+  return as_data(x)
+
+
+@register(*_REDUCE_OPS)
+def _reduce(eqn, vals, settings):
+  c = FREE
+  s = settings
+  x = vals[0]
+  name = jint.primitive_name(eqn)
+  n = size_of(jint.eqn_inputs(eqn)[0]) - out_size(eqn)        # n-1 ops per output element
+  op = _REDUCE_OPS[name]
+  if n > 0:
+    c += cost(op, width(x, s), width(x, s) if op == "mul" else 0, n)
+  return [_reduced_type(name, x, eqn, s)], c
+
+
+_CUMULATIVE = {"cumsum": "add", "cummax": "cmp", "cummin": "cmp", "cumprod": "mul",
+               "cumlogsumexp": "transc"}
+
+
+@register(*_CUMULATIVE)
+def _cumulative(eqn, vals, settings):
+  c = FREE
+  s = settings
+  x = vals[0]
+  name = jint.primitive_name(eqn)
+  shape = jint.var_shape(jint.eqn_inputs(eqn)[0])
+  axis = jint.reduce_axes_of(eqn)[0]
+  n = math.prod(shape) - math.prod(shape) // max(1, shape[axis])
+  op = _CUMULATIVE[name]
+  c += cost(op, width(x, s), width(x, s) if op in ("mul", "transc") else 0, n)
+  if op == "transc":
+    return [float_val(s)], c
+  return [_sum_type(x, s) if op in ("add", "mul") else as_data(x)], c
+
+
+_WINDOW_OPS = {"reduce_window_sum": "add", "reduce_window_max": "cmp", "reduce_window_min": "cmp"}
+
+
+@register(*_WINDOW_OPS)
+def _reduce_window(eqn, vals, settings):
+  """Pooling: window−1 adds or compares per output element (padded taps as for MACs)."""
+  c = FREE
+  s = settings
+  x = vals[0]
+  g = jint.window_geometry(eqn)
+  n_out = out_size(eqn)
+  if s.count_padded_taps:
+    taps = n_out * math.prod(g["window"])
+  else:
+    taps = 1
+    for i, n in enumerate(g["in_shape"]):
+      taps *= valid_taps(n, g["window"][i], g["strides"][i], *g["padding"][i],
+                         g["base_dilation"][i], g["window_dilation"][i])
+  name = jint.primitive_name(eqn)
+  if taps > n_out:
+    c += cost(_WINDOW_OPS[name], width(x, s), 0, taps - n_out)
+  return [_sum_type(x, s) if name == "reduce_window_sum" else as_data(x)], c
+
+
+# ------------------------------------------------------------------------------- unit costs
+
+def unit_cost(op: str, bx: int, by: int, settings) -> int:
+  if op in ("mac", "mul"):
+    return bx * by
+  if op == "shift":
+    return bx
+  if op in ("add", "cmp"):
+    return max(bx, by)
+  if op == "transc":
+    return settings.transcendental_mults * bx * by
+  raise ValueError(f"unknown op class {op!r}")

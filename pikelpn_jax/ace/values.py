@@ -1,0 +1,182 @@
+"""The numeric types the ACEv2 walker gives every value, the settings, and the type algebra.
+
+A value is one of
+  int(b, signed)  integer codes out of a quantizer tag (or an integer literal / integer input);
+  acc(b)          an integer accumulator: out of a quantized MAC, a reduction or integer add/mul;
+  float(b)        untagged real values (b = settings.float_bits);
+  bool            a predicate (compare output), priced as 1 bit where it is an operand;
+and may be `const`: it depends only on parameters and literals, so it is computed offline and
+every op on consts alone is free. A const still carries the type it has as an operand (a weight
+tagged int4 is priced at 4 bits in its MAC) and a scale format: pow2 (multiplying by it is a
+shift) or fixed(b) (a b-bit mantissa times a power of two: a b_x·b multiply).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple, Optional
+
+CATEGORIES = ("mac", "norm", "activation", "scaling", "residual_pool", "other")
+INT, ACC, FLOAT, BOOL = "int", "acc", "float", "bool"
+SCALE_NONE, POW2, FIXED = "none", "pow2", "fixed"
+
+
+@dataclasses.dataclass(frozen=True)
+class AceSettings:
+  """Every pricing convention that has a knob (docs/acev2.md gives the reasons).
+
+  float_bits: width of an untagged (float) operand: 32, or 16 for bf16 deployments.
+  acc_bits: width of an integer accumulator (MAC output, integer sums and products).
+  count_padded_taps: MACs count kernel taps that land on padding, as PokeBNN's official ACE does
+    (False: only taps on real input pixels, as XLA's cost_analysis does).
+  transcendental_mults: a transcendental on data (exp, tanh, rsqrt, ...) costs this many b_x·b_x
+    multiplies (a short polynomial or Newton evaluation).
+  """
+  float_bits: int = 32
+  acc_bits: int = 32
+  count_padded_taps: bool = True
+  transcendental_mults: int = 4
+
+  def __post_init__(self):
+    for name in ("float_bits", "acc_bits"):
+      v = getattr(self, name)
+      if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64:
+        raise ValueError(f"{name}={v!r} is not allowed; use an integer 1..64")
+    if not isinstance(self.count_padded_taps, bool):
+      raise ValueError(f"count_padded_taps={self.count_padded_taps!r} is not allowed; "
+                       "use True or False")
+    t = self.transcendental_mults
+    if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+      raise ValueError(f"transcendental_mults={t!r} is not allowed; use a positive integer")
+
+  def as_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+class Val(NamedTuple):
+  """The abstract value of one jaxpr variable."""
+  cls: str                 # int | acc | float | bool
+  bits: int                # operand width (mantissa bits for a fixed-format scale)
+  signed: bool = True
+  const: bool = False
+  fmt: str = SCALE_NONE    # none | pow2 | fixed: multiplying by this value is a mult / shift
+  stored: int = 0          # const: elements of the stored tensor it views (0: an immediate)
+  origin: int = -1         # const: index of the parameter leaf it is a layout view of (-1: none)
+  value: Optional[float] = None   # scalar const whose value is known (literals)
+
+  def describe(self) -> str:
+    base = {INT: f"{'i' if self.signed else 'u'}{self.bits}", ACC: f"acc{self.bits}",
+            FLOAT: f"f{self.bits}", BOOL: "bool"}[self.cls]
+    if self.fmt == POW2:
+      base += "(pow2)"
+    elif self.fmt == FIXED:
+      base = f"fixed{self.bits}"
+    return f"const[{base}]" if self.const else base
+
+
+def is_integer(v: Val) -> bool:
+  return v.cls in (INT, ACC, BOOL)
+
+
+def width(v: Val, s: AceSettings) -> int:
+  """The width of v as an add/compare operand (a float scale is a float there)."""
+  if v.cls == FLOAT:
+    return s.float_bits
+  if v.cls == BOOL:
+    return 1
+  return v.bits
+
+
+def float_val(s: AceSettings, const: bool = False, stored: int = 0) -> Val:
+  return Val(FLOAT, s.float_bits, True, const, SCALE_NONE, stored)
+
+
+def acc_val(s: AceSettings) -> Val:
+  return Val(ACC, s.acc_bits, True)
+
+
+BOOL_VAL = Val(BOOL, 1, False)
+
+
+def _is_pow2(a: float) -> bool:
+  if a <= 0 or not math.isfinite(a):
+    return False
+  m, _ = math.frexp(a)
+  return m == 0.5
+
+
+def literal_val(value: float, is_bool: bool, s: AceSettings) -> Val:
+  """An immediate: integer values are int(minimal bits); powers of two are shifts."""
+  if is_bool:
+    return Val(BOOL, 1, False, True, value=float(value))
+  v = float(value)
+  fmt = POW2 if _is_pow2(abs(v)) else SCALE_NONE
+  if math.isfinite(v) and v == int(v) and abs(v) < 2 ** 62:
+    iv = int(v)
+    bits = max(1, abs(iv).bit_length()) + (1 if iv < 0 else 0)
+    return Val(INT, bits, iv < 0, True, fmt, value=v)
+  return Val(FLOAT, s.float_bits, True, True, fmt, value=v)
+
+
+def input_val(dtype, s: AceSettings, const: bool, stored: int, origin: int = -1) -> Val:
+  """The type of a function argument from its dtype (float inputs are float(float_bits))."""
+  kind = getattr(dtype, "kind", "f")
+  if kind == "b":
+    return Val(BOOL, 1, False, const, stored=stored, origin=origin)
+  if kind in "iu":
+    return Val(INT, dtype.itemsize * 8, kind == "i", const, stored=stored, origin=origin)
+  return Val(FLOAT, s.float_bits, True, const, SCALE_NONE, stored, origin)
+
+
+def join(a: Val, b: Val, s: AceSettings) -> Val:
+  """The least type holding both (data); const only if both are."""
+  const = a.const and b.const
+  if a.cls == FLOAT or b.cls == FLOAT:
+    return float_val(s, const)
+  if a.cls == ACC or b.cls == ACC:
+    return Val(ACC, max(width(a, s), width(b, s)), True, const)
+  if a.cls == BOOL and b.cls == BOOL:
+    return Val(BOOL, 1, False, const)
+  signed = a.signed or b.signed
+  wa = width(a, s) + (1 if signed and not a.signed and a.cls != BOOL else 0)
+  wb = width(b, s) + (1 if signed and not b.signed and b.cls != BOOL else 0)
+  return Val(INT, max(wa, wb), signed, const)
+
+
+def same_type(a: Val, b: Val) -> bool:
+  return (a.cls, a.bits, a.signed) == (b.cls, b.bits, b.signed)
+
+
+def as_data(v: Val) -> Val:
+  """v without its const-only fields (a data value)."""
+  return Val(v.cls, v.bits, v.signed, False, v.fmt)
+
+
+def const_product(a: Val, b: Val, divide: bool, s: AceSettings) -> Val:
+  """Scale-format algebra on consts: pow2·pow2 = pow2, pow2·fixed(b) = fixed(b),
+  fixed(a)·fixed(b) = fixed(a+b), int(a)·pow2 = fixed(a), int(a)·int(b) = int(a+b);
+  dividing by a pow2 keeps the format; anything else is a float const."""
+  fa, fb = a.fmt, b.fmt
+  if fb == POW2:
+    if fa == POW2:
+      return Val(FLOAT, s.float_bits, True, True, POW2)
+    if fa == FIXED:
+      return Val(FLOAT, a.bits, True, True, FIXED)
+    if a.cls in (INT, BOOL):
+      return Val(FLOAT, a.bits, True, True, FIXED)
+    return float_val(s, True)
+  if divide:
+    return float_val(s, True)
+  if fa == POW2:
+    return const_product(b, a, False, s)
+  if fa == FIXED and fb == FIXED:
+    return Val(FLOAT, min(a.bits + b.bits, s.acc_bits), True, True, FIXED)
+  if FIXED in (fa, fb):
+    other = b if fa == FIXED else a
+    fixed = a if fa == FIXED else b
+    if other.cls in (INT, BOOL):
+      return Val(FLOAT, min(fixed.bits + other.bits, s.acc_bits), True, True, FIXED)
+    return float_val(s, True)
+  if a.cls in (INT, BOOL) and b.cls in (INT, BOOL):
+    return Val(INT, min(a.bits + b.bits, s.acc_bits), a.signed or b.signed, True)
+  return float_val(s, True)

@@ -1,0 +1,147 @@
+"""Canary for pikelpn_jax/_jax_internals.py: fails first, and says where, when a JAX upgrade
+changes what the tag and the ACEv2 analyzer rely on."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pikelpn_jax import _jax_internals as jint
+from pikelpn_jax.layers import QConv, relu
+from pikelpn_jax.quant import act_quant, weight_quant
+
+
+def _tagged(x):
+  return jint.tag(x * 2.0, bits=4, signed=True, kind="act")
+
+
+def _plain(x):
+  return x * 2.0
+
+
+def _loss(f):
+  return lambda x: jnp.sum(jnp.sin(f(x)) ** 2)
+
+
+X = jnp.linspace(-1.0, 1.0, 6).reshape(2, 3)
+
+
+@pytest.mark.parametrize("transform", ["jit", "grad", "vmap", "scan", "remat"])
+def test_tag_survives_transforms_with_equal_gradients(transform):
+  def wrap(f):
+    if transform == "jit":
+      return jax.jit(jax.grad(_loss(f)))
+    if transform == "grad":
+      return jax.grad(_loss(f))
+    if transform == "vmap":
+      return jax.vmap(jax.grad(_loss(f)))
+    if transform == "scan":
+      def scanned(x):
+        return jax.lax.scan(lambda c, xi: (c, jax.grad(_loss(f))(xi)), 0.0, x)[1]
+      return scanned
+    return jax.grad(_loss(jax.checkpoint(f)))
+  np.testing.assert_allclose(wrap(_tagged)(X), wrap(_plain)(X), rtol=0, atol=0)
+  assert "qtag[" in str(jax.make_jaxpr(wrap(_tagged))(X))
+
+
+def test_tag_lowers_to_nothing():
+  tagged = jax.jit(_tagged).lower(X).as_text()
+  plain = jax.jit(_plain).lower(X).as_text()
+  assert "qtag" not in tagged
+  ops = lambda text: sorted(l.split("=")[-1].split()[0] for l in text.splitlines()
+                            if "stablehlo." in l)
+  assert ops(tagged) == ops(plain)
+
+
+def test_tag_rejects_bad_kind_and_scale():
+  with pytest.raises(ValueError, match="kind"):
+    jint.tag(X, bits=4, signed=True, kind="bogus")
+  with pytest.raises(ValueError, match="scale"):
+    jint.tag(X, bits=4, signed=True, kind="act", scale="log")
+
+
+class _Tiny(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    y = QConv(4, kernel_size=3, strides=2, w_quant=weight_quant(4), x_quant=act_quant(4),
+              name="conv")(x)
+    return relu(y)
+
+
+def _tiny_jaxpr():
+  m = _Tiny()
+  x = jnp.ones((1, 5, 5, 2))
+  v = m.init(jax.random.PRNGKey(0), x)
+  return jax.make_jaxpr(lambda p, b, x: m.apply({"params": p, "batch_stats": b}, x))(
+      v["params"], v["batch_stats"], x)
+
+
+def _eqns(closed, name):
+  return [e for e in jint.jaxpr_parts(closed)[3] if jint.primitive_name(e) == name]
+
+
+def test_custom_jvp_call_params_and_function_names():
+  closed = _tiny_jaxpr()
+  calls = _eqns(closed, "custom_jvp_call")
+  names = sorted(jint.custom_call_function_name(e) for e in calls)
+  assert names == ["quantize_ste", "quantize_ste", "relu"]
+  for e in calls:
+    assert isinstance(jint.call_body(e), jint.ClosedJaxpr)
+    assert jint.is_quantizer_call(e) == (jint.custom_call_function_name(e) == "quantize_ste")
+  # The quantizer's single output feeds a qtag with the documented params.
+  tags = _eqns(closed, "qtag")
+  quant_outs = {jint.eqn_outputs(e)[0] for e in calls if jint.is_quantizer_call(e)}
+  tagged = [t for t in tags if jint.eqn_inputs(t)[0] in quant_outs]
+  assert len(tagged) == 2
+  assert {jint.tag_params(t)["kind"] for t in tagged} == {"act", "weight"}
+  assert set(jint.tag_params(tagged[0])) == {"bits", "signed", "kind", "scale", "scale_bits",
+                                              "folded"}
+
+
+def test_name_stack_holds_module_path_and_category():
+  closed = _tiny_jaxpr()
+  conv = _eqns(closed, "conv_general_dilated")[0]
+  assert jint.name_stack(conv) == "_Tiny/conv"
+  relu_call = [e for e in _eqns(closed, "custom_jvp_call")
+               if jint.custom_call_function_name(e) == "relu"][0]
+  assert jint.name_stack(relu_call) == "_Tiny/" + jint.CATEGORY_PREFIX + "activation"
+  # Inside a sub-jaxpr the stack is relative (empty here): the walker joins them.
+  inner = jint.jaxpr_parts(jint.call_body(relu_call))[3]
+  assert all(jint.name_stack(e) == "" for e in inner)
+  assert jint.join_name_stacks("a/b", "") == "a/b" and jint.join_name_stacks("a", "c") == "a/c"
+
+
+def test_higher_order_params():
+  f = lambda x: jnp.tanh(x)
+  jit_eqn = jint.jaxpr_parts(jax.make_jaxpr(jax.jit(f))(X))[3][0]
+  assert jint.primitive_name(jit_eqn) == "jit"
+  assert isinstance(jint.call_body(jit_eqn), jint.ClosedJaxpr)
+  remat_eqn = jint.jaxpr_parts(jax.make_jaxpr(jax.checkpoint(f))(X))[3][0]
+  assert jint.call_body(remat_eqn) is not None
+  scan_eqn = jint.jaxpr_parts(jax.make_jaxpr(
+      lambda x: jax.lax.scan(lambda c, _: (c + f(x), None), x, None, length=3)[0])(X))[3][0]
+  body, length, n_consts, n_carry = jint.scan_info(scan_eqn)
+  assert (length, n_consts, n_carry) == (3, 1, 1) and body is not None
+  cond_eqn = [e for e in jint.jaxpr_parts(jax.make_jaxpr(
+      lambda x: jax.lax.cond(x.sum() > 0, f, jnp.sin, x))(X))[3]
+      if jint.primitive_name(e) == "cond"][0]
+  assert len(jint.cond_branches(cond_eqn)) == 2
+
+
+def test_shape_accessors():
+  closed = _tiny_jaxpr()
+  g = jint.conv_geometry(_eqns(closed, "conv_general_dilated")[0])
+  assert g["lhs_spatial"] == (5, 5) and g["rhs_spatial"] == (3, 3)
+  assert (g["rhs_in_features"], g["rhs_out_features"]) == (2, 4)
+  assert g["strides"] == (2, 2) and g["padding"] == ((1, 1), (1, 1))
+  assert g["feature_group_count"] == 1 and g["out_batch_features"] == (1, 4)
+  dot = jint.jaxpr_parts(jax.make_jaxpr(jnp.matmul)(jnp.ones((2, 5)), jnp.ones((5, 3))))[3][0]
+  assert jint.dot_contracting_size(dot) == 5
+  pool = jint.jaxpr_parts(jax.make_jaxpr(lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME"))(
+      jnp.ones((1, 5, 5, 2))))[3][0]
+  w = jint.window_geometry(pool)
+  assert w["window"] == (1, 3, 3, 1) and w["padding"][1] == (1, 1)
+  red = jint.jaxpr_parts(jax.make_jaxpr(lambda x: x.sum(axis=1))(X))[3][0]
+  assert jint.reduce_axes_of(red) == (1,)
+  lit = jint.eqn_inputs(jint.jaxpr_parts(jax.make_jaxpr(lambda x: x * 3.0)(X))[3][0])[1]
+  assert jint.is_literal(lit) and float(jint.literal_value(lit)) == 3.0
