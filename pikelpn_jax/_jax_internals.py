@@ -259,3 +259,28 @@ def join_name_stacks(outer: str, inner: str) -> str:
   if not inner:
     return outer
   return outer + "/" + inner
+
+
+def eqn_params(eqn) -> dict:
+  """A copy of an eqn's params (primitive-specific keys; see the canary test)."""
+  return dict(eqn.params)
+
+
+def bind_eqn(eqn, vals: list) -> list:
+  """Evaluates one equation on concrete values (a call-like one runs its body whole)."""
+  body = call_body(eqn)
+  if body is not None:
+    closed = body if isinstance(body, ClosedJaxpr) else ClosedJaxpr(body, [])
+    return list(jex_core.jaxpr_as_fun(closed)(*vals))
+  outs = eqn.primitive.bind(*vals, **eqn.params)
+  return list(outs) if eqn.primitive.multiple_results else [outs]
+
+
+def walk_eqns(j):
+  """Every eqn of a jaxpr and, recursively, of every sub-jaxpr in its params."""
+  for eqn in jaxpr_parts(j)[3]:
+    yield eqn
+    for v in eqn.params.values():
+      for sub in (v if isinstance(v, (tuple, list)) else (v,)):
+        if isinstance(sub, (Jaxpr, ClosedJaxpr)):
+          yield from walk_eqns(sub)

@@ -1,0 +1,102 @@
+"""Export of the zoo's PikeLPN (configs/pikelpn.py:fmnist geometry at width 0.25, calibrated
+statistics): bit-exact logits, the ACEv2 comparison, the size reconciliation and the CLI."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pikelpn_jax.export import evaluate, export_model, load
+from pikelpn_jax.export.cli import run, saved_config, summary
+from pikelpn_jax.models import build_model
+from pikelpn_jax.train.checkpoint import Checkpoints
+from pikelpn_jax.train.config_io import config_to_json, load_config_file
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+  config = load_config_file("configs/pikelpn.py:fmnist")
+  config.model.width = 0.25
+  model = build_model(config, dw_impl="grouped")
+  key = jax.random.PRNGKey(0)
+  x = jax.random.normal(key, (8, 32, 32, 1))
+  v = jax.jit(lambda k, a: model.init(k, a, train=False))(key, x)
+  step = jax.jit(lambda v, a: model.apply(v, a, train=True, mutable=["batch_stats"])[1])
+  for i in range(2):
+    v = {**v, **step(v, jax.random.normal(jax.random.fold_in(key, i), x.shape))}
+  # Non-trivial norm affine parameters (the head bias stays 0: on the grid, so logits are exact).
+  params = jax.tree_util.tree_map_with_path(
+      lambda p, a: a * 1.3 + 0.2 if "norm" in str(p) else a, v["params"])
+  variables = {"params": params, "batch_stats": v["batch_stats"]}
+  path = str(tmp_path_factory.mktemp("zoo") / "pikelpn.plpn")
+  report = export_model(model, variables, x[:4], path)
+  return config, model, variables, path, report, load(path)
+
+
+def test_pikelpn_integer_logits_are_bit_exact(zoo):
+  _, model, variables, _, report, im = zoo
+  assert report["probe_checks_failed"] == [] and report["rounded_constants"] == []
+  x = jax.random.normal(jax.random.PRNGKey(3), (8, 32, 32, 1))
+  fake = np.asarray(jax.jit(lambda v, a: model.apply(v, a))(variables, x), np.float64)
+  real = im.dequantize(im(x))
+  np.testing.assert_array_equal(real, fake)
+  assert len({op["op"] for op in im.ops} - {"conv", "mul", "add", "max", "requant", "sum", "dot"}) == 0
+
+
+def test_acev2_difference_is_explained_category_by_category(zoo):
+  config, model, variables, _, _, im = zoo
+  cmp = evaluate.acev2_comparison(config, variables, im, model=model)
+  t, layers = cmp["totals"], cmp["layers"]
+  assert cmp["unaccounted"] == {"fake_quant": [], "integer": []}
+  for k in ("macs", "ace", "acev2.mac", "acev2.norm", "acev2.activation", "acev2.other"):
+    assert t[k]["diff"] == 0, k
+  # 1. The input quantizer runs at the boundary, outside the integer body.
+  input_quant = layers["stem/conv/x_quant"]["fake_quant"]
+  # 2. The global average pool's division by H·W folds into the head requantization shift.
+  gap_div = layers["head"]["fake_quant"]
+  # 3. The fake-quant forward shifts the last norm's output by s_M and again in the (unfolded)
+  #    head input quantizer; the integer requantization shifts once (one acc-width shift per
+  #    channel of the pooled vector).
+  dot = next(op for op in im.ops if op["op"] == "dot")
+  one_shift = im.header["values"][dot["in"][0]]["shape"][-1] * 32
+  # 4. The head's dequantization acc·(s_x·s_w): a shift per class in the fake-quant forward;
+  #    in the integer body only a grid label when every class has the same grid, else an
+  #    alignment shift per class (the same cost).
+  classes = im.output_spec["shape"][-1]
+  aligned = any(op["op"] == "shift_left" and op["name"].startswith("head") for op in im.ops)
+  head_dequant = 0 if aligned else classes * 32
+  assert t["acev2.residual_pool"]["diff"] == -gap_div
+  assert t["acev2.scaling"]["diff"] == -input_quant - one_shift - head_dequant
+  assert t["acev2"]["diff"] == -input_quant - gap_div - one_shift - head_dequant
+
+
+def test_file_size_matches_the_analyzer_model_bits(zoo):
+  config, model, variables, path, report, im = zoo
+  cmp = evaluate.acev2_comparison(config, variables, im, model=model)
+  sizes = evaluate.size_comparison(report, im.header, variables, cmp["model_bits"]["fake_quant"])
+  assert sizes["weights_match"]
+  norm_channels = sum(int(np.prod(s["shape"])) for n, s in im.header["tensors"].items()
+                      if n.endswith("/m"))
+  roles = sizes["file_bits_by_role"]
+  assert roles["m"] == 8 * norm_channels and roles["c"] == 32 * norm_channels
+  # The analyzer's float parameters are QuantNorm's γ, β (2 per channel) and the head bias.
+  assert sizes["analyzer_float_param_bits"] == 32 * (2 * norm_channels + 10)
+  assert os.path.getsize(path) == sizes["file_bytes"]
+
+
+def test_cli_run_from_a_workdir(zoo, tmp_path):
+  config, _, variables, _, _, _ = zoo
+  workdir = tmp_path / "run"
+  ckpts = Checkpoints(str(workdir), keep=1)
+  ckpts.save(1, {**variables, "opt_state": {}, "step": jnp.int32(1)}, config,
+             {"model": config.model.name, "variant": config.model.variant, "step": 1})
+  ckpts.close()
+  (workdir / "config.json").write_text(config_to_json(config))
+  out = str(tmp_path / "m.plpn")
+  report = run(saved_config(str(workdir)), str(workdir), out, probe_examples=4)
+  assert report["probe_checks_failed"] == [] and report["sizes"]["weights_match"]
+  assert json.load(open(out + ".report.json"))["file_bytes"] == os.path.getsize(out)
+  assert "model bits: file" in summary(report)
+  assert load(out).header["source"]["step"] == 1
