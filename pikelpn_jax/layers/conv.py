@@ -14,11 +14,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from pikelpn_jax._jax_internals import cost_category
+from pikelpn_jax._jax_internals import cost_category, tag
 from pikelpn_jax.quant.config import FLOAT, QuantConfig
 from pikelpn_jax.quant.quantizer import Quantizer
+from pikelpn_jax.quant.ste import quantize_ste
 
 DW_IMPLS = ("auto", "grouped", "shift_add")
+BIAS_BITS = 32   # biases of quantized layers live on the accumulator grid
 _DN = ("NHWC", "HWIO", "NHWC")
 
 default_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -107,14 +109,18 @@ class _QuantizedLinearBase(nn.Module):
         raise ValueError(f"{type(self).__name__}: return_acc=True needs use_bias=False (the bias "
                          "belongs to the following QuantNorm)")
       return acc, scale
-    y = acc
-    if scale is not None:
-      with cost_category("scaling"):
-        y = acc * scale
-    if self.use_bias:
-      bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
-      y = y + bias
-    return y
+    bias = self.param("bias", self.bias_init, (self.features,), jnp.float32) \
+        if self.use_bias else None
+    if scale is None:
+      return acc if bias is None else acc + bias
+    if bias is not None:
+      # An integer pipeline adds the bias to the accumulator, on its grid (int32).
+      hi = float(2 ** (BIAS_BITS - 1) - 1)
+      codes = tag(quantize_ste(bias, scale, -hi, hi, False), bits=BIAS_BITS, signed=True,
+                  kind="param")
+      acc = acc + codes
+    with cost_category("scaling"):
+      return acc * scale
 
 
 class QConv(_QuantizedLinearBase):

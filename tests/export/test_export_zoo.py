@@ -80,7 +80,9 @@ def test_file_size_matches_the_analyzer_model_bits(zoo):
   norm_channels = sum(int(np.prod(s["shape"])) for n, s in im.header["tensors"].items()
                       if n.endswith("/m"))
   roles = sizes["file_bits_by_role"]
-  assert roles["m"] == 8 * norm_channels and roles["c"] == 32 * norm_channels
+  # C is QuantNorm's bias per norm channel, plus the head bias on the accumulator grid.
+  head_bias = int(np.prod(im.header["tensors"]["head/dense/c"]["shape"]))
+  assert roles["m"] == 8 * norm_channels and roles["c"] == 32 * (norm_channels + head_bias)
   # The analyzer's float parameters are QuantNorm's γ, β (2 per channel) and the head bias.
   assert sizes["analyzer_float_param_bits"] == 32 * (2 * norm_channels + 10)
   assert os.path.getsize(path) == sizes["file_bytes"]
