@@ -1,0 +1,197 @@
+"""Training/eval throughput: float MobileNetV1 vs PikeLPN at equal width, both depthwise forms.
+
+    python experiments/bench_train.py                       # this machine, writes docs/benchmarks.md
+    python experiments/bench_train.py --device_note "1×H100" --batch 256 --image_size 224
+
+Writes its own section of docs/benchmarks.md, between `<!-- bench_train -->` and
+`<!-- /bench_train -->` (other scripts own other sections). Synthetic data, the real train step
+(pikelpn_jax.train.steps), timed after compilation.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shlex
+import sys
+import time
+
+import jax
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from pikelpn_jax.data import InputPipeline  # noqa: E402
+from pikelpn_jax.train.config_io import load_config_file  # noqa: E402
+from pikelpn_jax.train.model_init import FULL  # noqa: E402
+from pikelpn_jax.train.optim import make_optimizer  # noqa: E402
+from pikelpn_jax.train.steps import (StepFactory, create_state, global_batch,  # noqa: E402
+                                     make_mesh)
+
+BEGIN, END = "<!-- bench_train -->", "<!-- /bench_train -->"
+MODELS = (("MobileNetV1 float", "configs/mobilenet_v1.py:float"),
+          ("PikeLPN 1x (QuantNorm, DQ, DHQ)", "configs/pikelpn.py:1x"))
+
+
+def device_description(note: str) -> str:
+  d = jax.devices()[0]
+  if note:
+    return note
+  if d.platform == "cpu":
+    model = platform.processor() or "CPU"
+    try:
+      with open("/proc/cpuinfo") as f:
+        model = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
+    except (OSError, AttributeError):
+      pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{model}, {os.cpu_count()} cores (XLA:CPU), jax {jax.__version__}; 1-minute load "
+            f"average {load:.1f} at the end (other jobs share the machine when it exceeds the core count)")
+  return f"{jax.device_count()}× {d.device_kind} ({d.platform}), jax {jax.__version__}"
+
+
+def bench_one(spec: str, dw_impl: str, args) -> dict:
+  c = load_config_file(spec)
+  c.model.width, c.model.dw_impl = args.width, dw_impl
+  c.dataset.name, c.dataset.image_size, c.dataset.channels = "synthetic", args.image_size, 3
+  c.dataset.num_classes = args.num_classes
+  c.batch_size = c.eval_batch_size = args.batch
+  tx = make_optimizer(c)
+  steps = StepFactory(c, tx, make_mesh())
+  state = create_state(c, tx, jax.random.PRNGKey(0), steps.replicated)
+  x, y = InputPipeline(c).train_batch(0)
+  x, y = global_batch(x, steps.batch_sharded), global_batch(y, steps.batch_sharded)
+  fn = steps.train_step(FULL)
+  t = time.perf_counter()
+  state, m = fn(state, x, y, {})
+  jax.block_until_ready(m)
+  compile_s = time.perf_counter() - t
+  for _ in range(args.warmup):
+    state, m = fn(state, x, y, {})
+  jax.block_until_ready(m)
+  t = time.perf_counter()
+  for _ in range(args.steps):
+    state, m = fn(state, x, y, {})
+  jax.block_until_ready(m)
+  train = args.steps * args.batch / (time.perf_counter() - t)
+  ev = steps.eval_step(FULL)
+  mask = global_batch(np.ones(args.batch, np.float32), steps.batch_sharded)
+  jax.block_until_ready(ev(state["params"], state["batch_stats"], x, y, mask))
+  t = time.perf_counter()
+  for _ in range(args.steps):
+    out = ev(state["params"], state["batch_stats"], x, y, mask)
+  jax.block_until_ready(out)
+  evals = args.steps * args.batch / (time.perf_counter() - t)
+  return {"compile_s": compile_s, "train": train, "eval": evals,
+          "params": int(sum(np.size(p) for p in jax.tree.leaves(state["params"])))}
+
+
+def bench_input_pipeline(args) -> list:
+  """Decode + augment throughput of the image_folder/imagenet2012 path on generated 500×375 JPEGs."""
+  import tempfile
+  from PIL import Image
+  from pikelpn_jax.config_base import base_config
+  rows = []
+  with tempfile.TemporaryDirectory() as root:
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+      for k in range(4):
+        os.makedirs(os.path.join(root, split, f"c{k}"))
+        for i in range(16):
+          small = rng.integers(0, 256, (24, 32, 3), np.uint8)   # smooth, photo-like JPEGs
+          Image.fromarray(small).resize((500, 375), Image.BICUBIC).save(
+              os.path.join(root, split, f"c{k}", f"{i}.jpg"), quality=90)
+    for workers in sorted({1, min(2, os.cpu_count() or 1), os.cpu_count() or 1}):
+      c = base_config("pipeline_bench", "image_folder")
+      c.dataset.data_dir, c.dataset.num_classes, c.dataset.image_size = root, 4, 224
+      c.batch_size = c.eval_batch_size = 32
+      c.dataset.num_workers = workers
+      p = InputPipeline(c)
+      p.train_batch(0)
+      t = time.perf_counter()
+      for s in range(1, 5):
+        p.train_batch(s)
+      train = 4 * 32 / (time.perf_counter() - t)
+      t = time.perf_counter()
+      n = sum(len(y) for _, y, _ in p.eval_batches())
+      ev = n / (time.perf_counter() - t)
+      rows.append((workers, train, ev))
+      print(f"input pipeline, {workers} thread(s): train {train:.0f} img/s, eval {ev:.0f} img/s", flush=True)
+  return rows
+
+
+def render(rows, args, device: str, pipeline_rows=()) -> str:
+  cmd = "python experiments/bench_train.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+  lines = [BEGIN, "## Training throughput (experiments/bench_train.py)", "",
+           f"Device: {device}. Synthetic data, width {args.width}, {args.image_size}×{args.image_size}×3, "
+           f"{args.num_classes} classes, global batch {args.batch}; mean over {args.steps} steps after "
+           f"{args.warmup} warm-up step(s); compile = first step (includes compilation).",
+           f"Command: `{cmd.strip()}`", "",
+           "| model | depthwise | params | compile s | train img/s | eval img/s |",
+           "|---|---|---|---|---|---|"]
+  for name, dw, r in rows:
+    lines.append(f"| {name} | {dw} | {r['params']:,} | {r['compile_s']:.1f} | {r['train']:.1f} | "
+                 f"{r['eval']:.1f} |")
+  if pipeline_rows:
+    lines += ["", "Input pipeline (image_folder / imagenet2012 path, numpy + PIL, no TensorFlow): "
+              "generated 500×375 JPEGs to 224×224, batch 32.", "",
+              "| decode threads | train img/s (decode, Inception crop, flip, resize) | eval img/s (decode, center crop, resize) |",
+              "|---|---|---|"]
+    lines += [f"| {w} | {t:.0f} | {e:.0f} |" for w, t, e in pipeline_rows]
+  return "\n".join(lines + ["", END])
+
+
+def write_section(path: str, section: str) -> None:
+  text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+  if BEGIN in text and END in text:
+    head, rest = text.split(BEGIN, 1)
+    text = head + section + rest.split(END, 1)[1]
+  else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+  with open(path, "w") as f:
+    f.write(text)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--width", type=float, default=0.5)
+  p.add_argument("--image_size", type=int, default=32)
+  p.add_argument("--num_classes", type=int, default=10)
+  p.add_argument("--batch", type=int, default=128)
+  p.add_argument("--steps", type=int, default=5)
+  p.add_argument("--warmup", type=int, default=1)
+  p.add_argument("--dw_impls", default="grouped,shift_add")
+  p.add_argument("--device_note", default="", help="device description (default: auto-detected)")
+  p.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
+  p.add_argument("--no_write", action="store_true", help="print the table only")
+  p.add_argument("--skip_pipeline", action="store_true", help="do not time the JPEG input pipeline")
+  args = p.parse_args(argv)
+  for field in ("batch", "steps", "image_size", "num_classes"):
+    if getattr(args, field) <= 0:
+      p.error(f"--{field}={getattr(args, field)} is not allowed; use a positive integer")
+  if args.batch % jax.device_count():
+    p.error(f"--batch={args.batch} is not divisible by the {jax.device_count()} devices")
+  dw_impls = args.dw_impls.split(",")
+  bad = [d for d in dw_impls if d not in ("grouped", "shift_add")]
+  if bad:
+    p.error(f"--dw_impls has {bad}; allowed: grouped, shift_add")
+  rows = []
+  for name, spec in MODELS:
+    for dw in dw_impls:
+      r = bench_one(spec, dw, args)
+      print(f"{name:<36} {dw:<9} compile {r['compile_s']:6.1f}s  train {r['train']:8.1f} img/s  "
+            f"eval {r['eval']:8.1f} img/s", flush=True)
+      rows.append((name, dw, r))
+  pipeline_rows = [] if args.skip_pipeline else bench_input_pipeline(args)
+  section = render(rows, args, device_description(args.device_note), pipeline_rows)
+  print(section)
+  if not args.no_write:
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    write_section(args.out, section)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,30 @@
+"""Trains and evaluates a model: python main.py --config configs/x.py:variant --workdir DIR.
+
+Kept short on purpose (flax examples/imagenet style); the logic is in pikelpn_jax/train/ and data/.
+"""
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file 'configs/x.py:variant'.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.json.")
+flags.DEFINE_bool("distributed", False, "Multi-host: jax.distributed.initialize() with auto-detection.")
+flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
+flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  from pikelpn_jax.train.cli import run
+  sys.exit(run(FLAGS.config, FLAGS.workdir, config_flags.get_config_filename(FLAGS["config"]),
+               distributed=FLAGS.distributed, coordinator_address=FLAGS.coordinator_address,
+               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,166 @@
+"""All orbax calls of the project: save/restore of training state, model-only restore, checks.
+
+Layout: <workdir>/checkpoints/<step>/{model, train, config, meta}
+  model   {'params', 'batch_stats'}          (what inference, the analyzer and a teacher need)
+  train   {'opt_state', 'step'}
+  config  the resolved experiment config (JSON)
+  meta    {'config_source', 'model', 'variant', 'step'} (JSON)
+A step directory appears only when complete (orbax writes to a temporary name and renames it),
+so a kill during a write leaves the previous checkpoint as the latest.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Any, Dict, Optional
+
+import jax
+import orbax.checkpoint as ocp
+from flax import traverse_util
+
+from pikelpn_jax.train.config_io import config_to_dict
+
+ITEMS = ("model", "train", "config", "meta")
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+  """orbax logs a warning for every read-only manager; a CLI error must stay one line."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
+class NoCheckpointError(FileNotFoundError, ValueError):
+  """No complete checkpoint in a workdir (caught by `except FileNotFoundError` or `ValueError`)."""
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def _handlers():
+  return {"model": ocp.StandardCheckpointHandler(), "train": ocp.StandardCheckpointHandler(),
+          "config": ocp.JsonCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+
+
+def _manager(workdir: str, *, keep: int = 3, read_only: bool = True) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=None if read_only else keep, save_interval_steps=0 if read_only else 1,
+      create=not read_only, read_only=read_only,
+      enable_async_checkpointing=not read_only, cleanup_tmp_directories=not read_only)
+  with _quiet_orbax():
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS,
+                                 item_handlers=_handlers())
+
+
+def latest_step(workdir: str) -> Optional[int]:
+  """The newest complete checkpoint step in workdir, or None; writes nothing."""
+  if not os.path.isdir(checkpoint_dir(workdir)):
+    return None
+  mgr = _manager(workdir)
+  try:
+    return mgr.latest_step()
+  finally:
+    mgr.close()
+
+
+def _describe(meta: Dict[str, Any]) -> str:
+  src = meta.get("config_source") or "?"
+  return f"model {meta.get('model')!r} (variant {meta.get('variant')!r}, config {src})"
+
+
+def _shape_tree(tree) -> Dict[str, tuple]:
+  flat = traverse_util.flatten_dict(tree, sep="/") if isinstance(tree, dict) else {}
+  return {k: tuple(v.shape) for k, v in flat.items()}
+
+
+def model_meta(config, config_source: str = "", step: int = 0) -> Dict[str, Any]:
+  return {"config_source": config_source, "model": config.model.get("name"),
+          "variant": config.model.get("variant"), "step": int(step)}
+
+
+class Checkpoints:
+  """A CheckpointManager over <workdir>/checkpoints (async saves, keep the last `keep`)."""
+
+  def __init__(self, workdir: str, keep: int = 3, read_only: bool = False):
+    self.workdir = workdir
+    self._mgr = _manager(workdir, keep=keep, read_only=read_only)
+
+  def latest_step(self) -> Optional[int]:
+    return self._mgr.latest_step()
+
+  def save(self, step: int, state: Dict[str, Any], config, meta: Dict[str, Any]) -> None:
+    model = {"params": state["params"], "batch_stats": state["batch_stats"]}
+    train = {"opt_state": state["opt_state"], "step": state["step"]}
+    self._mgr.save(step, args=ocp.args.Composite(
+        model=ocp.args.StandardSave(model), train=ocp.args.StandardSave(train),
+        config=ocp.args.JsonSave(config_to_dict(config)), meta=ocp.args.JsonSave(meta)))
+
+  def restore_state(self, step: int, abstract_state: Dict[str, Any]) -> Dict[str, Any]:
+    model_t = {"params": abstract_state["params"], "batch_stats": abstract_state["batch_stats"]}
+    train_t = {"opt_state": abstract_state["opt_state"], "step": abstract_state["step"]}
+    r = self._mgr.restore(step, args=ocp.args.Composite(
+        model=ocp.args.StandardRestore(model_t), train=ocp.args.StandardRestore(train_t)))
+    return {**r["model"], **r["train"]}
+
+  def restore_model(self, step: int, abstract_model: Dict[str, Any]) -> Dict[str, Any]:
+    r = self._mgr.restore(step, args=ocp.args.Composite(model=ocp.args.StandardRestore(abstract_model)))
+    return dict(r["model"])
+
+  def meta(self, step: int) -> Dict[str, Any]:
+    r = self._mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(r["meta"])
+
+  def model_shapes(self, step: int) -> Dict[str, tuple]:
+    return _shape_tree(self._mgr.item_metadata(step)["model"].tree)
+
+  def wait(self) -> None:
+    self._mgr.wait_until_finished()
+
+  def close(self) -> None:
+    self._mgr.wait_until_finished()
+    self._mgr.close()
+
+
+def check_matches(ckpts: Checkpoints, step: int, config, abstract_model: Dict[str, Any],
+                  what: str) -> None:
+  """One-line ValueError when checkpoint `step` holds another model than `config` builds."""
+  meta = ckpts.meta(step)
+  want = config.model.get("name")
+  where = f"{what} {ckpts.workdir!r} holds a checkpoint (step {step}) of {_describe(meta)}"
+  if meta.get("model") != want:
+    raise ValueError(f"{where}, but the config asks for model {want!r} "
+                     f"(variant {config.model.get('variant')!r}); use another workdir or that model's config")
+  saved, expected = ckpts.model_shapes(step), _shape_tree(abstract_model)
+  if saved != expected:
+    diffs = sorted(set(saved) ^ set(expected)) or sorted(k for k in saved if saved[k] != expected[k])
+    k = diffs[0]
+    raise ValueError(f"{where} that does not match the config: {k} is {saved.get(k, 'absent')} in the "
+                     f"checkpoint, {expected.get(k, 'absent')} for the config ({len(diffs)} difference(s)); "
+                     "use the config the checkpoint was trained with or another workdir")
+
+
+def restore_latest(workdir: str, config) -> Dict[str, Any]:
+  """{'params', 'batch_stats'} of the newest checkpoint in workdir, checked against config.
+
+  Raises a one-line ValueError naming what mismatched and which model/config the checkpoint
+  holds, or NoCheckpointError (a FileNotFoundError and a ValueError) when there is none.
+  """
+  from pikelpn_jax.train.model_init import abstract_variables  # builds the model
+  step = latest_step(workdir)
+  if step is None:
+    raise NoCheckpointError(f"no checkpoint in workdir {workdir!r} (looked in {checkpoint_dir(workdir)}); "
+                            "train first: python main.py --config ... --workdir " + str(workdir))
+  abstract = abstract_variables(config)
+  ckpts = Checkpoints(workdir, read_only=True)
+  try:
+    check_matches(ckpts, step, config, abstract, "workdir")
+    return ckpts.restore_model(step, abstract)
+  finally:
+    ckpts.close()

@@ -1,0 +1,102 @@
+"""Kill-and-resume, kills during checkpoint writes, NaN losses (subprocesses of the real CLI)."""
+import glob
+import json
+import os
+import signal
+import time
+
+import numpy as np
+
+import tiny_model
+from train_helpers import run_cli
+from pikelpn_jax.train import checkpoint
+from pikelpn_jax.train.reporting import params_sha256
+
+STEPS = 24
+RUN = (f"--config.num_train_steps={STEPS}", "--config.checkpoint_every_steps=2",
+       "--config.keep_checkpoints=100", f"--config.eval_every_steps={STEPS}")
+
+
+def results(workdir):
+  with open(os.path.join(workdir, "results.json")) as f:
+    return json.load(f)
+
+
+def config():
+  c = tiny_model.tiny_config(steps=STEPS)
+  c.checkpoint_every_steps, c.keep_checkpoints = 2, 100
+  return c
+
+
+def complete_steps(workdir):
+  d = os.path.join(workdir, "checkpoints")
+  return sorted(int(n) for n in os.listdir(d) if n.isdigit()) if os.path.isdir(d) else []
+
+
+def kill_when(proc, condition, timeout=120):
+  """SIGKILLs proc as soon as condition() holds; returns whether it was killed before finishing."""
+  end = time.monotonic() + timeout
+  while proc.poll() is None and time.monotonic() < end:
+    if condition():
+      proc.send_signal(signal.SIGKILL)
+      proc.wait()
+      return True
+    time.sleep(0.001)
+  proc.wait()
+  return False
+
+
+def test_sigkill_anywhere_then_rerun_equals_uninterrupted_run(tmp_path):
+  ref, work = str(tmp_path / "ref"), str(tmp_path / "work")
+  r = run_cli(ref, *RUN)
+  assert r.returncode == 0, r.stderr[-2000:]
+  ref_sha = results(ref)["params_sha256"]
+
+  # 1) Kill while a checkpoint is being written (a temporary directory exists).
+  tmp_glob = os.path.join(work, "checkpoints", "*orbax-checkpoint-tmp*")
+  proc = run_cli(work, *RUN, wait=False)
+  killed = kill_when(proc, lambda: complete_steps(work) and glob.glob(tmp_glob))
+  assert killed, "the run finished before a checkpoint write could be interrupted"
+  # Every checkpoint that survived restores to exactly what the uninterrupted run saved.
+  c = config()
+  ro_ref = checkpoint.Checkpoints(ref, read_only=True)
+  ro_work = checkpoint.Checkpoints(work, read_only=True)
+  from pikelpn_jax.train.model_init import abstract_variables
+  abstract = abstract_variables(c)
+  for step in complete_steps(work):
+    got = ro_work.restore_model(step, abstract)["params"]
+    assert params_sha256(got) == params_sha256(ro_ref.restore_model(step, abstract)["params"])
+  ro_work.close()
+  ro_ref.close()
+
+  # 2) Rerun, kill again at an arbitrary moment, 3) rerun to the end.
+  proc = run_cli(work, *RUN, wait=False)
+  start = time.monotonic()
+  delay = float(np.random.default_rng().uniform(0.5, 4.0))
+  kill_when(proc, lambda: time.monotonic() - start > delay)
+  r = run_cli(work, *RUN)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert results(work)["params_sha256"] == ref_sha
+  with open(os.path.join(work, "metrics.jsonl")) as f:
+    steps = [json.loads(x)["step"] for x in f if "train_loss" in x]
+  assert steps == list(range(1, STEPS + 1))      # no step logged twice after the resumes
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+  work = str(tmp_path / "nan")
+  # Warm-up from lr 0: step 0 is a no-op, step 1 multiplies by ~1e37 and overflows.
+  r = run_cli(work, "--config.learning_rate=1e38", "--config.warmup_steps=3",
+              "--config.checkpoint_every_steps=1", "--config.optimizer=sgd")
+  assert r.returncode == 1
+  err = r.stderr.strip().splitlines()[-1]          # after the progress bar
+  assert err.startswith("error: loss became non-finite") and "last good checkpoint is step" in err
+  assert not os.path.exists(os.path.join(work, "results.json"))
+  c = tiny_model.tiny_config()
+  v = checkpoint.restore_latest(work, c)
+  assert checkpoint.latest_step(work) >= 1
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax_leaves(v))
+
+
+def jax_leaves(tree):
+  import jax
+  return jax.tree.leaves(tree)
