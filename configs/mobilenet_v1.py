@@ -15,7 +15,7 @@ w4a4 = body 4-bit, stem and head 8-bit (config.model.bit_rules). The norm is the
 float batch norm (QuantNorm(bits=None)); scales are float (no Double Quantization).
 """
 from pikelpn_jax.config_base import base_config
-from pikelpn_jax.models.config_fields import check_variant, set_quant_fields, stem_head_rules
+from pikelpn_jax.models.config_fields import check_variant, set_baseline_bits
 
 VARIANTS = ("float", "w8a8", "w4a4")
 
@@ -28,13 +28,7 @@ def get_config(variant: str = "float"):
   c.model.act = "relu"
   c.model.stem_stride = 2
   c.model.dw_impl = "auto"
-  if variant == "float":
-    set_quant_fields(c.model, w_bits=None, a_bits=None)
-  elif variant == "w8a8":
-    set_quant_fields(c.model, w_bits=8, a_bits=8)
-  else:
-    set_quant_fields(c.model, w_bits=4, a_bits=4,
-                     bit_rules=stem_head_rules(dict(w_bits=8, a_bits=8)))
+  set_baseline_bits(c.model, variant)
   c.reported_top1 = 70.6 if variant == "float" else -1.0
   c.batch_size = 256
   c.learning_rate = 0.1

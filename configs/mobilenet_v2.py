@@ -17,7 +17,7 @@ the parameterized activation whose elementwise cost PikeLPN points at; its slope
 (config.model.act_param_bits = None). Norm: folded float batch norm; float scales.
 """
 from pikelpn_jax.config_base import base_config
-from pikelpn_jax.models.config_fields import check_variant, set_quant_fields, stem_head_rules
+from pikelpn_jax.models.config_fields import check_variant, set_baseline_bits
 
 VARIANTS = ("float", "w8a8", "w4a4", "w4a4_prelu")
 
@@ -31,13 +31,7 @@ def get_config(variant: str = "float"):
   c.model.act_param_bits = None
   c.model.stem_stride = 2
   c.model.dw_impl = "auto"
-  if variant == "float":
-    set_quant_fields(c.model, w_bits=None, a_bits=None)
-  elif variant == "w8a8":
-    set_quant_fields(c.model, w_bits=8, a_bits=8)
-  else:
-    set_quant_fields(c.model, w_bits=4, a_bits=4,
-                     bit_rules=stem_head_rules(dict(w_bits=8, a_bits=8)))
+  set_baseline_bits(c.model, "w4a4" if variant == "w4a4_prelu" else variant)
   c.reported_top1 = 72.0 if variant == "float" else -1.0
   c.batch_size = 256
   c.learning_rate = 0.045

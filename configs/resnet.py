@@ -17,7 +17,7 @@ Quantization: w8a8 = every layer 8-bit; w4a4 = body 4-bit, stem and head 8-bit
 (config.model.bit_rules). Norm: folded float batch norm; float scales.
 """
 from pikelpn_jax.config_base import base_config
-from pikelpn_jax.models.config_fields import check_variant, set_quant_fields, stem_head_rules
+from pikelpn_jax.models.config_fields import check_variant, set_baseline_bits
 
 VARIANTS = ("18_float", "18_w4a4", "50_float", "50_w8a8")
 REPORTED_TOP1 = {"18_float": 69.76, "50_float": 76.13}
@@ -31,13 +31,7 @@ def get_config(variant: str = "50_float"):
   c.model.depth = int(depth)
   c.model.width = 1.0
   c.model.zero_init_residual = False
-  if quant == "float":
-    set_quant_fields(c.model, w_bits=None, a_bits=None)
-  elif quant == "w8a8":
-    set_quant_fields(c.model, w_bits=8, a_bits=8)
-  else:
-    set_quant_fields(c.model, w_bits=4, a_bits=4,
-                     bit_rules=stem_head_rules(dict(w_bits=8, a_bits=8)))
+  set_baseline_bits(c.model, quant)
   c.reported_top1 = REPORTED_TOP1.get(variant, -1.0)
   c.batch_size = 256
   c.learning_rate = 0.1

@@ -9,6 +9,9 @@ Top-level fields (a contract: tools and users rely on these names):
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import ml_collections
 
 DATASETS = ("imagenet2012", "fashion_mnist", "image_folder", "synthetic")
@@ -32,6 +35,7 @@ def dataset_config(name: str = "imagenet2012") -> ml_collections.ConfigDict:
     d.resize = "resize"
     d.train_examples = -1
   d.eval_examples = -1         # -1: the whole eval split
+  d.num_workers = 0            # JPEG decode threads (image_folder/imagenet2012); 0 = automatic
   return d
 
 
@@ -53,6 +57,7 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   c.learning_rate = 1e-3
   c.optimizer = "adamw"         # sgd | adam | adamw
   c.momentum = 0.9
+  c.nesterov = False            # sgd only
   c.b2 = 0.999
   c.weight_decay = 5e-5         # kernels only
   c.schedule = "cosine"         # cosine | linear | piecewise | constant
@@ -74,3 +79,25 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   c.ace.float_bits = 32
   c.ace.acc_bits = 32
   return c
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(spec: str, what: str = "config") -> ml_collections.ConfigDict:
+  """'path/to/file.py:variant' -> get_config(variant), as `main.py --config` loads it.
+
+  The path is tried from the cwd, then from the repo root; no ':' = the default variant.
+  """
+  path, _, variant = spec.partition(":")
+  found = next((p for p in (path, os.path.join(REPO_ROOT, path)) if os.path.isfile(p)), None)
+  if found is None or not path.endswith(".py"):
+    raise FileNotFoundError(f"{what}={spec!r}: no config file {path!r}; use "
+                            "'configs/<name>.py:<variant>'")
+  module_spec = importlib.util.spec_from_file_location(
+      f"_pikelpn_cfg_{abs(hash(os.path.abspath(found)))}", found)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ValueError(f"{what}={spec!r}: {found} has no get_config()")
+  return module.get_config(variant) if variant else module.get_config()

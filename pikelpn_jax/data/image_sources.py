@@ -72,7 +72,7 @@ def tfds_source(name: str, dcfg, split: str, tfds_split: str) -> DecodedSource:
     return np.asarray(ex["image"]), int(ex["label"])
 
   return DecodedSource(n, load, dcfg.num_classes, dcfg.image_size, dcfg.channels,
-                       dcfg.get("num_workers", default_workers()))
+                       dcfg.get("num_workers", 0) or default_workers())
 
 
 def _list_images(directory: str) -> List[str]:
@@ -120,4 +120,4 @@ def image_folder_source(dcfg, split: str) -> DecodedSource:
       return np.asarray(im.convert("RGB")), label
 
   return DecodedSource(n, load, dcfg.num_classes, dcfg.image_size, dcfg.channels,
-                       dcfg.get("num_workers", default_workers()))
+                       dcfg.get("num_workers", 0) or default_workers())

@@ -16,6 +16,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import ml_collections
 
+from pikelpn_jax.config_base import load_config  # noqa: F401  (re-exported)
+
 from pikelpn_jax.models.bit_rules import DEFAULT_LAYER
 
 
@@ -50,15 +52,13 @@ def stem_head_rules(bits: Mapping[str, Any]) -> tuple:
   return (("stem", dict(bits)), ("head", dict(bits)))
 
 
-def load_config(spec: str):
-  """Loads 'path/to/config.py:variant' (as `main.py --config` does); no ':' = the default variant."""
-  import importlib.util
-  import os
-  path, _, variant = spec.partition(":")
-  if not path.endswith(".py") or not os.path.isfile(path):
-    raise ValueError(f"config file {path!r} does not exist; use 'configs/<family>.py:<variant>'")
-  name = "_config_" + os.path.splitext(os.path.basename(path))[0]
-  module_spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(variant) if variant else module.get_config()
+def set_baseline_bits(model: ml_collections.ConfigDict, quant: str) -> None:
+  """The baselines' bit settings: float | w8a8 | w4a4 (w4a4 keeps an 8-bit stem and head)."""
+  if quant == "float":
+    set_quant_fields(model, w_bits=None, a_bits=None)
+  elif quant == "w8a8":
+    set_quant_fields(model, w_bits=8, a_bits=8)
+  elif quant == "w4a4":
+    set_quant_fields(model, w_bits=4, a_bits=4, bit_rules=stem_head_rules(dict(w_bits=8, a_bits=8)))
+  else:
+    raise ValueError(f"quantization {quant!r} is not allowed; use float, w8a8 or w4a4")
