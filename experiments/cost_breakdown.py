@@ -1,0 +1,128 @@
+"""The paper's motivation: how much of ACEv2 is elementwise work that ACE (v1) does not see.
+
+For each low-precision model (PokeBNN 0.5x/1.0x/2.0x, ReActNet-A, MobileNetV1/V2 w8a8 and w4a4,
+MobileNetV2 w4a4 with PReLU, ResNet-18 w4a4; PikeLPN-1x as the reference) it prices the
+inference forward at 224×224 with the ACEv2 analyzer, with float elementwise work at 32 and at
+16 bits, and writes ACE, ACEv2 and the share of each category (MAC, norm, activation, scaling,
+residual/pool) to results/cost_breakdown.{md,json,png}.
+
+    python experiments/cost_breakdown.py            # ~1 min on a 2-core CPU
+    python experiments/cost_breakdown.py --quick --out_dir /tmp/x   # 2 models at 32×32
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments import _results, _zoo  # noqa: E402
+from experiments.common import markdown_table  # noqa: E402
+
+NAME = "cost_breakdown"
+FLOAT_BITS = (32, 16)
+SHOWN = ("mac", "norm", "activation", "scaling", "residual_pool")
+QUICK_SPECS = ("pikelpn.py:1x", "mobilenet_v2.py:w4a4")
+QUICK_IMAGE_SIZE = 32
+
+
+def measure(specs, image_size, clock) -> list:
+  rows = []
+  for spec in specs:
+    config = _zoo.load(spec, image_size)
+    for fb in FLOAT_BITS:
+      s = _zoo.summary(_zoo.report(config, float_bits=fb))
+      rows.append({"spec": spec, "label": _zoo.label(spec), "float_bits": fb,
+                   "bits": _zoo.mac_bits_label(s["by_bits"], fb), **{
+                       k: s[k] for k in ("macs", "ace", "acev2", "params", "model_bits",
+                                         "breakdown")}})
+    clock.log(f"priced {spec}")
+  return rows
+
+
+def elementwise(row) -> int:
+  return row["acev2"] - row["breakdown"]["mac"]
+
+
+def table(rows, fb) -> str:
+  header = (["model", "bits", "MACs", "ACE", "ACEv2", "ACEv2/ACE"] +
+            [f"{_zoo.CATEGORY_LABELS[c]} %" for c in SHOWN] + ["elementwise %"])
+  body = []
+  for r in rows:
+    if r["float_bits"] != fb:
+      continue
+    body.append([r["label"], r["bits"], _zoo.si(r["macs"]), _zoo.si(r["ace"]),
+                 _zoo.si(r["acev2"]), f"{r['acev2'] / r['ace']:.2f}"] +
+                [_results.pct(r["breakdown"][c], r["acev2"]) for c in SHOWN] +
+                [_results.pct(elementwise(r), r["acev2"])])
+  return markdown_table(header, body)
+
+
+def plot(rows, path) -> None:
+  plt = _results.pyplot()
+  colors = {"mac": "#4c72b0", "norm": "#dd8452", "activation": "#55a868", "scaling": "#c44e52",
+            "residual_pool": "#8172b3", "other": "#937860"}
+  fig, axes = plt.subplots(1, len(FLOAT_BITS), figsize=(13, 0.45 * len(rows) / 2 + 2.2),
+                           sharey=True)
+  for ax, fb in zip(axes, FLOAT_BITS):
+    sel = [r for r in rows if r["float_bits"] == fb][::-1]
+    y = range(len(sel))
+    left = [0.0] * len(sel)
+    for c in colors:
+      share = [100.0 * r["breakdown"][c] / r["acev2"] for r in sel]
+      ax.barh(list(y), share, left=left, color=colors[c], label=_zoo.CATEGORY_LABELS[c])
+      left = [a + b for a, b in zip(left, share)]
+    for i, r in enumerate(sel):
+      ax.text(101, i, f"{_zoo.si(r['acev2'], 1)} ({r['acev2'] / r['ace']:.1f}× ACE)",
+              va="center", fontsize=7)
+    ax.set_yticks(list(y))
+    ax.set_yticklabels([r["label"] for r in sel], fontsize=8)
+    ax.set_xlim(0, 135)
+    ax.set_xticks([0, 25, 50, 75, 100])
+    ax.set_xlabel("share of ACEv2 (%)")
+    ax.set_title(f"float elementwise work at {fb} bits")
+  axes[0].legend(loc="lower left", bbox_to_anchor=(0.0, 1.08), ncol=6, fontsize=8, frameon=False)
+  fig.tight_layout()
+  fig.savefig(path, dpi=130)
+  plt.close(fig)
+
+
+def findings(rows) -> str:
+  lines = []
+  for fb in FLOAT_BITS:
+    sel = [r for r in rows if r["float_bits"] == fb]
+    binary = [r for r in sel if r["spec"].startswith(("pokebnn", "reactnet"))]
+    if binary:
+      parts = ", ".join(f"{r['label']} {_results.pct(elementwise(r), r['acev2'])}%" for r in binary)
+      lines.append(f"* Elementwise (non-MAC) share of ACEv2 in the binary models, float at {fb} "
+                   f"bits: {parts}.")
+    top = max(sel, key=lambda r: r["acev2"] / r["ace"])
+    lines.append(f"* Largest ACEv2/ACE at {fb} bits: {top['label']} ({top['acev2'] / top['ace']:.2f}×)"
+                 f"; smallest: {min(sel, key=lambda r: r['acev2'] / r['ace'])['label']}.")
+  return "\n".join(lines)
+
+
+def main(args) -> None:
+  clock = _results.Clock()
+  specs = _zoo.specs_from_arg(args.models, QUICK_SPECS if args.quick else _zoo.BREAKDOWN_SPECS)
+  size = QUICK_IMAGE_SIZE if args.quick else None
+  rows = measure(specs, size, clock)
+  figure = _results.figure_path(args.out_dir, NAME)
+  plot(rows, figure)
+  res = "224×224" if size is None else f"{size}×{size} (--quick)"
+  body = "\n\n".join([
+      f"Input {res}, batch 1, accumulators at 32 bits; ACE = Σ MACs·b_w·b_a (PokeBNN), ACEv2 = ACE "
+      "+ every priced elementwise operation (docs/acev2.md). Costs are bit-operations per image. "
+      "Category shares are of ACEv2; *elementwise* = everything but the MACs.",
+      "## Float elementwise work at 32 bits (fp32)", table(rows, 32),
+      "## Float elementwise work at 16 bits (bf16-style)", table(rows, 16),
+      "## Findings", findings(rows),
+      f"Wall time: {clock.seconds:.0f} s."])
+  _results.write(args.out_dir, NAME, "ACE vs ACEv2 cost breakdown", body,
+                 {"image_size": size or 224, "float_bits": list(FLOAT_BITS), "rows": rows},
+                 figure)
+
+
+if __name__ == "__main__":
+  p = _results.parser(__doc__.split("\n")[0])
+  p.add_argument("--models", default="", help="comma-separated config specs (default: the list above)")
+  _results.run_main(main, p.parse_args())

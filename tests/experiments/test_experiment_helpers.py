@@ -1,0 +1,85 @@
+"""Pure helpers of the experiment scripts: energy model, Pareto frontier, budget config, zoo."""
+import math
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from experiments import _energy_model as em  # noqa: E402
+from experiments import _fmnist, _zoo  # noqa: E402
+from experiments.pareto import frontier  # noqa: E402
+
+
+def test_energy_interpolation_hits_the_published_points_and_grows():
+  assert em.int_add(8) == pytest.approx(0.03)
+  assert em.int_add(32) == pytest.approx(0.1)
+  assert em.int_mult(8, 8) == pytest.approx(0.2)
+  assert em.int_mult(32, 32) == pytest.approx(3.1)
+  assert em.int_add(4) == pytest.approx(0.015)            # ∝ b below 8 bits
+  assert em.int_mult(4, 4) == pytest.approx(0.05)         # ∝ b_x·b_y below 8×8
+  adds = [em.int_add(b) for b in range(1, 65)]
+  assert all(a < b for a, b in zip(adds, adds[1:]))
+  assert em.int_mult(4, 8) < em.int_mult(8, 8) < em.int_mult(16, 16) < em.int_mult(32, 32)
+
+
+def test_op_energy_tells_float_from_int_by_the_sentinel_width():
+  f = _zoo.FLOAT_SENTINEL_BITS
+  assert em.op_energy("mul", [f, f], f) == pytest.approx(3.7)
+  assert em.op_energy("mul", [32, 8], f) == pytest.approx(em.int_mult(32, 8))
+  assert em.op_energy("add", [f, 32], f) == pytest.approx(0.9)
+  assert em.op_energy("add", [32, 32], f) == pytest.approx(0.1)
+  # int MAC: multiply + accumulate at min(32, bx+bw+10) bits
+  assert em.op_energy("mac", [4, 4], f) == pytest.approx(em.int_mult(4, 4) + em.int_add(18))
+  assert em.op_energy("mac", [f, f], f) == pytest.approx(3.7 + 0.9)
+  with pytest.raises(ValueError, match="'bogus'"):
+    em.op_energy("bogus", [8], f)
+
+
+def test_arithmetic_energy_sums_counts_times_unit_costs():
+  f = _zoo.FLOAT_SENTINEL_BITS
+  e = em.arithmetic_energy({"mac 8x8": {"count": 10, "acev2": 640},
+                            f"mul {f}x{f}": {"count": 2, "acev2": 0}}, f)
+  assert e["mac"] == pytest.approx(10 * (0.2 + em.int_add(26)))
+  assert e["mul (float)"] == pytest.approx(2 * 3.7)
+  assert e["total"] == pytest.approx(e["mac"] + e["mul (float)"])
+
+
+def test_rank_correlations():
+  assert em.spearman([1, 2, 3, 4], [10, 20, 30, 1000]) == pytest.approx(1.0)
+  assert em.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+  assert em.ranks([5, 1, 5, 2]) == [3.5, 1, 3.5, 2]
+  assert em.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+  assert math.isnan(em.pearson([1, 1, 1], [1, 2, 3]))
+
+
+def test_pareto_frontier_keeps_only_undominated_points():
+  pts = [(10, 70), (5, 60), (20, 69), (5, 65), (30, 75), (40, 74)]
+  keep = frontier(pts)
+  assert sorted(keep) == [0, 3, 4]
+  for i in keep:
+    assert not any(c <= pts[i][0] and a >= pts[i][1] and (c, a) != pts[i] for c, a in pts)
+
+
+def test_fmnist_config_keeps_the_model_and_sets_the_budget():
+  base = _zoo.load("pikelpn.py:3x")
+  c = _fmnist.fmnist_config(base, _fmnist.FULL, seed=2)
+  assert c.dataset.name == "fashion_mnist" and c.dataset.image_size == 32
+  assert c.model.width == pytest.approx(1.5 * _fmnist.FULL.width_scale)
+  assert c.model.quant.to_dict() == base.model.quant.to_dict()
+  assert c.model.bit_rules == base.model.bit_rules
+  assert (c.num_train_steps, c.batch_size, c.seed) == (_fmnist.FULL.steps, _fmnist.FULL.batch_size, 2)
+  assert c.quant_schedule.act_start_step == 0 and c.distill.teacher_config == ""
+  assert base.dataset.name == "imagenet2012"      # the original is untouched
+  assert "300 steps of batch 64" in _fmnist.FULL.describe()
+
+
+def test_zoo_lists_every_config_variant_once():
+  specs = [e.spec for e in _zoo.ZOO]
+  assert len(specs) == len(set(specs)) == 19
+  assert set(_zoo.BREAKDOWN_SPECS) <= set(specs)
+  with pytest.raises(ValueError, match="'nope.py:x'"):
+    _zoo.entry("nope.py:x")
+  assert _zoo.mac_bits_label({"mac 4x4": {"count": 95}, "mac 8x8": {"count": 5}}, 32) == \
+      "W4A4 (95% of MACs)"
+  assert _zoo.mac_bits_label({"mac 32x32": {"count": 7}}, 32) == "fp32"
