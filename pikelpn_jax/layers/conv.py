@@ -7,6 +7,7 @@ instead, so a following QuantNorm can fold the scale into its multiplier (no sep
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
@@ -55,16 +56,10 @@ def _explicit_padding(x_shape, kernel, strides, padding):
   return tuple(tuple(p) for p in padding)
 
 
-def depthwise_shift_add(x, w, strides, pads):
-  """Depthwise conv as a sum of strided slices × per-channel taps (fast on XLA:CPU).
-
-  x: (N, H, W, C); w: (kh, kw, 1, C). Equal to the grouped conv up to float summation order.
-  """
+def _tap_sum(xp, w, strides, out_hw):
+  """sum over taps (i, j) of the strided slice of xp at (i, j) times the per-channel tap w[i, j]."""
   kh, kw = w.shape[0], w.shape[1]
-  sh, sw = strides
-  xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-  ho = (xp.shape[1] - kh) // sh + 1
-  wo = (xp.shape[2] - kw) // sw + 1
+  (sh, sw), (ho, wo) = strides, out_hw
   out = None
   for i in range(kh):
     for j in range(kw):
@@ -73,6 +68,59 @@ def depthwise_shift_add(x, w, strides, pads):
       term = patch * w[i, j, 0]
       out = term if out is None else out + term
   return out
+
+
+def _shift_add_fwd(x, w, strides, pads):
+  xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+  ho = (xp.shape[1] - w.shape[0]) // strides[0] + 1
+  wo = (xp.shape[2] - w.shape[1]) // strides[1] + 1
+  return _tap_sum(xp, w, strides, (ho, wo)), (xp, w)
+
+
+def _shift_add_bwd(strides, pads, res, g):
+  # Written by hand because autodiff's form (the sum of nine padded copies of g, one per tap)
+  # makes XLA:CPU recompute the whole upstream backward (norm, quantizer masks) once per tap.
+  # Here g is padded once and read by nine slices, the same gather form as the forward.
+  xp, w = res
+  kh, kw = w.shape[0], w.shape[1]
+  (sh, sw), (n, ho, wo, c) = strides, g.shape
+  hp, wp = xp.shape[1], xp.shape[2]
+  h, wd = hp - sum(pads[0]), wp - sum(pads[1])
+  dw = []
+  for i in range(kh):
+    for j in range(kw):
+      patch = lax.slice(xp, (0, i, j, 0), (n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c),
+                        (1, sh, sw, 1))
+      dw.append(jnp.sum(patch * g, axis=(0, 1, 2)))
+  dw = jnp.stack(dw).reshape(kh, kw, 1, c)
+  # The transposed conv: g dilated by the stride and padded by k-1, read by the flipped taps.
+  gd = lax.pad(g, jnp.zeros((), g.dtype), ((0, 0, 0), (kh - 1, hp - (ho - 1) * sh - 1, sh - 1),
+                                           (kw - 1, wp - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
+  dx = None
+  for i in range(kh):
+    for j in range(kw):
+      a, b = pads[0][0] + kh - 1 - i, pads[1][0] + kw - 1 - j
+      term = lax.slice(gd, (0, a, b, 0), (n, a + h, b + wd, c)) * w[i, j, 0]
+      dx = term if dx is None else dx + term
+  return dx, dw
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _shift_add(x, w, strides, pads):
+  return _shift_add_fwd(x, w, strides, pads)[0]
+
+
+_shift_add.defvjp(_shift_add_fwd, _shift_add_bwd)
+
+
+def depthwise_shift_add(x, w, strides, pads):
+  """Depthwise conv as a sum of strided slices × per-channel taps (fast on XLA:CPU).
+
+  x: (N, H, W, C); w: (kh, kw, 1, C). Equal to the grouped conv up to float summation order.
+  Its VJP is hand-written (jax.custom_vjp), so it supports reverse mode (grad) but not
+  forward mode (jvp, e.g. Hessian-vector products): use impl='grouped' for those.
+  """
+  return _shift_add(x, w, tuple(strides), tuple(tuple(p) for p in pads))
 
 
 def combine_scales(sx, sw, features: int):

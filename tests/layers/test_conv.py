@@ -28,6 +28,22 @@ def test_depthwise_forms_agree(strides, padding, quantized):
   np.testing.assert_allclose(g1["kernel"], g2["kernel"], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("size,strides,padding", [(9, 1, "SAME"), (9, 2, "SAME"), (8, 2, "SAME"),
+                                                  (8, 2, "VALID"), (7, 1, ((2, 0), (1, 1)))])
+def test_shift_add_hand_written_backward_matches_grouped(size, strides, padding):
+  # The shift-and-add form has a hand-written VJP (see conv.py); both of its cotangents must
+  # equal autodiff through the grouped conv, for every stride/padding geometry.
+  x = jax.random.normal(jax.random.PRNGKey(3), (2, size, size, 5))
+  kw = dict(features=5, strides=strides, padding=padding)
+  grouped, shift = QDepthwiseConv(impl="grouped", **kw), QDepthwiseConv(impl="shift_add", **kw)
+  v = grouped.init(jax.random.PRNGKey(4), x)
+  loss = lambda m: (lambda p, x: jnp.sum(jnp.sin(m.apply({"params": p}, x))))
+  (gp1, gx1), (gp2, gx2) = (jax.grad(loss(m), argnums=(0, 1))(v["params"], x)
+                            for m in (grouped, shift))
+  np.testing.assert_allclose(gx1, gx2, atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(gp1["kernel"], gp2["kernel"], atol=1e-4, rtol=1e-4)
+
+
 def test_accumulator_holds_integers_and_scale_dequantizes():
   conv = QConv(6, kernel_size=3, strides=2, w_quant=weight_quant(4),
                x_quant=act_quant(4, signed=True, calibration="fixed", bound=2.0))
