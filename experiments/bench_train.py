@@ -30,7 +30,11 @@ from pikelpn_jax.train.optim import make_optimizer  # noqa: E402
 from pikelpn_jax.train.steps import (StepFactory, create_state, global_batch,  # noqa: E402
                                      make_mesh)
 
-BEGIN, END = "<!-- bench_train -->", "<!-- /bench_train -->"
+SECTION = "bench_train"   # docs/benchmarks.md holds <!-- bench_train --> … <!-- /bench_train -->
+
+
+def markers(section: str):
+  return f"<!-- {section} -->", f"<!-- /{section} -->"
 MODELS = (("MobileNetV1 float", "configs/mobilenet_v1.py:float"),
           ("PikeLPN 1x (QuantNorm, DQ, DHQ)", "configs/pikelpn.py:1x"))
 
@@ -124,7 +128,11 @@ def bench_input_pipeline(args) -> list:
 
 def render(rows, args, device: str, pipeline_rows=()) -> str:
   cmd = "python experiments/bench_train.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-  lines = [BEGIN, "## Training throughput (experiments/bench_train.py)", "",
+  begin, end = markers(args.section)
+  title = "Training throughput (experiments/bench_train.py)"
+  if args.section != SECTION:
+    title += f", {args.section}"
+  lines = [begin, f"## {title}", "",
            f"Device: {device}. Synthetic data, width {args.width}, {args.image_size}×{args.image_size}×3, "
            f"{args.num_classes} classes, global batch {args.batch}; mean over {args.steps} steps after "
            f"{args.warmup} warm-up step(s); compile = first step (includes compilation).",
@@ -140,14 +148,15 @@ def render(rows, args, device: str, pipeline_rows=()) -> str:
               "| decode threads | train img/s (decode, Inception crop, flip, resize) | eval img/s (decode, center crop, resize) |",
               "|---|---|---|"]
     lines += [f"| {w} | {t:.0f} | {e:.0f} |" for w, t, e in pipeline_rows]
-  return "\n".join(lines + ["", END])
+  return "\n".join(lines + ["", end])
 
 
-def write_section(path: str, section: str) -> None:
+def write_section(path: str, section: str, name: str = SECTION) -> None:
+  begin, end = markers(name)
   text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-  if BEGIN in text and END in text:
-    head, rest = text.split(BEGIN, 1)
-    text = head + section + rest.split(END, 1)[1]
+  if begin in text and end in text:
+    head, rest = text.split(begin, 1)
+    text = head + section + rest.split(end, 1)[1]
   else:
     text = text.rstrip("\n") + "\n\n" + section + "\n"
   with open(path, "w") as f:
@@ -166,6 +175,8 @@ def main(argv=None) -> int:
   p.add_argument("--device_note", default="", help="device description (default: auto-detected)")
   p.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
   p.add_argument("--no_write", action="store_true", help="print the table only")
+  p.add_argument("--section", default=SECTION,
+                 help="marker name of the section to (re)write, e.g. bench_train_gpu for a GPU run")
   p.add_argument("--skip_pipeline", action="store_true", help="do not time the JPEG input pipeline")
   args = p.parse_args(argv)
   for field in ("batch", "steps", "image_size", "num_classes"):
@@ -189,7 +200,7 @@ def main(argv=None) -> int:
   print(section)
   if not args.no_write:
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    write_section(args.out, section)
+    write_section(args.out, section, args.section)
   return 0
 
 

@@ -28,6 +28,8 @@ def dataset_config(name: str = "imagenet2012") -> ml_collections.ConfigDict:
     d.num_classes = 10
     d.resize = "pad"           # pad | resize
     d.train_examples = 60000   # use a prefix of the training set (quick runs)
+    d.augment = "none"         # training augmentation: none | flip | shift | flip_shift
+    d.max_shift = 2            # pixels, for shift / flip_shift (zero fill)
   else:
     d.image_size = 224
     d.channels = 3

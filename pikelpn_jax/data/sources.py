@@ -19,6 +19,7 @@ from pikelpn_jax.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize
 FMNIST_INSTALL = "sudo apt-get install -y dataset-fashion-mnist"
 FMNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                 "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+AUGMENTS = ("none", "flip", "shift", "flip_shift")
 # Statistics of the Fashion-MNIST training images (pixel units).
 FMNIST_MEAN, FMNIST_STD = 0.2860 * 255, 0.3530 * 255
 
@@ -73,13 +74,44 @@ def _fit_size(images: np.ndarray, size: int, mode: str) -> np.ndarray:
   raise ValueError(f"dataset.resize={mode!r} is not allowed; use 'pad' or 'resize'")
 
 
+def check_augment(augment, max_shift) -> None:
+  if augment not in AUGMENTS:
+    raise ValueError(f"dataset.augment={augment!r} is not allowed; use one of {list(AUGMENTS)}")
+  if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+    raise ValueError(f"dataset.max_shift={max_shift!r} is not allowed; use an int >= 0")
+
+
+def augment_images(x: np.ndarray, seeds, augment: str, max_shift: int) -> np.ndarray:
+  """Random horizontal flip and/or translation by up to max_shift pixels (zero fill), per
+  example from its own seed, so an example's augmentation never depends on its batch."""
+  if augment == "none" or seeds is None:
+    return x
+  out = np.empty_like(x)
+  m = max_shift if "shift" in augment else 0
+  h, w = x.shape[1], x.shape[2]
+  padded = np.pad(x, ((0, 0), (m, m), (m, m), (0, 0))) if m else x
+  for k, seed in enumerate(seeds):
+    rng = np.random.default_rng(seed)
+    dy, dx = (rng.integers(-m, m + 1, 2) if m else (0, 0))
+    im = padded[k, m + dy:m + dy + h, m + dx:m + dx + w]
+    if "flip" in augment and rng.random() < 0.5:
+      im = im[:, ::-1]
+    out[k] = im
+  return out
+
+
 class ArraySource:
-  """uint8 images (N, H, W) or (N, H, W, C) in memory, normalised and channel-expanded per batch."""
+  """uint8 images (N, H, W) or (N, H, W, C) in memory, normalised and channel-expanded per batch.
+
+  augment / max_shift: training augmentation (see augment_images); evaluation passes no seeds.
+  """
 
   def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int, channels: int,
-               mean, std):
+               mean, std, augment: str = "none", max_shift: int = 0):
+    check_augment(augment, max_shift)
     self.images, self.labels = images, labels.astype(np.int32)
     self.num_classes, self.channels, self.mean, self.std = num_classes, channels, mean, std
+    self.augment, self.max_shift = augment, max_shift
 
   def __len__(self) -> int:
     return len(self.labels)
@@ -88,6 +120,7 @@ class ArraySource:
     x = self.images[indices]
     if x.ndim == 3:
       x = x[..., None]
+    x = augment_images(x, seeds, self.augment, self.max_shift)
     if x.shape[-1] != self.channels:
       x = np.repeat(x, self.channels, axis=-1) if x.shape[-1] == 1 else x[..., :self.channels]
     return normalize(x, self.mean, self.std), self.labels[indices]
@@ -105,7 +138,10 @@ def fashion_mnist(dcfg, split: str) -> ArraySource:
   labels = read_idx(_find_idx(dcfg.fmnist_dir, lbl_stem))
   n = _prefix(len(labels), dcfg.train_examples if split == "train" else dcfg.eval_examples)
   images = _fit_size(images[:n], dcfg.image_size, dcfg.get("resize", "pad"))
-  return ArraySource(images, labels[:n], 10, dcfg.channels, FMNIST_MEAN, FMNIST_STD)
+  augment, max_shift = ("none", 0) if split != "train" else \
+      (dcfg.get("augment", "none"), dcfg.get("max_shift", 0))
+  return ArraySource(images, labels[:n], 10, dcfg.channels, FMNIST_MEAN, FMNIST_STD,
+                     augment, max_shift)
 
 
 class SyntheticSource:

@@ -7,6 +7,8 @@ Fields written into config.model (read by plan_from_config):
   quantnorm_bits, quantnorm_bias_bits
   double_quant   bool: scales of weight/activation quantizers and QuantNorm quantized
   dq_format      'pow2' (a shift) | 'fixed' (8-bit mantissa · 2^e)
+  dq_round       pow2 rounding of weight/activation scales: 'auto' (ceil for abs-max/EMA,
+                 nearest for learned) | 'ceil' | 'nearest' (quant/config.py ScaleQuant)
   dhq            bool: depthwise weights use their own rule (PikeLPN: 8-bit per channel);
                  False: they use the pointwise layer's quantizer
 """
@@ -43,6 +45,7 @@ def set_quant_fields(model: ml_collections.ConfigDict, *, w_bits: Optional[int],
   model.quantnorm_bias_bits = 32
   model.double_quant = double_quant
   model.dq_format = "pow2"
+  model.dq_round = "auto"
   model.dhq = dhq
   return model
 

@@ -11,10 +11,11 @@ import dataclasses
 from typing import Any, Mapping, Optional, Tuple
 
 from pikelpn_jax.models import bit_rules
-from pikelpn_jax.quant.config import FLOAT, SCALE_FORMATS, QuantConfig, act_quant, check_bits, weight_quant
+from pikelpn_jax.quant.config import (FLOAT, SCALE_FORMATS, SCALE_ROUNDINGS, QuantConfig,
+                                      act_quant, check_bits, weight_quant)
 
 MODEL_QUANT_FIELDS = ("quant", "bit_rules", "quantnorm", "quantnorm_bits", "quantnorm_bias_bits",
-                      "double_quant", "dq_format", "dhq")
+                      "double_quant", "dq_format", "dq_round", "dhq")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +25,7 @@ class QuantPlan:
   weight_quant: bool = True
   act_quant: bool = True
   scale_format: str = "none"          # Double Quantization of weight/act/norm scales
+  scale_round: str = "auto"           # pow2 rounding of weight/act scales (ScaleQuant.rounding)
   norm_bits: Optional[int] = None     # QuantNorm multiplier bits; None: the folded float norm
   norm_bias_bits: Optional[int] = 32
   dhq: bool = True                    # False: depthwise weights use the pointwise quantizer
@@ -41,6 +43,7 @@ class QuantPlan:
       return FLOAT
     return weight_quant(s["w_bits"], per_channel=s["w_per_channel"],
                         channel_axis=s["w_channel_axis"], scale=self.scale_format,
+                        scale_round=self.scale_round,
                         calibration=s["w_calibration"], half_shift=s["half_shift"])
 
   def act(self, path: str, signed: bool, follows_norm: bool = False) -> QuantConfig:
@@ -58,6 +61,7 @@ class QuantPlan:
       sign = True    # binary grids are ±1
     return act_quant(s["a_bits"], signed=sign, calibration=s["a_calibration"],
                      bound=float(s["a_bound"]), scale=self.scale_format,
+                     scale_round=self.scale_round,
                      half_shift=s["half_shift"], folded=self.quantnorm and follows_norm)
 
 
@@ -72,6 +76,9 @@ def plan_from_config(model_cfg: Mapping[str, Any], *, weight_quant: bool = True,
   dq_format = m.get("dq_format", "pow2")
   if dq_format not in SCALE_FORMATS or dq_format == "none":
     raise ValueError(f"config.model.dq_format={dq_format!r} is not allowed; use 'pow2' or 'fixed'")
+  dq_round = m.get("dq_round", "auto")
+  if dq_round not in SCALE_ROUNDINGS:
+    raise ValueError(f"config.model.dq_round={dq_round!r} is not allowed; use one of {SCALE_ROUNDINGS}")
   norm_bits = None
   if m.get("quantnorm", False):
     norm_bits = check_bits(m.get("quantnorm_bits", 8), "config.model.quantnorm_bits",
@@ -83,6 +90,6 @@ def plan_from_config(model_cfg: Mapping[str, Any], *, weight_quant: bool = True,
                      "use an int 2..32 or None")
   return QuantPlan(defaults=bit_rules._freeze(defaults), rules=rules,
                    weight_quant=bool(weight_quant), act_quant=bool(act_quant),
-                   scale_format=dq_format if double_quant else "none",
+                   scale_format=dq_format if double_quant else "none", scale_round=dq_round,
                    norm_bits=norm_bits, norm_bias_bits=bias_bits,
                    dhq=bool(m.get("dhq", True)))

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Optional
 
 CALIBRATIONS = ("absmax", "absmean", "fixed", "lsq", "ema")
 SCALE_FORMATS = ("none", "pow2", "fixed")
+SCALE_ROUNDINGS = ("auto", "ceil", "nearest")
 KINDS = ("weight", "act", "norm", "scale", "param")
 
 
@@ -113,13 +114,21 @@ class ScaleQuant:
 
   none: a float scale; pow2: 2^round(log2 s) (rescaling becomes a shift);
   fixed: a `bits`-bit integer mantissa times a power of two.
+  rounding (pow2 only): how log2 s is rounded. 'ceil' never shrinks the scale, so an abs-max range
+  is never clipped but up to half of the grid can go unused; 'nearest' clips up to 29 % of the
+  range and keeps the grid fuller; 'auto' = ceil for data-calibrated scales (absmax, absmean,
+  ema), nearest for learned and fixed ones.
   """
   format: str = "none"
   bits: int = 8
+  rounding: str = "auto"
 
   def __post_init__(self):
     if self.format not in SCALE_FORMATS:
       raise ValueError(f"scale_quant.format={self.format!r} is not allowed; use one of {SCALE_FORMATS}")
+    if self.rounding not in SCALE_ROUNDINGS:
+      raise ValueError(f"scale_quant.rounding={self.rounding!r} is not allowed; use one of "
+                       f"{SCALE_ROUNDINGS}")
     check_bits(self.bits, "scale_quant.bits", allow_none=False)
 
 
@@ -154,22 +163,26 @@ FLOAT = QuantConfig(numerics=Numerics(bits=None))
 
 def weight_quant(bits: Optional[int], *, per_channel: bool = True, channel_axis: int = -1,
                  scale: str = "none", scale_bits: int = 8, calibration: str = "absmax",
-                 half_shift: bool = False, folded: bool = False) -> QuantConfig:
+                 half_shift: bool = False, folded: bool = False,
+                 scale_round: str = "auto") -> QuantConfig:
   """Signed weight quantizer (per output channel by default)."""
   return QuantConfig(numerics=Numerics(bits=bits, signed=True, half_shift=half_shift),
                      calibration=Calibration(method=calibration),
                      granularity=Granularity(channel_axis if per_channel else None),
-                     scale_quant=ScaleQuant(scale, scale_bits), kind="weight", folded=folded)
+                     scale_quant=ScaleQuant(scale, scale_bits, scale_round), kind="weight",
+                     folded=folded)
 
 
 def act_quant(bits: Optional[int], *, signed: bool = False, calibration: str = "ema",
               bound: float = 6.0, scale: str = "none", scale_bits: int = 8,
-              half_shift: bool = False, folded: bool = False) -> QuantConfig:
+              half_shift: bool = False, folded: bool = False,
+              scale_round: str = "auto") -> QuantConfig:
   """Per-tensor activation quantizer (unsigned after ReLU by default)."""
   return QuantConfig(numerics=Numerics(bits=bits, signed=signed, half_shift=half_shift),
                      calibration=Calibration(method=calibration, bound=bound),
-                     granularity=Granularity(None), scale_quant=ScaleQuant(scale, scale_bits),
-                     kind="act", folded=folded)
+                     granularity=Granularity(None),
+                     scale_quant=ScaleQuant(scale, scale_bits, scale_round), kind="act",
+                     folded=folded)
 
 
 def from_dict(d: Mapping[str, Any], kind: str = "act") -> QuantConfig:
@@ -179,7 +192,7 @@ def from_dict(d: Mapping[str, Any], kind: str = "act") -> QuantConfig:
   folded. Unknown keys are an error.
   """
   allowed = {"bits", "signed", "half_shift", "calibration", "bound", "momentum", "channel_axis",
-             "scale", "scale_bits", "folded", "kind", "lsq_grad_scale"}
+             "scale", "scale_bits", "scale_round", "folded", "kind", "lsq_grad_scale"}
   d = dict(d)
   unknown = set(d) - allowed
   if unknown:
@@ -193,5 +206,6 @@ def from_dict(d: Mapping[str, Any], kind: str = "act") -> QuantConfig:
                               momentum=d.get("momentum", 0.99),
                               lsq_grad_scale=d.get("lsq_grad_scale", True)),
       granularity=Granularity(d.get("channel_axis", None)),
-      scale_quant=ScaleQuant(d.get("scale", "none"), d.get("scale_bits", 8)),
+      scale_quant=ScaleQuant(d.get("scale", "none"), d.get("scale_bits", 8),
+                             d.get("scale_round", "auto")),
       kind=kind, folded=d.get("folded", False))

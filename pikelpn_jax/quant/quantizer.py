@@ -30,8 +30,11 @@ def quantize_scale(s, cfg: QuantConfig):
   if fmt == "none":
     return s
   if fmt == "pow2":
-    # Data-calibrated scales round up (no clipping of max|x|); learned ones to nearest.
-    s = ste.round_pow2_ste(s, cfg.calibration.method in ("absmax", "absmean", "ema"))
+    # 'auto': data-calibrated scales round up (no clipping of max|x|); learned ones to nearest.
+    rounding = cfg.scale_quant.rounding
+    ceil = rounding == "ceil" or (rounding == "auto" and
+                                  cfg.calibration.method in ("absmax", "absmean", "ema"))
+    s = ste.round_pow2_ste(s, ceil)
   else:
     s = ste.round_fixed_ste(s, cfg.scale_quant.bits)
   return tag(s, bits=cfg.scale_quant.bits, signed=False, kind="scale", scale=fmt,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pikelpn_jax.data import check_dataset_name
+from pikelpn_jax.data.sources import check_augment
 from pikelpn_jax.train.optim import check_optimizer_fields
 
 POSITIVE_INT_FIELDS = ("num_train_steps", "batch_size", "eval_batch_size", "eval_every_steps",
@@ -27,6 +28,8 @@ def check_config(config, device_count: int, process_count: int = 1) -> None:
     v = d[field]
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
       raise ValueError(f"dataset.{field}={v!r} is not allowed; use a positive integer")
+  if "augment" in d:
+    check_augment(d.augment, d.get("max_shift", 0))
   check_optimizer_fields(config)
   qs = config.quant_schedule
   for field in ("weight_start_step", "act_start_step"):

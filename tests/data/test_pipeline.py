@@ -158,3 +158,41 @@ def test_synthetic_is_learnable_and_sized():
   idx = p.train_indices(0)
   xe, ye = p.eval.get_batch(idx)          # eval example i is train example i (memorisation)
   np.testing.assert_array_equal(x, xe)
+
+
+def test_fmnist_augmentation_flips_and_shifts_deterministically(fmnist_dir):
+  from pikelpn_jax.data.sources import augment_images
+  plain = InputPipeline(fmnist_config(fmnist_dir))
+  aug = InputPipeline(fmnist_config(fmnist_dir, augment="flip_shift", max_shift=2))
+  xa, ya = aug.train_batch(1)
+  xp, yp = plain.train_batch(1)
+  np.testing.assert_array_equal(ya, yp)
+  assert not np.array_equal(xa, xp)
+  np.testing.assert_array_equal(xa, InputPipeline(fmnist_config(
+      fmnist_dir, augment="flip_shift", max_shift=2)).train_batch(1)[0])   # same seed, same batch
+  # Eval images are never augmented.
+  np.testing.assert_array_equal(next(aug.eval_batches())[0], next(plain.eval_batches())[0])
+  # Each augmented image is its original flipped and/or moved by at most 2 pixels (zero fill).
+  img = np.arange(1, 1 + 8 * 8, dtype=np.uint8).reshape(1, 8, 8, 1)
+  for seed in range(20):
+    out = augment_images(img, [(seed,)], "flip_shift", 2)[0, ..., 0]
+    ok = False
+    for flip in (False, True):
+      src = img[0, ..., 0][:, ::-1] if flip else img[0, ..., 0]
+      for dy in range(-2, 3):
+        for dx in range(-2, 3):
+          ref = np.zeros_like(src)
+          ys, xs = slice(max(0, -dy), 8 - max(0, dy)), slice(max(0, -dx), 8 - max(0, dx))
+          ref[ys, xs] = src[max(0, dy):8 + min(0, dy), max(0, dx):8 + min(0, dx)]
+          ok |= np.array_equal(out, ref)
+    assert ok, seed
+  flips = [augment_images(img, [(seed,)], "flip", 0)[0] for seed in range(20)]
+  assert all(np.array_equal(f, img[0]) or np.array_equal(f, img[0][:, ::-1]) for f in flips)
+  assert any(np.array_equal(f, img[0][:, ::-1]) for f in flips)
+
+
+@pytest.mark.parametrize("augment,max_shift,msg", [("mixup", 2, "dataset.augment='mixup'"),
+                                                   ("shift", -1, "dataset.max_shift=-1")])
+def test_bad_augment_is_rejected(fmnist_dir, augment, max_shift, msg):
+  with pytest.raises(ValueError, match=msg.replace("(", r"\(")):
+    InputPipeline(fmnist_config(fmnist_dir, augment=augment, max_shift=max_shift))
