@@ -65,11 +65,16 @@ def test_plan_resolves_quantizers_and_the_global_switches():
   off = plan_from_config(model, weight_quant=False, act_quant=False)
   assert off.weight("stem") is FLOAT and off.act("stem", True) is FLOAT
   assert plan_from_config({**model, "double_quant": False}).weight("stem").scale_quant.format == "none"
+  nearest = plan_from_config({**model, "dq_round": "nearest"})
+  assert nearest.weight("stem").scale_quant.rounding == "nearest"
+  assert nearest.act("block0/pw", signed=False).scale_quant.rounding == "nearest"
+  assert plan.weight("stem").scale_quant.rounding == "auto"
 
 
 @pytest.mark.parametrize("field,value,match", [
     ("quantnorm_bits", 0, "quantnorm_bits=0"),
     ("dq_format", "log", "dq_format='log'"),
+    ("dq_round", "up", "dq_round='up'"),
     ("quant", {"w_bits": 20}, r"config.model.quant.w_bits=20"),
 ])
 def test_bad_plan_fields_are_rejected(field, value, match):

@@ -109,6 +109,23 @@ def test_double_quant_pow2_scales_are_exact_powers_of_two():
   assert float(g) == 1.0
 
 
+@pytest.mark.parametrize("rounding", ["auto", "ceil", "nearest"])
+def test_pow2_scale_rounding_modes(rounding):
+  # Per-channel abs-max 4-bit weights: raw scales max|w|/7 with log2 fractions all over [0, 1).
+  w = jnp.linspace(0.3, 2.9, 16).reshape(1, 16) * jnp.ones((5, 1))
+  cfg = weight_quant(4, scale="pow2", scale_round=rounding)
+  q, s = quant.quantize(w, cfg)
+  raw = np.log2(np.asarray(w).max(axis=0) / 7)
+  want = np.round(raw) if rounding == "nearest" else np.ceil(raw)    # auto = ceil for absmax
+  np.testing.assert_array_equal(np.log2(np.asarray(s)).reshape(-1), want)
+  if rounding == "nearest":
+    assert np.asarray(q).max() == 7 and np.any(np.abs(np.asarray(w)) > 7 * np.asarray(s))  # clips
+  else:
+    assert np.all(np.abs(np.asarray(w)) <= 7 * np.asarray(s))                 # never clips
+  with pytest.raises(ValueError, match="scale_quant.rounding='floor'"):
+    ScaleQuant("pow2", rounding="floor")
+
+
 def test_double_quant_fixed_mantissa():
   for bits in (4, 8):
     s = jnp.array([0.0123, 0.7, 3.3, 100.0])
