@@ -45,6 +45,25 @@ def test_pikelpn_integer_logits_are_bit_exact(zoo):
   assert len({op["op"] for op in im.ops} - {"conv", "mul", "add", "max", "requant", "sum", "dot"}) == 0
 
 
+def test_ema_calibrated_ceil_rounded_pikelpn_is_bit_exact_too(tmp_path):
+  # The zoo fixture has fmnist's LSQ steps and round-to-nearest scales; the 1x-style quantizers
+  # (EMA bounds, scales rounded up) must export just as exactly.
+  config = load_config_file("configs/pikelpn.py:fmnist")
+  config.model.width, config.model.dq_round = 0.125, "auto"
+  config.model.quant.a_calibration = "ema"
+  model = build_model(config, dw_impl="grouped")
+  key = jax.random.PRNGKey(1)
+  x = jax.random.normal(key, (8, 32, 32, 1))
+  v = jax.jit(lambda k, a: model.init(k, a, train=False))(key, x)
+  v = {**v, **jax.jit(lambda v, a: model.apply(v, a, train=True, mutable=["batch_stats"])[1])(v, x)}
+  assert "bound" in str(jax.tree_util.tree_structure(v["batch_stats"]))
+  report = export_model(model, v, x[:4], str(tmp_path / "ema.plpn"))
+  assert report["probe_checks_failed"] == []
+  im = load(str(tmp_path / "ema.plpn"))
+  fake = np.asarray(jax.jit(lambda v, a: model.apply(v, a))(v, x), np.float64)
+  np.testing.assert_array_equal(im.dequantize(im(x)), fake)
+
+
 def test_acev2_difference_is_explained_category_by_category(zoo):
   config, model, variables, _, _, im = zoo
   cmp = evaluate.acev2_comparison(config, variables, im, model=model)
@@ -83,8 +102,12 @@ def test_file_size_matches_the_analyzer_model_bits(zoo):
   # C is QuantNorm's bias per norm channel, plus the head bias on the accumulator grid.
   head_bias = int(np.prod(im.header["tensors"]["head/dense/c"]["shape"]))
   assert roles["m"] == 8 * norm_channels and roles["c"] == 32 * (norm_channels + head_bias)
-  # The analyzer's float parameters are QuantNorm's γ, β (2 per channel) and the head bias.
-  assert sizes["analyzer_float_param_bits"] == 32 * (2 * norm_channels + 10)
+  # The analyzer's float parameters are QuantNorm's γ, β (2 per channel), the head bias and the
+  # learned (LSQ) activation steps, one scalar per quantized activation, which the file folds
+  # into its shifts.
+  lsq_steps = sum(int(np.size(x)) for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])
+                  if p[-1].key == "step")
+  assert sizes["analyzer_float_param_bits"] == 32 * (2 * norm_channels + 10 + lsq_steps)
   assert os.path.getsize(path) == sizes["file_bytes"]
 
 

@@ -68,15 +68,34 @@ def test_rerun_of_a_finished_run_changes_nothing(trained_tiny):
   assert [m["step"] for m in read_metrics(workdir) if "train_loss" in m] == [1, 2, 3, 4]
 
 
-def test_quant_schedule_overlays_phases(tmp_path):
+@pytest.mark.parametrize("a_calibration", ["ema", "lsq"])
+def test_quant_schedule_overlays_phases(tmp_path, a_calibration):
   c = tiny_model.tiny_config(steps=3)
+  c.model.quant.a_calibration = a_calibration
   c.quant_schedule.weight_start_step, c.quant_schedule.act_start_step = 1, 2
   assert [phase_at(c, s) for s in range(3)] == [Phase(False, False), Phase(True, False), Phase(True, True)]
+  init = checkpoint_free_init(c)
   train_and_evaluate(c, str(tmp_path))
   v = checkpoint.restore_latest(str(tmp_path), c)
-  seen = [float(x) for p, x in jax.tree_util.tree_leaves_with_path(v["batch_stats"])
-          if p[-1].key == "seen"]
-  assert seen and all(s == 1.0 for s in seen)   # the EMA bounds saw only step 2 (act phase)
+  if a_calibration == "ema":
+    seen = [float(x) for p, x in jax.tree_util.tree_leaves_with_path(v["batch_stats"])
+            if p[-1].key == "seen"]
+    assert seen and all(s == 1.0 for s in seen)   # the EMA bounds saw only step 2 (act phase)
+  else:
+    # LSQ steps exist only in the act phase's model: step 2 alone trained them.
+    steps = {p: x for p, x in jax.tree_util.tree_leaves_with_path(v["params"])
+             if p[-1].key == "step"}
+    assert steps
+    # Each step was moved by exactly one update (AdamW's first step: about lr in size).
+    moved = [abs(float(x.reshape(-1)[0]) - float(init[p].reshape(-1)[0])) for p, x in steps.items()]
+    assert all(0 < d < 2 * c.learning_rate for d in moved), moved
+
+
+def checkpoint_free_init(c):
+  """The fully quantized model's initial params by path (what train_and_evaluate starts from)."""
+  from pikelpn_jax.train.model_init import init_variables
+  v = init_variables(c, jax.random.PRNGKey(c.seed))
+  return dict(jax.tree_util.tree_leaves_with_path(v["params"]))
 
 
 def test_distillation_loss_matches_teacher(trained_tiny, tmp_path):
