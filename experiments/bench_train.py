@@ -35,6 +35,8 @@ SECTION = "bench_train"   # docs/benchmarks.md holds <!-- bench_train --> … <!
 
 def markers(section: str):
   return f"<!-- {section} -->", f"<!-- /{section} -->"
+
+
 MODELS = (("MobileNetV1 float", "configs/mobilenet_v1.py:float"),
           ("PikeLPN 1x (QuantNorm, DQ, DHQ)", "configs/pikelpn.py:1x"))
 

@@ -56,16 +56,19 @@ def _explicit_padding(x_shape, kernel, strides, padding):
   return tuple(tuple(p) for p in padding)
 
 
+def _tap_slice(xp, i: int, j: int, strides, out_hw):
+  """The (ho, wo) window of xp that tap (i, j) of a strided conv reads."""
+  (sh, sw), (ho, wo) = strides, out_hw
+  return lax.slice(xp, (0, i, j, 0), (xp.shape[0], i + (ho - 1) * sh + 1,
+                                      j + (wo - 1) * sw + 1, xp.shape[3]), (1, sh, sw, 1))
+
+
 def _tap_sum(xp, w, strides, out_hw):
   """sum over taps (i, j) of the strided slice of xp at (i, j) times the per-channel tap w[i, j]."""
-  kh, kw = w.shape[0], w.shape[1]
-  (sh, sw), (ho, wo) = strides, out_hw
   out = None
-  for i in range(kh):
-    for j in range(kw):
-      patch = lax.slice(xp, (0, i, j, 0), (xp.shape[0], i + (ho - 1) * sh + 1,
-                                            j + (wo - 1) * sw + 1, xp.shape[3]), (1, sh, sw, 1))
-      term = patch * w[i, j, 0]
+  for i in range(w.shape[0]):
+    for j in range(w.shape[1]):
+      term = _tap_slice(xp, i, j, strides, out_hw) * w[i, j, 0]
       out = term if out is None else out + term
   return out
 
@@ -83,25 +86,18 @@ def _shift_add_bwd(strides, pads, res, g):
   # Here g is padded once and read by nine slices, the same gather form as the forward.
   xp, w = res
   kh, kw = w.shape[0], w.shape[1]
-  (sh, sw), (n, ho, wo, c) = strides, g.shape
-  hp, wp = xp.shape[1], xp.shape[2]
-  h, wd = hp - sum(pads[0]), wp - sum(pads[1])
-  dw = []
-  for i in range(kh):
-    for j in range(kw):
-      patch = lax.slice(xp, (0, i, j, 0), (n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c),
-                        (1, sh, sw, 1))
-      dw.append(jnp.sum(patch * g, axis=(0, 1, 2)))
-  dw = jnp.stack(dw).reshape(kh, kw, 1, c)
-  # The transposed conv: g dilated by the stride and padded by k-1, read by the flipped taps.
-  gd = lax.pad(g, jnp.zeros((), g.dtype), ((0, 0, 0), (kh - 1, hp - (ho - 1) * sh - 1, sh - 1),
-                                           (kw - 1, wp - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
-  dx = None
-  for i in range(kh):
-    for j in range(kw):
-      a, b = pads[0][0] + kh - 1 - i, pads[1][0] + kw - 1 - j
-      term = lax.slice(gd, (0, a, b, 0), (n, a + h, b + wd, c)) * w[i, j, 0]
-      dx = term if dx is None else dx + term
+  (sh, sw), (_, ho, wo, c) = strides, g.shape
+  h, wd = xp.shape[1] - sum(pads[0]), xp.shape[2] - sum(pads[1])
+  dw = jnp.stack([jnp.sum(_tap_slice(xp, i, j, strides, (ho, wo)) * g, axis=(0, 1, 2))
+                  for i in range(kh) for j in range(kw)]).reshape(kh, kw, 1, c)
+  # The transposed conv: g dilated by the stride and padded to (k-1) + (h or w) rows/columns,
+  # aligned so the forward's low padding drops out (lax.pad trims where a pad is negative),
+  # read by the flipped taps at stride 1.
+  lo_h, lo_w = kh - 1 - pads[0][0], kw - 1 - pads[1][0]
+  gd = lax.pad(g, jnp.zeros((), g.dtype),
+               ((0, 0, 0), (lo_h, kh - 1 + h - lo_h - (ho - 1) * sh - 1, sh - 1),
+                (lo_w, kw - 1 + wd - lo_w - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
+  dx = _tap_sum(gd, w[::-1, ::-1], (1, 1), (h, wd))
   return dx, dw
 
 

@@ -15,17 +15,23 @@ from pikelpn_jax.train.checkpoint import Checkpoints
 from pikelpn_jax.train.config_io import config_to_json, load_config_file
 
 
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory):
-  config = load_config_file("configs/pikelpn.py:fmnist")
-  config.model.width = 0.25
+def calibrated_pikelpn(config, steps: int = 2):
+  """A PikeLPN built from `config`, its variables after `steps` batch-statistics updates, inputs."""
   model = build_model(config, dw_impl="grouped")
   key = jax.random.PRNGKey(0)
   x = jax.random.normal(key, (8, 32, 32, 1))
   v = jax.jit(lambda k, a: model.init(k, a, train=False))(key, x)
   step = jax.jit(lambda v, a: model.apply(v, a, train=True, mutable=["batch_stats"])[1])
-  for i in range(2):
+  for i in range(steps):
     v = {**v, **step(v, jax.random.normal(jax.random.fold_in(key, i), x.shape))}
+  return model, v, x
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+  config = load_config_file("configs/pikelpn.py:fmnist")
+  config.model.width = 0.25
+  model, v, x = calibrated_pikelpn(config)
   # Non-trivial norm affine parameters (the head bias stays 0: on the grid, so logits are exact).
   params = jax.tree_util.tree_map_with_path(
       lambda p, a: a * 1.3 + 0.2 if "norm" in str(p) else a, v["params"])
@@ -51,11 +57,7 @@ def test_ema_calibrated_ceil_rounded_pikelpn_is_bit_exact_too(tmp_path):
   config = load_config_file("configs/pikelpn.py:fmnist")
   config.model.width, config.model.dq_round = 0.125, "auto"
   config.model.quant.a_calibration = "ema"
-  model = build_model(config, dw_impl="grouped")
-  key = jax.random.PRNGKey(1)
-  x = jax.random.normal(key, (8, 32, 32, 1))
-  v = jax.jit(lambda k, a: model.init(k, a, train=False))(key, x)
-  v = {**v, **jax.jit(lambda v, a: model.apply(v, a, train=True, mutable=["batch_stats"])[1])(v, x)}
+  model, v, x = calibrated_pikelpn(config, steps=1)
   assert "bound" in str(jax.tree_util.tree_structure(v["batch_stats"]))
   report = export_model(model, v, x[:4], str(tmp_path / "ema.plpn"))
   assert report["probe_checks_failed"] == []

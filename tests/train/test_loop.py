@@ -10,7 +10,7 @@ import pytest
 import tiny_model
 from train_helpers import TINY_CONFIG
 from pikelpn_jax.train import checkpoint, train_and_evaluate
-from pikelpn_jax.train.model_init import Phase, make_model, phase_at
+from pikelpn_jax.train.model_init import Phase, init_variables, make_model, phase_at
 from pikelpn_jax.train.reporting import params_sha256
 
 
@@ -74,7 +74,7 @@ def test_quant_schedule_overlays_phases(tmp_path, a_calibration):
   c.model.quant.a_calibration = a_calibration
   c.quant_schedule.weight_start_step, c.quant_schedule.act_start_step = 1, 2
   assert [phase_at(c, s) for s in range(3)] == [Phase(False, False), Phase(True, False), Phase(True, True)]
-  init = checkpoint_free_init(c)
+  init = initial_params_by_path(c)
   train_and_evaluate(c, str(tmp_path))
   v = checkpoint.restore_latest(str(tmp_path), c)
   if a_calibration == "ema":
@@ -91,9 +91,8 @@ def test_quant_schedule_overlays_phases(tmp_path, a_calibration):
     assert all(0 < d < 2 * c.learning_rate for d in moved), moved
 
 
-def checkpoint_free_init(c):
+def initial_params_by_path(c):
   """The fully quantized model's initial params by path (what train_and_evaluate starts from)."""
-  from pikelpn_jax.train.model_init import init_variables
   v = init_variables(c, jax.random.PRNGKey(c.seed))
   return dict(jax.tree_util.tree_leaves_with_path(v["params"]))
 

@@ -1,0 +1,75 @@
+"""Where a train step's time goes: XLA:CPU op time by fusion kind, float MobileNetV1 vs PikeLPN.
+
+    python experiments/profile_train_step.py [--width 1.0] [--batch 64] [--size 32] [--dw_impl shift_add]
+
+The same train steps as bench_layers.py, traced with the profiler (XLA:CPU per-op events need
+--xla_cpu_enable_xprof_traceme, set here before JAX starts). Prints, per fusion kind (the fusion
+name without its number), the op time summed over both CPU threads and averaged over the traced
+steps, for both models, largest PikeLPN − float difference first. Use it to see which fused
+computations a quantized model adds; names are XLA's and change with its version.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import re
+import sys
+import tempfile
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_cpu_enable_xprof_traceme=true").strip()
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax  # noqa: E402
+
+from experiments.bench_layers import load_config, make_step  # noqa: E402
+
+NOT_OPS = re.compile(r"^\$|Thunk|Pjit|Slinky|PjRt|ParseArguments")
+
+
+def op_times(run, steps: int) -> dict:
+  """ms per step by fusion kind, from a perfetto trace of `steps` calls of run()."""
+  with tempfile.TemporaryDirectory() as d:
+    with jax.profiler.trace(d, create_perfetto_trace=True):
+      for _ in range(steps):
+        run()
+    events = json.load(gzip.open(glob.glob(f"{d}/**/*perfetto_trace.json.gz", recursive=True)[0]))
+  events = events["traceEvents"] if isinstance(events, dict) else events
+  out = collections.Counter()
+  for e in events:
+    if e.get("ph") == "X" and not NOT_OPS.search(e["name"]):
+      out[re.sub(r"\.\d+$", "", e["name"])] += e["dur"] / 1e3 / steps
+  return out
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--width", type=float, default=1.0)
+  ap.add_argument("--batch", type=int, default=64)
+  ap.add_argument("--size", type=int, default=32)
+  ap.add_argument("--dw_impl", default="shift_add", choices=("grouped", "shift_add"))
+  ap.add_argument("--steps", type=int, default=5)
+  ap.add_argument("--rows", type=int, default=15)
+  args = ap.parse_args(argv)
+  prof = {}
+  for name, spec in (("float", "configs/mobilenet_v1.py:float"), ("pikelpn", "configs/pikelpn.py:1x")):
+    cfg = load_config(spec)
+    cfg.model.width, cfg.dataset.num_classes, cfg.dataset.image_size = args.width, 10, args.size
+    run, _ = make_step(cfg, args.dw_impl, args.batch, args.size)
+    for _ in range(2):
+      run()
+    prof[name] = op_times(run, args.steps)
+  f, p = prof["float"], prof["pikelpn"]
+  print(f"op time per step (ms, both threads summed): float {sum(f.values()):.1f}, "
+        f"PikeLPN {sum(p.values()):.1f}")
+  print(f"{'fusion kind':<32} {'float':>8} {'PikeLPN':>8} {'diff':>8}")
+  for k in sorted(set(f) | set(p), key=lambda k: -(p[k] - f[k]))[:args.rows]:
+    print(f"{k:<32} {f[k]:8.2f} {p[k]:8.2f} {p[k] - f[k]:8.2f}")
+
+
+if __name__ == "__main__":
+  main()
