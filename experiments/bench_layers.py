@@ -1,10 +1,12 @@
 """Train-step time of quantized PikeLPN vs float MobileNetV1 at the same width, both depthwise forms.
 
-    python experiments/bench_layers.py [--width 1.0] [--batch 64] [--size 32] [--steps 5] [--rounds 9]
+    python experiments/bench_layers.py [--width 1.0] [--batch 64] [--size 32] [--steps 5] [--rounds 15]
 
 Writes its section of docs/benchmarks.md. Goals (issue "foundation"): quantized ≤ 1.15× float;
-shift-and-add ≥ 3× faster than the grouped conv on CPU. All timings of one run come from the same
-process, measured side by side (interleaved rounds, best-of-rounds median).
+shift-and-add ≥ 3× faster than the grouped conv on CPU. Both models also run with their 1×1 convs
+as XLA convolutions (config.model.pw_impl='conv', what flax's nn.Conv does) besides the default
+matmul form, to show what that choice is worth. All timings of one run come from the same
+process, measured side by side (interleaved rounds; medians over rounds).
 """
 from __future__ import annotations
 
@@ -22,6 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments.common import REPO, markdown_table, stamp, write_section  # noqa: E402
 from pikelpn_jax.config_base import load_config  # noqa: E402
 from pikelpn_jax.models import build_model  # noqa: E402
+
+
+def jax_pw_form() -> str:
+  from pikelpn_jax.layers import resolve_pw_impl
+  return f"auto = {resolve_pw_impl('auto')}"
 
 
 def make_step(config, dw_impl, batch, size):
@@ -64,7 +71,7 @@ def main(argv=None):
   ap.add_argument("--batch", type=int, default=64)
   ap.add_argument("--size", type=int, default=32)
   ap.add_argument("--steps", type=int, default=5, help="timed steps per round")
-  ap.add_argument("--rounds", type=int, default=9)
+  ap.add_argument("--rounds", type=int, default=15)
   ap.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
   args = ap.parse_args(argv)
 
@@ -75,9 +82,10 @@ def main(argv=None):
     cfg.model.width = args.width
     cfg.dataset.num_classes = 10
     cfg.dataset.image_size = args.size
-    for impl in ("grouped", "shift_add"):
-      cases[(name, impl)] = make_step(cfg, impl, args.batch, args.size)
-      print(f"compiled {name} / {impl}: {cases[(name, impl)][1]:.1f} s", flush=True)
+    for impl, pw in (("grouped", "auto"), ("shift_add", "auto"), ("shift_add", "conv")):
+      cfg.model.pw_impl = pw
+      cases[(name, impl, pw)] = make_step(cfg, impl, args.batch, args.size)
+      print(f"compiled {name} / {impl} / 1×1 {pw}: {cases[(name, impl, pw)][1]:.1f} s", flush=True)
 
   times = {k: [] for k in cases}
   for _ in range(args.rounds):          # interleave so drift hits every case alike
@@ -88,20 +96,25 @@ def main(argv=None):
       times[k].append((time.perf_counter() - t0) / args.steps)
   ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
-  rows = [[n, i, f"{ms[(n, i)]:.1f}", f"{args.batch / ms[(n, i)] * 1e3:.0f}",
-           f"{cases[(n, i)][1]:.1f}"] for (n, i) in cases]
+  pw_form = {"auto": jax_pw_form(), "conv": "conv"}
+  rows = [[n, i, pw_form[p], f"{ms[(n, i, p)]:.1f}", f"{args.batch / ms[(n, i, p)] * 1e3:.0f}",
+           f"{cases[(n, i, p)][1]:.1f}"] for (n, i, p) in cases]
   fl, pk = "float MobileNetV1", "PikeLPN (quantized)"
 
   def ratio(a, b, goal):
     # Paired by round: both cases of a round ran back to back, so machine drift cancels.
     r = [x / y for x, y in zip(times[a], times[b])]
-    return [f"{a[0].split()[0]} {a[1]} / {b[0].split()[0]} {b[1]}",
-            f"{statistics.median(r):.2f}×", f"{min(r):.2f}–{max(r):.2f}×", goal]
+    label = lambda c: f"{c[0].split()[0]} {c[1]}" + (", 1×1 conv" if c[2] == "conv" else "")
+    return [f"{label(a)} / {label(b)}", f"{statistics.median(r):.2f}×",
+            f"{min(r):.2f}–{max(r):.2f}×", goal]
 
-  ratios = [ratio((pk, "grouped"), (fl, "grouped"), "≤ 1.15×"),
-            ratio((pk, "shift_add"), (fl, "shift_add"), "≤ 1.15×"),
-            ratio((fl, "grouped"), (fl, "shift_add"), "≥ 3×"),
-            ratio((pk, "grouped"), (pk, "shift_add"), "≥ 3×")]
+  ratios = [ratio((pk, "grouped", "auto"), (fl, "grouped", "auto"), "≤ 1.15×"),
+            ratio((pk, "shift_add", "auto"), (fl, "shift_add", "auto"), "≤ 1.15×"),
+            ratio((fl, "grouped", "auto"), (fl, "shift_add", "auto"), "≥ 3×"),
+            ratio((pk, "grouped", "auto"), (pk, "shift_add", "auto"), "≥ 3×"),
+            ratio((pk, "shift_add", "conv"), (fl, "shift_add", "conv"), "(1×1 as convs)"),
+            ratio((fl, "shift_add", "conv"), (fl, "shift_add", "auto"), "(what the matmul form gains)"),
+            ratio((pk, "shift_add", "conv"), (pk, "shift_add", "auto"), "(what the matmul form gains)")]
   body = "\n\n".join([
       "## Layers: train-step time, quantized PikeLPN vs float MobileNetV1 (`bench_layers.py`)",
       stamp(),
@@ -109,7 +122,8 @@ def main(argv=None):
       f"SGD-momentum train step (forward + backward + update), {args.rounds} interleaved "
       f"rounds of {args.steps} steps; step ms is the median over rounds, a ratio the median "
       f"(and range) over rounds of the two cases' times in the same round.",
-      markdown_table(["model", "depthwise form", "step ms", "img/s", "compile+1st step s"], rows),
+      markdown_table(["model", "depthwise form", "1×1 conv form", "step ms", "img/s",
+                      "compile+1st step s"], rows),
       markdown_table(["ratio", "median", "range over rounds", "goal"], ratios),
   ])
   write_section(args.out, "bench_layers", body)

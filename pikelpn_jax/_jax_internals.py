@@ -1,8 +1,10 @@
 """Every touch of JAX internals in the project lives here (guarded by tests/test_jax_internals.py).
 
-Two things need them:
+Three things need them:
   * the bit-width tag: a tiny identity primitive whose hashable params carry the numeric type of a
     quantized value into the jaxpr, so the ACEv2 analyzer reads bit widths from the traced computation;
+  * `materialize`: an identity primitive that makes XLA compute a small value once, as its own
+    buffer, instead of recomputing it inside every element of the fusions that read it;
   * jaxpr inspection for the analyzer: sub-jaxprs in eqn params, module paths in `source_info`.
 
 Everything here targets jax 0.10.2 (pinned). If a JAX upgrade breaks the canary test, fix it here only.
@@ -63,6 +65,40 @@ mlir.register_lowering(qtag_p, mlir.lower_fun(lambda x, **_: [x], multiple_resul
 
 def is_tag(eqn) -> bool:
   return eqn.primitive is qtag_p
+
+
+# --------------------------------------------------------------------------------------------
+# materialize: a fusion barrier for small values (scales, per-channel multipliers and taps).
+#
+# XLA:CPU fuses cheap elementwise producers into every consumer. A per-channel vector such as a
+# QuantNorm multiplier (codes of γ/σ: add, floor, clamp) or a power-of-two scale is then
+# recomputed once per element of each activation-sized fusion that broadcasts it, forward and
+# backward. optimization_barrier does not stop this (XLA:CPU removes it before fusion), but a
+# reduction is never fused into its consumers; so the lowering is max(x, -inf) written as a
+# reduction over a stacked pair, which is exact (-0.0 and NaN included) and costs one pass over
+# the small value. Identity for values, tangents, batching and the ACEv2 analyzer.
+
+materialize_p = jex_core.Primitive("materialize")
+
+
+def materialize(x):
+  """x, computed once as its own buffer (see above); use it on small values only."""
+  return materialize_p.bind(x)
+
+
+def _materialize_lowering(x):
+  import jax.numpy as jnp
+  pair = jnp.stack([x, jnp.full_like(x, -jnp.inf)])
+  return [jax.lax.reduce_max(pair, axes=(0,))]
+
+
+materialize_p.def_impl(lambda x: x)
+materialize_p.def_abstract_eval(lambda x: x)
+ad.primitive_jvps[materialize_p] = lambda primals, tangents: (materialize_p.bind(primals[0]),
+                                                              tangents[0])
+batching.primitive_batchers[materialize_p] = lambda args, dims: (materialize_p.bind(args[0]),
+                                                                 dims[0])
+mlir.register_lowering(materialize_p, mlir.lower_fun(_materialize_lowering, multiple_results=True))
 
 
 # --------------------------------------------------------------------------------------------

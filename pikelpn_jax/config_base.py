@@ -45,6 +45,7 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   c = ml_collections.ConfigDict()
   c.model = ml_collections.ConfigDict()
   c.model.name = model_name
+  c.model.pw_impl = "auto"     # 1×1 convs: auto (matmul on CPU, conv elsewhere) | conv | dot
   c.dataset = dataset_config(dataset)
 
   c.seed = 0

@@ -50,6 +50,7 @@ LAYOUT_PRIMITIVES = (
     "reshape", "transpose", "broadcast_in_dim", "squeeze", "expand_dims", "slice",
     "dynamic_slice", "gather", "rev", "copy", "copy_p", "convert_element_type", "stop_gradient",
     "sharding_constraint", "device_put", "optimization_barrier", "name", "split", "tile",
+    "materialize",
 )
 # Free when the operands' types agree; otherwise the output is their join (concatenate) or a
 # select is priced as a compare (select_n).

@@ -28,7 +28,8 @@ from pikelpn_jax.export.values import Const, ExportError, Input, Sym
 
 # Ops that keep integer codes integer codes (a tagged weight stays tagged through them).
 CODE_PRESERVING = ("reshape", "broadcast_in_dim", "squeeze", "expand_dims", "transpose", "slice",
-                   "rev", "copy", "convert_element_type", "stop_gradient", "pad", "concatenate")
+                   "rev", "copy", "convert_element_type", "stop_gradient", "pad", "concatenate",
+                   "materialize")
 INT32_LIMIT = 2 ** 31 - 1
 
 

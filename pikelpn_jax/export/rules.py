@@ -269,7 +269,7 @@ def max_min(lw, eqn, ins, refs, stack):
 from pikelpn_jax.export import rules_mac  # noqa: E402  (uses the helpers above)
 
 RULES = {
-    "qtag": qtag, "stop_gradient": passthrough, "copy": passthrough,
+    "qtag": qtag, "stop_gradient": passthrough, "copy": passthrough, "materialize": passthrough,
     "convert_element_type": passthrough,
     "mul": mul, "div": div, "add": add_sub, "sub": add_sub, "neg": neg,
     "max": max_min, "min": max_min,

@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from pikelpn_jax._jax_internals import cost_category, tag
+from pikelpn_jax._jax_internals import cost_category, materialize, tag
 from pikelpn_jax.quant.config import (Calibration, Granularity, Numerics, QuantConfig, ScaleQuant,
                                       check_bits)
 from pikelpn_jax.quant import ste
@@ -72,14 +72,17 @@ class QuantNorm(nn.Module):
     m = gamma * inv if s_in is None else gamma * inv * s_in
     cbias = beta - gamma * inv * mean
 
+    # The per-channel terms are materialized (computed once), not recomputed per element inside
+    # the activation-sized fusions that read them (see _jax_internals.materialize).
     if self.bits is None:
       with cost_category("norm"):
-        return x * m + cbias
+        return x * materialize(m) + materialize(cbias)
 
     cfg = self._m_config()
     bound = jnp.maximum(jnp.max(jnp.abs(jax.lax.stop_gradient(m))), 1e-8)
     m_int, s_m = quantize_with_bound(m, bound, cfg)
-    c_int = self._bias_codes(cbias, s_m)
+    m_int = materialize(m_int)
+    c_int = materialize(self._bias_codes(cbias, s_m))
     with cost_category("norm"):
       y = x * m_int + c_int
     with cost_category("scaling"):

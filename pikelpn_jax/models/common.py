@@ -83,7 +83,8 @@ class ConvNorm(nn.Module):
     else:
       conv = QConv(features=self.features, w_quant=wq, x_quant=xq, kernel_size=self.kernel_size,
                    strides=self.strides, padding=self.padding,
-                   feature_group_count=self.feature_group_count, name="conv")
+                   feature_group_count=self.feature_group_count, impl=self.plan.pw_impl,
+                   name="conv")
     y = apply_norm(self.plan, conv, x, train, scale_init=self.norm_scale_init)
     return activate(y, self.act, self.act_param_bits, self.plan.scale_format)
 

@@ -68,7 +68,8 @@ class PokeConv(nn.Module):
     path = module_path(self)
     r = x
     conv = QConv(self.features, w_quant=plan.weight(path), x_quant=plan.act(path, True),
-                 kernel_size=self.kernel_size, strides=self.strides, name="conv")
+                 kernel_size=self.kernel_size, strides=self.strides, impl=plan.pw_impl,
+                 name="conv")
     scale_init = nn.initializers.zeros if self.zero_init_norm else nn.initializers.ones
     y = apply_norm(plan, conv, x, train, scale_init=scale_init, name="bn")
     with cost_category("residual_pool"):

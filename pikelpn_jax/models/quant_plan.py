@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any, Mapping, Optional, Tuple
 
 from pikelpn_jax.models import bit_rules
+from pikelpn_jax.layers.conv import PW_IMPLS
 from pikelpn_jax.quant.config import (FLOAT, SCALE_FORMATS, SCALE_ROUNDINGS, QuantConfig,
                                       act_quant, check_bits, weight_quant)
 
@@ -29,6 +30,7 @@ class QuantPlan:
   norm_bits: Optional[int] = None     # QuantNorm multiplier bits; None: the folded float norm
   norm_bias_bits: Optional[int] = 32
   dhq: bool = True                    # False: depthwise weights use the pointwise quantizer
+  pw_impl: str = "auto"               # 1×1 convs: auto | conv | dot (QConv.impl)
 
   @property
   def quantnorm(self) -> bool:
@@ -79,6 +81,9 @@ def plan_from_config(model_cfg: Mapping[str, Any], *, weight_quant: bool = True,
   dq_round = m.get("dq_round", "auto")
   if dq_round not in SCALE_ROUNDINGS:
     raise ValueError(f"config.model.dq_round={dq_round!r} is not allowed; use one of {SCALE_ROUNDINGS}")
+  pw_impl = m.get("pw_impl", "auto")
+  if pw_impl not in PW_IMPLS:
+    raise ValueError(f"config.model.pw_impl={pw_impl!r} is not allowed; use one of {PW_IMPLS}")
   norm_bits = None
   if m.get("quantnorm", False):
     norm_bits = check_bits(m.get("quantnorm_bits", 8), "config.model.quantnorm_bits",
@@ -92,4 +97,4 @@ def plan_from_config(model_cfg: Mapping[str, Any], *, weight_quant: bool = True,
                    weight_quant=bool(weight_quant), act_quant=bool(act_quant),
                    scale_format=dq_format if double_quant else "none", scale_round=dq_round,
                    norm_bits=norm_bits, norm_bias_bits=bias_bits,
-                   dhq=bool(m.get("dhq", True)))
+                   dhq=bool(m.get("dhq", True)), pw_impl=pw_impl)

@@ -38,7 +38,8 @@ class BinaryConvNorm(nn.Module):
     path = module_path(self)
     x = RSign(name="rsign")(x)
     conv = QConv(self.features, w_quant=self.plan.weight(path), x_quant=self.plan.act(path, True),
-                 kernel_size=self.kernel_size, strides=self.strides, name="conv")
+                 kernel_size=self.kernel_size, strides=self.strides, impl=self.plan.pw_impl,
+                 name="conv")
     return apply_norm(self.plan, conv, x, train)
 
 

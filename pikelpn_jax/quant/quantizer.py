@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from pikelpn_jax._jax_internals import tag
+from pikelpn_jax._jax_internals import materialize, tag
 from pikelpn_jax.quant import ste
 from pikelpn_jax.quant.config import QuantConfig
 
@@ -25,10 +25,13 @@ def reduce_axes(ndim: int, channel_axis: Optional[int]) -> Tuple[int, ...]:
 
 
 def quantize_scale(s, cfg: QuantConfig):
-  """Double Quantization of a scale (identity for format 'none'); tags the result."""
+  """Double Quantization of a scale (identity for format 'none'); tags the result.
+
+  The scale is materialized: it is broadcast over whole activations, where XLA would otherwise
+  recompute it (log2, rounding, exp2) per element."""
   fmt = cfg.scale_quant.format
   if fmt == "none":
-    return s
+    return materialize(s)
   if fmt == "pow2":
     # 'auto': data-calibrated scales round up (no clipping of max|x|); learned ones to nearest.
     rounding = cfg.scale_quant.rounding
@@ -37,8 +40,8 @@ def quantize_scale(s, cfg: QuantConfig):
     s = ste.round_pow2_ste(s, ceil)
   else:
     s = ste.round_fixed_ste(s, cfg.scale_quant.bits)
-  return tag(s, bits=cfg.scale_quant.bits, signed=False, kind="scale", scale=fmt,
-             scale_bits=cfg.scale_quant.bits)
+  return materialize(tag(s, bits=cfg.scale_quant.bits, signed=False, kind="scale", scale=fmt,
+                         scale_bits=cfg.scale_quant.bits))
 
 
 def codes(x, s, cfg: QuantConfig):

@@ -80,7 +80,7 @@ def test_acev2_difference_is_explained_category_by_category(zoo):
   # 3. The fake-quant forward shifts the last norm's output by s_M and again in the (unfolded)
   #    head input quantizer; the integer requantization shifts once (one acc-width shift per
   #    channel of the pooled vector).
-  dot = next(op for op in im.ops if op["op"] == "dot")
+  dot = next(op for op in im.ops if op["op"] == "dot" and op["name"].startswith("head"))
   one_shift = im.header["values"][dot["in"][0]]["shape"][-1] * 32
   # 4. The head's dequantization acc·(s_x·s_w): a shift per class in the fake-quant forward;
   #    in the integer body only a grid label when every class has the same grid, else an

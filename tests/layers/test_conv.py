@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pikelpn_jax.layers import QConv, QDense, QDepthwiseConv, resolve_dw_impl
+from pikelpn_jax.layers import (QConv, QDense, QDepthwiseConv, resolve_dw_impl,
+                                resolve_pw_impl)
 from pikelpn_jax.quant import act_quant, weight_quant
 
 X = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 9, 8))
@@ -44,6 +45,35 @@ def test_shift_add_hand_written_backward_matches_grouped(size, strides, padding)
   np.testing.assert_allclose(gp1["kernel"], gp2["kernel"], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("quantized", [False, True])
+def test_pointwise_dot_matches_conv_forward_and_backward(quantized):
+  # 1×1 convs run as a matmul with a hand-written VJP (impl 'dot'); values and both cotangents
+  # must equal the convolution's autodiff.
+  kw = dict(features=6, kernel_size=1)
+  if quantized:
+    kw.update(w_quant=weight_quant(4), x_quant=act_quant(4, signed=True, calibration="fixed",
+                                                          bound=2.0))
+  conv, dot = QConv(impl="conv", **kw), QConv(impl="dot", **kw)
+  v = conv.init(jax.random.PRNGKey(5), X)
+  jaxprs = [str(jax.make_jaxpr(lambda x, m=m: m.apply(v, x))(X)) for m in (conv, dot)]
+  assert "conv_general_dilated" in jaxprs[0] and "conv_general_dilated" not in jaxprs[1]
+  assert "dot_general" in jaxprs[1]
+  np.testing.assert_allclose(conv.apply(v, X), dot.apply(v, X), atol=1e-5, rtol=1e-5)
+  loss = lambda m: (lambda p, x: jnp.sum(jnp.sin(m.apply({"params": p}, x))))
+  (gp1, gx1), (gp2, gx2) = (jax.grad(loss(m), argnums=(0, 1))(v["params"], X)
+                            for m in (conv, dot))
+  np.testing.assert_allclose(gx1, gx2, atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(gp1["kernel"], gp2["kernel"], atol=1e-4, rtol=1e-4)
+
+
+def test_pointwise_dot_only_replaces_plain_one_by_one_convs():
+  # A strided, padded or grouped 1×1 conv stays a convolution whatever the impl.
+  for kw in (dict(strides=2), dict(padding=((1, 0), (0, 0))), dict(feature_group_count=2)):
+    m = QConv(8, kernel_size=1, impl="dot", **kw)
+    v = m.init(jax.random.PRNGKey(0), X)
+    assert "conv_general_dilated" in str(jax.make_jaxpr(lambda x: m.apply(v, x))(X))
+
+
 def test_accumulator_holds_integers_and_scale_dequantizes():
   conv = QConv(6, kernel_size=3, strides=2, w_quant=weight_quant(4),
                x_quant=act_quant(4, signed=True, calibration="fixed", bound=2.0))
@@ -72,12 +102,14 @@ def test_dense_and_float_pass_through():
 
 def test_auto_picks_shift_add_on_cpu():
   assert resolve_dw_impl("auto") == ("shift_add" if jax.default_backend() == "cpu" else "grouped")
+  assert resolve_pw_impl("auto") == ("dot" if jax.default_backend() == "cpu" else "conv")
 
 
 @pytest.mark.parametrize("layer,msg", [
     (QConv(0), "QConv.features=0"),
     (QDepthwiseConv(4), "must equal the input channels"),
     (QDepthwiseConv(8, impl="fft"), "dw_impl='fft'"),
+    (QConv(6, kernel_size=1, impl="gemm"), "QConv.impl='gemm'"),
     (QConv(6, feature_group_count=3), "feature_group_count=3"),
     (QConv(6, padding="FULL"), "padding='FULL'"),
 ])

@@ -6,7 +6,7 @@ import numpy as np
 from pikelpn_jax.models import build_model
 
 
-def test_tiny_pikelpn_trains_and_both_depthwise_impls_agree(tiny):
+def test_tiny_pikelpn_trains_and_both_depthwise_and_pointwise_impls_agree(tiny):
   config = tiny("configs/pikelpn.py:fmnist", width=0.25)
   x = jax.random.normal(jax.random.PRNGKey(1), (4, 32, 32, 1))
   labels = jnp.array([0, 3, 5, 9])
@@ -37,3 +37,9 @@ def test_tiny_pikelpn_trains_and_both_depthwise_impls_agree(tiny):
   np.testing.assert_allclose(logits_s, logits, atol=1e-5, rtol=1e-5)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
                          updates_s, updates)
+
+  # So do 1×1 convs as convolutions instead of matmuls (config.model.pw_impl).
+  config.model.pw_impl = "conv" if config.model.pw_impl != "conv" else "dot"
+  other = build_model(config, dw_impl="grouped")
+  logits_c = jax.jit(lambda v: other.apply(v, x, train=True, mutable=["batch_stats"])[0])(variables)
+  np.testing.assert_allclose(logits_c, logits, atol=1e-5, rtol=1e-5)

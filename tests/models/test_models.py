@@ -24,6 +24,7 @@ def test_unknown_model_names_the_bad_value_and_the_allowed_ones():
     ("width", 0, r"config.model.width=0(\.0)? is not allowed"),
     ("width", -0.5, r"config.model.width=-0.5"),
     ("dw_impl", "fft", r"dw_impl='fft'"),
+    ("pw_impl", "gemm", r"config.model.pw_impl='gemm' is not allowed"),
     ("act", "gelu", r"config.model.act='gelu'"),
     ("stem_stride", 3, r"stem_stride=3"),
 ])
@@ -109,6 +110,19 @@ def test_dw_impl_override_decides_how_depthwise_convs_appear(tiny, trace):
             and e.params["feature_group_count"] > 1]
   assert len(grouped_convs(grouped)) == 13
   assert not grouped_convs(shifted)
+
+
+def test_pw_impl_decides_how_pointwise_convs_appear(tiny, trace):
+  c = tiny("configs/pikelpn.py:fmnist")
+  def pointwise_convs(eqns):
+    return [e for e in eqns if e.primitive.name == "conv_general_dilated"
+            and e.params["feature_group_count"] == 1 and e.invars[1].aval.shape[:2] == (1, 1)]
+  c.model.pw_impl = "conv"
+  _, convs, _ = trace(c)
+  c.model.pw_impl = "dot"
+  _, dots, _ = trace(c)
+  assert len(pointwise_convs(convs)) == 13 and not pointwise_convs(dots)
+  assert sum(e.primitive.name == "dot_general" for e in dots) == 14     # 13 pointwise + head
 
 
 def test_pokebnn_binary_body_8bit_init_and_head_4bit_se(tiny, trace):
