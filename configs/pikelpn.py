@@ -12,10 +12,10 @@ shekhovt/TNet; see /work/shared/docs/paper-notes.md §8.1 — not reproduced her
 training is infeasible on a 2-core CPU):
   1x: 67.55 % (reported)   2x: 69.23 % (reported)   3x: 71.95 % (reported)   6x: 73.59 % (reported)
 fmnist (Fashion-MNIST test top-1):
-  89.63 % top-1 (99.78 % top-5) after 2000 steps, fully quantized, measured with the README's
+  89.56 % top-1 (99.83 % top-5) after 2000 steps, fully quantized, measured with the README's
   first command (workdir /tmp/pikelpn_fmnist) on the 2-core CPU of our development machine
-  (8 min 57 s wall including apt-get update and pip, training 519 s, nothing else running;
-  results.json params_sha256 97d7b2c2...). Then the ACEv2 report: MACs 2.97M, ACE 52.4M,
+  (7 min 44 s wall including apt-get update and pip, training 444 s, nothing else running;
+  results.json params_sha256 3beebd07...). Then the ACEv2 report: MACs 2.97M, ACE 52.4M,
   ACEv2 75.6M per image.
 
 Variants (our documented reading, docs/models.md):
