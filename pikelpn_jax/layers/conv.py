@@ -28,22 +28,22 @@ _DN = ("NHWC", "HWIO", "NHWC")
 default_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
+def _resolve_impl(impl: str, allowed, field: str, on_cpu: str, elsewhere: str) -> str:
+  if impl not in allowed:
+    raise ValueError(f"{field}={impl!r} is not allowed; use one of {allowed}")
+  if impl == "auto":
+    return on_cpu if jax.default_backend() == "cpu" else elsewhere
+  return impl
+
+
 def resolve_dw_impl(impl: str) -> str:
   """'auto' = the fast form for the backend: shift-and-add on CPU, grouped conv elsewhere."""
-  if impl not in DW_IMPLS:
-    raise ValueError(f"dw_impl={impl!r} is not allowed; use one of {DW_IMPLS}")
-  if impl == "auto":
-    return "shift_add" if jax.default_backend() == "cpu" else "grouped"
-  return impl
+  return _resolve_impl(impl, DW_IMPLS, "dw_impl", "shift_add", "grouped")
 
 
 def resolve_pw_impl(impl: str) -> str:
   """'auto' = the fast 1×1-conv form for the backend: 'dot' on CPU, 'conv' elsewhere."""
-  if impl not in PW_IMPLS:
-    raise ValueError(f"QConv.impl={impl!r} is not allowed; use one of {PW_IMPLS}")
-  if impl == "auto":
-    return "dot" if jax.default_backend() == "cpu" else "conv"
-  return impl
+  return _resolve_impl(impl, PW_IMPLS, "QConv.impl", "dot", "conv")
 
 
 def _pair(v) -> Tuple[int, int]:
