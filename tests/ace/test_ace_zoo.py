@@ -169,3 +169,17 @@ def test_double_quantization_lowers_the_scaling_category():
   assert off.breakdown["scaling"] - on.breakdown["scaling"] == (32 * 32 - 32) * shifts
   assert {k: v for k, v in off.breakdown.items() if k != "scaling"} == \
       {k: v for k, v in on.breakdown.items() if k != "scaling"}
+
+
+@pytest.mark.parametrize("spec", ["pikelpn.py:1x", "mobilenet_v2.py:w4a4"])
+def test_report_is_the_same_for_both_pointwise_forms(spec):
+  # 1×1 convs trace as dot_general (pw_impl 'dot', CPU default) or conv_general_dilated
+  # ('conv', elsewhere): the same MACs, bits and elementwise work, layer by layer.
+  out = []
+  for form in ("conv", "dot"):
+    c = config(spec, 32)
+    c.model.pw_impl = form
+    model = build_model(c, dw_impl="grouped")
+    r = acev2_report(c, abstract_variables(model, model_input_spec(c)), model=model)
+    out.append({k: val for k, val in r.to_json().items() if k != "timing"})
+  assert out[0] == out[1]
