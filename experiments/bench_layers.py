@@ -1,6 +1,6 @@
 """Train-step time of quantized PikeLPN vs float MobileNetV1 at the same width, both depthwise forms.
 
-    python experiments/bench_layers.py [--width 1.0] [--batch 64] [--size 32] [--steps 5] [--rounds 15]
+    python experiments/bench_layers.py [--width 1.0] [--batch 64] [--size 32] [--steps 5] [--rounds 30]
 
 Writes its section of docs/benchmarks.md. Goals (issue "foundation"): quantized ≤ 1.15× float;
 shift-and-add ≥ 3× faster than the grouped conv on CPU. Both models also run with their 1×1 convs
@@ -71,7 +71,7 @@ def main(argv=None):
   ap.add_argument("--batch", type=int, default=64)
   ap.add_argument("--size", type=int, default=32)
   ap.add_argument("--steps", type=int, default=5, help="timed steps per round")
-  ap.add_argument("--rounds", type=int, default=15)
+  ap.add_argument("--rounds", type=int, default=30)
   ap.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
   args = ap.parse_args(argv)
 
