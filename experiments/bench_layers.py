@@ -23,12 +23,8 @@ import optax
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments.common import REPO, markdown_table, stamp, write_section  # noqa: E402
 from pikelpn_jax.config_base import load_config  # noqa: E402
+from pikelpn_jax.layers import resolve_pw_impl  # noqa: E402
 from pikelpn_jax.models import build_model  # noqa: E402
-
-
-def jax_pw_form() -> str:
-  from pikelpn_jax.layers import resolve_pw_impl
-  return f"auto = {resolve_pw_impl('auto')}"
 
 
 def make_step(config, dw_impl, batch, size):
@@ -57,6 +53,8 @@ def make_step(config, dw_impl, batch, size):
     out = step(*state)
     jax.block_until_ready(out[3])
     state[:] = out[:3]
+
+  run.compiled_text = lambda: step.lower(*state).compile().as_text()
 
   t0 = time.perf_counter()
   run()                                  # compile + first step
@@ -96,7 +94,7 @@ def main(argv=None):
       times[k].append((time.perf_counter() - t0) / args.steps)
   ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
-  pw_form = {"auto": jax_pw_form(), "conv": "conv"}
+  pw_form = {"auto": f"auto = {resolve_pw_impl('auto')}", "conv": "conv"}
   rows = [[n, i, pw_form[p], f"{ms[(n, i, p)]:.1f}", f"{args.batch / ms[(n, i, p)] * 1e3:.0f}",
            f"{cases[(n, i, p)][1]:.1f}"] for (n, i, p) in cases]
   fl, pk = "float MobileNetV1", "PikeLPN (quantized)"

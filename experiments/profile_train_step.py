@@ -5,8 +5,9 @@
 The same train steps as bench_layers.py, traced with the profiler (XLA:CPU per-op events need
 --xla_cpu_enable_xprof_traceme, set here before JAX starts). Prints, per fusion kind (the fusion
 name without its number), the op time summed over both CPU threads and averaged over the traced
-steps, for both models, largest PikeLPN − float difference first. Use it to see which fused
-computations a quantized model adds; names are XLA's and change with its version.
+steps, for both models, largest PikeLPN − float difference first, and the number of thunks
+(operations of the compiled step's entry computation). Use it to see which fused computations a
+quantized model adds; names are XLA's and change with its version.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import jax  # noqa: E402
 
 from experiments.bench_layers import load_config, make_step  # noqa: E402
 
+NOT_THUNKS = ("parameter", "get-tuple-element", "bitcast", "constant", "tuple")
 NOT_OPS = re.compile(r"^\$|Thunk|Pjit|Slinky|PjRt|ParseArguments")
 
 
@@ -46,6 +48,13 @@ def op_times(run, steps: int) -> dict:
   return out
 
 
+def thunk_count(hlo_text: str) -> int:
+  """Operations XLA:CPU runs one by one: the entry computation's instructions, less the free ones."""
+  entry = hlo_text[hlo_text.index("ENTRY"):]
+  ops = re.findall(r"^\s*(?:ROOT )?%\S+ = \S+ ([\w-]+)\(", entry, re.M)
+  return sum(op not in NOT_THUNKS for op in ops)
+
+
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--width", type=float, default=1.0)
@@ -55,7 +64,7 @@ def main(argv=None):
   ap.add_argument("--steps", type=int, default=5)
   ap.add_argument("--rows", type=int, default=15)
   args = ap.parse_args(argv)
-  prof = {}
+  prof, thunks = {}, {}
   for name, spec in (("float", "configs/mobilenet_v1.py:float"), ("pikelpn", "configs/pikelpn.py:1x")):
     cfg = load_config(spec)
     cfg.model.width, cfg.dataset.num_classes, cfg.dataset.image_size = args.width, 10, args.size
@@ -63,9 +72,11 @@ def main(argv=None):
     for _ in range(2):
       run()
     prof[name] = op_times(run, args.steps)
+    thunks[name] = thunk_count(run.compiled_text())
   f, p = prof["float"], prof["pikelpn"]
   print(f"op time per step (ms, both threads summed): float {sum(f.values()):.1f}, "
-        f"PikeLPN {sum(p.values()):.1f}")
+        f"PikeLPN {sum(p.values()):.1f}; thunks per step: float {thunks['float']}, "
+        f"PikeLPN {thunks['pikelpn']}")
   print(f"{'fusion kind':<32} {'float':>8} {'PikeLPN':>8} {'diff':>8}")
   for k in sorted(set(f) | set(p), key=lambda k: -(p[k] - f[k]))[:args.rows]:
     print(f"{k:<32} {f[k]:8.2f} {p[k]:8.2f} {p[k] - f[k]:8.2f}")

@@ -145,8 +145,9 @@ _pointwise.defvjp(_pointwise_fwd, _pointwise_bwd)
 def pointwise_dot(x, w):
   """A 1×1 stride-1 conv as a matmul over the channel axis: x (..., C_in), w (C_in, C_out).
 
-  Equal to the conv up to float summation order and ~25% faster per train step on XLA:CPU
-  (whose 1×1 convolutions, and their transposes, are slower than its matmuls). Its VJP is
+  Equal to the conv up to float summation order; on XLA:CPU, whose 1×1 convolutions (and their
+  transposes) are slower than its matmuls, a MobileNet train step runs ~1.35× faster with it
+  (docs/benchmarks.md). Its VJP is
   hand-written, so forward mode (jvp) is not supported: use QConv(impl='conv') for that.
   """
   return _pointwise(x, w)
