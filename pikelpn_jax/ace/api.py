@@ -15,17 +15,28 @@ from pikelpn_jax.ace.values import CATEGORIES, AceSettings, input_val
 from pikelpn_jax.ace.walker import AceError, Tally, Walker
 from pikelpn_jax._jax_internals import CATEGORY_PREFIX, jaxpr_parts
 
-# Conventions without a knob, written into every report's settings (docs/acev2.md).
+# Conventions without a knob, written into every report's settings (docs/acev2.md). Each one is
+# checked against the rules by its own micro-case in tests/ace/test_ace_conventions.py.
 CONVENTIONS = {
-    "mac": "MACs * b_x * b_w (ACE v1 and ACEv2); float operands at float_bits",
+    "mac": "MACs * b_x * b_w (ACE v1 and ACEv2); float operands at float_bits; the result of two "
+           "integer operands is an accumulator of acc_bits",
     "requantization": "x*(1/s): b_in*b_scale (none: float_bits; fixed: scale_bits), shift b_in "
                       "(pow2), nothing (folded); + round (1 add) + clip (2 compares) at b_in; "
                       "binary: 1 compare",
-    "elementwise": "mul/div b_x*b_y; by a power of two: shift b_x; add/sub/max/min/compare/"
-                   "select: max(b_x, b_y); transcendental: transcendental_mults*b_x^2",
+    "mul": "b_x*b_y; by a power of two: a shift, b_x",
+    "div": "by data: b_x*b_y; by a constant: b_x*float_bits (its precomputed reciprocal); by a "
+           "power of two: a shift, b_x",
+    "add": "add/sub/neg/abs/round: max(b_x, b_y)",
+    "compare": "max/min/compare/and/or/xor: max(b_x, b_y); clamp: 2 compares at the widest",
+    "select": "free when the cases have equal types; otherwise 1 compare at the widest case",
+    "transcendental": "transcendental_mults * b_x^2",
     "reductions": "n-1 adds or compares per output element, at the input width",
     "constants": "anything computed from parameters and literals only is free",
-    "integer_results": "int*int, int+int and integer sums are held at acc_bits",
+    "integer_widths": "exact: layout, clip/min/max, abs, select keep an integer type; add/sub "
+                      "max(b1,b2)+1, mul b1+b2, a sum of n +ceil(log2 n); every integer width "
+                      "(tags and dtypes included) is capped at acc_bits",
+    "integer_dtypes": "an integer dtype (input, convert_element_type) is a bit-width source like "
+                      "the quantizer tag",
     "traffic": "unfused: every priced op reads its operands and writes its result",
 }
 
@@ -91,6 +102,8 @@ def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[int]
     return r
 
   for (stack, forced, op, bx, by), n in tally.costs.items():
+    if not n:                       # a multiply merged away by fold='affine'
+      continue
     path, cat = _parse_stack(stack)
     cat = forced or cat or "other"
     cost = n * rules.unit_cost(op, bx, by, s)
@@ -174,20 +187,37 @@ def abstract_variables(model, x_spec) -> dict:
                                            train=False))
 
 
+def config_settings(config, source: str = "", overrides: Sequence[str] = ()) -> dict:
+  """What a report records about the config it priced: where it came from, the overrides, the
+  model's scalar fields and a digest of the whole resolved config (so two reports of different
+  configs never have equal settings)."""
+  import hashlib
+  import json
+  from pikelpn_jax.train.config_io import config_to_dict
+  resolved = config_to_dict(config)
+  model = {k: v for k, v in sorted(resolved.get("model", {}).items())
+           if isinstance(v, (str, int, float, bool)) or v is None}
+  return {"config_source": source, "config_overrides": list(overrides), "config_model": model,
+          "config_sha256": hashlib.sha256(json.dumps(resolved, sort_keys=True).encode())
+          .hexdigest()}
+
+
 def acev2_report(config, variables=None, *, float_bits: int = 32, acc_bits: int = 32,
                  batch: int = 1, count_padded_taps: bool = True, strict: bool = True,
-                 model=None) -> CostReport:
+                 model=None, fold: str = "none", config_source: str = "",
+                 overrides: Sequence[str] = ()) -> CostReport:
   """ACEv2 of the inference forward of the config's model (dw_impl='grouped') at `batch`.
 
   variables: {'params', 'batch_stats', ...} or None (shapes from an abstract init).
   Costs are per call, i.e. per image at batch=1. An unknown primitive raises AceError naming it and
   its module path; strict=False lists it in report.unaccounted instead. `model` overrides the
-  built model (it must match `variables`).
+  built model (it must match `variables`). fold: 'none' (as written) or 'affine' (deployment
+  folding, docs/acev2.md). config_source / overrides: recorded in settings (the CLI passes them).
   """
   if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
     raise ValueError(f"batch={batch!r} is not allowed; use a positive integer")
   settings = AceSettings(float_bits=float_bits, acc_bits=acc_bits,
-                         count_padded_taps=count_padded_taps)
+                         count_padded_taps=count_padded_taps, fold=fold)
   if model is None:
     from pikelpn_jax.models import build_model
     model = build_model(config, dw_impl="grouped")
@@ -204,7 +234,7 @@ def acev2_report(config, variables=None, *, float_bits: int = 32, acc_bits: int 
 
   args = [variables[n] for n in names] + [x]
   extra = {"batch": batch, "model": str(config.model.get("name", "")),
-           "dw_impl": "grouped"}
+           "dw_impl": "grouped", **config_settings(config, config_source, overrides)}
   return analyze(forward, *args, const_argnums=tuple(range(len(names))),
                  param_argnums=(names.index("params"),), settings=settings, strict=strict,
                  extra_settings=extra)

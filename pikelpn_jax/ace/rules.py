@@ -8,6 +8,9 @@ Operations and their unit cost in bit-operations (docs/acev2.md has the reasons)
   shift  b_x         (multiply/divide by a power of two)
   add    max(b_x,b_y)  (add, sub, neg, abs, round)
   cmp    max(b_x,b_y)  (compare, max, min, select of unequal types, clamp)
+Output types are exact for integers: layout ops, clip/min/max, abs, neg and selects keep an
+integer type; add/sub grow it by one bit, mul to b1+b2, a sum of n by ceil(log2 n), all capped at
+acc_bits (values.grown / values.summed); an integer dtype is a bit-width source (convert_element_type).
   transc T·b_x·b_x   (exp, tanh, rsqrt, ...; T = settings.transcendental_mults)
 Rules run only when some operand is data: anything computed from constants alone is free.
 """
@@ -21,8 +24,8 @@ import numpy as np
 
 from pikelpn_jax import _jax_internals as jint
 from pikelpn_jax.ace.values import (ACC, BOOL, BOOL_VAL, FIXED, FLOAT, INT, POW2, Val, as_data,
-                                    float_val, input_val, is_integer, join, same_type, width)
-
+                                    dtype_bits, float_val, grown, input_val, is_integer, join,
+                                    same_type, summed, width)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,13 +51,27 @@ RULES: Dict[str, Rule] = {}
 # Free: they move or reinterpret data, no arithmetic; the type of operand 0 is kept.
 LAYOUT_PRIMITIVES = (
     "reshape", "transpose", "broadcast_in_dim", "squeeze", "expand_dims", "slice",
-    "dynamic_slice", "gather", "rev", "copy", "copy_p", "convert_element_type", "stop_gradient",
+    "dynamic_slice", "gather", "rev", "copy", "copy_p", "stop_gradient",
     "sharding_constraint", "device_put", "optimization_barrier", "name", "split", "tile",
-    "materialize",
+    "materialize", "unstack", "reduce_precision",
 )
-# Free when the operands' types agree; otherwise the output is their join (concatenate) or a
-# select is priced as a compare (select_n).
-JOINING_PRIMITIVES = ("concatenate", "dynamic_update_slice", "select_n", "pad")
+# Free when the operands' types agree; otherwise the output is their join (concatenate, stack) or
+# a select is priced as a compare (select_n).
+JOINING_PRIMITIVES = ("concatenate", "stack", "dynamic_update_slice", "select_n", "pad")
+# Free; the output type comes from the new dtype (an integer dtype is a bit-width source).
+CONVERSION_PRIMITIVES = ("convert_element_type", "bitcast_convert_type")
+# lax primitives the analyzer refuses by design (an AceError naming them, like any primitive
+# without a rule): their cost depends on data, communication or randomness, or they are complex.
+REFUSED_PRIMITIVES = (
+    "after_all", "all_gather", "all_to_all", "approx_top_k", "axis_index", "bessel_i0e",
+    "bessel_i1e", "clz", "complex", "conj", "create_token", "dce_sink", "eq_to", "fft",
+    "igamma", "igamma_grad_a", "igammac", "imag", "le_to", "linear_solve", "lt_to", "mulhi",
+    "nextafter", "pmax", "pmin", "polygamma", "population_count", "ppermute", "psum",
+    "ragged_all_to_all", "real", "reduce", "reduce_window", "regularized_incomplete_beta",
+    "rng_bit_generator", "rng_uniform", "scatter", "scatter_add", "scatter_max", "scatter_min",
+    "scatter_mul", "scatter_sub", "select_and_gather_add", "select_and_scatter",
+    "select_and_scatter_add", "sort", "stage", "top_k", "zeta",
+)
 
 TRANSCENDENTALS = (
     "exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "tan", "asin",
@@ -90,10 +107,10 @@ def _layout(eqn, vals, settings):
   return [v] * len(jint.eqn_outputs(eqn)), c
 
 
-@register("concatenate", "dynamic_update_slice")
+@register("concatenate", "stack", "dynamic_update_slice")
 def _concat(eqn, vals, settings):
   c = FREE
-  operands = vals if jint.primitive_name(eqn) == "concatenate" else vals[:2]
+  operands = vals[:2] if jint.primitive_name(eqn) == "dynamic_update_slice" else vals
   out = as_data(operands[0])
   for v in operands[1:]:
     if not same_type(out, v):
@@ -110,6 +127,31 @@ def _select(eqn, vals, settings):
   for v in cases[1:]:
     out = join(out, v, settings)
   return [as_data(out)], cost("cmp", max(width(v, settings) for v in cases), 0, out_size(eqn))
+
+
+@register(*CONVERSION_PRIMITIVES)
+def _convert(eqn, vals, settings):
+  """To an integer dtype: int(bits of the dtype), or the operand's own narrower integer type;
+  to a float dtype: the operand's type (integer codes in a float container stay integers)."""
+  x = vals[0]
+  dtype = jint.var_dtype(jint.eqn_outputs(eqn)[0])
+  kind = getattr(dtype, "kind", "f")
+  if jint.primitive_name(eqn) == "bitcast_convert_type":    # reinterpreted bits: only the dtype
+    return [input_val(dtype, settings, False, 0)], FREE
+  if kind == "b":
+    return [BOOL_VAL], FREE
+  if kind in "iu":
+    bits = min(dtype_bits(dtype), settings.acc_bits)
+    if x.cls != FLOAT and width(x, settings) <= bits and (x.signed or kind == "u" or
+                                                            x.cls == BOOL):
+      return [as_data(x)._replace(fmt="none")], FREE
+    return [Val(INT, bits, kind == "i")], FREE
+  return [as_data(x)], FREE
+
+
+@register("iota")
+def _iota(eqn, vals, settings):
+  return [input_val(jint.var_dtype(jint.eqn_outputs(eqn)[0]), settings, False, 0)], FREE
 
 
 def on_grid(value, v: Val) -> bool:
@@ -215,7 +257,9 @@ def _multiply(eqn, vals, settings):
     c += cost("shift", width(a, s), 0, n)
     return [as_data(a)], c
   c += cost("mul", _mul_width(a, s), _mul_width(b, s), n)
-  if _integer_like(a) and _integer_like(b):
+  if is_integer(a) and is_integer(b):
+    return [grown(a, b, s, "mul")], c
+  if _integer_like(a) and _integer_like(b):       # a fixed-point multiplier: on the accumulator
     return [Val(ACC, s.acc_bits, True)], c
   return [float_val(s)], c
 
@@ -243,7 +287,7 @@ def _add(eqn, vals, settings):
   c += cost("add", width(a, s), width(b, s), out_size(eqn))
   if a.cls == FLOAT or b.cls == FLOAT:
     return [float_val(s)], c
-  return [Val(ACC, s.acc_bits, True)], c  # an integer sum may carry: held at accumulator width
+  return [grown(a, b, s, "sub" if jint.primitive_name(eqn) == "sub" else "add")], c
 
 
 @register("max", "min", "and", "or", "xor")
@@ -298,8 +342,12 @@ def _unary_add(eqn, vals, settings):
 @register("shift_left", "shift_right_logical", "shift_right_arithmetic")
 def _shift(eqn, vals, settings):
   c = FREE
-  c += cost("shift", width(vals[0], settings), 0, out_size(eqn))
-  return [as_data(vals[0])], c
+  x, k = vals
+  c += cost("shift", width(x, settings), 0, out_size(eqn))
+  if jint.primitive_name(eqn) == "shift_left" and x.cls in (INT, ACC):
+    by = int(k.value) if k.value is not None else settings.acc_bits   # unknown: up to acc_bits
+    return [Val(x.cls, min(x.bits + max(0, by), settings.acc_bits), x.signed)], c
+  return [as_data(x)], c
 
 
 @register(*TRANSCENDENTALS)
@@ -328,13 +376,17 @@ def _integer_pow(eqn, vals, settings):
     return [float_val(s)], c
   if e <= 1:
     return [as_data(x)], c
-  return [Val(ACC, s.acc_bits, True) if is_integer(x) else float_val(s)], c
+  if is_integer(x):
+    return [Val(ACC if x.cls == ACC else INT, min(width(x, s) * e, s.acc_bits),
+                x.signed and e % 2 == 1)], c
+  return [float_val(s)], c
 
 
 # ------------------------------------------------------------------------------- reductions
 
-def _sum_type(x: Val, s) -> Val:
-  return Val(ACC, s.acc_bits, True) if is_integer(x) else float_val(s)
+def _sum_type(x: Val, s, n: int) -> Val:
+  """A sum of n values of x's type (n-fold product for 'prod' callers: see _reduced_type)."""
+  return summed(x, n, s) if is_integer(x) else float_val(s)
 
 
 _REDUCE_OPS = {"reduce_sum": "add", "reduce_max": "cmp", "reduce_min": "cmp", "reduce_prod": "mul",
@@ -343,8 +395,13 @@ _REDUCE_OPS = {"reduce_sum": "add", "reduce_max": "cmp", "reduce_min": "cmp", "r
 
 
 def _reduced_type(name: str, x: Val, eqn, s) -> Val:
-  if name in ("reduce_sum", "reduce_prod"):
-    return _sum_type(x, s)
+  n = size_of(jint.eqn_inputs(eqn)[0]) // max(1, out_size(eqn))     # terms per output
+  if name == "reduce_sum":
+    return _sum_type(x, s, n)
+  if name == "reduce_prod":
+    if not is_integer(x):
+      return float_val(s)
+    return Val(ACC if x.cls == ACC else INT, min(width(x, s) * n, s.acc_bits), x.signed)
   if name in ("argmax", "argmin"):
     return input_val(jint.var_dtype(jint.eqn_outputs(eqn)[0]), s, False, 0)
   return as_data(x)
@@ -378,9 +435,12 @@ def _cumulative(eqn, vals, settings):
   n = math.prod(shape) - math.prod(shape) // max(1, shape[axis])
   op = _CUMULATIVE[name]
   c += cost(op, width(x, s), width(x, s) if op in ("mul", "transc") else 0, n)
-  if op == "transc":
+  if op == "transc" or (op == "mul" and not is_integer(x)):
     return [float_val(s)], c
-  return [_sum_type(x, s) if op in ("add", "mul") else as_data(x)], c
+  if op == "mul":
+    return [Val(ACC if x.cls == ACC else INT, min(width(x, s) * shape[axis], s.acc_bits),
+                x.signed)], c
+  return [_sum_type(x, s, shape[axis]) if op == "add" else as_data(x)], c
 
 
 _WINDOW_OPS = {"reduce_window_sum": "add", "reduce_window_max": "cmp", "reduce_window_min": "cmp"}
@@ -404,7 +464,8 @@ def _reduce_window(eqn, vals, settings):
   name = jint.primitive_name(eqn)
   if taps > n_out:
     c += cost(_WINDOW_OPS[name], width(x, s), 0, taps - n_out)
-  return [_sum_type(x, s) if name == "reduce_window_sum" else as_data(x)], c
+  return [_sum_type(x, s, math.prod(g["window"])) if name == "reduce_window_sum"
+          else as_data(x)], c
 
 
 # ------------------------------------------------------------------------------- unit costs

@@ -15,10 +15,10 @@ from collections import defaultdict
 from typing import Dict, List, Tuple
 
 from pikelpn_jax import _jax_internals as jint
-from pikelpn_jax.ace import rules
+from pikelpn_jax.ace import fold, rules
 from pikelpn_jax.ace.values import (FIXED, FLOAT, INT, POW2, SCALE_NONE, AceSettings, Val,
-                                    as_data, const_product, float_val, join, literal_val,
-                                    same_type, width)
+                                    as_data, const_product, float_val, input_val, join,
+                                    literal_val, same_type, width)
 
 
 class AceError(ValueError):
@@ -71,6 +71,7 @@ class Walker:
     self._cache: Dict[tuple, tuple] = {}
     self._tag_maps: Dict[int, tuple] = {}
     self._where: List[str] = []          # absolute name stack of the jaxprs being walked
+    self._folds: List[fold.FoldState] = []   # fold='affine': chains of the jaxprs being walked
 
   # ------------------------------------------------------------------------------ jaxprs
   def run(self, jaxpr, in_vals) -> Tuple[Tally, List[Val]]:
@@ -96,11 +97,18 @@ class Walker:
       env[v] = float_val(self.settings, const=True, stored=_size(v))
     tags = self._tag_map(jaxpr, eqns)
     read = self._read
-    for eqn in eqns:
-      ins = [read(env, v) for v in jint.eqn_inputs(eqn)]
-      outs = self._eqn(eqn, ins, tally, tags)
-      for v, o in zip(jint.eqn_outputs(eqn), outs):
-        env[v] = o
+    affine = self.settings.fold == "affine"
+    if affine:
+      self._folds.append(fold.FoldState(eqns, outvars))
+    try:
+      for eqn in eqns:
+        ins = [read(env, v) for v in jint.eqn_inputs(eqn)]
+        outs = self._eqn(eqn, ins, tally, tags)
+        for v, o in zip(jint.eqn_outputs(eqn), outs):
+          env[v] = o
+    finally:
+      if affine:
+        self._folds.pop()
     return [read(env, v) for v in outvars]
 
   def _tag_map(self, jaxpr, eqns) -> dict:
@@ -143,9 +151,17 @@ class Walker:
     outs, cost = rule(eqn, ins, self.settings)
     if cost.ops:
       costs = tally.costs
-      for op, bx, by, count, category in cost.ops:
-        costs[(stack, category, op, bx, by)] += count
-      self._traffic(eqn, ins, outs, tally, stack)
+      keyed = [((stack, category, op, bx, by), count) for op, bx, by, count, category in cost.ops]
+      i = fold.affine_operand(eqn, prim, ins) if self._folds else None
+      if i is not None:
+        charged = self._folds[-1].price(costs, jint.eqn_outputs(eqn)[0],
+                                        jint.eqn_inputs(eqn)[i], keyed)
+      else:
+        charged = True
+        for key, count in keyed:
+          costs[key] += count
+      if charged:
+        self._traffic(eqn, ins, outs, tally, stack)
     for text in cost.notes:
       tally.notes.append((stack, text))
     return outs
@@ -190,15 +206,20 @@ class Walker:
       return list(ins)
     if prim in rules.LAYOUT_PRIMITIVES:
       return [ins[0]] * len(outvars)
-    stored = _size(outvars[0])
+    if prim == "convert_element_type" and getattr(jint.var_dtype(outvars[0]), "kind",
+                                                  "f") not in "iub":
+      return [ins[0]]                      # a view of the same values in a float container
     if prim in ("mul", "div"):
-      v = const_product(ins[0], ins[1], prim == "div", s)
-    elif prim in ("neg", "concatenate", "dynamic_update_slice", "pad", "select_n"):
-      v = ins[0] if prim == "neg" else ins[1] if prim == "select_n" else ins[0]
-      v = Val(v.cls, v.bits, v.signed, True, v.fmt)
+      outs = [const_product(ins[0], ins[1], prim == "div", s)]
     else:
-      return [float_val(s, const=True, stored=_size(o)) for o in outvars]
-    return [v._replace(stored=stored, origin=-1, value=None)] * len(outvars)
+      rule = rules.RULES.get(prim)
+      if rule is not None:                 # the type the rule gives data, computed offline: free
+        outs = rule(eqn, ins, s)[0]
+      else:                                # no rule needed to fold it: its type is its dtype
+        outs = [input_val(jint.var_dtype(o), s, True, 0) for o in outvars]
+    value = ins[0].value if prim == "convert_element_type" else None
+    return [v._replace(const=True, stored=_size(o), origin=-1, value=value)
+            for v, o in zip(outs, outvars)]
 
   # --------------------------------------------------------------------- quantizer pair
   def _quantizer(self, eqn, ins, tally, tags, stack) -> List[Val]:
@@ -224,11 +245,16 @@ class Walker:
     else:
       if not p["folded"]:
         if p["scale"] == POW2:
-          costs[(stack, "scaling", "shift", b, 0)] += n
+          key = (stack, "scaling", "shift", b, 0)
         elif p["scale"] == FIXED:
-          costs[(stack, "scaling", "mul", b, p["scale_bits"])] += n
+          key = (stack, "scaling", "mul", b, p["scale_bits"])
         else:
-          costs[(stack, "scaling", "mul", b, s.float_bits)] += n
+          key = (stack, "scaling", "mul", b, s.float_bits)
+        if self._folds and self._folds[-1].chain_of(jint.eqn_inputs(eqn)[0]) is not None:
+          # ·(1/s) merges into the affine chain that computed x (fold='affine')
+          self._folds[-1].price(costs, out, jint.eqn_inputs(eqn)[0], [(key, n)])
+        else:
+          costs[key] += n
       costs[(stack, "scaling", "add", b, 0)] += n
       costs[(stack, "scaling", "cmp", b, 0)] += 2 * n
     scale = ins[1] if len(ins) > 1 else None
