@@ -187,7 +187,8 @@ def abstract_variables(model, x_spec) -> dict:
                                            train=False))
 
 
-def config_settings(config, source: str = "", overrides: Sequence[str] = ()) -> dict:
+def config_settings(config, source: str = "", overrides: Sequence[str] = (),
+                    variant_defaulted: bool = False) -> dict:
   """What a report records about the config it priced: where it came from, the overrides, the
   model's scalar fields and a digest of the whole resolved config (so two reports of different
   configs never have equal settings)."""
@@ -197,7 +198,8 @@ def config_settings(config, source: str = "", overrides: Sequence[str] = ()) -> 
   resolved = config_to_dict(config)
   model = {k: v for k, v in sorted(resolved.get("model", {}).items())
            if isinstance(v, (str, int, float, bool)) or v is None}
-  return {"config_source": source, "config_overrides": list(overrides), "config_model": model,
+  return {"config_source": source, "config_variant_defaulted": bool(variant_defaulted),
+          "config_overrides": list(overrides), "config_model": model,
           "config_sha256": hashlib.sha256(json.dumps(resolved, sort_keys=True).encode())
           .hexdigest()}
 
@@ -205,14 +207,15 @@ def config_settings(config, source: str = "", overrides: Sequence[str] = ()) -> 
 def acev2_report(config, variables=None, *, float_bits: int = 32, acc_bits: int = 32,
                  batch: int = 1, count_padded_taps: bool = True, strict: bool = True,
                  model=None, fold: str = "none", config_source: str = "",
-                 overrides: Sequence[str] = ()) -> CostReport:
+                 overrides: Sequence[str] = (), variant_defaulted: bool = False) -> CostReport:
   """ACEv2 of the inference forward of the config's model (dw_impl='grouped') at `batch`.
 
   variables: {'params', 'batch_stats', ...} or None (shapes from an abstract init).
   Costs are per call, i.e. per image at batch=1. An unknown primitive raises AceError naming it and
   its module path; strict=False lists it in report.unaccounted instead. `model` overrides the
   built model (it must match `variables`). fold: 'none' (as written) or 'affine' (deployment
-  folding, docs/acev2.md). config_source / overrides: recorded in settings (the CLI passes them).
+  folding, docs/acev2.md). config_source / overrides / variant_defaulted: recorded in settings
+  (the CLI passes them).
   """
   if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
     raise ValueError(f"batch={batch!r} is not allowed; use a positive integer")
@@ -234,7 +237,7 @@ def acev2_report(config, variables=None, *, float_bits: int = 32, acc_bits: int 
 
   args = [variables[n] for n in names] + [x]
   extra = {"batch": batch, "model": str(config.model.get("name", "")),
-           "dw_impl": "grouped", **config_settings(config, config_source, overrides)}
+           "dw_impl": "grouped", **config_settings(config, config_source, overrides, variant_defaulted)}
   return analyze(forward, *args, const_argnums=tuple(range(len(names))),
                  param_argnums=(names.index("params"),), settings=settings, strict=strict,
                  extra_settings=extra)
