@@ -24,7 +24,8 @@ import numpy as np
 
 from pikelpn_jax import _jax_internals as jint
 from pikelpn_jax.ace.values import (ACC, BOOL, BOOL_VAL, FIXED, FLOAT, INT, POW2, Val, as_data,
-                                    dtype_bits, float_val, grown, input_val, is_integer, join,
+                                    dtype_bits, float_val, grown, input_val, integer_dtype,
+                                    is_integer, join,
                                     same_type, summed, width)
 
 
@@ -65,13 +66,17 @@ CONVERSION_PRIMITIVES = ("convert_element_type", "bitcast_convert_type")
 REFUSED_PRIMITIVES = (
     "after_all", "all_gather", "all_to_all", "approx_top_k", "axis_index", "bessel_i0e",
     "bessel_i1e", "clz", "complex", "conj", "create_token", "dce_sink", "eq_to", "fft",
-    "igamma", "igamma_grad_a", "igammac", "imag", "le_to", "linear_solve", "lt_to", "mulhi",
+    "igamma", "igamma_grad_a", "igammac", "imag", "le_to", "custom_linear_solve", "lt_to",
+    "mulhi",
     "nextafter", "pmax", "pmin", "polygamma", "population_count", "ppermute", "psum",
     "ragged_all_to_all", "real", "reduce", "reduce_window", "regularized_incomplete_beta",
-    "rng_bit_generator", "rng_uniform", "scatter", "scatter_add", "scatter_max", "scatter_min",
-    "scatter_mul", "scatter_sub", "select_and_gather_add", "select_and_scatter",
+    "rng_bit_generator", "rng_uniform", "scatter", "scatter-add", "scatter-max", "scatter-min",
+    "scatter-mul", "scatter-sub", "select_and_gather_add", "select_and_scatter",
     "select_and_scatter_add", "sort", "stage", "top_k", "zeta",
 )
+
+# lax primitives with sub-jaxprs that the walker handles itself (walker.py): not in RULES.
+WALKED_PRIMITIVES = ("scan", "cond", "while")
 
 TRANSCENDENTALS = (
     "exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "tan", "asin",
@@ -135,15 +140,18 @@ def _convert(eqn, vals, settings):
   to a float dtype: the operand's type (integer codes in a float container stay integers)."""
   x = vals[0]
   dtype = jint.var_dtype(jint.eqn_outputs(eqn)[0])
-  kind = getattr(dtype, "kind", "f")
+  signed = integer_dtype(dtype)
+  kind = "b" if getattr(dtype, "kind", "f") == "b" else "f" if signed is None else \
+      "i" if signed else "u"
   if jint.primitive_name(eqn) == "bitcast_convert_type":    # reinterpreted bits: only the dtype
     return [input_val(dtype, settings, False, 0)], FREE
   if kind == "b":
     return [BOOL_VAL], FREE
   if kind in "iu":
     bits = min(dtype_bits(dtype), settings.acc_bits)
-    if x.cls != FLOAT and width(x, settings) <= bits and (x.signed or kind == "u" or
-                                                            x.cls == BOOL):
+    unsigned_in_signed = 1 if kind == "i" and not x.signed else 0
+    if x.cls != FLOAT and width(x, settings) + unsigned_in_signed <= bits and \
+        (kind == "i" or not x.signed):      # the values fit: the type is unchanged
       return [as_data(x)._replace(fmt="none")], FREE
     return [Val(INT, bits, kind == "i")], FREE
   return [as_data(x)], FREE

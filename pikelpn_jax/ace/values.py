@@ -129,12 +129,21 @@ def literal_val(value: float, is_bool: bool, s: AceSettings) -> Val:
 
 
 def dtype_bits(dtype) -> int:
-  """Bits of an integer dtype (int4 is 4, not its 8-bit container)."""
-  import numpy as np
+  """Bits of an integer dtype (int4 is 4, not its 8-bit container); 0 if it is not one."""
+  import ml_dtypes
   try:
-    return int(np.iinfo(dtype).bits)
+    return int(ml_dtypes.iinfo(dtype).bits)
   except (TypeError, ValueError):
-    return int(getattr(dtype, "itemsize", 4)) * 8
+    return 0
+
+
+def integer_dtype(dtype) -> Optional[bool]:
+  """True/False: a signed/unsigned integer dtype (ml_dtypes' int2/int4 included); None: not one."""
+  import ml_dtypes
+  try:
+    return int(ml_dtypes.iinfo(dtype).min) < 0
+  except (TypeError, ValueError):
+    return None
 
 
 def input_val(dtype, s: AceSettings, const: bool, stored: int, origin: int = -1) -> Val:
@@ -142,8 +151,9 @@ def input_val(dtype, s: AceSettings, const: bool, stored: int, origin: int = -1)
   kind = getattr(dtype, "kind", "f")
   if kind == "b":
     return Val(BOOL, 1, False, const, stored=stored, origin=origin)
-  if kind in "iu":
-    return Val(INT, min(dtype_bits(dtype), s.acc_bits), kind == "i", const, stored=stored,
+  signed = integer_dtype(dtype)
+  if signed is not None:
+    return Val(INT, min(dtype_bits(dtype), s.acc_bits), signed, const, stored=stored,
                origin=origin)
   return Val(FLOAT, s.float_bits, True, const, SCALE_NONE, stored, origin)
 

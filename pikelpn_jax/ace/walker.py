@@ -2,8 +2,8 @@
 tallying priced operations per (module path, category, op, bit widths).
 
 Higher-order primitives map types into and out of their sub-jaxprs: jit / closed_call / remat /
-custom_jvp_call / custom_vjp_call (once), scan (× length; carries re-walked once if their type
-changes), cond (the costliest branch; a note when branches disagree). `while` on data is an error.
+custom_jvp_call / custom_vjp_call (once), scan (× length; re-walked until the carries' types
+are a fixed point), cond (the costliest branch; a note when branches disagree). `while` on data is an error.
 A quantizer is a custom_jvp_call of quantize_ste whose output feeds a qtag: the pair is priced as a
 requantization (see _quantizer) and its internals are not walked. Sub-jaxpr results are cached by
 (jaxpr, operand types), so a helper like jnp.clip is walked once per distinct typing.
@@ -17,7 +17,8 @@ from typing import Dict, List, Tuple
 from pikelpn_jax import _jax_internals as jint
 from pikelpn_jax.ace import fold, rules
 from pikelpn_jax.ace.values import (FIXED, FLOAT, INT, POW2, SCALE_NONE, AceSettings, Val,
-                                    as_data, const_product, float_val, input_val, join,
+                                    as_data, const_product, float_val, input_val,
+                                    integer_dtype, join,
                                     literal_val, same_type, width)
 
 
@@ -206,8 +207,8 @@ class Walker:
       return list(ins)
     if prim in rules.LAYOUT_PRIMITIVES:
       return [ins[0]] * len(outvars)
-    if prim == "convert_element_type" and getattr(jint.var_dtype(outvars[0]), "kind",
-                                                  "f") not in "iub":
+    if prim == "convert_element_type" and integer_dtype(jint.var_dtype(outvars[0])) is None \
+        and getattr(jint.var_dtype(outvars[0]), "kind", "f") != "b":
       return [ins[0]]                      # a view of the same values in a float container
     if prim in ("mul", "div"):
       outs = [const_product(ins[0], ins[1], prim == "div", s)]
@@ -278,9 +279,15 @@ class Walker:
     self._where.append(stack)
     try:
       sub, outs = self.run(body, ins)
-      new_carry = [join(a, b, self.settings) if not same_type(a, b) else a
-                   for a, b in zip(carry, outs[:n_carry])]
-      if any(not same_type(a, b) for a, b in zip(carry, new_carry)):
+      # Integer widths grow (c·c doubles them each step) up to acc_bits: iterate to the fixed
+      # point of the carry types, which then bounds every step. Joins only widen, and widths
+      # are capped, so this ends.
+      for _ in range(2 * self.settings.acc_bits + 4):
+        new_carry = [join(a, b, self.settings) if not same_type(a, b) else a
+                     for a, b in zip(carry, outs[:n_carry])]
+        if all(same_type(a, b) for a, b in zip(carry, new_carry)):
+          break
+        carry = new_carry
         ins = ins[:n_consts] + new_carry + ins[n_consts + n_carry:]
         sub, outs = self.run(body, ins)
     finally:
