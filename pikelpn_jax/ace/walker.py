@@ -197,7 +197,10 @@ class Walker:
       fmt = p["scale"]
       bits = p["scale_bits"] if fmt == FIXED else self.settings.float_bits
       return Val(FLOAT, bits, True, v.const, fmt, v.stored, v.origin)
-    return Val(INT, p["bits"], p["signed"], v.const, SCALE_NONE, v.stored, v.origin)
+    # No integer of an integer pipeline is wider than its accumulator: a bias tagged 32 bits
+    # ("on the accumulator grid") is acc_bits wide when acc_bits is smaller.
+    return Val(INT, min(p["bits"], self.settings.acc_bits), p["signed"], v.const, SCALE_NONE,
+               v.stored, v.origin)
 
   def _const_outputs(self, eqn, prim, ins) -> List[Val]:
     """Constant folding: free; the output keeps the type a later data op will see."""
@@ -235,8 +238,9 @@ class Walker:
     x = ins[0]
     if x.const and x.origin >= 0:
       tally.param_bits[x.origin] = p["bits"]
+    bits = min(p["bits"], self.settings.acc_bits)
     if all(v.const for v in ins):
-      return [Val(INT, p["bits"], p["signed"], True, stored=x.stored or _size(out))]
+      return [Val(INT, bits, p["signed"], True, stored=x.stored or _size(out))]
     s = self.settings
     b = width(x, s)
     n = _size(out)
@@ -260,8 +264,8 @@ class Walker:
       costs[(stack, "scaling", "cmp", b, 0)] += 2 * n
     scale = ins[1] if len(ins) > 1 else None
     w = scale.stored * width(scale, s) if scale is not None and scale.const else 0
-    tally.add_traffic(stack, w, n * b, n * p["bits"])
-    return [Val(INT, p["bits"], p["signed"])]
+    tally.add_traffic(stack, w, n * b, n * bits)
+    return [Val(INT, bits, p["signed"])]
 
   # ------------------------------------------------------------------------ higher order
   def _call(self, body, ins, tally, stack, times) -> List[Val]:
