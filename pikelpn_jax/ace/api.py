@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from pikelpn_jax.ace import rules
 from pikelpn_jax.ace.report import CostReport, LayerRow, _frozen
-from pikelpn_jax.ace.values import CATEGORIES, AceSettings, input_val
+from pikelpn_jax.ace.values import CATEGORIES, AceSettings, dtype_bits, input_val
 from pikelpn_jax.ace.walker import AceError, Tally, Walker
 from pikelpn_jax._jax_internals import CATEGORY_PREFIX, jaxpr_parts
 
@@ -42,10 +42,11 @@ CONVENTIONS = {
 
 
 def _flat_param_sizes(args, param_argnums) -> list:
+  """(elements, bits of its integer dtype or 0) of every parameter leaf, in flat order."""
   sizes = []
   for i in param_argnums:
     for leaf in jax.tree_util.tree_leaves(args[i]):
-      sizes.append(math.prod(leaf.shape))
+      sizes.append((math.prod(leaf.shape), dtype_bits(leaf.dtype)))
   return sizes
 
 
@@ -86,7 +87,7 @@ def _parse_stack(stack: str):
   return "/".join(kept), category
 
 
-def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[int],
+def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[tuple],
                  timing: dict, extra_settings: Optional[dict] = None) -> CostReport:
   s = settings
   layers = {}
@@ -131,9 +132,11 @@ def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[int]
   rows = tuple(LayerRow(p, r["macs"], r["ace"], r["acev2"], r["ops"], r["w"], r["r"], r["wr"],
                         _frozen({c: v for c, v in r["cats"].items() if v}))
                for p, r in layers.items())
-  params = sum(param_sizes)
-  model_bits = sum(size * tally.param_bits.get(i, s.float_bits)
-                   for i, size in enumerate(param_sizes))
+  # A parameter's bits: its quantizer tag's, else its integer dtype's (int8 weights stored by
+  # another library), else float_bits.
+  params = sum(size for size, _ in param_sizes)
+  model_bits = sum(size * tally.param_bits.get(i, int_bits or s.float_bits)
+                   for i, (size, int_bits) in enumerate(param_sizes))
   notes = tuple(dict.fromkeys(f"{_parse_stack(st)[0] or '<top>'}: {t}" for st, t in tally.notes))
   unaccounted = tuple(f"{t} at {_parse_stack(st)[0] or '<top>'}" for st, t in tally.unaccounted)
   settings_json = dict(s.as_dict(), conventions=dict(CONVENTIONS), **(extra_settings or {}))

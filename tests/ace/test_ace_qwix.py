@@ -32,6 +32,8 @@ def test_qwix_ptq_model_is_priced_at_int8():
   assert dict(r.by_bits)["mac 8x8"]["count"] == conv_macs + dense_macs
   assert r.macs == conv_macs + dense_macs and r.ace == 64 * r.macs
   assert r.unaccounted == ()
+  # model bits from the dtypes: int8 kernels at 8 bits, Qwix's float scales and biases at 32
+  assert r.model_bits == sum(leaf.size * (8 if leaf.dtype == jnp.int8 else 32) for leaf in leaves)
   # the same float model: 32×32 MACs
   fv = model.init(jax.random.PRNGKey(0), x)
   assert analyze(lambda v, x: model.apply(v, x), fv, x, const_argnums=0).ace == 1024 * r.macs
