@@ -134,8 +134,9 @@ class CostReport:
       raise ValueError(f"render(by={by!r}) is not allowed; use 'layer' or 'category'")
     head = [f"MACs {_si(self.macs)}  ACE {_si(self.ace)}  ACEv2 {_si(self.acev2)}  "
             f"params {_si(self.params)}  model {_si(self.model_bits / 8)}B  "
-            f"(float {self.settings.get('float_bits')}b, acc {self.settings.get('acc_bits')}b, "
-            f"fold {self.settings.get('fold', 'none')})"]
+            f"(float {self.settings.get('float_bits')}b, acc {self.settings.get('acc_bits')}b"
+            + (f", fold {self.settings['fold']})" if self.settings.get("fold", "none") != "none"
+               else ")")]
     src = self.settings.get("config_source")
     if src:
       line = f"config {src}"
