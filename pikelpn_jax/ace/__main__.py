@@ -11,8 +11,12 @@ Bad input exits with code 1 and one line on stderr.
 import json
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+if __name__ == "__main__":  # re-executes once under tcmalloc if installed (pikelpn_jax/allocator.py)
+  from pikelpn_jax.allocator import use_tcmalloc
+  use_tcmalloc()
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file 'configs/x.py:variant'.",
