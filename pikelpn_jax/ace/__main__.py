@@ -17,10 +17,14 @@ import json
 import os
 import sys
 
-from absl import flags
+if __name__ == "__main__":  # re-executes once under tcmalloc if installed (pikelpn_jax/allocator.py)
+  from pikelpn_jax.allocator import use_tcmalloc
+  use_tcmalloc()
 
-from pikelpn_jax.config_cli import (ConfigSpecError, apply_overrides, load_config_spec,
-                                    split_config_args)
+from absl import flags  # noqa: E402
+
+from pikelpn_jax.config_cli import (ConfigSpecError, apply_overrides,  # noqa: E402
+                                    load_config_spec, split_config_args)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Price the latest checkpoint of this workdir.")

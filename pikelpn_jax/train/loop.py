@@ -171,7 +171,7 @@ class _Trainer:
         "params_sha256": reporting.params_sha256(variables["params"]),
         "num_params": int(sum(np.size(x) for x in jax.tree.leaves(variables["params"]))),
         "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
-        "train_wall_s": round(wall, 2),
+        "train_wall_s": round(wall, 2), "allocator": reporting.allocator(),
         "train_images_per_sec": round(n_train / t_train, 2) if t_train > 0 else None,
         **last_eval}
     ace = reporting.ace_summary(c, variables) if self.is_main else None
