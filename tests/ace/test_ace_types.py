@@ -101,8 +101,7 @@ LAYOUT_CASES = {
     "split": lambda a: jnp.concatenate(jnp.split(a, 2, axis=1), axis=1),
     "tile": lambda a: jnp.tile(a, (1, 2))[:, :8],
     "stack": lambda a: jnp.stack([a, a])[0],
-    "unstack": lambda a: jax.lax.unstack_p.bind(jnp.stack([a, a]), axis=0)[1]
-    if hasattr(jax.lax, "unstack_p") else a,
+    "unstack": lambda a: jnp.unstack(jnp.stack([a, a]))[1],
     "concatenate": lambda a: jnp.concatenate([a, a], axis=0)[:2],
     "pad": lambda a: jnp.pad(a, ((1, 0), (0, 0)))[1:],
     "select_n": lambda a: jnp.where(True, a, a),
