@@ -32,12 +32,29 @@ def run(*args, cwd=ROOT):
     (["--config", CFG, "--bogus"], "bogus"),
     (["--config.model.width=2"], "--config"),
 ])
-def test_bad_input_is_one_line_and_exit_1(args, names, tmp_path):
-  p = run(*args, cwd=ROOT)
-  assert p.returncode == 1, p.stdout + p.stderr
-  lines = p.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith("error: ") and names in lines[0], p.stderr
-  assert p.stdout == ""
+def test_bad_input_is_one_line_and_exit_1(args, names, capsys, monkeypatch):
+  # In process (the CLI's main() returns the exit code; one subprocess run below checks the
+  # real exit status): no JAX start-up per case.
+  from absl import flags
+  from pikelpn_jax.ace.__main__ import main
+  monkeypatch.chdir(ROOT)
+  flags.FLAGS.unparse_flags()
+  try:
+    assert main(["ace", *args]) == 1
+  finally:
+    flags.FLAGS.unparse_flags()
+  out = capsys.readouterr()
+  lines = out.err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: ") and names in lines[0], out.err
+  assert out.out == ""
+
+
+def test_bad_input_exit_status_in_a_subprocess():
+  p = run("--config", "configs/pikelpn.py:zz")
+  assert p.returncode == 1 and p.stdout == ""
+  assert p.stderr.strip().splitlines() == [
+      "error: configs/pikelpn.py: variant 'zz' is not allowed; use one of "
+      "['1x', '2x', '3x', '6x', 'fmnist']"]
 
 
 def test_missing_variant_prices_the_default_and_says_so(tmp_path):
