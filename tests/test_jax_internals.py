@@ -175,3 +175,11 @@ def test_shape_accessors():
   assert jint.reduce_axes_of(red) == (1,)
   lit = jint.eqn_inputs(jint.jaxpr_parts(jax.make_jaxpr(lambda x: x * 3.0)(X))[3][0])[1]
   assert jint.is_literal(lit) and float(jint.literal_value(lit)) == 3.0
+
+
+def test_lax_primitive_names_lists_the_primitives_by_their_bound_name():
+  names = jint.lax_primitive_names()
+  assert {"add", "stack", "concatenate", "convert_element_type", "scan", "cond"} <= names
+  assert len(names) > 100
+  eqn = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: jnp.stack([a, b]))(X, X))[3][0]
+  assert jint.primitive_name(eqn) in names
