@@ -17,12 +17,10 @@ from pikelpn_jax._jax_internals import primitive_name
 from pikelpn_jax._jax_internals import eqn_params
 from pikelpn_jax.export.lower import module_path
 from pikelpn_jax.export.values import Const, ExportError, Input, Sym
+from pikelpn_jax.jaxpr_interpreter import LAYOUT_TABLE, layout_names
 from pikelpn_jax.quant.config import Numerics
 
-LAYOUT_PARAMS = {"reshape": ("new_sizes",), "broadcast_in_dim": ("shape", "broadcast_dimensions"),
-                 "squeeze": ("dimensions",), "expand_dims": ("dimensions",),
-                 "transpose": ("permutation",), "slice": ("start_indices", "limit_indices", "strides"),
-                 "pad": ("padding_config",), "rev": ("dimensions",), "concatenate": ("dimension",)}
+LAYOUT_PARAMS = {n: LAYOUT_TABLE[n].params for n in layout_names("params")}
 FLIPPED = {"ge": "le", "gt": "lt", "le": "ge", "lt": "gt", "eq": "eq", "ne": "ne"}
 
 
