@@ -82,7 +82,7 @@ class Val(_ValFields):
   def __new__(cls, kind: str, bits: int, *, signed: bool = True, const: bool = False,
               fmt: str = SCALE_NONE, stored: int = 0, origin: int = -1,
               value: Optional[float] = None):
-    return super().__new__(cls, kind, bits, signed, const, fmt, stored, origin, value)
+    return tuple.__new__(cls, (kind, bits, signed, const, fmt, stored, origin, value))
 
   def __reduce__(self):                     # pickle through the positional _make
     return type(self)._make, (tuple(self),)
