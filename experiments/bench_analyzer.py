@@ -24,7 +24,7 @@ import jax
 from pikelpn_jax.ace import AceSettings, analyze
 from pikelpn_jax.ace.api import abstract_variables, model_input_spec
 from pikelpn_jax.models import build_model
-from pikelpn_jax.models.config_fields import load_config
+from pikelpn_jax.config_base import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = (("PikeLPN-1x", "configs/pikelpn.py:1x"),

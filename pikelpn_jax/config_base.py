@@ -95,8 +95,9 @@ def load_config(spec: str, what: str = "config") -> ml_collections.ConfigDict:
   path, _, variant = spec.partition(":")
   found = next((p for p in (path, os.path.join(REPO_ROOT, path)) if os.path.isfile(p)), None)
   if found is None or not path.endswith(".py"):
+    files = sorted(f for f in os.listdir(os.path.join(REPO_ROOT, "configs")) if f.endswith(".py"))
     raise FileNotFoundError(f"{what}={spec!r}: no config file {path!r}; use "
-                            "'configs/<name>.py:<variant>'")
+                            f"'configs/<name>.py:<variant>' with <name>.py one of {files}")
   module_spec = importlib.util.spec_from_file_location(
       f"_pikelpn_cfg_{abs(hash(os.path.abspath(found)))}", found)
   module = importlib.util.module_from_spec(module_spec)

@@ -100,16 +100,30 @@ def summary(report: dict) -> str:
   return "\n".join(lines)
 
 
+def check_flags(workdir, out, probe_examples: int, eval_examples: int) -> None:
+  """The flags' values, before anything is loaded (one-line ValueErrors/FileNotFoundErrors)."""
+  if not workdir or not out:
+    raise ValueError(f"--workdir={workdir!r} --out={out!r}: both are required")
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"--workdir={workdir!r} is not a directory; use a training workdir "
+                            "(python main.py --workdir DIR)")
+  out_dir = os.path.dirname(os.path.abspath(out))
+  if not os.path.isdir(out_dir) or os.path.isdir(out):
+    raise FileNotFoundError(f"--out={out!r}: use a file path in an existing directory")
+  if probe_examples < 1:
+    raise ValueError(f"--probe_examples={probe_examples} is not allowed; use a positive integer")
+  if eval_examples == 0 or eval_examples < -1:
+    raise ValueError(f"--eval_examples={eval_examples} is not allowed; use -1 (all) or a "
+                     "positive integer")
+
+
 def main(argv):
-  if len(argv) > 1:
-    print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-    sys.exit(1)
+  del argv   # cli_flags.parse_flags refuses positional arguments
   from pikelpn_jax.export.values import ExportError
   from pikelpn_jax.export.format import FormatError
   logging.set_verbosity(logging.WARNING)   # orbax logs every restore at INFO
   try:
-    if not FLAGS.workdir or not FLAGS.out:
-      raise ValueError("--workdir and --out are required")
+    check_flags(FLAGS.workdir, FLAGS.out, FLAGS.probe_examples, FLAGS.eval_examples)
     config = FLAGS.config if FLAGS.config is not None else saved_config(FLAGS.workdir)
     report = run(config, FLAGS.workdir, FLAGS.out, FLAGS.probe_examples, FLAGS.eval,
                  FLAGS.eval_examples)

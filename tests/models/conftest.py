@@ -6,7 +6,7 @@ from jax.extend import core as jex_core
 
 from pikelpn_jax import _jax_internals as ji
 from pikelpn_jax.models import build_model
-from pikelpn_jax.models.config_fields import load_config
+from pikelpn_jax.config_base import load_config
 
 
 def _walk(jaxpr, out):

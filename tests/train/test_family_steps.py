@@ -15,7 +15,7 @@ import pytest
 import tiny_model
 from pikelpn_jax.data import InputPipeline
 from pikelpn_jax.models import model_names
-from pikelpn_jax.train.config_io import REPO_ROOT, load_config_file
+from pikelpn_jax.config_base import REPO_ROOT, load_config
 from pikelpn_jax.train.model_init import FULL
 from pikelpn_jax.train.optim import make_optimizer
 from pikelpn_jax.train.steps import (StepFactory, abstract_state, create_state, global_batch,
@@ -33,7 +33,7 @@ def family_config(name):
   if not os.path.exists(path):
     pytest.skip(f"no configs/{name}.py for model family {name!r}")
   variant = QUANTIZED_VARIANT.get(name)
-  c = load_config_file(f"{path}:{variant}" if variant else path)
+  c = load_config(f"{path}:{variant}" if variant else path)
   for field in WIDTH_FIELDS:
     if field in c.model:
       c.model[field] = 0.0625
