@@ -27,6 +27,7 @@ def load_teacher(config, replicated) -> Optional[Teacher]:
   abstract = abstract_variables(tcfg, sharding=replicated)
   ckpts = checkpoint.Checkpoints(kd.teacher_workdir, read_only=True)
   try:
+    ckpts.verify(step, items=("model",))
     checkpoint.check_matches(ckpts, step, tcfg, abstract, "distill.teacher_workdir")
     variables = ckpts.restore_model(step, abstract)
   finally:

@@ -12,4 +12,4 @@ import main  # noqa: E402
 from absl import app  # noqa: E402
 
 if __name__ == "__main__":
-  app.run(main.main)
+  app.run(main.main, flags_parser=main.parse_flags)
