@@ -19,7 +19,6 @@ import re
 import shutil
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import jax
 import orbax.checkpoint as ocp
 from flax import traverse_util
 
