@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Optional
 
 import ml_collections
 
@@ -82,6 +83,25 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   c.ace.float_bits = 32
   c.ace.acc_bits = 32
   return c
+
+
+def check_int(field: str, value, lo: Optional[int] = None, hi: Optional[int] = None, *,
+              allowed: Optional[str] = None) -> int:
+  """`value` when it is an int (not a bool) in [lo, hi]; else a one-line ValueError naming the
+  field, the value and what is allowed (`allowed` overrides the generated wording)."""
+  if (isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo)
+      or (hi is not None and value > hi)):
+    if allowed is None:
+      if lo is not None and hi is not None:
+        allowed = f"an integer in {lo}..{hi}"
+      elif lo == 1:
+        allowed = "a positive integer"
+      elif lo is not None:
+        allowed = f"an integer >= {lo}"
+      else:
+        allowed = "an integer" if hi is None else f"an integer <= {hi}"
+    raise ValueError(f"{field}={value!r} is not allowed; use {allowed}")
+  return value
 
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
