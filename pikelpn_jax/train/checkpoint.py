@@ -151,7 +151,7 @@ class Checkpoints:
     for item in items:
       path = os.path.join(self.step_dir(step), item)
       if os.path.isfile(os.path.join(path, "manifest.ocdbt")):
-        def read_all():
+        def read_all(path=path):
           kv = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{path}/"}).result()
           for key in kv.list().result():
             kv.read(key).result()

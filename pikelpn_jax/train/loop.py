@@ -17,8 +17,14 @@ from pikelpn_jax.train import checkpoint, reporting
 from pikelpn_jax.train.config_io import config_to_json
 from pikelpn_jax.train.model_init import phase_at
 from pikelpn_jax.train.optim import learning_rate_schedule, make_optimizer
-from pikelpn_jax.train.steps import (StepFactory, abstract_state, create_state, global_batch,
-                                     make_mesh, shardings)
+from pikelpn_jax.train.steps import (
+  StepFactory,
+  abstract_state,
+  create_state,
+  global_batch,
+  make_mesh,
+  shardings,
+)
 from pikelpn_jax.train.teacher import load_teacher
 from pikelpn_jax.train.validate import check_config
 

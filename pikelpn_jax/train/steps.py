@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from pikelpn_jax.train import losses
 from pikelpn_jax.train.model_init import FULL, Phase, init_fn, make_model, overlay, select

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pikelpn_jax.train import checkpoint
 from pikelpn_jax.config_base import load_config
+from pikelpn_jax.train import checkpoint
 from pikelpn_jax.train.model_init import FULL, abstract_variables, make_model
 from pikelpn_jax.train.steps import Teacher
 

@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 import pytest
-
 import tiny_model
 from train_helpers import REPO, TINY_CONFIG, run_cli
+
 from pikelpn_jax.train import checkpoint
 from pikelpn_jax.train.reporting import params_sha256
 
