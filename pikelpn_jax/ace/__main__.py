@@ -11,7 +11,7 @@ Bad input exits with code 1 and one line on stderr.
 import json
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -34,6 +34,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   from pikelpn_jax.ace import acev2_report
+  logging.set_verbosity(logging.WARNING)   # orbax logs every restore at INFO
   config = FLAGS.config
   float_bits, acc_bits = FLAGS.float_bits, FLAGS.acc_bits
   if float_bits is None:

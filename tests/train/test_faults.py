@@ -136,12 +136,14 @@ def test_damaged_newest_checkpoint(trained_tiny, tmp_path, caplog):
                      "unreadable: DATA_LOSS .*checksum") as e:
     checkpoint.restore_latest(work, c)
   assert "\n" not in str(e.value) and len(str(e.value)) < 600
-  p = subprocess.run([sys.executable, "-m", "pikelpn_jax.export", "--config", TINY_CONFIG,
-                      "--workdir", work, "--out", str(tmp_path / "m.plpn")], cwd=REPO,
-                     capture_output=True, text=True, timeout=300)
-  assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr[-3000:]
-  assert p.stderr.startswith(f"error: checkpoint {work}/checkpoints/{bad} (step {bad})")
-  assert not os.path.exists(tmp_path / "m.plpn")
+  for cli in (["pikelpn_jax.export", "--out", str(tmp_path / "m.plpn")],
+              ["pikelpn_jax.ace", "--json", str(tmp_path / "ace.json")]):
+    p = subprocess.run([sys.executable, "-m", cli[0], "--config", TINY_CONFIG, "--workdir", work,
+                        *cli[1:]], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, (cli[0], p.stderr[-3000:])
+    assert p.stderr.startswith(f"error: checkpoint {work}/checkpoints/{bad} (step {bad})")
+    assert p.stdout == ""
+  assert sorted(os.listdir(tmp_path)) == ["work"]
 
   # A resumed run skips it for step 2, sets it aside, and retrains 2 -> 4 exactly.
   with caplog.at_level("WARNING"):
