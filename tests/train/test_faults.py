@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -55,6 +56,9 @@ def test_sigkill_anywhere_then_rerun_equals_uninterrupted_run(tmp_path):
   r = run_cli(ref, *RUN)
   assert r.returncode == 0, r.stderr[-2000:]
   ref_sha = results(ref)["params_sha256"]
+  # The CLI prints the ACEv2 report by category, then the results table.
+  printed = re.search(rf"^params_sha256 +{ref_sha}$", r.stdout, re.M)
+  assert printed and r.stdout.index("category") < printed.start(), r.stdout[-3000:]
 
   # 1) Kill while a checkpoint is being written (a temporary directory exists).
   tmp_glob = os.path.join(work, "checkpoints", "*orbax-checkpoint-tmp*")
