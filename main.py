@@ -4,8 +4,12 @@ Kept short on purpose (flax examples/imagenet style); the logic is in pikelpn_ja
 """
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+if __name__ == "__main__":  # first, before JAX loads: re-executes once under tcmalloc if installed
+  from pikelpn_jax.allocator import use_tcmalloc
+  use_tcmalloc()
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
 from pikelpn_jax.cli_flags import parse_flags
 

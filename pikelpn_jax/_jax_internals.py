@@ -354,3 +354,14 @@ def walk_eqns(j):
       for sub in (v if isinstance(v, (tuple, list)) else (v,)):
         if isinstance(sub, (Jaxpr, ClosedJaxpr)):
           yield from walk_eqns(sub)
+
+
+def lax_primitive_names() -> frozenset:
+  """Names of every primitive jax.lax exports as `<name>_p` (the analyzer's coverage test
+  enumerates them, so a new JAX cannot add one that nobody prices or refuses)."""
+  names = set()
+  for attr in dir(jax.lax):
+    p = getattr(jax.lax, attr)
+    if attr.endswith("_p") and isinstance(p, jex_core.Primitive):
+      names.add(p.name)
+  return frozenset(names)

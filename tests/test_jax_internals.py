@@ -194,3 +194,11 @@ def test_export_attr_accessors():
   assert jint.primitive_name(pad) == "pad"
   assert jint.layout_params(pad, ("padding_config", "nope")) == {
       "padding_config": [[0, 0, 0], [1, 2, 0]], "nope": None}
+
+
+def test_lax_primitive_names_lists_the_primitives_by_their_bound_name():
+  names = jint.lax_primitive_names()
+  assert {"add", "stack", "concatenate", "convert_element_type", "scan", "cond"} <= names
+  assert len(names) > 100
+  eqn = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: jnp.stack([a, b]))(X, X))[3][0]
+  assert jint.primitive_name(eqn) in names

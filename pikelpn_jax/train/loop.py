@@ -203,7 +203,8 @@ def finish(config, workdir: str, config_source: str, state, last_eval: Dict[str,
       "params_sha256": reporting.params_sha256(variables["params"]),
       "num_params": int(sum(np.size(x) for x in jax.tree.leaves(variables["params"]))),
       "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
-      "train_wall_s": round(wall, 2), "train_images_per_sec": meter.images_per_sec(),
+      "train_wall_s": round(wall, 2), "allocator": reporting.allocator(),
+      "train_images_per_sec": meter.images_per_sec(),
       **last_eval}
   ace = reporting.ace_summary(config, variables) if is_main else None
   for key in ("macs", "ace", "acev2"):
