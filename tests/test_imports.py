@@ -31,7 +31,8 @@ ALLOWED_PRIVATE = {
         ("pareto", "_results"), ("pareto", "_zoo"),
     )},
 }
-ALLOWED_CYCLES = set()   # frozensets of module names
+# frozensets of module names; same rule as ALLOWED_PRIVATE (the analyzer's rules modules, issue 14)
+ALLOWED_CYCLES = {frozenset({"pikelpn_jax.ace.rules", "pikelpn_jax.ace.rules_accumulate"})}
 
 
 def modules():
@@ -140,8 +141,9 @@ def test_the_graph_sees_the_packages():
 
 
 def test_no_import_cycles():
-  found = [sorted(c) for c in cycles() if c not in ALLOWED_CYCLES]
-  assert not found, f"import cycles: {found}"
+  found = cycles()
+  assert [sorted(c) for c in found if c not in ALLOWED_CYCLES] == [], "import cycles"
+  assert [sorted(c) for c in ALLOWED_CYCLES if c not in found] == [], "fixed: shrink ALLOWED_CYCLES"
 
 
 def test_no_private_names_across_modules():
