@@ -60,8 +60,7 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
 
   c.learning_rate = 1e-3
   c.optimizer = "adamw"         # sgd | adam | adamw
-  c.momentum = 0.9              # sgd only
-  c.b1 = 0.9                    # adam / adamw: decay of the first moment
+  c.momentum = 0.9              # sgd: momentum; adam/adamw: b1, the first-moment decay
   c.nesterov = False            # sgd only
   c.b2 = 0.999
   c.weight_decay = 5e-5         # kernels only

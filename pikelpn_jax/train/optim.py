@@ -57,12 +57,14 @@ def kernel_mask(params):
 def make_optimizer(config) -> optax.GradientTransformation:
   check_optimizer_fields(config)
   sched = learning_rate_schedule(config)
-  wd, b1, b2 = float(config.weight_decay), float(config.b1), float(config.b2)
+  # config.momentum is SGD's momentum and Adam's b1 (a separate config field would change every
+  # config's hash, recorded in results and ACEv2 reports).
+  wd, b1, b2 = float(config.weight_decay), float(config.momentum), float(config.b2)
   if config.optimizer == "adamw":
     return optax.adamw(sched, b1=b1, b2=b2, weight_decay=wd, mask=kernel_mask)
   # L2 as in PokeBNN: the gradient of 0.5·wd·Σw² over kernels, before the optimizer.
   decay = optax.add_decayed_weights(wd, mask=kernel_mask) if wd > 0 else optax.identity()
   if config.optimizer == "adam":
     return optax.chain(decay, optax.adam(sched, b1=b1, b2=b2))
-  return optax.chain(decay, optax.sgd(sched, momentum=float(config.momentum) or None,
+  return optax.chain(decay, optax.sgd(sched, momentum=b1 or None,
                                       nesterov=bool(config.get("nesterov", False))))
