@@ -30,7 +30,7 @@ sys.path.insert(0, REPO)
 
 from pikelpn_jax.allocator import allocator_in_use  # noqa: E402
 from pikelpn_jax.data import InputPipeline  # noqa: E402
-from pikelpn_jax.train.config_io import load_config_file  # noqa: E402
+from pikelpn_jax.config_base import load_config  # noqa: E402
 from pikelpn_jax.train.model_init import FULL  # noqa: E402
 from pikelpn_jax.train.optim import make_optimizer  # noqa: E402
 from pikelpn_jax.train.steps import (StepFactory, create_state, global_batch,  # noqa: E402
@@ -66,7 +66,7 @@ def device_description(note: str) -> str:
 
 
 def bench_one(spec: str, dw_impl: str, args) -> dict:
-  c = load_config_file(spec)
+  c = load_config(spec)
   c.model.width, c.model.dw_impl = args.width, dw_impl
   c.dataset.name, c.dataset.image_size, c.dataset.channels = "synthetic", args.image_size, 3
   c.dataset.num_classes = args.num_classes
