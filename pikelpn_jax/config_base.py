@@ -37,7 +37,8 @@ def dataset_config(name: str = "imagenet2012") -> ml_collections.ConfigDict:
     d.resize = "resize"
     d.train_examples = -1
   d.eval_examples = -1         # -1: the whole eval split
-  d.num_workers = 0            # JPEG decode threads (image_folder/imagenet2012); 0 = automatic
+  d.worker_count = -1          # grain decode processes (image_folder/imagenet2012): -1 = automatic
+                               # (cores − 1; 0 on ≤ 2 cores), 0 = in the training process
   return d
 
 
