@@ -11,11 +11,12 @@ import numpy as np
 from tqdm import tqdm
 
 from pikelpn_jax.data import InputPipeline
+from pikelpn_jax.data.device_input import DeviceFeeder
 from pikelpn_jax.train import checkpoint, reporting
 from pikelpn_jax.train.config_io import config_to_json
 from pikelpn_jax.train.model_init import phase_at
 from pikelpn_jax.train.optim import learning_rate_schedule, make_optimizer
-from pikelpn_jax.train.steps import (StepFactory, abstract_state, create_state, global_batch,
+from pikelpn_jax.train.steps import (StepFactory, abstract_state, create_state,
                                      make_mesh)
 from pikelpn_jax.train.teacher import load_teacher
 from pikelpn_jax.train.validate import check_config
@@ -71,9 +72,9 @@ class _Trainer:
     fn = self.steps.eval_step(phase_at(self.config, step))
     _, b = self.steps.replicated, self.steps.batch_sharded
     sums: Optional[Dict[str, jax.Array]] = None
-    for images, labels, mask in self.pipeline.eval_batches():
-      out = fn(state["params"], state["batch_stats"], global_batch(images, b),
-               global_batch(labels, b), global_batch(mask, b))
+    feeder = DeviceFeeder(b, self.pipeline.mean_std)
+    for images, labels, mask in feeder.feed(self.pipeline.eval_iter()):
+      out = fn(state["params"], state["batch_stats"], images, labels, mask)
       sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
     s = to_host(sums)
     n = max(float(s["count"]), 1.0)
@@ -109,12 +110,13 @@ class _Trainer:
     t_train, n_train, t0 = 0.0, 0, time.perf_counter()
     last_good = self.resume_step
     run_start = time.perf_counter()
+    feeder = DeviceFeeder(b, self.pipeline.mean_std)   # transfers overlap the running step
     try:
-      for step, images, labels in self.pipeline.train_batches(start, total):
+      for step, images, labels in feeder.feed(self.pipeline.train_iter(start, total)):
         phase = phase_at(c, step)
         compiled_in_interval |= not self.steps.has_train_step(phase)
         fn = self.steps.train_step(phase)
-        state, m = fn(state, global_batch(images, b), global_batch(labels, b), self.teacher_vars)
+        state, m = fn(state, images, labels, self.teacher_vars)
         pending.append(m)
         bar.update(1)
         done = step + 1
@@ -127,6 +129,7 @@ class _Trainer:
             t_train, n_train = t_train + dt, n_train + len(pending) * gb
           compiled_in_interval = False
           record["images_per_sec"] = len(pending) * gb / max(dt, 1e-9)
+          record["input_wait_fraction"] = min(1.0, feeder.pop_wait() / max(dt, 1e-9))
           record["learning_rate"] = float(self.schedule(step))
           log.write(done, record)
           bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_accuracy']:.3f}",
