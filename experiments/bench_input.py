@@ -189,7 +189,7 @@ def main(argv=None) -> int:
     table.append((w, f"{to:.0f}", f"{tn:.0f}", f"{tn / to:.2f}×", scale, f"{eo:.0f}", f"{en:.0f}",
                   f"{en / eo:.2f}×"))
   body = "\n".join([
-      f"## Input pipeline (experiments/bench_input.py)", "",
+      "## Input pipeline (experiments/bench_input.py)", "",
       stamp(), "",
       f"Machine: {cpu_model()}, {os.cpu_count()} cores; 1-minute load average {load_start[0]:.1f} at "
       f"the start and {load_end[0]:.1f} at the end (other jobs share the machine when it exceeds "
