@@ -5,6 +5,7 @@ Top-level fields (a contract: tools and users rely on these names):
   dataset          ConfigDict: name (imagenet2012 | fashion_mnist | image_folder | synthetic),
                    image_size, channels, num_classes, data_dir, ...
   batch_size, num_train_steps, eval_every_steps, checkpoint_every_steps, seed, learning_rate
+  dtype            compute dtype: float32 | bfloat16
   optimizer, schedule, ... (training), distill (knowledge distillation), quant_schedule, ace
 """
 from __future__ import annotations
@@ -50,6 +51,8 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   c.dataset = dataset_config(dataset)
 
   c.seed = 0
+  c.dtype = "float32"          # compute dtype of activations/convs: float32 | bfloat16 (params,
+                               # optimizer state, losses and norm statistics stay float32)
   c.batch_size = 256
   c.eval_batch_size = 256
   c.num_train_steps = 100_000

@@ -27,6 +27,17 @@ class Teacher(NamedTuple):
   temperature: float
 
 
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(config):
+  """config.dtype as a jnp dtype: the model's activations and convolutions run in it."""
+  name = config.get("dtype", "float32")
+  if name not in DTYPES:
+    raise ValueError(f"config.dtype={name!r} is not allowed; use one of {list(DTYPES)}")
+  return DTYPES[name]
+
+
 def make_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), ("data",))
 
@@ -67,6 +78,7 @@ class StepFactory:
                teacher: Optional[Teacher] = None):
     self.config, self.tx, self.mesh, self.teacher = config, tx, mesh, teacher
     self.replicated, self.batch_sharded = shardings(mesh)
+    self.dtype = compute_dtype(config)
     self._train: Dict[Phase, Callable] = {}
     self._eval: Dict[Phase, Callable] = {}
     self._templates: Dict[Phase, Dict[str, Any]] = {}
@@ -99,9 +111,11 @@ class StepFactory:
     """The un-jitted train step (state, images, labels, teacher_vars) -> (state, metrics)."""
     model, template = self._model_and_template(phase)
     tx, teacher, smoothing = self.tx, self.teacher, float(self.config.label_smoothing)
+    dtype = self.dtype
 
     def step_fn(state, images, labels, teacher_vars):
       bs = select(state["batch_stats"], template["batch_stats"])
+      images = images.astype(dtype)
 
       def loss_fn(p):
         logits, mut = model.apply({"params": p, "batch_stats": bs}, images, train=True,
@@ -129,8 +143,10 @@ class StepFactory:
 
   def _build_eval(self, phase: Phase) -> Callable:
     model, template = self._model_and_template(phase)
+    dtype = self.dtype
 
     def eval_fn(params, batch_stats, images, labels, mask):
+      images = images.astype(dtype)
       v = {"params": select(params, template["params"]),
            "batch_stats": select(batch_stats, template["batch_stats"])}
       logits = model.apply(v, images, train=False)

@@ -44,7 +44,7 @@ def finish(procs, timeout=300):
 
 
 def kill_after_checkpoint(procs, workdir, step=2, timeout=300):
-  """SIGKILLs every process group once checkpoint `step` is complete; False if they finished first."""
+  """SIGKILLs every process group once checkpoint `step` is complete."""
   ckpt = os.path.join(workdir, "checkpoints", str(step))
   end = time.monotonic() + timeout
   while time.monotonic() < end and any(p.poll() is None for p in procs):
@@ -56,11 +56,11 @@ def kill_after_checkpoint(procs, workdir, step=2, timeout=300):
           pass
       for p in procs:
         p.communicate()
-      return True
+      return
     time.sleep(0.01)
-  for p in procs:
-    p.communicate()
-  return False
+  errors = [p.communicate()[1][-2000:] for p in procs]
+  raise AssertionError(f"the run ended before checkpoint {step} (exit codes "
+                       f"{[p.returncode for p in procs]}): {errors}")
 
 
 def results(workdir):
@@ -94,7 +94,7 @@ def reference(data_dir, tmp_path_factory):
 def test_two_workers_killed_and_resumed_equal_the_uninterrupted_run(data_dir, reference, tmp_path):
   work = str(tmp_path / "resumed")
   args = overrides(data_dir, 2)
-  assert kill_after_checkpoint([launch(work, *args)], work), "finished before checkpoint 2"
+  kill_after_checkpoint([launch(work, *args)], work)
   assert not os.path.exists(os.path.join(work, "results.json"))
   finish([launch(work, *args)])
   assert results(work)["params_sha256"] == results(reference)["params_sha256"]
@@ -117,7 +117,7 @@ def test_two_processes_on_localhost_match_one_after_kill_and_resume(data_dir, re
     return [launch(work, *overrides(data_dir, 0), f"--coordinator_address=127.0.0.1:{port}",
                    "--num_processes=2", f"--process_id={i}") for i in range(2)]
 
-  assert kill_after_checkpoint(start(), work), "finished before checkpoint 2"
+  kill_after_checkpoint(start(), work)
   finish(start())
   r = results(work)
   assert r["devices"] == 2 and r["step"] == STEPS
