@@ -18,7 +18,6 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from pikelpn_jax import _jax_internals as jint
 
-
 # --------------------------------------------------------------------------------------------
 # Equations and frames.
 

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from pikelpn_jax import _jax_internals as jint
-from pikelpn_jax.jaxpr_interpreter import (LAYOUT_TABLE, Interpreter, Visitor, all_eqns,
-                                           layout_names, split_stack)
+from pikelpn_jax.jaxpr_interpreter import (
+  LAYOUT_TABLE,
+  Interpreter,
+  Visitor,
+  all_eqns,
+  layout_names,
+  split_stack,
+)
 
 X = jnp.linspace(-1.0, 1.0, 6).reshape(2, 3)
 

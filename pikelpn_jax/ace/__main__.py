@@ -21,7 +21,7 @@ if __name__ == "__main__":  # re-executes once under tcmalloc if installed (pike
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
 
-from absl import flags  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from pikelpn_jax.config_cli import (ConfigSpecError, apply_overrides,  # noqa: E402
                                     load_config_spec, split_config_args)
@@ -92,6 +92,7 @@ def main(argv=None) -> int:
     print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
     return 1
   from pikelpn_jax.ace import acev2_report
+  logging.set_verbosity(logging.WARNING)   # orbax logs every restore at INFO
   try:
     variables = None
     if FLAGS.workdir:

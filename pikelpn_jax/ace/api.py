@@ -9,11 +9,11 @@ from typing import Iterable, Optional, Sequence, Union
 import jax
 import jax.numpy as jnp
 
+from pikelpn_jax._jax_internals import jaxpr_parts
 from pikelpn_jax.ace import rules
 from pikelpn_jax.ace.report import CostReport, LayerRow, _frozen
 from pikelpn_jax.ace.values import CATEGORIES, AceSettings, dtype_bits, input_val
 from pikelpn_jax.ace.walker import AceError, Tally, Walker
-from pikelpn_jax._jax_internals import jaxpr_parts
 from pikelpn_jax.jaxpr_interpreter import split_stack
 
 # Conventions without a knob, written into every report's settings (docs/acev2.md). Each one is
@@ -189,6 +189,7 @@ def config_settings(config, source: str = "", overrides: Sequence[str] = (),
   configs never have equal settings)."""
   import hashlib
   import json
+
   from pikelpn_jax.train.config_io import config_to_dict
   resolved = config_to_dict(config)
   model = {k: v for k, v in sorted(resolved.get("model", {}).items())

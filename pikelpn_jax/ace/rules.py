@@ -21,10 +21,27 @@ import math
 from typing import Callable, Dict, List, Tuple
 
 from pikelpn_jax import _jax_internals as jint
+from pikelpn_jax.ace.values import (
+  ACC,
+  BOOL,
+  BOOL_VAL,
+  FIXED,
+  FLOAT,
+  INT,
+  POW2,
+  Val,
+  as_data,
+  dtype_bits,
+  float_val,
+  grown,
+  input_val,
+  integer_dtype,
+  is_integer,
+  join,
+  same_type,
+  width,
+)
 from pikelpn_jax.jaxpr_interpreter import layout_names
-from pikelpn_jax.ace.values import (ACC, BOOL, BOOL_VAL, FIXED, FLOAT, INT, POW2, Val, as_data,
-                                    dtype_bits, float_val, grown, input_val, integer_dtype,
-                                    is_integer, join, same_type, width)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,8 +8,18 @@ import numpy as np
 
 from pikelpn_jax import _jax_internals as jint
 from pikelpn_jax.ace.rules import FREE, cost, out_size, register, size_of
-from pikelpn_jax.ace.values import (ACC, FIXED, INT, Val, as_data, float_val, input_val,
-                                    is_integer, summed, width)
+from pikelpn_jax.ace.values import (
+  ACC,
+  FIXED,
+  INT,
+  Val,
+  as_data,
+  float_val,
+  input_val,
+  is_integer,
+  summed,
+  width,
+)
 
 # ------------------------------------------------------------------------------------ MACs
 

@@ -16,11 +16,25 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from pikelpn_jax import _jax_internals as jint
 from pikelpn_jax.ace import fold, rules
+from pikelpn_jax.ace.values import (
+  FIXED,
+  FLOAT,
+  INT,
+  POW2,
+  AceSettings,
+  CostKey,
+  Val,
+  as_data,
+  const_product,
+  float_val,
+  input_val,
+  integer_dtype,
+  join,
+  literal_val,
+  same_type,
+  width,
+)
 from pikelpn_jax.jaxpr_interpreter import Eqn, Frame, Interpreter, Visitor
-from pikelpn_jax.ace.values import (FIXED, FLOAT, INT, POW2, AceSettings, CostKey, Val,
-                                    as_data, const_product, float_val, input_val,
-                                    integer_dtype, join,
-                                    literal_val, same_type, width)
 
 
 class AceError(ValueError):

@@ -20,9 +20,10 @@ import jax
 import numpy as np
 
 from pikelpn_jax._jax_internals import bind_eqn
-from pikelpn_jax.export import grid
+from pikelpn_jax.export import grid, rules
+from pikelpn_jax.export.helpers import module_path, stack_category
 from pikelpn_jax.export.values import Const, ExportError, Input, Sym
-from pikelpn_jax.jaxpr_interpreter import Eqn, Interpreter, Visitor, layout_names, split_stack
+from pikelpn_jax.jaxpr_interpreter import Eqn, Interpreter, Visitor, layout_names
 
 # Ops that keep integer codes integer codes (a tagged weight stays tagged through them).
 CODE_PRESERVING = layout_names("keeps_codes")
@@ -58,17 +59,6 @@ def record_values(closed, args) -> Dict[tuple, List[np.ndarray]]:
   return jax.tree_util.tree_map(np.asarray, jax.jit(run)(*args))
 
 
-def module_path(stack: str) -> str:
-  """'PikeLPN/block0/dw/norm/acev2:norm' -> 'block0/dw/norm' (module components only)."""
-  path = split_stack(stack)[0]
-  parts = [p for p in path.split("/") if p and ":" not in p and "." not in p and "(" not in p]
-  return "/".join(parts[1:]) or (parts[0] if parts else "model")
-
-
-def stack_category(stack: str) -> Optional[str]:
-  return split_stack(stack)[1] or None
-
-
 class Lowerer(Visitor):
   """Holds the integer program being built: ops, stored tensors, value metadata, checks.
   A visitor of the jaxpr interpreter whose values are Const, Input or Sym."""
@@ -94,7 +84,6 @@ class Lowerer(Visitor):
     return Const(np.asarray(value))
 
   def eqn(self, e: Eqn, ins):
-    from pikelpn_jax.export import rules  # rules import this module
     eqn, prim, stack = e.raw, e.prim, e.stack
     refs = self.table[e.path]
     if all(isinstance(i, Const) for i in ins):

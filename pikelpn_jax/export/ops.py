@@ -23,7 +23,6 @@ from pikelpn_jax._jax_internals import cost_category, tag
 from pikelpn_jax.jaxpr_interpreter import layout_names
 
 LAYOUT_PRIMS = layout_names("runtime")
-COMPARES = ("ge", "gt", "le", "lt", "eq", "ne")
 I32 = jnp.int32
 
 

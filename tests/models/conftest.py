@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import pytest
 
 from pikelpn_jax import _jax_internals as ji
+from pikelpn_jax.config_base import load_config
 from pikelpn_jax.jaxpr_interpreter import all_eqns
 from pikelpn_jax.models import build_model
-from pikelpn_jax.models.config_fields import load_config
 
 
 def trace_eqns(config, size=32, batch=1, **build_kw):
