@@ -13,6 +13,7 @@ from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from pikelpn_jax.data import InputPipeline
+from pikelpn_jax.data.device_input import DeviceFeeder
 from pikelpn_jax.train import checkpoint, reporting
 from pikelpn_jax.train.config_io import config_to_json
 from pikelpn_jax.train.model_init import phase_at
