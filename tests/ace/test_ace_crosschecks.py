@@ -12,10 +12,9 @@ import pytest
 from pikelpn_jax.ace import AceSettings, acev2_report
 from pikelpn_jax.ace.api import _input_vals, abstract_variables, model_input_spec
 from pikelpn_jax.ace.walker import Walker
-from pikelpn_jax.config_base import REPO_ROOT
+from pikelpn_jax.config_base import REPO_ROOT, load_config
 from pikelpn_jax.jaxpr_interpreter import split_stack
 from pikelpn_jax.models import build_model
-from pikelpn_jax.models.config_fields import load_config
 
 # size_stats() of the official PokeBNN-1.0x at 224×224 (sops: scalar ops per image).
 OFFICIAL_SOPS = {
