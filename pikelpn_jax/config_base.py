@@ -5,6 +5,7 @@ Top-level fields (a contract: tools and users rely on these names):
   dataset          ConfigDict: name (imagenet2012 | fashion_mnist | image_folder | synthetic),
                    image_size, channels, num_classes, data_dir, ...
   batch_size, num_train_steps, eval_every_steps, checkpoint_every_steps, seed, learning_rate
+  dtype            compute dtype: float32 | bfloat16
   optimizer, schedule, ... (training), distill (knowledge distillation), quant_schedule, ace
 """
 from __future__ import annotations
@@ -38,7 +39,8 @@ def dataset_config(name: str = "imagenet2012") -> ml_collections.ConfigDict:
     d.resize = "resize"
     d.train_examples = -1
   d.eval_examples = -1         # -1: the whole eval split
-  d.num_workers = 0            # JPEG decode threads (image_folder/imagenet2012); 0 = automatic
+  d.worker_count = -1          # grain decode processes (image_folder/imagenet2012): -1 = automatic
+                               # (cores − 1; 0 on ≤ 2 cores), 0 = in the training process
   return d
 
 
@@ -50,6 +52,8 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   c.dataset = dataset_config(dataset)
 
   c.seed = 0
+  c.dtype = "float32"          # compute dtype of activations/convs: float32 | bfloat16 (params,
+                               # optimizer state, losses and norm statistics stay float32)
   c.batch_size = 256
   c.eval_batch_size = 256
   c.num_train_steps = 100_000

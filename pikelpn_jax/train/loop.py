@@ -13,18 +13,12 @@ from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from pikelpn_jax.data import InputPipeline
+from pikelpn_jax.data.device_input import DeviceFeeder
 from pikelpn_jax.train import checkpoint, reporting
 from pikelpn_jax.train.config_io import config_to_json
 from pikelpn_jax.train.model_init import phase_at
 from pikelpn_jax.train.optim import learning_rate_schedule, make_optimizer
-from pikelpn_jax.train.steps import (
-  StepFactory,
-  abstract_state,
-  create_state,
-  global_batch,
-  make_mesh,
-  shardings,
-)
+from pikelpn_jax.train.steps import StepFactory, abstract_state, create_state, make_mesh, shardings
 from pikelpn_jax.train.teacher import load_teacher
 from pikelpn_jax.train.validate import check_config
 
@@ -84,12 +78,12 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
   run_start = time.perf_counter()
   bar = tqdm(total=total, initial=int(to_host(state["step"])), desc="train",
              disable=not is_main, dynamic_ncols=True, mininterval=1.0)
+  feeder = DeviceFeeder(batch_sharded, pipeline.mean_std)   # transfers overlap the running step
   try:
-    for step, images, labels in pipeline.train_batches(int(to_host(state["step"])), total):
+    for step, images, labels in feeder.feed(pipeline.train_iter(int(to_host(state["step"])), total)):
       phase = phase_at(config, step)
       meter.compiles |= not steps.has_train_step(phase)
-      state, metrics = steps.train_step(phase)(state, global_batch(images, batch_sharded),
-                                               global_batch(labels, batch_sharded), teacher_vars)
+      state, metrics = steps.train_step(phase)(state, images, labels, teacher_vars)
       pending.append(metrics)
       bar.update(1)
       done = step + 1
@@ -99,6 +93,7 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
         continue
       record = train_metrics(pending, done, last_good, workdir, config.learning_rate)
       record["images_per_sec"] = meter.interval_done(len(pending) * batch)
+      record["input_wait_fraction"] = min(1.0, feeder.pop_wait() / max(meter.last_interval, 1e-9))
       record["learning_rate"] = float(schedule(step))
       log.write(done, record)
       bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_accuracy']:.3f}",
@@ -143,12 +138,12 @@ class Throughput:
   """Training images per second, leaving out intervals that compiled a step."""
 
   def __init__(self):
-    self.compiles, self.seconds, self.images = False, 0.0, 0
+    self.compiles, self.seconds, self.images, self.last_interval = False, 0.0, 0, 0.0
     self.t0 = time.perf_counter()
 
   def interval_done(self, images: int) -> float:
     """Closes the interval of `images` training images; returns its images per second."""
-    dt = time.perf_counter() - self.t0
+    dt = self.last_interval = time.perf_counter() - self.t0
     if not self.compiles:
       self.seconds, self.images = self.seconds + dt, self.images + images
     self.compiles = False
@@ -181,11 +176,10 @@ def train_metrics(pending, done: int, last_good: Optional[int], workdir: str,
 def evaluate(steps: StepFactory, pipeline: InputPipeline, state, phase) -> Dict[str, float]:
   """Top-1/top-5/loss over the whole eval split (padded rows masked out)."""
   fn = steps.eval_step(phase)
-  b = steps.batch_sharded
   sums: Optional[Dict[str, jax.Array]] = None
-  for images, labels, mask in pipeline.eval_batches():
-    out = fn(state["params"], state["batch_stats"], global_batch(images, b),
-             global_batch(labels, b), global_batch(mask, b))
+  feeder = DeviceFeeder(steps.batch_sharded, pipeline.mean_std)
+  for images, labels, mask in feeder.feed(pipeline.eval_iter()):
+    out = fn(state["params"], state["batch_stats"], images, labels, mask)
     sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
   s = to_host(sums)
   n = max(float(s["count"]), 1.0)

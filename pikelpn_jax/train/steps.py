@@ -20,6 +20,7 @@ from pikelpn_jax.train import losses
 from pikelpn_jax.train.model_init import FULL, Phase, init_fn, make_model, overlay, select
 
 State = Dict[str, Any]   # {'step', 'params', 'batch_stats', 'opt_state'}
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 class Teacher(NamedTuple):
@@ -27,6 +28,14 @@ class Teacher(NamedTuple):
   variables: Dict[str, Any]
   alpha: float
   temperature: float
+
+
+def compute_dtype(config):
+  """config.dtype as a jnp dtype: the model's activations and convolutions run in it."""
+  name = config.get("dtype", "float32")
+  if name not in DTYPES:
+    raise ValueError(f"config.dtype={name!r} is not allowed; use one of {list(DTYPES)}")
+  return DTYPES[name]
 
 
 def make_mesh() -> Mesh:
@@ -63,13 +72,14 @@ def abstract_state(config, tx, replicated) -> State:
 
 
 def train_step(state: State, images, labels, teacher_vars, *, model, template, tx, teacher,
-               label_smoothing: float):
+               label_smoothing: float, dtype=jnp.float32):
   """One optimizer step of `model` (a quantization phase's model) -> (new state, metrics).
 
   state holds the fully quantized model's variables; the phase model's subset (`template`'s
   paths) is trained and overlaid back. Pure: jit it with everything after `*` bound.
   """
   bs = select(state["batch_stats"], template["batch_stats"])
+  images = images.astype(dtype)
 
   def loss_fn(p):
     logits, mut = model.apply({"params": p, "batch_stats": bs}, images, train=True,
@@ -94,8 +104,9 @@ def train_step(state: State, images, labels, teacher_vars, *, model, template, t
   return new_state, metrics
 
 
-def eval_step(params, batch_stats, images, labels, mask, *, model, template):
+def eval_step(params, batch_stats, images, labels, mask, *, model, template, dtype=jnp.float32):
   """Sums of top-1/top-5 hits, loss and examples over the rows where mask is 1."""
+  images = images.astype(dtype)
   v = {"params": select(params, template["params"]),
        "batch_stats": select(batch_stats, template["batch_stats"])}
   logits = model.apply(v, images, train=False)
@@ -112,12 +123,13 @@ class StepFactory:
                teacher: Optional[Teacher] = None):
     self.config, self.tx, self.mesh, self.teacher = config, tx, mesh, teacher
     self.replicated, self.batch_sharded = shardings(mesh)
+    self.dtype = compute_dtype(config)
     self._train: Dict[Phase, Callable] = {}
     self._eval: Dict[Phase, Callable] = {}
 
   def _bound(self, phase: Phase) -> Dict[str, Any]:
     model = make_model(self.config, phase)
-    return {"model": model,
+    return {"model": model, "dtype": self.dtype,
             "template": jax.eval_shape(init_fn(model, self.config), jax.random.PRNGKey(0))}
 
   def has_train_step(self, phase: Phase) -> bool:
