@@ -8,15 +8,12 @@ Commands (variant after ':'; any field can be overridden with --config.<field>=<
   python main.py --config configs/pikelpn.py:fmnist --workdir /tmp/fmnist
 
 What they should produce (ImageNet top-1, REPORTED by the paper as quoted by a third party,
-shekhovt/TNet; see /work/shared/docs/paper-notes.md §8.1 — not reproduced here, ImageNet
-training is infeasible on a 2-core CPU):
+shekhovt/TNet; see docs/models.md — not reproduced here, ImageNet training is infeasible on a
+2-core CPU):
   1x: 67.55 % (reported)   2x: 69.23 % (reported)   3x: 71.95 % (reported)   6x: 73.59 % (reported)
-fmnist (Fashion-MNIST test top-1):
-  89.56 % top-1 (99.83 % top-5) after 2000 steps, fully quantized, measured with the README's
-  first command (workdir /tmp/pikelpn_fmnist) on the 2-core CPU of our development machine
-  (7 min 44 s wall including apt-get update and pip, training 444 s, nothing else running;
-  results.json params_sha256 3beebd07...). Then the ACEv2 report: MACs 2.97M, ACE 52.4M,
-  ACEv2 75.6M per image.
+fmnist (Fashion-MNIST test top-1): 89.56 % top-1 (99.83 % top-5) after 2000 steps, fully
+  quantized; ACEv2 75.6M per image (MACs 2.97M, ACE 52.4M). The run, its command, machine and
+  time: README.md ("What the main job does").
 
 Variants (our documented reading, docs/models.md):
   1x: width 1.0, body activations 4-bit (config.model.quant.a_bits = 4)

@@ -31,7 +31,7 @@ from pikelpn_jax.ace import AceSettings, analyze  # noqa: E402
 from pikelpn_jax.allocator import allocator_in_use  # noqa: E402
 from pikelpn_jax.ace.api import abstract_variables, model_input_spec  # noqa: E402
 from pikelpn_jax.models import build_model  # noqa: E402
-from pikelpn_jax.models.config_fields import load_config  # noqa: E402
+from pikelpn_jax.config_base import load_config  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = (("PikeLPN-1x", "configs/pikelpn.py:1x"),

@@ -30,7 +30,7 @@ sys.path.insert(0, REPO)
 
 from pikelpn_jax.allocator import allocator_in_use  # noqa: E402
 from pikelpn_jax.data import InputPipeline  # noqa: E402
-from pikelpn_jax.train.config_io import load_config_file  # noqa: E402
+from pikelpn_jax.config_base import load_config  # noqa: E402
 from pikelpn_jax.train.model_init import FULL  # noqa: E402
 from pikelpn_jax.train.optim import make_optimizer  # noqa: E402
 from pikelpn_jax.train.steps import (StepFactory, create_state, global_batch,  # noqa: E402
@@ -66,7 +66,7 @@ def device_description(note: str) -> str:
 
 
 def bench_one(spec: str, dw_impl: str, args) -> dict:
-  c = load_config_file(spec)
+  c = load_config(spec)
   c.model.width, c.model.dw_impl = args.width, dw_impl
   c.dataset.name, c.dataset.image_size, c.dataset.channels = "synthetic", args.image_size, 3
   c.dataset.num_classes = args.num_classes
@@ -101,41 +101,7 @@ def bench_one(spec: str, dw_impl: str, args) -> dict:
           "params": int(sum(np.size(p) for p in jax.tree.leaves(state["params"])))}
 
 
-def bench_input_pipeline(args) -> list:
-  """Decode + augment throughput of the image_folder/imagenet2012 path on generated 500×375 JPEGs."""
-  import tempfile
-  from PIL import Image
-  from pikelpn_jax.config_base import base_config
-  rows = []
-  with tempfile.TemporaryDirectory() as root:
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-      for k in range(4):
-        os.makedirs(os.path.join(root, split, f"c{k}"))
-        for i in range(16):
-          small = rng.integers(0, 256, (24, 32, 3), np.uint8)   # smooth, photo-like JPEGs
-          Image.fromarray(small).resize((500, 375), Image.BICUBIC).save(
-              os.path.join(root, split, f"c{k}", f"{i}.jpg"), quality=90)
-    for workers in sorted({1, min(2, os.cpu_count() or 1), os.cpu_count() or 1}):
-      c = base_config("pipeline_bench", "image_folder")
-      c.dataset.data_dir, c.dataset.num_classes, c.dataset.image_size = root, 4, 224
-      c.batch_size = c.eval_batch_size = 32
-      c.dataset.num_workers = workers
-      p = InputPipeline(c)
-      p.train_batch(0)
-      t = time.perf_counter()
-      for s in range(1, 5):
-        p.train_batch(s)
-      train = 4 * 32 / (time.perf_counter() - t)
-      t = time.perf_counter()
-      n = sum(len(y) for _, y, _ in p.eval_batches())
-      ev = n / (time.perf_counter() - t)
-      rows.append((workers, train, ev))
-      print(f"input pipeline, {workers} thread(s): train {train:.0f} img/s, eval {ev:.0f} img/s", flush=True)
-  return rows
-
-
-def render(rows, args, device: str, pipeline_rows=()) -> str:
+def render(rows, args, device: str) -> str:
   cmd = "python experiments/bench_train.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
   begin, end = markers(args.section)
   title = "Training throughput (experiments/bench_train.py)"
@@ -151,12 +117,6 @@ def render(rows, args, device: str, pipeline_rows=()) -> str:
   for name, dw, r in rows:
     lines.append(f"| {name} | {dw} | {r['params']:,} | {r['compile_s']:.1f} | {r['train']:.1f} | "
                  f"{r['eval']:.1f} |")
-  if pipeline_rows:
-    lines += ["", "Input pipeline (image_folder / imagenet2012 path, numpy + PIL, no TensorFlow): "
-              "generated 500×375 JPEGs to 224×224, batch 32.", "",
-              "| decode threads | train img/s (decode, Inception crop, flip, resize) | eval img/s (decode, center crop, resize) |",
-              "|---|---|---|"]
-    lines += [f"| {w} | {t:.0f} | {e:.0f} |" for w, t, e in pipeline_rows]
   return "\n".join(lines + ["", end])
 
 
@@ -186,7 +146,9 @@ def main(argv=None) -> int:
   p.add_argument("--no_write", action="store_true", help="print the table only")
   p.add_argument("--section", default=SECTION,
                  help="marker name of the section to (re)write, e.g. bench_train_gpu for a GPU run")
-  p.add_argument("--skip_pipeline", action="store_true", help="do not time the JPEG input pipeline")
+  p.add_argument("--skip_pipeline", action="store_true",
+                 help="no effect (kept for recorded commands): the input pipeline is timed by "
+                      "experiments/bench_input.py")
   args = p.parse_args(argv)
   for field in ("batch", "steps", "image_size", "num_classes"):
     if getattr(args, field) <= 0:
@@ -204,8 +166,7 @@ def main(argv=None) -> int:
       print(f"{name:<36} {dw:<9} compile {r['compile_s']:6.1f}s  train {r['train']:8.1f} img/s  "
             f"eval {r['eval']:8.1f} img/s", flush=True)
       rows.append((name, dw, r))
-  pipeline_rows = [] if args.skip_pipeline else bench_input_pipeline(args)
-  section = render(rows, args, device_description(args.device_note), pipeline_rows)
+  section = render(rows, args, device_description(args.device_note))
   print(section)
   if not args.no_write:
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -5,12 +5,14 @@ Top-level fields (a contract: tools and users rely on these names):
   dataset          ConfigDict: name (imagenet2012 | fashion_mnist | image_folder | synthetic),
                    image_size, channels, num_classes, data_dir, ...
   batch_size, num_train_steps, eval_every_steps, checkpoint_every_steps, seed, learning_rate
+  dtype            compute dtype: float32 | bfloat16
   optimizer, schedule, ... (training), distill (knowledge distillation), quant_schedule, ace
 """
 from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Optional
 
 import ml_collections
 
@@ -37,7 +39,8 @@ def dataset_config(name: str = "imagenet2012") -> ml_collections.ConfigDict:
     d.resize = "resize"
     d.train_examples = -1
   d.eval_examples = -1         # -1: the whole eval split
-  d.num_workers = 0            # JPEG decode threads (image_folder/imagenet2012); 0 = automatic
+  d.worker_count = -1          # grain decode processes (image_folder/imagenet2012): -1 = automatic
+                               # (cores − 1; 0 on ≤ 2 cores), 0 = in the training process
   return d
 
 
@@ -49,6 +52,8 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   c.dataset = dataset_config(dataset)
 
   c.seed = 0
+  c.dtype = "float32"          # compute dtype of activations/convs: float32 | bfloat16 (params,
+                               # optimizer state, losses and norm statistics stay float32)
   c.batch_size = 256
   c.eval_batch_size = 256
   c.num_train_steps = 100_000
@@ -59,7 +64,7 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
 
   c.learning_rate = 1e-3
   c.optimizer = "adamw"         # sgd | adam | adamw
-  c.momentum = 0.9
+  c.momentum = 0.9              # sgd: momentum; adam/adamw: b1, the first-moment decay
   c.nesterov = False            # sgd only
   c.b2 = 0.999
   c.weight_decay = 5e-5         # kernels only
@@ -84,6 +89,25 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   return c
 
 
+def check_int(field: str, value, lo: Optional[int] = None, hi: Optional[int] = None, *,
+              allowed: Optional[str] = None) -> int:
+  """`value` when it is an int (not a bool) in [lo, hi]; else a one-line ValueError naming the
+  field, the value and what is allowed (`allowed` overrides the generated wording)."""
+  if (isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo)
+      or (hi is not None and value > hi)):
+    if allowed is None:
+      if lo is not None and hi is not None:
+        allowed = f"an integer in {lo}..{hi}"
+      elif lo == 1:
+        allowed = "a positive integer"
+      elif lo is not None:
+        allowed = f"an integer >= {lo}"
+      else:
+        allowed = "an integer" if hi is None else f"an integer <= {hi}"
+    raise ValueError(f"{field}={value!r} is not allowed; use {allowed}")
+  return value
+
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -95,8 +119,9 @@ def load_config(spec: str, what: str = "config") -> ml_collections.ConfigDict:
   path, _, variant = spec.partition(":")
   found = next((p for p in (path, os.path.join(REPO_ROOT, path)) if os.path.isfile(p)), None)
   if found is None or not path.endswith(".py"):
+    files = sorted(f for f in os.listdir(os.path.join(REPO_ROOT, "configs")) if f.endswith(".py"))
     raise FileNotFoundError(f"{what}={spec!r}: no config file {path!r}; use "
-                            "'configs/<name>.py:<variant>'")
+                            f"'configs/<name>.py:<variant>' with <name>.py one of {files}")
   module_spec = importlib.util.spec_from_file_location(
       f"_pikelpn_cfg_{abs(hash(os.path.abspath(found)))}", found)
   module = importlib.util.module_from_spec(module_spec)

@@ -1,64 +1,86 @@
-"""Sources of variable-size images decoded per example: ImageNet (tfds ArrayRecord) and folders.
+"""Sources of variable-size encoded images: ImageNet (tfds ArrayRecord) and folders of files.
 
-Decoding and resizing run in a thread pool (PIL releases the GIL); every example gets its own
-numpy Generator from its seed, so the result does not depend on thread scheduling.
+A source holds the *encoded* bytes (tfds with SkipDecoding, or the raw file), so each example is
+decoded once, by decode.decode_crop_resize (OpenCV), inside grain's worker processes (grain_input.py).
+Every example's augmentation comes from its own numpy Generator, so the result does not depend
+on which worker computed it.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import os
 from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
-from PIL import Image
 
-from pikelpn_jax.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess
+from pikelpn_jax.data.decode import decode_crop_resize
+from pikelpn_jax.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff")
 EVAL_SPLIT_DIRS = ("validation", "val", "test")
 
 
-def default_workers() -> int:
-  return max(1, min(8, os.cpu_count() or 1))
+class EncodedSource:
+  """Random access over `read(i) -> (encoded bytes, label)`, transformed to size×size uint8.
 
+  Picklable (grain sends it to its worker processes). `mean`/`std` are the normalisation the
+  consumer applies (on the device, see device_input.py).
+  """
+  mean, std = IMAGENET_MEAN, IMAGENET_STD
 
-class DecodedSource:
-  """Random access over `load(i) -> (uint8 image, label)`, preprocessed to size×size."""
-
-  def __init__(self, n: int, load: Callable[[int], Tuple[np.ndarray, int]], num_classes: int,
-               image_size: int, channels: int, workers: int):
-    self.n, self._load, self.num_classes = n, load, num_classes
+  def __init__(self, n: int, read: Callable[[int], Tuple[bytes, int]], num_classes: int,
+               image_size: int, channels: int):
+    self.n, self._read, self.num_classes = n, read, num_classes
     self.image_size, self.channels = image_size, channels
-    self._pool = concurrent.futures.ThreadPoolExecutor(max(1, workers)) if workers > 1 else None
 
   def __len__(self) -> int:
     return self.n
 
-  def _one(self, index: int, seed) -> Tuple[np.ndarray, int]:
-    image, label = self._load(int(index))
+  def example(self, index: int, seed) -> Tuple[np.ndarray, int]:
+    """(uint8 (size, size, channels), label); seed=None gives the eval transform."""
+    encoded, label = self._read(int(index))
     rng = None if seed is None else np.random.default_rng(seed)
-    return preprocess(image, self.image_size, self.channels, rng), int(label)
+    return decode_crop_resize(encoded, self.image_size, self.channels, rng), int(label)
 
   def get_batch(self, indices: np.ndarray, seeds=None) -> Tuple[np.ndarray, np.ndarray]:
+    """Normalised float32 batch, in this process (tests and one-off use; training uses grain)."""
     seeds = [None] * len(indices) if seeds is None else list(seeds)
-    if self._pool is None:
-      items = [self._one(i, s) for i, s in zip(indices, seeds)]
-    else:
-      items = list(self._pool.map(self._one, indices, seeds))
+    items = [self.example(i, s) for i, s in zip(indices, seeds)]
     images = np.stack([im for im, _ in items])
     labels = np.asarray([lb for _, lb in items], np.int32)
-    return normalize(images, IMAGENET_MEAN, IMAGENET_STD), labels
+    return normalize(images, self.mean, self.std), labels
+
+
+class _TfdsRead:
+  """ds[i] -> (encoded image bytes, label) of a tfds data source opened with SkipDecoding."""
+
+  def __init__(self, ds):
+    self.ds = ds
+
+  def __call__(self, i: int) -> Tuple[bytes, int]:
+    ex = self.ds[i]
+    return ex["image"], int(ex["label"])
+
+
+class _FileRead:
+  def __init__(self, files: Sequence[Tuple[str, int]]):
+    self.files = files
+
+  def __call__(self, i: int) -> Tuple[bytes, int]:
+    path, label = self.files[i]
+    with open(path, "rb") as f:
+      return f.read(), label
 
 
 def _limit(n: int, limit) -> int:
   return n if limit is None or limit < 0 else min(int(limit), n)
 
 
-def tfds_source(name: str, dcfg, split: str, tfds_split: str) -> DecodedSource:
+def tfds_source(name: str, dcfg, split: str, tfds_split: str) -> EncodedSource:
   """A prepared ArrayRecord tfds data set through tfds.data_source (TF-free random access)."""
   import tensorflow_datasets as tfds  # slow import; only when this data set is used
   try:
-    ds = tfds.data_source(name, split=tfds_split, data_dir=dcfg.data_dir, download=False)
+    ds = tfds.data_source(name, split=tfds_split, data_dir=dcfg.data_dir, download=False,
+                          decoders={"image": tfds.decode.SkipDecoding()})
     n = len(ds)
   except Exception as e:  # tfds raises several types for "not prepared"
     raise FileNotFoundError(
@@ -66,13 +88,7 @@ def tfds_source(name: str, dcfg, split: str, tfds_split: str) -> DecodedSource:
         f"({type(e).__name__}); prepare it as ArrayRecord with tfds (file_format='array_record') "
         "and pass --config.dataset.data_dir") from None
   n = _limit(n, dcfg.train_examples if split == "train" else dcfg.eval_examples)
-
-  def load(i):
-    ex = ds[i]
-    return np.asarray(ex["image"]), int(ex["label"])
-
-  return DecodedSource(n, load, dcfg.num_classes, dcfg.image_size, dcfg.channels,
-                       dcfg.get("num_workers", 0) or default_workers())
+  return EncodedSource(n, _TfdsRead(ds), dcfg.num_classes, dcfg.image_size, dcfg.channels)
 
 
 def _list_images(directory: str) -> List[str]:
@@ -97,7 +113,7 @@ def image_folder_split_dir(data_dir, split: str) -> str:
                           "image_folder needs <data_dir>/train/<class>/... and <data_dir>/val/<class>/...")
 
 
-def image_folder_source(dcfg, split: str) -> DecodedSource:
+def image_folder_source(dcfg, split: str) -> EncodedSource:
   """A user's directory of class folders; class ids are the sorted train folder names."""
   classes = folder_classes(image_folder_split_dir(dcfg.data_dir, "train"))
   root = image_folder_split_dir(dcfg.data_dir, split)
@@ -113,11 +129,4 @@ def image_folder_source(dcfg, split: str) -> DecodedSource:
   if not files:
     raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root!r}")
   n = _limit(len(files), dcfg.train_examples if split == "train" else dcfg.eval_examples)
-
-  def load(i):
-    path, label = files[i]
-    with Image.open(path) as im:
-      return np.asarray(im.convert("RGB")), label
-
-  return DecodedSource(n, load, dcfg.num_classes, dcfg.image_size, dcfg.channels,
-                       dcfg.get("num_workers", 0) or default_workers())
+  return EncodedSource(n, _FileRead(files[:n]), dcfg.num_classes, dcfg.image_size, dcfg.channels)

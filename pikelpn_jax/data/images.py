@@ -4,6 +4,10 @@ Follows the PokeBNN / flax ImageNet recipe (paper-notes §9.2): training takes a
 8–100 % of the area with aspect ratio in [3/4, 4/3] (10 tries, else the eval crop), resizes it
 bicubically and flips it half the time; evaluation resizes a center crop of
 size/(size+CROP_PADDING) of the shorter side.
+
+The crop boxes here are shared by both implementations of the recipe: `preprocess` (PIL, on a
+decoded image; the reference that tests/data/test_decode.py compares against) and
+decode.decode_crop_resize (OpenCV, on the encoded bytes; what the input pipeline runs).
 """
 from __future__ import annotations
 

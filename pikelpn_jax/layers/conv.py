@@ -178,6 +178,16 @@ def combine_scales(sx, sw, features: int):
   return s
 
 
+def in_compute_dtype(x, qx, qw):
+  """The MAC operands in the layer input's dtype (bfloat16 under config.dtype='bfloat16').
+
+  The quantizers run in float32 on float32 parameters and the (exactly upcast) input, so the codes
+  are the same under both dtypes; integer codes of up to 8 bits are exact in bfloat16. A no-op
+  for float32 inputs.
+  """
+  return qx.astype(x.dtype), qw.astype(x.dtype)
+
+
 class _QuantizedLinearBase(nn.Module):
   """Shared fields of the quantized MAC layers."""
   features: int
@@ -199,6 +209,9 @@ class _QuantizedLinearBase(nn.Module):
       return acc, scale
     bias = self.param("bias", self.bias_init, (self.features,), jnp.float32) \
         if self.use_bias else None
+    # Mixed precision: bias and scale join the accumulator in its dtype (float32 params).
+    bias = None if bias is None else bias.astype(acc.dtype)
+    scale = None if scale is None else scale.astype(acc.dtype)
     if scale is None:
       return acc if bias is None else acc + bias
     if bias is not None:
@@ -206,7 +219,7 @@ class _QuantizedLinearBase(nn.Module):
       hi = float(2 ** (BIAS_BITS - 1) - 1)
       codes = tag(quantize_ste(bias, scale, -hi, hi, False), bits=BIAS_BITS, signed=True,
                   kind="param")
-      acc = acc + codes
+      acc = acc + codes.astype(acc.dtype)
     with cost_category("scaling"):
       return acc * scale
 
@@ -235,8 +248,9 @@ class QConv(_QuantizedLinearBase):
     kernel = self.param("kernel", self.kernel_init,
                         (*k, cin // self.feature_group_count, self.features), jnp.float32)
     impl = resolve_pw_impl(self.impl)
-    qx, sx = Quantizer(self.x_quant, name="x_quant")(x, train)
+    qx, sx = Quantizer(self.x_quant, name="x_quant")(x.astype(jnp.float32), train)
     qw, sw = Quantizer(self.w_quant, name="w_quant")(kernel, train)
+    qx, qw = in_compute_dtype(x, qx, qw)
     pads = _explicit_padding(x.shape, k, s, self.padding)
     if impl == "dot" and k == (1, 1) and s == (1, 1) and self.feature_group_count == 1 and \
         pads == ((0, 0), (0, 0)):
@@ -267,8 +281,9 @@ class QDepthwiseConv(_QuantizedLinearBase):
       raise ValueError(f"QDepthwiseConv.features={self.features} must equal the input channels ({c})")
     k, s = _pair(self.kernel_size), _pair(self.strides)
     kernel = self.param("kernel", self.kernel_init, (*k, 1, c), jnp.float32)
-    qx, sx = Quantizer(self.x_quant, name="x_quant")(x, train)
+    qx, sx = Quantizer(self.x_quant, name="x_quant")(x.astype(jnp.float32), train)
     qw, sw = Quantizer(self.w_quant, name="w_quant")(kernel, train)
+    qx, qw = in_compute_dtype(x, qx, qw)
     pads = _explicit_padding(x.shape, k, s, self.padding)
     if impl == "grouped":
       acc = lax.conv_general_dilated(qx, qw, s, pads, dimension_numbers=_DN, feature_group_count=c)
@@ -288,7 +303,8 @@ class QDense(_QuantizedLinearBase):
   def __call__(self, x, train: bool = False, return_acc: bool = False):
     self._check()
     kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
-    qx, sx = Quantizer(self.x_quant, name="x_quant")(x, train)
+    qx, sx = Quantizer(self.x_quant, name="x_quant")(x.astype(jnp.float32), train)
     qw, sw = Quantizer(self.w_quant, name="w_quant")(kernel, train)
+    qx, qw = in_compute_dtype(x, qx, qw)
     acc = lax.dot_general(qx, qw, (((qx.ndim - 1,), (0,)), ((), ())))
     return self._finish(acc, combine_scales(sx, sw, self.features), return_acc)

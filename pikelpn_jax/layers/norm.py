@@ -57,8 +57,9 @@ class QuantNorm(nn.Module):
       # Statistics of the dequantized input (acc·s_in), so running stats have real units; they
       # carry gradient, as in BatchNorm.
       red = tuple(range(x.ndim - 1))
-      mean = jnp.mean(x, axis=red)
-      var = jnp.maximum(jnp.mean(jnp.square(x), axis=red) - jnp.square(mean), 0.0)
+      xs = x.astype(jnp.float32)   # statistics in float32 under bfloat16 compute too
+      mean = jnp.mean(xs, axis=red)
+      var = jnp.maximum(jnp.mean(jnp.square(xs), axis=red) - jnp.square(mean), 0.0)
       if s_in is not None:
         mean, var = mean * s_in, var * jnp.square(s_in)
       if not self.is_initializing():
@@ -76,7 +77,7 @@ class QuantNorm(nn.Module):
     # the activation-sized fusions that read them (see _jax_internals.materialize).
     if self.bits is None:
       with cost_category("norm"):
-        return x * materialize(m) + materialize(cbias)
+        return (x * materialize(m) + materialize(cbias)).astype(x.dtype)
 
     cfg = self._m_config()
     bound = jnp.maximum(jnp.max(jnp.abs(jax.lax.stop_gradient(m))), 1e-8)
@@ -86,7 +87,7 @@ class QuantNorm(nn.Module):
     with cost_category("norm"):
       y = x * m_int + c_int
     with cost_category("scaling"):
-      return y * s_m
+      return (y * s_m).astype(x.dtype)
 
   def _bias_codes(self, cbias, s_m):
     """C on the grid of M_q·acc: C_int = round(C / s_M), clipped to bias_bits (STE)."""

@@ -46,7 +46,7 @@ def activate(x, act: Optional[str], param_bits=None, scale_format: str = "none",
   if act is None:
     return x
   f = make_activation(act, param_bits=param_bits, scale_format=scale_format, module_name=name)
-  return f(x)
+  return f(x).astype(x.dtype)   # float32 activation params must not promote bfloat16 activations
 
 
 class ConvNorm(nn.Module):

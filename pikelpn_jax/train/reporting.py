@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional
 
 import jax
 import numpy as np
+from absl import logging
 from flax import traverse_util
 
 
@@ -100,8 +101,6 @@ def ace_summary(config, variables) -> Optional[Dict[str, Any]]:
   try:
     from pikelpn_jax.ace import acev2_report
   except ImportError as e:
-    print(f"ACEv2 report skipped: pikelpn_jax.ace is not importable ({e})")
+    logging.warning("ACEv2 report skipped: pikelpn_jax.ace is not importable (%s)", e)
     return None
-  report = acev2_report(config, variables)
-  print(report.render(by="category"))
-  return report.to_json()
+  return acev2_report(config, variables).to_json()

@@ -1,4 +1,5 @@
-"""ImageNet-style preprocessing, mocked imagenet2012 (tfds, no TF) and image folders."""
+"""ImageNet-style preprocessing, a generated imagenet2012 (tfds ArrayRecord, no TF), image folders,
+and the grain worker processes over them."""
 import numpy as np
 import pytest
 from PIL import Image
@@ -40,34 +41,73 @@ def test_preprocess_shapes_flip_and_determinism():
   np.testing.assert_array_equal(e1, e2)
 
 
-def imagenet_config():
+@pytest.fixture(scope="module")
+def imagenet_dir(tmp_path_factory):
+  """A generated imagenet2012 (ArrayRecord, real JPEG bytes) in the layout tfds.data_source reads."""
+  pytest.importorskip("tensorflow_datasets")
+  from pikelpn_jax.data.imagenet_like import write_imagenet_like
+  root = str(tmp_path_factory.mktemp("tfds"))
+  write_imagenet_like(root, {"train": 10, "validation": 6}, sizes=((60, 45), (45, 60)),
+                      num_shards=2)
+  return root
+
+
+def imagenet_config(data_dir):
   c = base_config("x", "imagenet2012")
+  c.dataset.data_dir = data_dir
   c.dataset.image_size, c.batch_size, c.eval_batch_size = 32, 4, 4
-  c.dataset.num_workers = 2
+  c.dataset.worker_count = 0
   return c
 
 
-def test_mocked_imagenet2012_train_and_eval():
-  tfds = pytest.importorskip("tensorflow_datasets")
-  with tfds.testing.mock_data(num_examples=10):
-    p = InputPipeline(imagenet_config())
-    x, y = p.train_batch(1)
-    assert x.shape == (4, 32, 32, 3) and x.dtype == np.float32
-    assert y.dtype == np.int32 and ((0 <= y) & (y < 1000)).all()
-    np.testing.assert_array_equal(InputPipeline(imagenet_config()).train_batch(1)[0], x)
-    halves = [InputPipeline(imagenet_config(), i, 2).train_batch(1)[0] for i in range(2)]
-    np.testing.assert_array_equal(np.concatenate(halves), x)   # augmentation seeded per position
-    (ex, ey, m), *_ = list(p.eval_batches())
-    assert ex.shape == (4, 32, 32, 3) and m.sum() == 4
+def test_generated_imagenet2012_train_and_eval(imagenet_dir):
+  p = InputPipeline(imagenet_config(imagenet_dir))
+  assert len(p.train) == 10 and len(p.eval) == 6
+  x, y = p.train_batch(1)
+  assert x.shape == (4, 32, 32, 3) and x.dtype == np.float32
+  assert y.dtype == np.int32 and ((0 <= y) & (y < 10)).all()
+  np.testing.assert_array_equal(y, p.train_indices(1))   # label i of example i
+  np.testing.assert_array_equal(InputPipeline(imagenet_config(imagenet_dir)).train_batch(1)[0], x)
+  halves = [InputPipeline(imagenet_config(imagenet_dir), i, 2).train_batch(1)[0] for i in range(2)]
+  np.testing.assert_array_equal(np.concatenate(halves), x)   # augmentation seeded per position
+  batches = list(p.eval_batches())
+  assert len(batches) == 2 and batches[0][0].shape == (4, 32, 32, 3)
+  assert np.concatenate([m for _, _, m in batches]).tolist() == [1] * 6 + [0] * 2
+
+
+def test_grain_workers_give_the_batches_of_the_seed_and_step(imagenet_dir):
+  """2 worker processes, a start in the middle, 2 hosts: the batches train_batch computes here."""
+  c = imagenet_config(imagenet_dir)
+  c.dataset.worker_count = 2
+  p = InputPipeline(c)
+  got = list(p.train_iter(2, 5))                   # resumes at step 2, crosses an epoch (10 ex.)
+  assert [s for s, _, _ in got] == [2, 3, 4]
+  for step, images, labels in got:
+    assert images.dtype == np.uint8
+    x, y = p.train_batch(step)
+    np.testing.assert_array_equal(y, labels)
+    np.testing.assert_allclose(p._normalize(images), x, rtol=1e-6)
+  c.dataset.worker_count = 0
+  halves = [next(InputPipeline(c, h, 2).train_batches(3, 4))[1] for h in range(2)]   # in process
+  np.testing.assert_allclose(np.concatenate(halves), p.train_batch(3)[0], rtol=1e-6)
+  ev = list(p.eval_iter())
+  np.testing.assert_array_equal(np.concatenate([m for _, _, m in ev]), [1] * 6 + [0] * 2)
+  np.testing.assert_allclose(p._normalize(ev[0][0]), next(p.eval_batches())[0], rtol=1e-6)
 
 
 def test_imagenet_not_prepared_is_one_line(tmp_path):
   pytest.importorskip("tensorflow_datasets")
-  c = imagenet_config()
-  c.dataset.data_dir = str(tmp_path)
+  c = imagenet_config(str(tmp_path))
   with pytest.raises(FileNotFoundError) as e:
     InputPipeline(c)
   assert "imagenet2012" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_worker_count_is_one_line(imagenet_dir):
+  c = imagenet_config(imagenet_dir)
+  c.dataset.worker_count = -3
+  with pytest.raises(ValueError, match=r"dataset.worker_count=-3 is not allowed"):
+    InputPipeline(c)
 
 
 def make_folder(root, classes=("cat", "dog"), n=3):

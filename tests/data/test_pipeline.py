@@ -2,6 +2,7 @@
 import gzip
 import os
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -136,15 +137,37 @@ def test_eval_covers_every_example_once_with_mask(fmnist_dir):
   np.testing.assert_array_equal(labels[:7], np.arange(7) % 10)
 
 
-def test_prefetch_matches_direct_batches(fmnist_dir):
+def test_streamed_batches_match_direct_batches(fmnist_dir):
   p = InputPipeline(fmnist_config(fmnist_dir))
-  got = list(p.train_batches(2, 6, prefetch=2))
+  got = list(p.train_batches(2, 6))
   assert [s for s, _, _ in got] == [2, 3, 4, 5]
   for s, x, y in got:
     np.testing.assert_array_equal(x, p.train_batch(s)[0])
-  it = p.train_batches(0, 100, prefetch=2)
-  next(it)
-  it.close()   # stops the producer thread without hanging
+
+
+def test_device_feeder_places_normalises_and_counts_waiting():
+  import jax
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  from pikelpn_jax.data.device_input import DeviceFeeder
+  from pikelpn_jax.data.images import normalize
+  sharding = NamedSharding(jax.sharding.Mesh(np.asarray(jax.devices()), ("data",)), P("data"))
+  rng = np.random.default_rng(0)
+  host = [(s, rng.integers(0, 256, (4, 3, 3, 3), np.uint8), np.arange(4, dtype=np.int32))
+          for s in range(5)]
+  mean_std = ((10.0, 20.0, 30.0), (2.0, 4.0, 8.0))
+  feeder = DeviceFeeder(sharding, mean_std, depth=2)
+
+  def slow():
+    for item in host:
+      time.sleep(0.05)
+      yield item
+  out = list(feeder.feed(slow()))
+  assert [s for s, _, _ in out] == list(range(5))
+  for (_, x, y), (_, hx, hy) in zip(out, host):
+    assert isinstance(x, jax.Array) and x.dtype == np.float32 and x.sharding == sharding
+    np.testing.assert_allclose(np.asarray(x), normalize(hx, *mean_std), rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(y), hy)
+  assert 0.25 <= feeder.pop_wait() < 5 and feeder.pop_wait() == 0.0
 
 
 def test_synthetic_is_learnable_and_sized():

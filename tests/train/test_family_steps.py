@@ -1,9 +1,10 @@
 """The train step of every model family, traced abstractly and run on real batches.
 
 Each family runs one quantized variant (QUANTIZED_VARIANT; a family missing there runs its default
-variant) at width 0.0625 on 32×32 inputs, one step on synthetic data and one on mocked
-imagenet2012. With `jax_disable_most_optimizations` (tests/conftest.py) a step compiles in 3–8 s,
-PokeBNN's in about a minute, on this 2-core CPU.
+variant) at width 0.0625 on 32×32 inputs, one step on synthetic data and one on a generated
+imagenet2012 (tfds ArrayRecord layout, pikelpn_jax/data/imagenet_like.py). With
+`jax_disable_most_optimizations` (tests/conftest.py) a step compiles in 3–8 s, PokeBNN's in about a
+minute, on this 2-core CPU.
 """
 import os
 
@@ -11,15 +12,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 import tiny_model
+
+from pikelpn_jax.config_base import REPO_ROOT, load_config
 from pikelpn_jax.data import InputPipeline
 from pikelpn_jax.models import model_names
-from pikelpn_jax.train.config_io import REPO_ROOT, load_config_file
 from pikelpn_jax.train.model_init import FULL
 from pikelpn_jax.train.optim import make_optimizer
-from pikelpn_jax.train.steps import (StepFactory, abstract_state, create_state, global_batch,
-                                     make_mesh)
+from pikelpn_jax.train.steps import (
+  StepFactory,
+  abstract_state,
+  create_state,
+  global_batch,
+  make_mesh,
+)
 
 FAMILIES = [n for n in model_names() if not n.startswith(tiny_model.NAME)]
 # The variant each family trains here: a quantized one, so quantizers and their STEs are exercised.
@@ -33,7 +39,7 @@ def family_config(name):
   if not os.path.exists(path):
     pytest.skip(f"no configs/{name}.py for model family {name!r}")
   variant = QUANTIZED_VARIANT.get(name)
-  c = load_config_file(f"{path}:{variant}" if variant else path)
+  c = load_config(f"{path}:{variant}" if variant else path)
   for field in WIDTH_FIELDS:
     if field in c.model:
       c.model[field] = 0.0625
@@ -62,9 +68,17 @@ def test_train_step_builds(name):
   assert metrics["loss"].shape == () and metrics["finite"].dtype == jnp.bool_
 
 
+@pytest.fixture(scope="module")
+def imagenet_dir(tmp_path_factory):
+  pytest.importorskip("tensorflow_datasets")
+  from pikelpn_jax.data.imagenet_like import write_imagenet_like
+  root = str(tmp_path_factory.mktemp("tfds"))
+  write_imagenet_like(root, {"train": 8, "validation": 4}, sizes=((48, 36), (36, 48)))
+  return root
+
+
 @pytest.mark.parametrize("name", FAMILIES)
-def test_train_step_runs_on_synthetic_and_mocked_imagenet(name):
-  tfds = pytest.importorskip("tensorflow_datasets")
+def test_train_step_runs_on_synthetic_and_generated_imagenet(name, imagenet_dir):
   c = family_config(name)
   tx = make_optimizer(c)
   steps = StepFactory(c, tx, make_mesh())
@@ -74,9 +88,8 @@ def test_train_step_runs_on_synthetic_and_mocked_imagenet(name):
   batches = []
   c.dataset.name = "synthetic"
   batches.append(InputPipeline(c).train_batch(0))
-  c.dataset.name = "imagenet2012"
-  with tfds.testing.mock_data(num_examples=8):
-    batches.append(InputPipeline(c).train_batch(0))
+  c.dataset.name, c.dataset.data_dir, c.dataset.worker_count = "imagenet2012", imagenet_dir, 0
+  batches.append(InputPipeline(c).train_batch(0))
   for images, labels in batches:
     assert images.shape == (4, 32, 32, 3)
     state, m = fn(state, global_batch(images, steps.batch_sharded),

@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 import tiny_model
 from train_helpers import TINY_CONFIG
+
 from pikelpn_jax.train import checkpoint, train_and_evaluate
 from pikelpn_jax.train.model_init import Phase, init_variables, make_model, phase_at
 from pikelpn_jax.train.reporting import params_sha256
