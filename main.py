@@ -11,7 +11,7 @@ if __name__ == "__main__":  # first, before JAX loads: re-executes once under tc
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from pikelpn_jax.cli_flags import parse_flags  # noqa: E402
+from pikelpn_jax.config_cli import parse_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file 'configs/x.py:variant'.", lock_config=True)

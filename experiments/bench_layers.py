@@ -91,25 +91,33 @@ def main(argv=None):
       print(f"compiled {name} / {impl} / 1×1 {pw}: {cases[(name, impl, pw)][1]:.1f} s", flush=True)
 
   times = {k: [] for k in cases}
+  cpu = {k: [] for k in cases}          # process CPU time (both XLA threads): steadier than wall
+  load_start = os.getloadavg()[0]       # time when other jobs share the cores
   for _ in range(args.rounds):          # interleave so drift hits every case alike
     for k, (run, _) in cases.items():
-      t0 = time.perf_counter()
+      t0, c0 = time.perf_counter(), time.process_time()
       for _ in range(args.steps):
         run()
       times[k].append((time.perf_counter() - t0) / args.steps)
+      cpu[k].append((time.process_time() - c0) / args.steps)
+  load_end = os.getloadavg()[0]
   ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+  cpu_ms = {k: 1e3 * statistics.median(v) for k, v in cpu.items()}
 
   pw_form = {"auto": f"auto = {resolve_pw_impl('auto')}", "conv": "conv"}
-  rows = [[n, i, pw_form[p], f"{ms[(n, i, p)]:.1f}", f"{args.batch / ms[(n, i, p)] * 1e3:.0f}",
-           f"{cases[(n, i, p)][1]:.1f}"] for (n, i, p) in cases]
+  rows = [[n, i, pw_form[p], f"{ms[(n, i, p)]:.1f}", f"{cpu_ms[(n, i, p)]:.1f}",
+           f"{args.batch / ms[(n, i, p)] * 1e3:.0f}", f"{cases[(n, i, p)][1]:.1f}"]
+          for (n, i, p) in cases]
   fl, pk = "float MobileNetV1", "PikeLPN (quantized)"
 
   def ratio(a, b, goal):
     # Paired by round: both cases of a round ran back to back, so machine drift cancels.
     r = [x / y for x, y in zip(times[a], times[b])]
+    rc = [x / y for x, y in zip(cpu[a], cpu[b])]
     label = lambda c: f"{c[0].split()[0]} {c[1]}" + (", 1×1 conv" if c[2] == "conv" else "")
     return [f"{label(a)} / {label(b)}", f"{statistics.median(r):.2f}×",
-            f"{min(r):.2f}–{max(r):.2f}×", goal]
+            f"{min(r):.2f}–{max(r):.2f}×", f"{statistics.median(rc):.2f}×",
+            f"{min(rc):.2f}–{max(rc):.2f}×", goal]
 
   ratios = [ratio((pk, "grouped", "auto"), (fl, "grouped", "auto"), "≤ 1.15×"),
             ratio((pk, "shift_add", "auto"), (fl, "shift_add", "auto"), "≤ 1.15×"),
@@ -124,10 +132,14 @@ def main(argv=None):
       f"Width {args.width}, {args.size}×{args.size} input, batch {args.batch}, 10 classes, "
       f"SGD-momentum train step (forward + backward + update), {args.rounds} interleaved "
       f"rounds of {args.steps} steps; step ms is the median over rounds, a ratio the median "
-      f"(and range) over rounds of the two cases' times in the same round.",
-      markdown_table(["model", "depthwise form", "1×1 conv form", "step ms", "img/s",
-                      "compile+1st step s"], rows),
-      markdown_table(["ratio", "median", "range over rounds", "goal"], ratios),
+      f"(and range) over rounds of the two cases' times in the same round. Wall time and the "
+      f"process's CPU time (both XLA threads summed; less sensitive to other jobs on the cores). "
+      f"1-minute load average {load_start:.1f} at the start of the timed rounds and "
+      f"{load_end:.1f} at the end (above 2, other jobs shared the 2 cores).",
+      markdown_table(["model", "depthwise form", "1×1 conv form", "step ms (wall)",
+                      "step ms (CPU)", "img/s", "compile+1st step s"], rows),
+      markdown_table(["ratio", "median (wall)", "range over rounds (wall)", "median (CPU)",
+                      "range over rounds (CPU)", "goal"], ratios),
   ])
   write_section(args.out, "bench_layers", body)
   print(body)

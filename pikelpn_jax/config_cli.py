@@ -1,11 +1,24 @@
-"""Config specs on a command line, with one-line errors: `--config configs/x.py:variant` plus
-`--config.a.b=value` overrides, parsed without ml_collections' config_flags (whose errors are
-tracebacks). Shared by the command-line tools; every error is a ConfigSpecError (a ValueError)
-whose message is one line naming the bad value and what is allowed.
+"""Command lines of every CLI (main.py, python -m pikelpn_jax.export, python -m pikelpn_jax.ace),
+with one-line errors: `error: <the bad value>: <what is wrong>; <what is allowed>` on stderr,
+exit code 1, before any JAX work and before anything is written. Every error is a
+ConfigSpecError (a ValueError) whose message is that one line.
+
+A config is given as `--config configs/x.py[:variant]` plus `--config.a.b=value` overrides. The
+ace CLI parses them here, without ml_collections' config_flags (whose errors are tracebacks), and
+records what it loaded (the report's settings: config source, overrides, variant defaulted):
 
     spec, overrides, rest = split_config_args(sys.argv[1:])
     config, source, defaulted = load_config_spec(spec)
     applied = apply_overrides(config, overrides)
+
+main.py and the export CLI keep ml_collections' `config_flags.DEFINE_config_file` (its
+overrides, its locked config) and absl's parsing behind `parse_flags`:
+
+    app.run(main, flags_parser=parse_flags)
+
+which first checks the spec and the override names with the functions above, then turns what
+absl or ml_collections still raise (unknown flag, missing required flag, a value of the wrong
+type, a stray argument) into one line.
 """
 from __future__ import annotations
 
@@ -13,55 +26,77 @@ import ast
 import importlib.util
 import inspect
 import os
+import re
+import sys
 from typing import List, Optional, Sequence, Tuple
 
 import ml_collections
+from absl import flags
 
 from pikelpn_jax.config_base import REPO_ROOT, load_config
 
+FLAGS = flags.FLAGS
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
 class ConfigSpecError(ValueError):
-  """A bad --config spec or override (one-line message)."""
+  """A bad command line: config spec, override or flag (one-line message)."""
+
+
+# ----------------------------------------------------------------------------- config specs
 
 
 def split_config_args(args: Sequence[str], flag: str = "config"
                       ) -> Tuple[Optional[str], List[Tuple[str, Optional[str]]], List[str]]:
-  """(spec, [(dotted field, value or None)], the other args) of a command line (argv[1:])."""
+  """(spec, [(dotted field, value or None)], the other args) of a command line (argv[1:]).
+
+  Accepts absl's spellings: --config X, --config=X, -config X; --config.a.b=V, --config.a.b V,
+  --config.a.b (a bool set to true), --noconfig.a.b (set to false)."""
   spec, overrides, rest = None, [], []
   args = list(args)
   i = 0
   while i < len(args):
     a = args[i]
-    if a in (f"--{flag}", f"-{flag}"):
-      if i + 1 >= len(args):
-        raise ConfigSpecError(f"--{flag} needs a value: '--{flag} configs/<name>.py:<variant>'")
-      spec, i = args[i + 1], i + 2
-      continue
-    if a.startswith(f"--{flag}="):
-      spec = a.split("=", 1)[1]
-    elif a.startswith(f"--{flag}."):
-      name, eq, value = a[len(flag) + 3:].partition("=")
-      overrides.append((name, value if eq else None))
-    else:
+    m = re.match(rf"^--?(no)?{re.escape(flag)}(\.[^=]+)?(=(.*))?$", a, re.S)
+    if m is None or (m.group(1) and not m.group(2)):
       rest.append(a)
+    elif not m.group(2):   # the spec
+      if m.group(3) is None:
+        if i + 1 >= len(args):
+          raise ConfigSpecError(f"--{flag} needs a value: '--{flag} configs/<name>.py:<variant>'")
+        spec, i = args[i + 1], i + 1
+      else:
+        spec = m.group(4)
+    else:                  # an override
+      name, value = m.group(2)[1:], m.group(4)
+      if m.group(1):
+        value = "false"
+      elif value is None and i + 1 < len(args) and not args[i + 1].startswith("-"):
+        value, i = args[i + 1], i + 1
+      overrides.append((name, value))
     i += 1
   return spec, overrides, rest
 
 
-def default_variant(path: str) -> Optional[str]:
-  """The default of get_config's first argument in a config file (None if it has none)."""
+def _config_file(path: str, spec: str, what: str) -> str:
+  """The file a spec's path names (from the cwd, else the repo root), as load_config finds it."""
   found = next((p for p in (path, os.path.join(REPO_ROOT, path)) if os.path.isfile(p)), None)
   if found is None or not path.endswith(".py"):
-    raise ConfigSpecError(f"config={path!r}: no config file {path!r}; use "
-                          "'configs/<name>.py:<variant>'")
+    files = sorted(f for f in os.listdir(os.path.join(REPO_ROOT, "configs")) if f.endswith(".py"))
+    raise ConfigSpecError(f"{what}={spec!r}: no config file {path!r}; use "
+                          f"'configs/<name>.py:<variant>' with <name>.py one of {files}")
+  return found
+
+
+def default_variant(path: str, what: str = "config") -> Optional[str]:
+  """The default of get_config's first argument in a config file (None if it has none)."""
+  found = _config_file(path, path, what)
   spec = importlib.util.spec_from_file_location("_pikelpn_cfg_default", found)
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)
   except Exception as e:  # noqa: BLE001 - a config file that does not import is bad input
-    raise ConfigSpecError(f"config={path!r} does not import: {type(e).__name__}: "
+    raise ConfigSpecError(f"{what}={path!r} does not import: {type(e).__name__}: "
                           f"{str(e).splitlines()[0] if str(e) else ''}") from e
   params = list(inspect.signature(getattr(module, "get_config", lambda: None)).parameters.values())
   if not params or params[0].default is inspect.Parameter.empty:
@@ -76,11 +111,12 @@ def load_config_spec(spec: Optional[str], what: str = "config"
   A spec without ':variant' loads the file's documented default variant (get_config's default)
   and says so through the returned flag."""
   if not spec:
-    raise ConfigSpecError(f"--{what} is required: '--{what} configs/<name>.py:<variant>'")
+    raise ConfigSpecError(f"--{what.lstrip('-')} is required: "
+                          f"'--{what.lstrip('-')} configs/<name>.py:<variant>'")
   path, colon, variant = spec.partition(":")
   defaulted = not variant
   if defaulted:
-    variant = default_variant(path)
+    variant = default_variant(path, what)
     if variant is None:
       raise ConfigSpecError(f"{what}={spec!r} names no variant and {path} has no default one; "
                             f"use '{path}:<variant>'")
@@ -89,6 +125,23 @@ def load_config_spec(spec: Optional[str], what: str = "config"
   except (ValueError, FileNotFoundError, TypeError, KeyError) as e:
     raise ConfigSpecError(str(e).splitlines()[0] if str(e) else f"{what}={spec!r}") from e
   return config, f"{path}:{variant}", defaulted
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def config_field(config: ml_collections.ConfigDict, name: str):
+  """(the ConfigDict holding dotted field `name`, its key); the field must exist."""
+  node, parts = config, name.split(".")
+  for i, key in enumerate(parts):
+    if not isinstance(node, ml_collections.ConfigDict) or key not in node:
+      where = ".".join(parts[:i]) or "the config"
+      allowed = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+      raise ConfigSpecError(f"--config.{name}: {where} has no field {key!r}; fields: "
+                            f"{allowed}")
+    if i < len(parts) - 1:
+      node = node[key]
+  return node, parts[-1]
 
 
 def _parse(name: str, raw: Optional[str], kind: type, current):
@@ -130,16 +183,7 @@ def apply_overrides(config: ml_collections.ConfigDict,
   returns the overrides as 'field=value' strings."""
   applied = []
   for name, raw in overrides:
-    node, parts = config, name.split(".")
-    for i, key in enumerate(parts):
-      if not isinstance(node, ml_collections.ConfigDict) or key not in node:
-        where = ".".join(parts[:i]) or "the config"
-        allowed = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
-        raise ConfigSpecError(f"--config.{name}: {where} has no field {key!r}; fields: "
-                              f"{allowed}")
-      if i < len(parts) - 1:
-        node = node[key]
-    key = parts[-1]
+    node, key = config_field(config, name)
     current = node[key]
     if isinstance(current, ml_collections.ConfigDict):
       raise ConfigSpecError(f"--config.{name} is a group of fields; set one of "
@@ -152,3 +196,76 @@ def apply_overrides(config: ml_collections.ConfigDict,
                             f"{str(e).splitlines()[0]}") from None
     applied.append(f"{name}={value!r}" if raw is not None else f"{name}=True")
   return applied
+
+
+# ----------------------------------------------------------------------------- absl flags_parser
+
+
+def fail(message: str, code: int = 1):
+  """Prints `error: <first line of message>` on stderr and exits with `code`."""
+  line = str(message).strip().splitlines()[0] if str(message).strip() else "bad input"
+  print(f"error: {line}", file=sys.stderr)
+  sys.exit(code)
+
+
+def _program_flags() -> List[str]:
+  """The flags this program defines (absl's and ml_collections' own left out)."""
+  names = set()
+  for module, fl in FLAGS.flags_by_module_dict().items():
+    if not module.startswith(("absl", "ml_collections")):
+      names.update(f.name for f in fl if "." not in f.name)
+  return sorted(names)
+
+
+def _explain(e: Exception, overrides, config) -> str:
+  """absl's and ml_collections' parse errors, as one line naming the value and what is allowed."""
+  msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+  m = re.search(r"Unknown command line flag '([^']+)'", msg)
+  if m:
+    return f"--{m.group(1)} is not a flag of this program; flags: {_program_flags()}"
+  m = re.search(r"Flag --(\w+) must have a value other than None", msg)
+  if m:
+    return f"--{m.group(1)} is required; flags: {_program_flags()}"
+  for path, value in overrides:
+    if config is not None and f"--config.{path}" in msg:
+      node, key = config_field(config, path)
+      cur = node[key]
+      return (f"--config.{path}={value!r} is not allowed: {msg.split(': ', 1)[-1]}; "
+              f"config.{path} has type {type(cur).__name__} (now {cur!r})")
+  m = re.match(r"flag --(\w+)=(.*?): (.*)$", msg)
+  if m and m.group(1) in FLAGS:
+    name, value, reason = m.groups()
+    return (f"--{name}={value!r} is not allowed: {reason}; --{name} takes "
+            f"{FLAGS[name].flag_type()} values")
+  return msg
+
+
+def parse_flags(argv: Sequence[str]) -> List[str]:
+  """absl's flag parsing (app.run's flags_parser) with one-line errors; no positional args.
+
+  When the program defines ml_collections' --config, its spec is loaded once more here
+  (load_config_spec) and each override is checked to name a field (config_field) before absl
+  parses them; ml_collections then loads the config and applies the override values."""
+  argv = list(argv)
+  config, overrides = None, []
+  try:
+    if "config" in FLAGS:
+      spec, overrides, _ = split_config_args(argv[1:])
+      if spec is not None:
+        config = load_config_spec(spec, what="--config")[0]
+        for path, _ in overrides:
+          if "[" not in path:   # indexing into a tuple is left to ml_collections
+            config_field(config, path)
+    rest = FLAGS(argv)
+    if len(rest) > 1:
+      raise ConfigSpecError(f"unexpected arguments {rest[1:]}; every input is a --flag, "
+                            f"flags: {_program_flags()}")
+    if config is not None and not isinstance(FLAGS["config"].value, ml_collections.ConfigDict):
+      # ml_collections reads the path from the cwd only; load_config also from the repo root.
+      raise ConfigSpecError(f"--config={spec!r}: ml_collections could not load this file from "
+                            f"{os.getcwd()!r}; give its path from there")
+  except ConfigSpecError as e:
+    fail(str(e))
+  except Exception as e:    # noqa: BLE001  (whatever the parsers raise becomes one line)
+    fail(_explain(e, overrides, config))
+  return rest

@@ -1,4 +1,4 @@
-"""Bad command lines of main.py and `python -m pikelpn_jax.export` (pikelpn_jax/cli_flags.py).
+"""Bad command lines of main.py and `python -m pikelpn_jax.export` (pikelpn_jax/config_cli.py).
 
 Each answers with one line on stderr naming the bad value and what is allowed, exit code 1, and
 writes nothing: no workdir, no output file.

@@ -23,8 +23,12 @@ if __name__ == "__main__":  # re-executes once under tcmalloc if installed (pike
 
 from absl import flags, logging  # noqa: E402
 
-from pikelpn_jax.config_cli import (ConfigSpecError, apply_overrides,  # noqa: E402
-                                    load_config_spec, split_config_args)
+from pikelpn_jax.config_cli import (  # noqa: E402
+  ConfigSpecError,
+  apply_overrides,
+  load_config_spec,
+  split_config_args,
+)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Price the latest checkpoint of this workdir.")

@@ -5,7 +5,7 @@ if __name__ == "__main__":  # re-executes once under tcmalloc if installed (pike
 
 from absl import app  # noqa: E402
 
-from pikelpn_jax.cli_flags import parse_flags  # noqa: E402
+from pikelpn_jax.config_cli import parse_flags  # noqa: E402
 from pikelpn_jax.export.cli import main  # noqa: E402
 
 if __name__ == "__main__":

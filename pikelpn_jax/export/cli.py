@@ -118,7 +118,7 @@ def check_flags(workdir, out, probe_examples: int, eval_examples: int) -> None:
 
 
 def main(argv):
-  del argv   # cli_flags.parse_flags refuses positional arguments
+  del argv   # config_cli.parse_flags refuses positional arguments
   from pikelpn_jax.export.format import FormatError
   from pikelpn_jax.export.values import ExportError
   logging.set_verbosity(logging.WARNING)   # orbax logs every restore at INFO
