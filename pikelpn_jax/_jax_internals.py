@@ -346,14 +346,14 @@ def bind_eqn(eqn, vals: list) -> list:
   return list(outs) if eqn.primitive.multiple_results else [outs]
 
 
-def walk_eqns(j):
-  """Every eqn of a jaxpr and, recursively, of every sub-jaxpr in its params."""
-  for eqn in jaxpr_parts(j)[3]:
-    yield eqn
-    for v in eqn.params.values():
-      for sub in (v if isinstance(v, (tuple, list)) else (v,)):
-        if isinstance(sub, (Jaxpr, ClosedJaxpr)):
-          yield from walk_eqns(sub)
+def sub_jaxprs(eqn) -> list:
+  """Every sub-jaxpr in an eqn's params: call bodies, scan/while bodies, cond branches."""
+  out = []
+  for v in eqn.params.values():
+    for sub in (v if isinstance(v, (tuple, list)) else (v,)):
+      if isinstance(sub, (Jaxpr, ClosedJaxpr)):
+        out.append(sub)
+  return out
 
 
 def lax_primitive_names() -> frozenset:

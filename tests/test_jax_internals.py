@@ -156,6 +156,13 @@ def test_higher_order_params():
       lambda x: jax.lax.cond(x.sum() > 0, f, jnp.sin, x))(X))[3]
       if jint.primitive_name(e) == "cond"][0]
   assert len(jint.cond_branches(cond_eqn)) == 2
+  # sub_jaxprs finds every body: call, scan, both cond branches, while's cond and body.
+  assert len(jint.sub_jaxprs(jit_eqn)) == 1 and len(jint.sub_jaxprs(scan_eqn)) == 1
+  assert len(jint.sub_jaxprs(cond_eqn)) == 2
+  while_eqn = jint.jaxpr_parts(jax.make_jaxpr(
+      lambda x: jax.lax.while_loop(lambda c: c.sum() < 9, f, x))(X))[3][0]
+  assert jint.primitive_name(while_eqn) == "while" and len(jint.sub_jaxprs(while_eqn)) == 2
+  assert jint.sub_jaxprs(jint.jaxpr_parts(jax.make_jaxpr(f)(X))[3][0]) == []
 
 
 def test_shape_accessors():

@@ -9,11 +9,12 @@ from typing import Iterable, Optional, Sequence, Union
 import jax
 import jax.numpy as jnp
 
+from pikelpn_jax._jax_internals import jaxpr_parts
 from pikelpn_jax.ace import rules
 from pikelpn_jax.ace.report import CostReport, LayerRow, _frozen
 from pikelpn_jax.ace.values import CATEGORIES, AceSettings, dtype_bits, input_val
 from pikelpn_jax.ace.walker import AceError, Tally, Walker
-from pikelpn_jax._jax_internals import CATEGORY_PREFIX, jaxpr_parts
+from pikelpn_jax.jaxpr_interpreter import split_stack
 
 # Conventions without a knob, written into every report's settings (docs/acev2.md). Each one is
 # checked against the rules by its own micro-case in tests/ace/test_ace_conventions.py.
@@ -70,21 +71,12 @@ def _input_vals(closed, args, const_argnums, param_argnums, settings):
 
 @functools.lru_cache(maxsize=4096)
 def _parse_stack(stack: str):
-  """(module path, category) of a name stack: acev2:<cat> scopes set the category (innermost
-  wins) and are dropped from the path, as are Flax method scopes ('conv._finish')."""
-  category = ""
-  kept = []
-  for part in stack.split("/") if stack else ():
-    if part.startswith(CATEGORY_PREFIX):
-      category = part[len(CATEGORY_PREFIX):]
-      if category not in CATEGORIES:
-        raise AceError(f"cost_category {category!r} at {stack!r} is not allowed; use one of "
-                       f"{CATEGORIES}")
-      continue
-    if kept and part.startswith(kept[-1] + "."):
-      continue
-    kept.append(part)
-  return "/".join(kept), category
+  """(module path, category) of a name stack (jaxpr_interpreter.split_stack); a category
+  outside CATEGORIES is an AceError."""
+  try:
+    return split_stack(stack, CATEGORIES)
+  except ValueError as e:
+    raise AceError(str(e)) from None
 
 
 def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[tuple],
@@ -102,7 +94,7 @@ def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[tupl
                           "cats": dict.fromkeys(CATEGORIES, 0)}
     return r
 
-  for (stack, forced, op, bx, by), n in tally.costs.items():
+  for (stack, forced, op, bx, by), n in tally.costs.items():     # CostKey fields
     if not n:                       # a multiply merged away by fold='affine'
       continue
     path, cat = _parse_stack(stack)
@@ -197,6 +189,7 @@ def config_settings(config, source: str = "", overrides: Sequence[str] = (),
   configs never have equal settings)."""
   import hashlib
   import json
+
   from pikelpn_jax.train.config_io import config_to_dict
   resolved = config_to_dict(config)
   model = {k: v for k, v in sorted(resolved.get("model", {}).items())

@@ -14,21 +14,20 @@ change. A pow2 multiply (a shift) followed by a real multiply is re-priced as th
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 from pikelpn_jax import _jax_internals as jint
-from pikelpn_jax.ace.values import Val
+from pikelpn_jax.ace.values import CostKey, Val
 
 AFFINE_PRIMITIVES = ("mul", "div", "add", "sub")
-Key = Tuple[str, str, str, int, int]          # (stack, category, op, bx, by) of a charged op
 
 
 @dataclasses.dataclass(frozen=True)
 class Chain:
   """The charged multiply and add of a chain (None: not charged yet), and their counts."""
-  mul: Optional[Key] = None
+  mul: Optional[CostKey] = None
   mul_n: int = 0
-  add: Optional[Key] = None
+  add: Optional[CostKey] = None
 
 
 def use_counts(eqns, outvars) -> Dict[object, int]:
@@ -73,12 +72,12 @@ class FoldState:
     return self.chains.get(var)
 
   def price(self, costs, out_var, in_var, ops) -> bool:
-    """Charges one affine link's `ops` ((op, bx, by, n, category) from its rule, keyed under
-    `key_of`) into `costs`, folding it into in_var's chain. Returns whether anything was charged."""
+    """Charges one affine link's `ops` ((CostKey, n) pairs from its rule) into `costs`, folding
+    it into in_var's chain. Returns whether anything was charged."""
     chain = self.chain_of(in_var) or Chain()
     charged = False
     for key, n in ops:
-      op = key[2]
+      op = key.op
       if op == "add":
         if chain.add is None:
           costs[key] += n
@@ -88,7 +87,7 @@ class FoldState:
         costs[key] += n
         chain = dataclasses.replace(chain, mul=key, mul_n=n)
         charged = True
-      elif chain.mul[2] == "shift" and op == "mul":
+      elif chain.mul.op == "shift" and op == "mul":
         costs[chain.mul] -= chain.mul_n             # the shift merges into this multiplier
         costs[key] += n
         chain = dataclasses.replace(chain, mul=key, mul_n=n)

@@ -21,9 +21,27 @@ import math
 from typing import Callable, Dict, List, Tuple
 
 from pikelpn_jax import _jax_internals as jint
-from pikelpn_jax.ace.values import (ACC, BOOL, BOOL_VAL, FIXED, FLOAT, INT, POW2, Val, as_data,
-                                    dtype_bits, float_val, grown, input_val, integer_dtype,
-                                    is_integer, join, same_type, width)
+from pikelpn_jax.ace.values import (
+  ACC,
+  BOOL,
+  BOOL_VAL,
+  FIXED,
+  FLOAT,
+  INT,
+  POW2,
+  Val,
+  as_data,
+  dtype_bits,
+  float_val,
+  grown,
+  input_val,
+  integer_dtype,
+  is_integer,
+  join,
+  same_type,
+  width,
+)
+from pikelpn_jax.jaxpr_interpreter import layout_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,12 +65,7 @@ Rule = Callable[..., Tuple[List[Val], Cost]]
 RULES: Dict[str, Rule] = {}
 
 # Free: they move or reinterpret data, no arithmetic; the type of operand 0 is kept.
-LAYOUT_PRIMITIVES = (
-    "reshape", "transpose", "broadcast_in_dim", "squeeze", "expand_dims", "slice",
-    "dynamic_slice", "gather", "rev", "copy", "copy_p", "stop_gradient",
-    "sharding_constraint", "device_put", "optimization_barrier", "name", "split", "tile",
-    "materialize", "unstack", "reduce_precision",
-)
+LAYOUT_PRIMITIVES = layout_names("free")
 # Free when the operands' types agree; otherwise the output is their join (concatenate, stack) or
 # a select is priced as a compare (select_n).
 JOINING_PRIMITIVES = ("concatenate", "stack", "dynamic_update_slice", "select_n", "pad")
@@ -150,7 +163,7 @@ def _convert(eqn, vals, settings):
     if x.cls != FLOAT and width(x, settings) + unsigned_in_signed <= bits and \
         (kind == "i" or not x.signed):      # the values fit: the type is unchanged
       return [as_data(x)._replace(fmt="none")], FREE
-    return [Val(INT, bits, kind == "i")], FREE
+    return [Val(INT, bits, signed=kind == "i")], FREE
   return [as_data(x)], FREE
 
 
@@ -188,7 +201,7 @@ def _pad(eqn, vals, settings):
                max(1, abs(iv).bit_length()) + (1 if signed else 0))
     if x.bits == 1 and x.signed:
       bits = max(bits, 2)            # {-1, 0, +1}: ternary
-    out = Val(ACC if x.cls == ACC else INT, bits, signed)
+    out = Val(ACC if x.cls == ACC else INT, bits, signed=signed)
   else:
     out = float_val(settings)
   c += Cost(notes=(f"pad of {x.describe()} with {value!r} (not on its grid): widened to "
@@ -221,7 +234,7 @@ def _multiply(eqn, vals, settings):
   if is_integer(a) and is_integer(b):
     return [grown(a, b, s, "mul")], c
   if _integer_like(a) and _integer_like(b):       # a fixed-point multiplier: on the accumulator
-    return [Val(ACC, s.acc_bits, True)], c
+    return [Val(ACC, s.acc_bits)], c
   return [float_val(s)], c
 
 
@@ -286,7 +299,7 @@ def _unary_compare(eqn, vals, settings):
   if name == "is_finite":
     return [BOOL_VAL], c
   if name == "sign" and x.cls != FLOAT:
-    return [Val(INT, 2, True)], c
+    return [Val(INT, 2)], c
   return [as_data(x)], c
 
 
@@ -296,7 +309,7 @@ def _unary_add(eqn, vals, settings):
   x = vals[0]
   c += cost("add", width(x, settings), 0, out_size(eqn))
   if jint.primitive_name(eqn) == "neg" and x.cls == INT and not x.signed:
-    return [Val(INT, x.bits + 1, True)], c
+    return [Val(INT, x.bits + 1)], c
   return [as_data(x)], c
 
 
@@ -307,7 +320,7 @@ def _shift(eqn, vals, settings):
   c += cost("shift", width(x, settings), 0, out_size(eqn))
   if jint.primitive_name(eqn) == "shift_left" and x.cls in (INT, ACC):
     by = int(k.value) if k.value is not None else settings.acc_bits   # unknown: up to acc_bits
-    return [Val(x.cls, min(x.bits + max(0, by), settings.acc_bits), x.signed)], c
+    return [Val(x.cls, min(x.bits + max(0, by), settings.acc_bits), signed=x.signed)], c
   return [as_data(x)], c
 
 
@@ -339,7 +352,7 @@ def _integer_pow(eqn, vals, settings):
     return [as_data(x)], c
   if is_integer(x):
     return [Val(ACC if x.cls == ACC else INT, min(width(x, s) * e, s.acc_bits),
-                x.signed and e % 2 == 1)], c
+                signed=x.signed and e % 2 == 1)], c
   return [float_val(s)], c
 
 

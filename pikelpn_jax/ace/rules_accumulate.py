@@ -8,8 +8,18 @@ import numpy as np
 
 from pikelpn_jax import _jax_internals as jint
 from pikelpn_jax.ace.rules import FREE, cost, out_size, register, size_of
-from pikelpn_jax.ace.values import (ACC, FIXED, INT, Val, as_data, float_val, input_val,
-                                    is_integer, summed, width)
+from pikelpn_jax.ace.values import (
+  ACC,
+  FIXED,
+  INT,
+  Val,
+  as_data,
+  float_val,
+  input_val,
+  is_integer,
+  summed,
+  width,
+)
 
 # ------------------------------------------------------------------------------------ MACs
 
@@ -20,7 +30,7 @@ def _mac(eqn, vals, settings, macs: int):
   bx = x.bits if x.fmt == FIXED else width(x, s)
   bw = w.bits if w.fmt == FIXED else width(w, s)
   c += cost("mac", bx, bw, macs, category="mac")
-  return [Val(ACC, s.acc_bits, True) if is_integer(x) and is_integer(w) else float_val(s)], c
+  return [Val(ACC, s.acc_bits) if is_integer(x) and is_integer(w) else float_val(s)], c
 
 
 def valid_taps(n: int, k: int, stride: int, lo: int, hi: int, lhs_dil: int, rhs_dil: int) -> int:
@@ -74,7 +84,7 @@ def _reduced_type(name: str, x: Val, eqn, s) -> Val:
   if name == "reduce_prod":
     if not is_integer(x):
       return float_val(s)
-    return Val(ACC if x.cls == ACC else INT, min(width(x, s) * n, s.acc_bits), x.signed)
+    return Val(ACC if x.cls == ACC else INT, min(width(x, s) * n, s.acc_bits), signed=x.signed)
   if name in ("argmax", "argmin"):
     return input_val(jint.var_dtype(jint.eqn_outputs(eqn)[0]), s, False, 0)
   return as_data(x)
@@ -112,7 +122,7 @@ def _cumulative(eqn, vals, settings):
     return [float_val(s)], c
   if op == "mul":
     return [Val(ACC if x.cls == ACC else INT, min(width(x, s) * shape[axis], s.acc_bits),
-                x.signed)], c
+                signed=x.signed)], c
   return [_sum_type(x, s, shape[axis]) if op == "add" else as_data(x)], c
 
 

@@ -63,8 +63,7 @@ class AceSettings:
     return dataclasses.asdict(self)
 
 
-class Val(NamedTuple):
-  """The abstract value of one jaxpr variable."""
+class _ValFields(NamedTuple):
   cls: str                 # int | acc | float | bool
   bits: int                # operand width (mantissa bits for a fixed-format scale)
   signed: bool = True
@@ -74,6 +73,20 @@ class Val(NamedTuple):
   origin: int = -1         # const: index of the parameter leaf it is a layout view of (-1: none)
   value: Optional[float] = None   # scalar const whose value is known (literals)
 
+
+class Val(_ValFields):
+  """The abstract value of one jaxpr variable: Val(cls, bits, signed=..., const=..., ...).
+  Everything after the width is keyword-only (no booleans by position); `_replace` works."""
+  __slots__ = ()
+
+  def __new__(cls, kind: str, bits: int, *, signed: bool = True, const: bool = False,
+              fmt: str = SCALE_NONE, stored: int = 0, origin: int = -1,
+              value: Optional[float] = None):
+    return tuple.__new__(cls, (kind, bits, signed, const, fmt, stored, origin, value))
+
+  def __reduce__(self):                     # pickle through the positional _make
+    return type(self)._make, (tuple(self),)
+
   def describe(self) -> str:
     base = {INT: f"{'i' if self.signed else 'u'}{self.bits}", ACC: f"acc{self.bits}",
             FLOAT: f"f{self.bits}", BOOL: "bool"}[self.cls]
@@ -82,6 +95,16 @@ class Val(NamedTuple):
     elif self.fmt == FIXED:
       base = f"fixed{self.bits}"
     return f"const[{base}]" if self.const else base
+
+
+class CostKey(NamedTuple):
+  """What a tally counts: `op` at operand widths (bx, by) at name stack `stack`; `category`
+  forces the cost category (e.g. 'scaling' for a requantization; '' takes the stack's)."""
+  stack: str
+  category: str
+  op: str
+  bx: int
+  by: int
 
 
 def is_integer(v: Val) -> bool:
@@ -98,14 +121,14 @@ def width(v: Val, s: AceSettings) -> int:
 
 
 def float_val(s: AceSettings, const: bool = False, stored: int = 0) -> Val:
-  return Val(FLOAT, s.float_bits, True, const, SCALE_NONE, stored)
+  return Val(FLOAT, s.float_bits, const=const, stored=stored)
 
 
 def acc_val(s: AceSettings) -> Val:
-  return Val(ACC, s.acc_bits, True)
+  return Val(ACC, s.acc_bits)
 
 
-BOOL_VAL = Val(BOOL, 1, False)
+BOOL_VAL = Val(BOOL, 1, signed=False)
 
 
 def _is_pow2(a: float) -> bool:
@@ -118,14 +141,14 @@ def _is_pow2(a: float) -> bool:
 def literal_val(value: float, is_bool: bool, s: AceSettings) -> Val:
   """An immediate: integer values are int(minimal bits); powers of two are shifts."""
   if is_bool:
-    return Val(BOOL, 1, False, True, value=float(value))
+    return Val(BOOL, 1, signed=False, const=True, value=float(value))
   v = float(value)
   fmt = POW2 if _is_pow2(abs(v)) else SCALE_NONE
   if math.isfinite(v) and v == int(v) and abs(v) < 2 ** 62:
     iv = int(v)
     bits = max(1, abs(iv).bit_length()) + (1 if iv < 0 else 0)
-    return Val(INT, bits, iv < 0, True, fmt, value=v)
-  return Val(FLOAT, s.float_bits, True, True, fmt, value=v)
+    return Val(INT, bits, signed=iv < 0, const=True, fmt=fmt, value=v)
+  return Val(FLOAT, s.float_bits, const=True, fmt=fmt, value=v)
 
 
 def dtype_bits(dtype) -> int:
@@ -150,12 +173,12 @@ def input_val(dtype, s: AceSettings, const: bool, stored: int, origin: int = -1)
   """The type of a function argument from its dtype (float inputs are float(float_bits))."""
   kind = getattr(dtype, "kind", "f")
   if kind == "b":
-    return Val(BOOL, 1, False, const, stored=stored, origin=origin)
+    return Val(BOOL, 1, signed=False, const=const, stored=stored, origin=origin)
   signed = integer_dtype(dtype)
   if signed is not None:
-    return Val(INT, min(dtype_bits(dtype), s.acc_bits), signed, const, stored=stored,
-               origin=origin)
-  return Val(FLOAT, s.float_bits, True, const, SCALE_NONE, stored, origin)
+    return Val(INT, min(dtype_bits(dtype), s.acc_bits), signed=signed, const=const,
+               stored=stored, origin=origin)
+  return Val(FLOAT, s.float_bits, const=const, stored=stored, origin=origin)
 
 
 def join(a: Val, b: Val, s: AceSettings) -> Val:
@@ -164,13 +187,13 @@ def join(a: Val, b: Val, s: AceSettings) -> Val:
   if a.cls == FLOAT or b.cls == FLOAT:
     return float_val(s, const)
   if a.cls == ACC or b.cls == ACC:
-    return Val(ACC, max(width(a, s), width(b, s)), True, const)
+    return Val(ACC, max(width(a, s), width(b, s)), const=const)
   if a.cls == BOOL and b.cls == BOOL:
-    return Val(BOOL, 1, False, const)
+    return Val(BOOL, 1, signed=False, const=const)
   signed = a.signed or b.signed
   wa = width(a, s) + (1 if signed and not a.signed and a.cls != BOOL else 0)
   wb = width(b, s) + (1 if signed and not b.signed and b.cls != BOOL else 0)
-  return Val(INT, max(wa, wb), signed, const)
+  return Val(INT, max(wa, wb), signed=signed, const=const)
 
 
 def same_type(a: Val, b: Val) -> bool:
@@ -179,7 +202,7 @@ def same_type(a: Val, b: Val) -> bool:
 
 def as_data(v: Val) -> Val:
   """v without its const-only fields (a data value)."""
-  return Val(v.cls, v.bits, v.signed, False, v.fmt)
+  return Val(v.cls, v.bits, signed=v.signed, fmt=v.fmt)
 
 
 def const_product(a: Val, b: Val, divide: bool, s: AceSettings) -> Val:
@@ -189,26 +212,26 @@ def const_product(a: Val, b: Val, divide: bool, s: AceSettings) -> Val:
   fa, fb = a.fmt, b.fmt
   if fb == POW2:
     if fa == POW2:
-      return Val(FLOAT, s.float_bits, True, True, POW2)
+      return Val(FLOAT, s.float_bits, const=True, fmt=POW2)
     if fa == FIXED:
-      return Val(FLOAT, a.bits, True, True, FIXED)
+      return Val(FLOAT, a.bits, const=True, fmt=FIXED)
     if a.cls in (INT, BOOL):
-      return Val(FLOAT, a.bits, True, True, FIXED)
+      return Val(FLOAT, a.bits, const=True, fmt=FIXED)
     return float_val(s, True)
   if divide:
     return float_val(s, True)
   if fa == POW2:
     return const_product(b, a, False, s)
   if fa == FIXED and fb == FIXED:
-    return Val(FLOAT, min(a.bits + b.bits, s.acc_bits), True, True, FIXED)
+    return Val(FLOAT, min(a.bits + b.bits, s.acc_bits), const=True, fmt=FIXED)
   if FIXED in (fa, fb):
     other = b if fa == FIXED else a
     fixed = a if fa == FIXED else b
     if other.cls in (INT, BOOL):
-      return Val(FLOAT, min(fixed.bits + other.bits, s.acc_bits), True, True, FIXED)
+      return Val(FLOAT, min(fixed.bits + other.bits, s.acc_bits), const=True, fmt=FIXED)
     return float_val(s, True)
   if a.cls in (INT, BOOL) and b.cls in (INT, BOOL):
-    return Val(INT, min(a.bits + b.bits, s.acc_bits), a.signed or b.signed, True)
+    return Val(INT, min(a.bits + b.bits, s.acc_bits), signed=a.signed or b.signed, const=True)
   return float_val(s, True)
 
 
@@ -236,12 +259,12 @@ def grown(a: Val, b: Val, s: AceSettings, op: str) -> Val:
   else:
     bits = max(wa, wb) + 1
   cls = ACC if ACC in (a.cls, b.cls) else INT
-  return Val(cls, max(1, min(bits, s.acc_bits)), signed)
+  return Val(cls, max(1, min(bits, s.acc_bits)), signed=signed)
 
 
 def summed(x: Val, n: int, s: AceSettings) -> Val:
   """The exact type of a sum of n integers of x's type: ceil(log2 n) more bits, capped."""
   extra = max(0, (int(n) - 1).bit_length()) if n > 1 else 0
-  base = Val(INT, 1, False) if x.cls == BOOL else x
+  base = Val(INT, 1, signed=False) if x.cls == BOOL else x
   return Val(ACC if x.cls == ACC else INT, min(width(base, s) + extra, s.acc_bits),
-             base.signed)
+             signed=base.signed)

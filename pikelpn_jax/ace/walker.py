@@ -12,14 +12,29 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from pikelpn_jax import _jax_internals as jint
 from pikelpn_jax.ace import fold, rules
-from pikelpn_jax.ace.values import (FIXED, FLOAT, INT, POW2, SCALE_NONE, AceSettings, Val,
-                                    as_data, const_product, float_val, input_val,
-                                    integer_dtype, join,
-                                    literal_val, same_type, width)
+from pikelpn_jax.ace.values import (
+  FIXED,
+  FLOAT,
+  INT,
+  POW2,
+  AceSettings,
+  CostKey,
+  Val,
+  as_data,
+  const_product,
+  float_val,
+  input_val,
+  integer_dtype,
+  join,
+  literal_val,
+  same_type,
+  width,
+)
+from pikelpn_jax.jaxpr_interpreter import Eqn, Frame, Interpreter, Visitor
 
 
 class AceError(ValueError):
@@ -31,7 +46,7 @@ class Tally:
   __slots__ = ("costs", "traffic", "notes", "unaccounted", "param_bits")
 
   def __init__(self):
-    self.costs: Dict[tuple, int] = defaultdict(int)       # (stack, forced_cat, op, bx, by) -> n
+    self.costs: Dict[CostKey, int] = defaultdict(int)     # CostKey -> number of ops
     self.traffic: Dict[str, List[int]] = {}              # stack -> [weight, read, write] bits
     self.notes: List[Tuple[str, str]] = []
     self.unaccounted: List[Tuple[str, str]] = []
@@ -48,8 +63,8 @@ class Tally:
 
   def merge(self, other: "Tally", prefix: str, times: int = 1):
     join_stacks = jint.join_name_stacks
-    for (stack, cat, op, bx, by), n in other.costs.items():
-      self.costs[(join_stacks(prefix, stack), cat, op, bx, by)] += n * times
+    for key, n in other.costs.items():
+      self.costs[key._replace(stack=join_stacks(prefix, key.stack))] += n * times
     for stack, (w, r, wr) in other.traffic.items():
       self.add_traffic(join_stacks(prefix, stack), w * times, r * times, wr * times)
     self.notes.extend((join_stacks(prefix, s), t) for s, t in other.notes)
@@ -57,102 +72,88 @@ class Tally:
     self.param_bits.update(other.param_bits)
 
   def acev2(self, settings: AceSettings) -> int:
-    return sum(n * rules.unit_cost(op, bx, by, settings)
-               for (_, _, op, bx, by), n in self.costs.items())
+    return sum(n * rules.unit_cost(k.op, k.bx, k.by, settings) for k, n in self.costs.items())
 
 
 def _size(v) -> int:
   return math.prod(jint.var_shape(v))
 
 
-class Walker:
+class _Frame(NamedTuple):
+  """The walker's state for one jaxpr: its tally, its qtag map, its fold chains (or None)."""
+  tally: Tally
+  tags: dict
+  folds: Optional[fold.FoldState]
+
+
+class Walker(Visitor):
+  """A visitor of the jaxpr interpreter whose values are numeric types (values.Val)."""
+
   def __init__(self, settings: AceSettings, strict: bool = True):
     self.settings = settings
     self.strict = strict
+    self._interp = Interpreter(self)
     self._cache: Dict[tuple, tuple] = {}
-    self._tag_maps: Dict[int, tuple] = {}
-    self._where: List[str] = []          # absolute name stack of the jaxprs being walked
     self._folds: List[fold.FoldState] = []   # fold='affine': chains of the jaxprs being walked
 
   # ------------------------------------------------------------------------------ jaxprs
-  def run(self, jaxpr, in_vals) -> Tuple[Tally, List[Val]]:
+  def run(self, jaxpr, in_vals, parent: Optional[Eqn] = None) -> Tuple[Tally, List[Val]]:
     key = (id(jaxpr), tuple(in_vals))
     hit = self._cache.get(key)
     if hit is not None:
       return hit[1], hit[2]
     tally = Tally()
-    outs = self._eval(jaxpr, list(in_vals), tally)
+    outs = self._interp.run(jaxpr, list(in_vals), parent=parent, state=tally)
     self._cache[key] = (jaxpr, tally, outs)      # keeps jaxpr alive so its id stays unique
     return tally, outs
 
-  def _read(self, env, v) -> Val:
-    if jint.is_literal(v):
-      val = jint.literal_value(v)
-      return literal_val(val, getattr(jint.var_dtype(v), "kind", "f") == "b", self.settings)
-    return env[v]
+  def literal(self, value, dtype) -> Val:
+    return literal_val(value, getattr(dtype, "kind", "f") == "b", self.settings)
 
-  def _eval(self, jaxpr, in_vals, tally: Tally) -> List[Val]:
-    invars, constvars, outvars, eqns, consts = jint.jaxpr_parts(jaxpr)
-    env = dict(zip(invars, in_vals))
-    for v in constvars:
-      env[v] = float_val(self.settings, const=True, stored=_size(v))
-    tags = self._tag_map(jaxpr, eqns)
-    read = self._read
-    affine = self.settings.fold == "affine"
-    if affine:
-      self._folds.append(fold.FoldState(eqns, outvars))
-    try:
-      for eqn in eqns:
-        ins = [read(env, v) for v in jint.eqn_inputs(eqn)]
-        outs = self._eqn(eqn, ins, tally, tags)
-        for v, o in zip(jint.eqn_outputs(eqn), outs):
-          env[v] = o
-    finally:
-      if affine:
-        self._folds.pop()
-    return [read(env, v) for v in outvars]
+  def constant(self, var, value) -> Val:
+    return float_val(self.settings, const=True, stored=_size(var))
 
-  def _tag_map(self, jaxpr, eqns) -> dict:
-    """{var: qtag params} for every var that feeds a qtag in this jaxpr."""
-    hit = self._tag_maps.get(id(jaxpr))
-    if hit is not None:
-      return hit[1]
-    tags = {}
-    for eqn in eqns:
-      if jint.is_tag(eqn):
-        v = jint.eqn_inputs(eqn)[0]
-        if not jint.is_literal(v):
-          tags[v] = jint.tag_params(eqn)
-    self._tag_maps[id(jaxpr)] = (jaxpr, tags)
-    return tags
+  def enter(self, frame: Frame) -> None:
+    tags = self._interp.qtag_inputs(frame)
+    folds = fold.FoldState(frame.eqns, frame.outvars) if self.settings.fold == "affine" else None
+    if folds is not None:
+      self._folds.append(folds)
+    frame.state = _Frame(frame.state, tags, folds)
+
+  def leave(self, frame: Frame) -> None:
+    if frame.state.folds is not None:
+      self._folds.pop()
 
   # ------------------------------------------------------------------------------- eqns
-  def _eqn(self, eqn, ins: List[Val], tally: Tally, tags: dict) -> List[Val]:
-    prim = jint.primitive_name(eqn)
-    stack = jint.name_stack(eqn)
+  def eqn(self, e: Eqn, ins: List[Val]) -> List[Val]:
+    prim = e.prim
+    stack = e.name_stack
+    eqn = e.raw
+    tally, tags = e.frame.state.tally, e.frame.state.tags
     if prim == "qtag":
-      return [self._tagged(ins[0], jint.tag_params(eqn))]
-    if jint.is_quantizer_call(eqn):
-      return self._quantizer(eqn, ins, tally, tags, stack)
-    body = jint.call_body(eqn)
+      return [self._tagged(ins[0], e.tag)]
+    if e.is_quantizer:
+      return self._quantizer(e, ins, tally, tags, stack)
+    body = e.body
     if body is not None:
-      return self._call(body, ins, tally, stack, 1)
+      return self._call(e, body, ins, tally, stack, 1)
     if prim == "scan":
-      return self._scan(eqn, ins, tally, stack)
+      return self._scan(e, ins, tally, stack)
     if prim == "cond":
-      return self._cond(eqn, ins, tally, stack)
+      return self._cond(e, ins, tally, stack)
     if all(v.const for v in ins):
       return self._const_outputs(eqn, prim, ins)
     if prim == "while":
-      raise AceError(f"'while' on data at {self._path(stack)}: a data-dependent loop has no "
+      raise AceError(f"'while' on data at {self._path(e)}: a data-dependent loop has no "
                      "static cost; use lax.scan or a Python loop")
     rule = rules.RULES.get(prim)
     if rule is None:
-      return self._unknown(eqn, prim, tally, stack)
+      return self._unknown(e, prim, tally, stack)
     outs, cost = rule(eqn, ins, self.settings)
     if cost.ops:
       costs = tally.costs
-      keyed = [((stack, category, op, bx, by), count) for op, bx, by, count, category in cost.ops]
+      keyed = [(CostKey(stack, category, op, bx, by), count)
+               for op, bx, by, count, category in cost.ops]
       i = fold.affine_operand(eqn, prim, ins) if self._folds else None
       if i is not None:
         charged = self._folds[-1].price(costs, jint.eqn_outputs(eqn)[0],
@@ -167,19 +168,17 @@ class Walker:
       tally.notes.append((stack, text))
     return outs
 
-  def _path(self, stack: str) -> str:
-    full = stack
-    for outer in reversed(self._where):
-      full = jint.join_name_stacks(outer, full)
-    return full or "<top level>"
+  @staticmethod
+  def _path(e: Eqn) -> str:
+    return e.stack or "<top level>"
 
-  def _unknown(self, eqn, prim, tally, stack) -> List[Val]:
-    msg = (f"no ACEv2 rule for primitive '{prim}' (module path {self._path(stack)}); add one in "
+  def _unknown(self, e: Eqn, prim, tally, stack) -> List[Val]:
+    msg = (f"no ACEv2 rule for primitive '{prim}' (module path {self._path(e)}); add one in "
            "pikelpn_jax/ace/rules.py")
     if self.strict:
       raise AceError(msg)
     tally.unaccounted.append((stack, f"{prim}"))
-    return [float_val(self.settings)] * len(jint.eqn_outputs(eqn))
+    return [float_val(self.settings)] * len(e.outputs)
 
   def _traffic(self, eqn, ins, outs, tally, stack):
     s = self.settings
@@ -196,11 +195,11 @@ class Walker:
     if p["kind"] == "scale":
       fmt = p["scale"]
       bits = p["scale_bits"] if fmt == FIXED else self.settings.float_bits
-      return Val(FLOAT, bits, True, v.const, fmt, v.stored, v.origin)
+      return Val(FLOAT, bits, const=v.const, fmt=fmt, stored=v.stored, origin=v.origin)
     # No integer of an integer pipeline is wider than its accumulator: a bias tagged 32 bits
     # ("on the accumulator grid") is acc_bits wide when acc_bits is smaller.
-    return Val(INT, min(p["bits"], self.settings.acc_bits), p["signed"], v.const, SCALE_NONE,
-               v.stored, v.origin)
+    return Val(INT, min(p["bits"], self.settings.acc_bits), signed=p["signed"], const=v.const,
+               stored=v.stored, origin=v.origin)
 
   def _const_outputs(self, eqn, prim, ins) -> List[Val]:
     """Constant folding: free; the output keeps the type a later data op will see."""
@@ -226,85 +225,74 @@ class Walker:
             for v, o in zip(outs, outvars)]
 
   # --------------------------------------------------------------------- quantizer pair
-  def _quantizer(self, eqn, ins, tally, tags, stack) -> List[Val]:
+  def _quantizer(self, e: Eqn, ins, tally, tags, stack) -> List[Val]:
     """Requantization: x·(1/s) (a b_in·b_scale multiply; a shift for a pow2 scale; nothing when
     folded), round (one add) and clip (two compares), all at the input width b_in. A binary
     (±1) quantizer is sign(x): one compare, no scale, no rounding. Output: int(bits)."""
+    eqn = e.raw
     out = jint.eqn_outputs(eqn)[0]
     p = tags.get(out)
     if p is None:
-      raise AceError(f"quantize_ste at {self._path(stack)} has no qtag on its output: the "
+      raise AceError(f"quantize_ste at {self._path(e)} has no qtag on its output: the "
                      "analyzer cannot know its bit width (use quant.quantizer.codes)")
     x = ins[0]
     if x.const and x.origin >= 0:
       tally.param_bits[x.origin] = p["bits"]
     bits = min(p["bits"], self.settings.acc_bits)
     if all(v.const for v in ins):
-      return [Val(INT, bits, p["signed"], True, stored=x.stored or _size(out))]
+      return [Val(INT, bits, signed=p["signed"], const=True, stored=x.stored or _size(out))]
     s = self.settings
     b = width(x, s)
     n = _size(out)
     costs = tally.costs
     if p["bits"] == 1 and p["signed"]:
-      costs[(stack, "scaling", "cmp", b, 0)] += n
+      costs[CostKey(stack, "scaling", "cmp", b, 0)] += n
     else:
       if not p["folded"]:
         if p["scale"] == POW2:
-          key = (stack, "scaling", "shift", b, 0)
+          key = CostKey(stack, "scaling", "shift", b, 0)
         elif p["scale"] == FIXED:
-          key = (stack, "scaling", "mul", b, p["scale_bits"])
+          key = CostKey(stack, "scaling", "mul", b, p["scale_bits"])
         else:
-          key = (stack, "scaling", "mul", b, s.float_bits)
+          key = CostKey(stack, "scaling", "mul", b, s.float_bits)
         if self._folds and self._folds[-1].chain_of(jint.eqn_inputs(eqn)[0]) is not None:
           # ·(1/s) merges into the affine chain that computed x (fold='affine')
           self._folds[-1].price(costs, out, jint.eqn_inputs(eqn)[0], [(key, n)])
         else:
           costs[key] += n
-      costs[(stack, "scaling", "add", b, 0)] += n
-      costs[(stack, "scaling", "cmp", b, 0)] += 2 * n
+      costs[CostKey(stack, "scaling", "add", b, 0)] += n
+      costs[CostKey(stack, "scaling", "cmp", b, 0)] += 2 * n
     scale = ins[1] if len(ins) > 1 else None
     w = scale.stored * width(scale, s) if scale is not None and scale.const else 0
     tally.add_traffic(stack, w, n * b, n * bits)
-    return [Val(INT, bits, p["signed"])]
+    return [Val(INT, bits, signed=p["signed"])]
 
   # ------------------------------------------------------------------------ higher order
-  def _call(self, body, ins, tally, stack, times) -> List[Val]:
-    self._where.append(stack)
-    try:
-      sub, outs = self.run(body, ins)
-    finally:
-      self._where.pop()
+  def _call(self, e: Eqn, body, ins, tally, stack, times) -> List[Val]:
+    sub, outs = self.run(body, ins, e)
     tally.merge(sub, stack, times)
     return outs
 
-  def _scan(self, eqn, ins, tally, stack) -> List[Val]:
-    body, length, n_consts, n_carry = jint.scan_info(eqn)
+  def _scan(self, e: Eqn, ins, tally, stack) -> List[Val]:
+    body, length, n_consts, n_carry = e.scan
     carry = ins[n_consts:n_consts + n_carry]
-    self._where.append(stack)
-    try:
-      sub, outs = self.run(body, ins)
-      # Integer widths grow (c·c doubles them each step) up to acc_bits: iterate to the fixed
-      # point of the carry types, which then bounds every step. Joins only widen, and widths
-      # are capped, so this ends.
-      for _ in range(2 * self.settings.acc_bits + 4):
-        new_carry = [join(a, b, self.settings) if not same_type(a, b) else a
-                     for a, b in zip(carry, outs[:n_carry])]
-        if all(same_type(a, b) for a, b in zip(carry, new_carry)):
-          break
-        carry = new_carry
-        ins = ins[:n_consts] + new_carry + ins[n_consts + n_carry:]
-        sub, outs = self.run(body, ins)
-    finally:
-      self._where.pop()
+    sub, outs = self.run(body, ins, e)
+    # Integer widths grow (c·c doubles them each step) up to acc_bits: iterate to the fixed
+    # point of the carry types, which then bounds every step. Joins only widen, and widths
+    # are capped, so this ends.
+    for _ in range(2 * self.settings.acc_bits + 4):
+      new_carry = [join(a, b, self.settings) if not same_type(a, b) else a
+                   for a, b in zip(carry, outs[:n_carry])]
+      if all(same_type(a, b) for a, b in zip(carry, new_carry)):
+        break
+      carry = new_carry
+      ins = ins[:n_consts] + new_carry + ins[n_consts + n_carry:]
+      sub, outs = self.run(body, ins, e)
     tally.merge(sub, stack, length)
     return outs
 
-  def _cond(self, eqn, ins, tally, stack) -> List[Val]:
-    self._where.append(stack)
-    try:
-      results = [self.run(b, ins[1:]) for b in jint.cond_branches(eqn)]
-    finally:
-      self._where.pop()
+  def _cond(self, e: Eqn, ins, tally, stack) -> List[Val]:
+    results = [self.run(b, ins[1:], e) for b in e.branches]
     costs = [sub.acev2(self.settings) for sub, _ in results]
     pick = max(range(len(results)), key=lambda i: costs[i])
     outs = list(results[0][1])

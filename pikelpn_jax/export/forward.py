@@ -29,10 +29,10 @@ from pikelpn_jax._jax_internals import (
   primitive_name,
   tag,
   var_dtype,
-  walk_eqns,
 )
 from pikelpn_jax.export.format import read_file
 from pikelpn_jax.export.ops import codes_dtype, run_op, tag_tensors
+from pikelpn_jax.jaxpr_interpreter import all_eqns
 
 FORBIDDEN_PRIMS = ("div", "rem", "exp", "exp2", "log", "sqrt", "rsqrt", "pow", "tanh", "logistic",
                    "erf", "sin", "cos", "round", "floor", "ceil", "reduce_precision")
@@ -125,7 +125,7 @@ def integer_violations(fn, *args) -> List[str]:
   closed = jax.make_jaxpr(fn)(*args)
   bad = [f"input {v} has dtype {var_dtype(v)}" for v in jaxpr_parts(closed)[0]
          if not _is_int(var_dtype(v))]
-  for eqn in walk_eqns(closed):
+  for eqn in all_eqns(closed):
     name = primitive_name(eqn)
     dtypes = [np.asarray(literal_value(v)).dtype if is_literal(v) else var_dtype(v)
               for v in eqn_inputs(eqn) + eqn_outputs(eqn)]

@@ -8,26 +8,24 @@ from typing import Optional
 
 import numpy as np
 
-from pikelpn_jax._jax_internals import CATEGORY_PREFIX
 from pikelpn_jax.export import grid
 from pikelpn_jax.export.values import Const, ExportError, Sym
+from pikelpn_jax.jaxpr_interpreter import LAYOUT_TABLE, layout_names, split_stack
 
 
 def module_path(stack: str) -> str:
-  """'PikeLPN/block0/dw/norm/acev2:norm' -> 'block0/dw/norm' (module components only)."""
-  parts = [p for p in stack.split("/") if p and ":" not in p and "." not in p and "(" not in p]
+  """'PikeLPN/block0/dw/norm/acev2:norm' -> 'block0/dw/norm' (module components only: below the
+  model, without cost-category and method scopes or transform names)."""
+  parts = [p for p in split_stack(stack)[0].split("/")
+           if p and ":" not in p and "." not in p and "(" not in p]
   return "/".join(parts[1:]) or (parts[0] if parts else "model")
 
 
 def stack_category(stack: str) -> Optional[str]:
-  cats = [p[len(CATEGORY_PREFIX):] for p in stack.split("/") if p.startswith(CATEGORY_PREFIX)]
-  return cats[-1] if cats else None
+  return split_stack(stack)[1] or None
 
 
-LAYOUT_PARAMS = {"reshape": ("new_sizes",), "broadcast_in_dim": ("shape", "broadcast_dimensions"),
-                 "squeeze": ("dimensions",), "expand_dims": ("dimensions",),
-                 "transpose": ("permutation",), "slice": ("start_indices", "limit_indices", "strides"),
-                 "pad": ("padding_config",), "rev": ("dimensions",), "concatenate": ("dimension",)}
+LAYOUT_PARAMS = {n: LAYOUT_TABLE[n].params for n in layout_names("params")}
 FLIPPED = {"ge": "le", "gt": "lt", "le": "ge", "lt": "gt", "eq": "eq", "ne": "ne"}
 
 

@@ -19,64 +19,52 @@ from typing import Any, Dict, List, Optional
 import jax
 import numpy as np
 
-from pikelpn_jax._jax_internals import (
-  bind_eqn,
-  call_body,
-  eqn_inputs,
-  eqn_outputs,
-  is_literal,
-  is_quantizer_call,
-  jaxpr_parts,
-  join_name_stacks,
-  literal_value,
-  name_stack,
-  primitive_name,
-  tag_params,
-)
+from pikelpn_jax._jax_internals import bind_eqn
 from pikelpn_jax.export import grid, rules
 from pikelpn_jax.export.helpers import module_path, stack_category
 from pikelpn_jax.export.values import Const, ExportError, Input, Sym
+from pikelpn_jax.jaxpr_interpreter import Eqn, Interpreter, Visitor, layout_names
 
 # Ops that keep integer codes integer codes (a tagged weight stays tagged through them).
-CODE_PRESERVING = ("reshape", "broadcast_in_dim", "squeeze", "expand_dims", "transpose", "slice",
-                   "rev", "copy", "convert_element_type", "stop_gradient", "pad", "concatenate",
-                   "materialize")
+CODE_PRESERVING = layout_names("keeps_codes")
 INT32_LIMIT = 2 ** 31 - 1
 
 
-def _expands(eqn) -> bool:
+def _expands(e: Eqn) -> bool:
   """Call-like equations whose bodies the lowering walks (a quantizer is one unit)."""
-  return call_body(eqn) is not None and not is_quantizer_call(eqn)
+  return e.body is not None and not e.is_quantizer
+
+
+class _Recorder(Visitor):
+  """Concrete values: call bodies are entered (a quantizer runs whole), the rest is bound."""
+
+  def __init__(self, table: dict):
+    self.table = table
+    self.interp = Interpreter(self)
+
+  def eqn(self, e: Eqn, vals: list) -> list:
+    outs = self.interp.run(e.body, vals, parent=e) if _expands(e) else bind_eqn(e.raw, vals)
+    self.table[e.path] = outs
+    return outs
 
 
 def record_values(closed, args) -> Dict[tuple, List[np.ndarray]]:
   """Every equation's outputs on `args`, keyed by its position (eqn indices down the call
   nesting), from ONE compiled evaluation (op-by-op evaluation compiles every op separately)."""
-  def walk(j, ins, path, table):
-    invars, constvars, outvars, eqns, consts = jaxpr_parts(j)
-    env = dict(zip(constvars, consts))
-    env.update(zip(invars, ins))
-    read = lambda v: literal_value(v) if is_literal(v) else env[v]
-    for i, eqn in enumerate(eqns):
-      vals = [read(v) for v in eqn_inputs(eqn)]
-      outs = walk(call_body(eqn), vals, path + (i,), table) if _expands(eqn) else \
-          bind_eqn(eqn, vals)
-      table[path + (i,)] = outs
-      env.update(zip(eqn_outputs(eqn), outs))
-    return [read(v) for v in outvars]
-
   def run(*flat):
-    table = {}
-    walk(closed, list(flat), (), table)
-    return table
+    rec = _Recorder({})
+    rec.interp.run(closed, list(flat))
+    return rec.table
 
   return jax.tree_util.tree_map(np.asarray, jax.jit(run)(*args))
 
 
-class Lowerer:
-  """Holds the integer program being built: ops, stored tensors, value metadata, checks."""
+class Lowerer(Visitor):
+  """Holds the integer program being built: ops, stored tensors, value metadata, checks.
+  A visitor of the jaxpr interpreter whose values are Const, Input or Sym."""
 
   def __init__(self, table: Dict[tuple, List[np.ndarray]]):
+    self.interp = Interpreter(self)
     self.table = table                           # fake-quant values of every equation
     self.ops: List[dict] = []
     self.values: Dict[str, dict] = {}
@@ -87,33 +75,26 @@ class Lowerer:
 
   # ------------------------------------------------------------------ interpretation
   def run(self, closed, args: List[Any]) -> List[Any]:
-    return self._interp(closed, args, "", ())
+    return self.interp.run(closed, args)
 
-  def _interp(self, j, ins, prefix: str, path: tuple):
-    invars, constvars, outvars, eqns, consts = jaxpr_parts(j)
-    env = {v: Const(np.asarray(c)) for v, c in zip(constvars, consts)}
-    env.update(zip(invars, ins))
-    read = lambda v: Const(np.asarray(literal_value(v))) if is_literal(v) else env[v]
-    tags = {eqn_inputs(e)[0]: tag_params(e) for e in eqns if primitive_name(e) == "qtag"}
-    for i, eqn in enumerate(eqns):
-      vals = [read(v) for v in eqn_inputs(eqn)]
-      stack = join_name_stacks(prefix, name_stack(eqn))
-      outs = self._eqn(eqn, vals, stack, path + (i,), tags)
-      env.update(zip(eqn_outputs(eqn), outs))
-    return [read(v) for v in outvars]
+  def literal(self, value, dtype):
+    return Const(np.asarray(value))
 
-  def _eqn(self, eqn, ins, stack: str, key: tuple, tags):
-    prim = primitive_name(eqn)
-    refs = self.table[key]
+  def constant(self, var, value):
+    return Const(np.asarray(value))
+
+  def eqn(self, e: Eqn, ins):
+    eqn, prim, stack = e.raw, e.prim, e.stack
+    refs = self.table[e.path]
     if all(isinstance(i, Const) for i in ins):
       codes = None
-      if prim == "qtag" and tag_params(eqn)["kind"] != "scale":
-        codes = {k: tag_params(eqn)[k] for k in ("bits", "signed", "kind")}
+      if prim == "qtag" and e.tag["kind"] != "scale":
+        codes = {k: e.tag[k] for k in ("bits", "signed", "kind")}
       elif prim in CODE_PRESERVING and ins and ins[0].codes:
         codes = ins[0].codes
       return [Const(o, codes) for o in refs]
-    if is_quantizer_call(eqn):
-      out = eqn_outputs(eqn)[0]
+    if e.is_quantizer:
+      out, tags = e.outputs[0], self.interp.qtag_inputs(e.frame)
       if out not in tags:
         raise ExportError(f"{module_path(stack)}: a quantizer output without a bit-width tag")
       return [rules.quantize(self, tags[out], ins, refs[0], stack)]
@@ -123,8 +104,8 @@ class Lowerer:
       raise ExportError(f"{module_path(stack)}: the float model input feeds {prim!r} before any "
                         "quantizer; integer export needs the input to go straight into the first "
                         "layer's input quantizer (do normalisation in the data pipeline)")
-    if _expands(eqn):
-      return self._interp(call_body(eqn), ins, stack, key)
+    if _expands(e):
+      return self.interp.run(e.body, ins, parent=e)
     rule = rules.RULES.get(prim)
     if rule is None:
       raise ExportError(f"{module_path(stack)}: primitive {prim!r} on an integer value has no "

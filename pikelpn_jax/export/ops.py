@@ -20,9 +20,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from pikelpn_jax._jax_internals import cost_category, tag
+from pikelpn_jax.jaxpr_interpreter import layout_names
 
-LAYOUT_PRIMS = ("reshape", "broadcast_in_dim", "squeeze", "expand_dims", "transpose", "slice",
-                "pad", "rev", "concatenate", "copy", "convert_element_type")
+LAYOUT_PRIMS = layout_names("runtime")
 I32 = jnp.int32
 
 

@@ -6,9 +6,31 @@ Every constructor validates its fields and raises one clear ValueError naming th
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
-CALIBRATIONS = ("absmax", "absmean", "fixed", "lsq", "ema")
+
+class CalibrationMethod(NamedTuple):
+  """What a calibration method is (quantizer.py reads these, never the method's name).
+
+  state: where its scale lives: '' none (stateless, recomputed from x or a constant), 'param' a
+    learned step (lsq), 'batch_stats' a running bound (ema).
+  measured: the bound is measured on data (max|x| or mean|x|), so a pow2 scale with rounding
+    'auto' rounds up and never clips max|x|; a constant or learned bound rounds to nearest.
+  statistic: the statistic of |x| a measured bound takes: 'max' or 'mean' ('' when not measured).
+  """
+  state: str
+  measured: bool
+  statistic: str
+
+
+CALIBRATION_METHODS = {
+    "absmax": CalibrationMethod(state="", measured=True, statistic="max"),
+    "absmean": CalibrationMethod(state="", measured=True, statistic="mean"),
+    "fixed": CalibrationMethod(state="", measured=False, statistic=""),
+    "lsq": CalibrationMethod(state="param", measured=False, statistic=""),
+    "ema": CalibrationMethod(state="batch_stats", measured=True, statistic="max"),
+}
+CALIBRATIONS = tuple(CALIBRATION_METHODS)
 SCALE_FORMATS = ("none", "pow2", "fixed")
 SCALE_ROUNDINGS = ("auto", "ceil", "nearest")
 KINDS = ("weight", "act", "norm", "scale", "param")
@@ -91,6 +113,10 @@ class Calibration:
       raise ValueError(f"calibration.bound={self.bound!r} is not allowed; use a positive number")
     if not 0.0 <= self.momentum < 1.0:
       raise ValueError(f"calibration.momentum={self.momentum!r} is not allowed; use 0 <= m < 1")
+
+  @property
+  def spec(self) -> CalibrationMethod:
+    return CALIBRATION_METHODS[self.method]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,8 +35,7 @@ def quantize_scale(s, cfg: QuantConfig):
   if fmt == "pow2":
     # 'auto': data-calibrated scales round up (no clipping of max|x|); learned ones to nearest.
     rounding = cfg.scale_quant.rounding
-    ceil = rounding == "ceil" or (rounding == "auto" and
-                                  cfg.calibration.method in ("absmax", "absmean", "ema"))
+    ceil = rounding == "ceil" or (rounding == "auto" and cfg.calibration.spec.measured)
     s = ste.round_pow2_ste(s, ceil)
   else:
     s = ste.round_fixed_ste(s, cfg.scale_quant.bits)
@@ -61,7 +60,7 @@ def static_bound(x, cfg: QuantConfig):
   axis = cfg.granularity.resolve(x.ndim)
   red = reduce_axes(x.ndim, axis)
   ax = jnp.abs(jax.lax.stop_gradient(x))
-  b = jnp.mean(ax, axis=red, keepdims=True) if cfg.calibration.method == "absmean" else \
+  b = jnp.mean(ax, axis=red, keepdims=True) if cfg.calibration.spec.statistic == "mean" else \
       jnp.max(ax, axis=red, keepdims=True)
   return jnp.maximum(b, _EPS)
 
@@ -76,13 +75,10 @@ def quantize(x, cfg: QuantConfig):
   """Stateless quantization: absmax/absmean/fixed calibration. Returns (q, s) or (x, None)."""
   if cfg.is_float:
     return x, None
-  method = cfg.calibration.method
-  if method in ("absmax", "absmean"):
-    bound = static_bound(x, cfg)
-  elif method == "fixed":
-    bound = jnp.asarray(cfg.calibration.bound, x.dtype)
-  else:
-    raise ValueError(f"calibration.method={method!r} needs state; use the Quantizer module")
+  cal = cfg.calibration
+  if cal.spec.state:
+    raise ValueError(f"calibration.method={cal.method!r} needs state; use the Quantizer module")
+  bound = static_bound(x, cfg) if cal.spec.measured else jnp.asarray(cal.bound, x.dtype)
   return quantize_with_bound(x, bound, cfg)
 
 
@@ -105,15 +101,15 @@ class Quantizer(nn.Module):
     cfg = self.config
     if cfg.is_float:
       return x, None
-    method = cfg.calibration.method
-    if method in ("absmax", "absmean", "fixed"):
+    state = cfg.calibration.spec.state
+    if not state:
       return quantize(x, cfg)
     axis = cfg.granularity.resolve(x.ndim)
     shape = [1] * x.ndim
     if axis is not None:
       shape[axis] = x.shape[axis]
     levels = cfg.numerics.levels_per_bound
-    if method == "lsq":
+    if state == "param":                              # LSQ's learned step
       step = self.param("step", lambda _k, sh: jnp.full(sh, cfg.calibration.bound / levels,
                                                         jnp.float32), tuple(shape))
       s = jnp.abs(step) + _EPS

@@ -10,11 +10,11 @@ import jax
 import pytest
 
 from pikelpn_jax.ace import AceSettings, acev2_report
-from pikelpn_jax.ace.api import _input_vals, _parse_stack, abstract_variables, model_input_spec
+from pikelpn_jax.ace.api import _input_vals, abstract_variables, model_input_spec
 from pikelpn_jax.ace.walker import Walker
-from pikelpn_jax.config_base import REPO_ROOT
+from pikelpn_jax.config_base import REPO_ROOT, load_config
+from pikelpn_jax.jaxpr_interpreter import split_stack
 from pikelpn_jax.models import build_model
-from pikelpn_jax.models.config_fields import load_config
 
 # size_stats() of the official PokeBNN-1.0x at 224×224 (sops: scalar ops per image).
 OFFICIAL_SOPS = {
@@ -49,8 +49,9 @@ def pokebnn_counts():
   tally, _ = Walker(s).run(closed, _input_vals(closed, args, tuple(range(len(names))),
                                                (names.index("params"),), s))
   out = collections.Counter()
-  for (stack, forced, op, _, by), n in tally.costs.items():
-    path, cat = _parse_stack(stack)
+  for key, n in tally.costs.items():
+    path, cat = split_stack(key.stack)
+    forced, op, by = key.category, key.op, key.by
     path = re.sub(r"unit\d", "unitN", re.sub(r"resblock\d+", "blockN", path))
     out[(path, forced or cat, op, by)] += n
   return out

@@ -197,8 +197,8 @@ def test_rules_are_registered_functions_returning_addable_costs():
   from pikelpn_jax.ace.values import Val
   eqn = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: a * b)(jnp.ones((3,)), jnp.ones((3,))))[3][0]
   s = AceSettings()
-  outs, c = RULES["mul"](eqn, [Val("int", 4, True), Val("int", 8, True)], s)
-  assert outs == [Val("int", 12, True)] and c == cost("mul", 4, 8, 3)   # exact: 4 + 8 bits
+  outs, c = RULES["mul"](eqn, [Val("int", 4, signed=True), Val("int", 8, signed=True)], s)
+  assert outs == [Val("int", 12, signed=True)] and c == cost("mul", 4, 8, 3)   # exact: 4 + 8 bits
   total = c + cost("add", 8, 0, 2) + FREE
   assert isinstance(total, Cost) and len(total.ops) == 2
   assert cost("add", 8, 0, 0) == FREE

@@ -5,6 +5,7 @@ import pytest
 
 from pikelpn_jax import _jax_internals as ji
 from pikelpn_jax.config_base import load_config
+from pikelpn_jax.jaxpr_interpreter import all_eqns
 from pikelpn_jax.models import build_model
 
 
@@ -14,7 +15,7 @@ def trace_eqns(config, size=32, batch=1, **build_kw):
   x = jax.ShapeDtypeStruct((batch, size, size, config.dataset.channels), jnp.float32)
   variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
   jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, x)
-  return list(ji.walk_eqns(jaxpr.jaxpr)), variables
+  return all_eqns(jaxpr.jaxpr), variables
 
 
 def tags(eqns):
