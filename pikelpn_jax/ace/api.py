@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from pikelpn_jax._jax_internals import jaxpr_parts
 from pikelpn_jax.ace import rules
-from pikelpn_jax.ace.report import CostReport, LayerRow, _frozen
+from pikelpn_jax.ace.report import CostReport, LayerRow, frozen
 from pikelpn_jax.ace.values import CATEGORIES, AceSettings, dtype_bits, input_val
 from pikelpn_jax.ace.walker import AceError, Tally, Walker
 from pikelpn_jax.jaxpr_interpreter import split_stack
@@ -122,7 +122,7 @@ def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[tupl
     r["wr"] += wr
 
   rows = tuple(LayerRow(p, r["macs"], r["ace"], r["acev2"], r["ops"], r["w"], r["r"], r["wr"],
-                        _frozen({c: v for c, v in r["cats"].items() if v}))
+                        frozen({c: v for c, v in r["cats"].items() if v}))
                for p, r in layers.items())
   # A parameter's bits: its quantizer tag's, else its integer dtype's (int8 weights stored by
   # another library), else float_bits.
@@ -132,9 +132,9 @@ def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[tupl
   notes = tuple(dict.fromkeys(f"{_parse_stack(st)[0] or '<top>'}: {t}" for st, t in tally.notes))
   unaccounted = tuple(f"{t} at {_parse_stack(st)[0] or '<top>'}" for st, t in tally.unaccounted)
   settings_json = dict(s.as_dict(), conventions=dict(CONVENTIONS), **(extra_settings or {}))
-  return CostReport(macs, ace, acev2, params, model_bits, _frozen(breakdown),
-                    _frozen({k: _frozen(v) for k, v in sorted(by_bits.items())}), rows,
-                    unaccounted, notes, _frozen(settings_json), _frozen(timing))
+  return CostReport(macs, ace, acev2, params, model_bits, frozen(breakdown),
+                    frozen({k: frozen(v) for k, v in sorted(by_bits.items())}), rows,
+                    unaccounted, notes, frozen(settings_json), frozen(timing))
 
 
 def _argnums(x: Union[int, Iterable[int]], n: int, name: str) -> tuple:

@@ -10,7 +10,7 @@ from pikelpn_jax.ace.values import CATEGORIES
 _FROZEN = types.MappingProxyType
 
 
-def _frozen(d) -> Mapping:
+def frozen(d) -> Mapping:
   return _FROZEN(dict(d))
 
 
@@ -50,7 +50,7 @@ class LayerRow:
                     self.acev2 + other.acev2, self.ops + other.ops,
                     self.weight_bits + other.weight_bits, self.act_read_bits + other.act_read_bits,
                     self.act_write_bits + other.act_write_bits,
-                    _frozen(_add_maps(self.breakdown, other.breakdown)))
+                    frozen(_add_maps(self.breakdown, other.breakdown)))
 
   def to_json(self) -> dict:
     return {"path": self.path, "macs": self.macs, "ace": self.ace, "acev2": self.acev2,
@@ -108,11 +108,11 @@ class CostReport:
     return CostReport(
         self.macs + other.macs, self.ace + other.ace, self.acev2 + other.acev2,
         self.params + other.params, self.model_bits + other.model_bits,
-        _frozen(_add_maps(self.breakdown, other.breakdown)),
-        _frozen({k: _frozen(v) for k, v in sorted(by_bits.items())}),
+        frozen(_add_maps(self.breakdown, other.breakdown)),
+        frozen({k: frozen(v) for k, v in sorted(by_bits.items())}),
         tuple(rows.values()), self.unaccounted + other.unaccounted,
         tuple(dict.fromkeys(self.notes + other.notes)), self.settings,
-        _frozen(_add_maps(self.timing, other.timing)))
+        frozen(_add_maps(self.timing, other.timing)))
 
   def __radd__(self, other):
     if other == 0:        # sum([...])

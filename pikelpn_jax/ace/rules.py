@@ -368,7 +368,3 @@ def unit_cost(op: str, bx: int, by: int, settings) -> int:
   if op == "transc":
     return settings.transcendental_mults * bx * by
   raise ValueError(f"unknown op class {op!r}")
-
-
-# The accumulating primitives' rules live in their own module; importing it registers them.
-from pikelpn_jax.ace import rules_accumulate  # noqa: E402,F401  pylint: disable=wrong-import-position

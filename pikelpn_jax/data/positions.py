@@ -13,10 +13,17 @@ from typing import Tuple
 import numpy as np
 
 
+# Stream tags mixed into the user's seed so the data order and the per-example augmentation draw
+# from independent random streams (and from none that model initialisation uses). Changing either
+# changes every run's data, so they are fixed constants.
+DATA_ORDER_STREAM = 0xDA7A
+AUGMENT_STREAM = 0xA06
+
+
 @functools.lru_cache(maxsize=3)   # the current epoch and the next, per process
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-  return np.random.default_rng([seed, 0xDA7A, epoch]).permutation(n)
+  return np.random.default_rng([seed, DATA_ORDER_STREAM, epoch]).permutation(n)
 
 
 def train_seed(seed: int, position: int) -> Tuple[int, int, int]:
-  return (seed, 0xA06, int(position))
+  return (seed, AUGMENT_STREAM, int(position))
