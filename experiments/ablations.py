@@ -199,6 +199,12 @@ def parse_seeds(arg: str):
   return seeds
 
 
+def _rel(path: str) -> str:
+  from experiments.common import REPO
+  rel = os.path.relpath(path, REPO)
+  return path if rel.startswith("..") else rel
+
+
 def main(args) -> None:
   clock = _results.Clock()
   r = recipe.recipe(args.quick)
@@ -235,7 +241,8 @@ def main(args) -> None:
       "activations, ReLU). *ACEv2 (224)*: the analyzer at " + res + ", float at 32 bits; *norm* and "
       "*scaling* are its categories. *ACEv2 (trained model)*: the narrow model trained here, at "
       "32×32. Cost columns are recomputed by the analyzer each time this table is built "
-      "(experiments/lib/costs.py); accuracies come from the run records in `results/runs/`.",
+      "(experiments/lib/costs.py); accuracies come from the run records in "
+      f"`{_rel(store.dir)}`.",
       "Study recipe (the same for every run, experiments/lib/recipe.py): " + r.describe() +
       f". Seeds {', '.join(map(str, seeds))}: seed k gives every setting the same initialisation "
       "and data order. Std is the sample standard deviation over seeds."]

@@ -185,6 +185,12 @@ def ratio_table(items) -> str:
   return markdown_table(header, body)
 
 
+def _rel(path: str) -> str:
+  from experiments.common import REPO
+  rel = os.path.relpath(path, REPO)
+  return path if rel.startswith("..") else rel
+
+
 def main(args) -> None:
   clock = _results.Clock()
   r = recipe.recipe(args.quick)
@@ -227,7 +233,7 @@ def main(args) -> None:
         "Fashion-MNIST: the study recipe (experiments/lib/recipe.py, the same for every row): " +
         r.describe() + (f"; family width factors: {widths}" if not args.quick else "") +
         f". Seeds {', '.join(map(str, seeds))}; mean ± sample std over the seeds that exist (n). "
-        "Accuracies come from the run records in `results/runs/`. *fmnist ACEv2* is the trained "
+        f"Accuracies come from the run records in `{_rel(store.dir)}`. *fmnist ACEv2* is the trained "
         "narrow model at 32×32.")
     missing = {k: v for k, v in outcome.missing.items() if v}
     note = sweep.incomplete_note(missing, {s: _zoo.label(s) for s in specs})
