@@ -6,8 +6,8 @@ Each --set FIELD=VALUE (repeatable, one variant per flag; several changes in one
 by ',') rebuilds the model with that config change and evaluates the *same* trained variables on
 the run's test set. A variant whose model has other variables than the checkpoint is an error.
 
-    python -m experiments.lib.eval_swap --workdir /tmp/h12/main3000 \\
-        --set model.quantnorm_bits=None --set model.quantnorm_bits=16 --set model.dq_format=none
+    python -m experiments.lib.eval_swap --workdir /tmp/pikelpn_fmnist \\
+        --set model.quantnorm_bits=16 --set model.double_quant=False --set model.dq_round=ceil
 """
 from __future__ import annotations
 
@@ -64,13 +64,13 @@ def evaluate(config, variables) -> Dict[str, float]:
   model = make_model(config)
 
   @jax.jit
-  def correct(images, labels, mask):
+  def correct(variables, images, labels, mask):   # variables as arguments: no constant folding
     logits = model.apply(variables, images, train=False)
     return jnp.sum((jnp.argmax(logits, -1) == labels) * mask), jnp.sum(mask)
 
   hits = total = 0.0
   for images, labels, mask in InputPipeline(config).eval_batches():
-    h, n = correct(images, labels, mask)
+    h, n = correct(variables, images, labels, mask)
     hits, total = hits + float(h), total + float(n)
   return {"top1": hits / total, "examples": int(total)}
 
@@ -95,7 +95,12 @@ def main(argv=None) -> Dict[str, Any]:
   for changes in variants:
     c = apply_variant(config, changes)
     name = ", ".join(f"{f}={v}" for f, v in changes)
-    r = evaluate(c, variables)
+    try:
+      r = evaluate(c, variables)
+    except (ValueError, TypeError, KeyError) as e:   # e.g. a variant with other variables
+      rows.append({"variant": name, "error": str(e).splitlines()[0][:300]})
+      print(f"{name}: not evaluable ({rows[-1]['error']})", flush=True)
+      continue
     rows.append({"variant": name, **r, "delta": r["top1"] - rows[0]["top1"]})
     print(f"{name}: top-1 {100 * r['top1']:.2f} % ({100 * rows[-1]['delta']:+.2f})", flush=True)
   if args.json:
