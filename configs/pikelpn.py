@@ -12,11 +12,15 @@ shekhovt/TNet; see /work/shared/docs/paper-notes.md §8.1 — not reproduced her
 training is infeasible on a 2-core CPU):
   1x: 67.55 % (reported)   2x: 69.23 % (reported)   3x: 71.95 % (reported)   6x: 73.59 % (reported)
 fmnist (Fashion-MNIST test top-1):
-  89.56 % top-1 (99.83 % top-5) after 2000 steps, fully quantized, measured with the README's
-  first command (workdir /tmp/pikelpn_fmnist) on the 2-core CPU of our development machine
-  (7 min 44 s wall including apt-get update and pip, training 444 s, nothing else running;
-  results.json params_sha256 3beebd07...). Then the ACEv2 report: MACs 2.97M, ACE 52.4M,
-  ACEv2 75.6M per image.
+  91.09 % top-1 (99.84 % top-5) after 2000 steps, fully quantized, lr 2e-2 (issue 11: ≥ 90 % in
+  ≤ 10 min on 2 cores): `python main.py --config configs/pikelpn.py:fmnist --workdir DIR` with
+  tcmalloc preloaded, on the 2-core CPU of our development machine while four other jobs shared it
+  (load average 12-17): 18 min 48 s wall, user 503 s + sys 7 s of CPU, training 1068 s. The same
+  training with lr 1e-2 gave 89.56 % in 2000 steps and 89.73 % in 3000 steps, so more steps at the
+  old rate do not reach 90 %; the higher rate does, at the old cost (2000 steps: 444 s of
+  training with glibc malloc on the idle machine, ~1.5× less with tcmalloc). Then the ACEv2
+  report: MACs 2.97M, ACE 52.4M, ACEv2 75.6M per image. This run is also the study recipe's
+  PikeLPN-1x seed 0 (experiments/lib/recipe.py; results/runs/).
 
 Variants (our documented reading, docs/models.md):
   1x: width 1.0, body activations 4-bit (config.model.quant.a_bits = 4)
@@ -65,7 +69,7 @@ def get_config(variant: str = "1x"):
                    bit_rules=pikelpn_bit_rules(), quantnorm=True, double_quant=True, dhq=True)
   c.reported_top1 = REPORTED_TOP1.get(variant, -1.0)   # -1: no reported number
   if variant == "fmnist":
-    # Tuned by sweeps (docs/training.md): batch 256, AdamW lr 1e-2 with 100 warm-up steps,
+    # Tuned by sweeps (docs/training.md): batch 256, AdamW lr 2e-2 with 100 warm-up steps,
     # cosine decay, label smoothing 0.1, weight decay 1e-3 on kernels; activation scales learned
     # (LSQ) and every power-of-two scale rounded to nearest (same ACEv2 as abs-max/EMA + ceil).
     c.model.quant.a_calibration = "lsq"
@@ -76,7 +80,7 @@ def get_config(variant: str = "1x"):
     c.eval_every_steps = 500
     c.checkpoint_every_steps = 500
     c.log_every_steps = 50
-    c.learning_rate = 1e-2
+    c.learning_rate = 2e-2
     c.warmup_steps = 100
     c.label_smoothing = 0.1
     c.weight_decay = 1e-3
