@@ -9,9 +9,10 @@ setting the same initialisation and data order, so each effect is the mean paire
 over seeds with its 95 % t-interval. A convergence check trains PikeLPN-1x and float MobileNetV1
 at twice the budget. Writes results/ablations.{md,json}.
 
-    python experiments/ablations.py        # trains what results/runs/ lacks (6 settings × 5 seeds
-                                           # + 3 convergence runs, ~5 min per 2000-step run on 2 idle cores),
-                                           # then builds the tables; run it again to resume
+    python experiments/ablations.py        # trains what results/runs/ lacks (6 settings × 5
+                                           # seeds + 3 convergence runs; ~5 min per 2000-step
+                                           # run on 2 idle cores), then builds the tables; run
+                                           # it again to resume
     python experiments/ablations.py --no_train         # tables from the records that exist
     python experiments/ablations.py --quick --out_dir /tmp/x
 """
