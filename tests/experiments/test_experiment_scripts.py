@@ -32,7 +32,10 @@ def out(tmp_path_factory):
   env = {"PIKELPN_COMPILE_CACHE": cache}
   for script, extra in (("cost_breakdown.py", ()), ("family_table.py", ()), ("ablations.py", ()),
                         ("energy.py", ()), ("pareto.py", ())):
-    run(script, "--quick", "--out_dir", str(d), *extra, env_extra=env)
+    # ablations trains 4 quick runs (2 settings × 2 seeds + a convergence run, one shared with
+    # family_table): it needs longer on a busy machine.
+    run(script, "--quick", "--out_dir", str(d), *extra, env_extra=env,
+        timeout=600 if script == "ablations.py" else 240)
   # the family table's quick PikeLPN-1x run (workdirs are named after the run record)
   (work,) = glob.glob(os.path.join(str(d), "_work", "family_table", "*_s0_n2"))
   run("dhq_distribution.py", "--quick", "--out_dir", str(d), "--model", "pikelpn.py:1x",
@@ -134,7 +137,7 @@ def test_ablations_resume_from_records(out, tmp_path):
   assert "Incomplete sweep" in md and "**all off (plain quantized MobileNetV1)**: seeds 1" in md
   assert "Trained by this invocation: 0 run(s)" in md
   assert json.load(open(tmp_path / "ablations.json"))["missing"] == {"all_off": [1]}
-  run("ablations.py", *args, env_extra=env)
+  run("ablations.py", *args, env_extra=env, timeout=600)
   md = open(tmp_path / "ablations.md").read()
   assert "Trained by this invocation: 1 run(s)" in md and "Incomplete sweep" not in md
   again = json.load(open(os.path.join(runs_dir, name)))
