@@ -131,6 +131,7 @@ def settings_table(rows) -> str:
     seeds = ", ".join(f"{k}: " + ("div." if v is None else f"{100 * v:.2f}")
                       for k, v in sorted(r["top1"].items(), key=lambda kv: int(kv[0])))
     acc = "-" if r["top1_mean"] is None else \
+        f"{100 * r['top1_mean']:.2f} (1 seed: no std)" if r["n"] == 1 else \
         f"{100 * r['top1_mean']:.2f} ± {100 * r['top1_std']:.2f} ({r['n']})"
     if r["missing_seeds"]:
       acc += " ²"

@@ -144,7 +144,8 @@ def measured(f) -> str:
     return "not trained ¹"
   if f.get("top1_mean") is None:
     return "diverged" if f.get("diverged") else "-"
-  s = f"{100 * f['top1_mean']:.2f} ± {100 * f['top1_std']:.2f} ({f['n']})"
+  s = (f"{100 * f['top1_mean']:.2f} (1 seed: no std)" if f["n"] == 1 else
+       f"{100 * f['top1_mean']:.2f} ± {100 * f['top1_std']:.2f} ({f['n']})")
   if f.get("diverged"):
     s += f", seeds {f['diverged']} diverged"
   return s + (" ²" if f.get("missing_seeds") else "")
