@@ -133,6 +133,11 @@ def main(args) -> None:
               f"{r.get('width_scale')} (families: {family.get('family_width')}); top-1 is the mean "
               f"over the seeds each row has (n in family_table.md, which also names incomplete "
               f"rows).", table(fmnist)]
+    missing = family.get("missing") or {}
+    if missing:
+      parts.append(f"**Incomplete:** {len(missing)} trained row(s) of the family table still lack "
+                   "seeds (listed in family_table.md); rows without any record are absent from "
+                   "this panel, so its frontier is not yet a claim about the models we train.")
   _results.write(args.out_dir, NAME, "Accuracy vs ACEv2 (Pareto)", "\n\n".join(parts),
                  {"source": source, "imagenet_reported": imagenet, "fmnist_measured": fmnist},
                  figure)
