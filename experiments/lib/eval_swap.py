@@ -43,8 +43,19 @@ def parse_variant(arg: str) -> List[Tuple[str, Any]]:
 
 
 def apply_variant(config, changes):
+  """A copy of config with the changes; 'model.bit_rules.<regex>.<key>' edits one bit rule."""
   c = copy.deepcopy(config)
   for field, value in changes:
+    if field.startswith("model.bit_rules."):
+      pattern, _, key = field[len("model.bit_rules."):].rpartition(".")
+      rules = [(p, dict(o)) for p, o in c.model.bit_rules]
+      hits = [o for p, o in rules if p == pattern]
+      if not hits:
+        raise ValueError(f"--set field {field!r}: no bit rule {pattern!r}; rules: "
+                         f"{[p for p, _ in rules]}")
+      hits[0][key] = value
+      c.model.bit_rules = tuple((p, o) for p, o in rules)
+      continue
     *parents, leaf = field.split(".")
     node = c
     for p in parents:

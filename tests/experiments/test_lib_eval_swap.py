@@ -24,3 +24,13 @@ def test_apply_variant_changes_a_copy_and_refuses_unknown_fields():
   assert c.model.quantnorm_bits == 8 and c.model.dq_round == "auto"
   with pytest.raises(ValueError, match="'model.nope'"):
     eval_swap.apply_variant(c, [("model.nope", 1)])
+
+
+def test_apply_variant_edits_one_bit_rule():
+  c = _zoo.load("pikelpn.py:1x")
+  d = eval_swap.apply_variant(c, [(r"model.bit_rules.block\d+/dw.w_bits", 4)])
+  rules = {p: o for p, o in d.model.bit_rules}
+  assert rules[r"block\d+/dw"]["w_bits"] == 4 and rules["stem"]["w_bits"] == 8
+  assert {p: o for p, o in c.model.bit_rules}[r"block\d+/dw"]["w_bits"] == 8
+  with pytest.raises(ValueError, match="no bit rule 'nope'"):
+    eval_swap.apply_variant(c, [("model.bit_rules.nope.w_bits", 4)])
