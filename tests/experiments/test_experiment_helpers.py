@@ -76,8 +76,8 @@ def test_study_config_keeps_the_model_and_sets_the_recipe():
   assert (c.warmup_steps, c.label_smoothing, c.weight_decay) == (100, 0.1, 1e-3)
   assert c.quant_schedule.act_start_step == 0 and c.distill.teacher_config == ""
   assert base.dataset.name == "imagenet2012"      # the original is untouched
-  assert "1500 steps of batch 256" in r.describe()
-  assert recipe.study_config(base, r, 0, steps=3000).num_train_steps == 3000
+  assert "2000 steps of batch 256" in r.describe() and "lr 0.02" in r.describe()
+  assert recipe.study_config(base, r, 0, steps=4000).num_train_steps == 4000
 
 
 def test_study_config_of_pikelpn_1x_is_the_main_job_model():
