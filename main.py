@@ -4,8 +4,14 @@ Kept short on purpose (flax examples/imagenet style); the logic is in pikelpn_ja
 """
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+if __name__ == "__main__":  # first, before JAX loads: re-executes once under tcmalloc if installed
+  from pikelpn_jax.allocator import use_tcmalloc
+  use_tcmalloc()
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from pikelpn_jax.cli_flags import parse_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file 'configs/x.py:variant'.", lock_config=True)
@@ -18,8 +24,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  del argv   # parse_flags refuses positional arguments
   from pikelpn_jax.train.cli import run
   sys.exit(run(FLAGS.config, FLAGS.workdir, config_flags.get_config_filename(FLAGS["config"]),
                distributed=FLAGS.distributed, coordinator_address=FLAGS.coordinator_address,
@@ -27,4 +32,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

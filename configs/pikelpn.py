@@ -8,19 +8,13 @@ Commands (variant after ':'; any field can be overridden with --config.<field>=<
   python main.py --config configs/pikelpn.py:fmnist --workdir /tmp/fmnist
 
 What they should produce (ImageNet top-1, REPORTED by the paper as quoted by a third party,
-shekhovt/TNet; see /work/shared/docs/paper-notes.md §8.1 — not reproduced here, ImageNet
-training is infeasible on a 2-core CPU):
+shekhovt/TNet; see docs/models.md — not reproduced here, ImageNet training is infeasible on a
+2-core CPU):
   1x: 67.55 % (reported)   2x: 69.23 % (reported)   3x: 71.95 % (reported)   6x: 73.59 % (reported)
-fmnist (Fashion-MNIST test top-1):
-  91.09 % top-1 (99.84 % top-5) after 2000 steps, fully quantized, lr 2e-2 (issue 11: ≥ 90 % in
-  ≤ 10 min on 2 cores): `python main.py --config configs/pikelpn.py:fmnist --workdir DIR` with
-  tcmalloc preloaded, on the 2-core CPU of our development machine while four other jobs shared it
-  (load average 12-17): 18 min 48 s wall, user 503 s + sys 7 s of CPU, training 1068 s. The same
-  training with lr 1e-2 gave 89.56 % in 2000 steps and 89.73 % in 3000 steps, so more steps at the
-  old rate do not reach 90 %; the higher rate does, at the old cost (2000 steps: 444 s of
-  training with glibc malloc on the idle machine, ~1.5× less with tcmalloc). Then the ACEv2
-  report: MACs 2.97M, ACE 52.4M, ACEv2 75.6M per image. This run is also the study recipe's
-  PikeLPN-1x seed 0 (experiments/lib/recipe.py; results/runs/).
+fmnist (Fashion-MNIST test top-1): 91.09 % top-1 (99.84 % top-5) after 2000 steps, fully
+  quantized; ACEv2 75.6M per image (MACs 2.97M, ACE 52.4M). The run, its command, machine and
+  time: README.md ("What the main job does"). It is also the study recipe's PikeLPN-1x seed 0
+  (experiments/lib/recipe.py, results/runs/).
 
 Variants (our documented reading, docs/models.md):
   1x: width 1.0, body activations 4-bit (config.model.quant.a_bits = 4)

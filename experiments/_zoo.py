@@ -73,7 +73,7 @@ def label(spec: str) -> str:
 
 def load(spec: str, image_size: Optional[int] = None):
   """The config of 'file.py:variant' (configs/ of this repo); image_size overrides the input."""
-  from pikelpn_jax.models.config_fields import load_config
+  from pikelpn_jax.config_base import load_config
   config = load_config(os.path.join(REPO, "configs", spec))
   if image_size is not None:
     config.dataset.image_size = int(image_size)

@@ -17,14 +17,21 @@ import os
 import platform
 import re
 import statistics
+import sys
 import time
 
-import jax
+if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from pikelpn_jax.allocator import use_tcmalloc
+  use_tcmalloc()
 
-from pikelpn_jax.ace import AceSettings, analyze
-from pikelpn_jax.ace.api import abstract_variables, model_input_spec
-from pikelpn_jax.models import build_model
-from pikelpn_jax.models.config_fields import load_config
+import jax  # noqa: E402
+
+from pikelpn_jax.ace import AceSettings, analyze  # noqa: E402
+from pikelpn_jax.allocator import allocator_in_use  # noqa: E402
+from pikelpn_jax.ace.api import abstract_variables, model_input_spec  # noqa: E402
+from pikelpn_jax.models import build_model  # noqa: E402
+from pikelpn_jax.config_base import load_config  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = (("PikeLPN-1x", "configs/pikelpn.py:1x"),
@@ -81,8 +88,8 @@ def bench(spec: str, repeats: int) -> dict:
 def section(results: dict, repeats: int, load: float) -> str:
   lines = [BEGIN, "## ACEv2 analyzer speed (experiments/bench_analyzer.py)", "",
            f"Command: `python experiments/bench_analyzer.py --repeats {repeats}`; measured on this "
-           f"{os.cpu_count()}-core CPU ({platform.machine()}), jax {jax.__version__}, default XLA "
-           "flags; batch 1, 224×224, abstract (eval_shape) variables; median of "
+           f"{os.cpu_count()}-core CPU ({platform.machine()}), jax {jax.__version__}, "
+           f"{allocator_in_use()}, default XLA flags; batch 1, 224×224, abstract (eval_shape) variables; median of "
            f"{repeats} interleaved runs after one warm-up; 1-minute load average {load:.1f} at the "
            "start (other jobs share the machine, so absolute times are noisy; the ratios less so).",
            "",

@@ -16,9 +16,14 @@ import statistics
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import optax
+if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from pikelpn_jax.allocator import use_tcmalloc
+  use_tcmalloc()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments.common import REPO, markdown_table, stamp, write_section  # noqa: E402

@@ -17,14 +17,20 @@ import shlex
 import sys
 import time
 
-import jax
-import numpy as np
+if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from pikelpn_jax.allocator import use_tcmalloc
+  use_tcmalloc()
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from pikelpn_jax.allocator import allocator_in_use  # noqa: E402
 from pikelpn_jax.data import InputPipeline  # noqa: E402
-from pikelpn_jax.train.config_io import load_config_file  # noqa: E402
+from pikelpn_jax.config_base import load_config  # noqa: E402
 from pikelpn_jax.train.model_init import FULL  # noqa: E402
 from pikelpn_jax.train.optim import make_optimizer  # noqa: E402
 from pikelpn_jax.train.steps import (StepFactory, create_state, global_batch,  # noqa: E402
@@ -53,13 +59,14 @@ def device_description(note: str) -> str:
     except (OSError, AttributeError):
       pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{model}, {os.cpu_count()} cores (XLA:CPU), jax {jax.__version__}; 1-minute load "
+    return (f"{model}, {os.cpu_count()} cores (XLA:CPU), jax {jax.__version__}, "
+            f"{allocator_in_use()}; 1-minute load "
             f"average {load:.1f} at the end (other jobs share the machine when it exceeds the core count)")
   return f"{jax.device_count()}× {d.device_kind} ({d.platform}), jax {jax.__version__}"
 
 
 def bench_one(spec: str, dw_impl: str, args) -> dict:
-  c = load_config_file(spec)
+  c = load_config(spec)
   c.model.width, c.model.dw_impl = args.width, dw_impl
   c.dataset.name, c.dataset.image_size, c.dataset.channels = "synthetic", args.image_size, 3
   c.dataset.num_classes = args.num_classes

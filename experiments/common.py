@@ -32,8 +32,9 @@ def machine() -> str:
   import jax
   dev = jax.devices()[0]
   kind = getattr(dev, "device_kind", dev.platform)
+  from pikelpn_jax.allocator import allocator_in_use
   return (f"{platform.machine()} {os.cpu_count()} CPU cores, jax {jax.__version__}, "
-          f"backend {jax.default_backend()} ({kind} ×{jax.device_count()})")
+          f"backend {jax.default_backend()} ({kind} ×{jax.device_count()}), {allocator_in_use()}")
 
 
 def stamp() -> str:

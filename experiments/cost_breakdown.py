@@ -4,7 +4,10 @@ For each low-precision model (PokeBNN 0.5x/1.0x/2.0x, ReActNet-A, MobileNetV1/V2
 MobileNetV2 w4a4 with PReLU, ResNet-18 w4a4; PikeLPN-1x as the reference) it prices the
 inference forward at 224×224 with the ACEv2 analyzer, with float elementwise work at 32 and at
 16 bits, and writes ACE, ACEv2 and the share of each category (MAC, norm, activation, scaling,
-residual/pool) to results/cost_breakdown.{md,json,png}.
+residual/pool) to results/cost_breakdown.{md,json,png}. Every model is priced under both
+deployment-folding views (`fold` none: the graph as written; affine: chains of per-channel
+multiplies and adds merged into one of each, docs/acev2.md), and the ratio of each baseline to
+PikeLPN-1x is given under both.
 
     python experiments/cost_breakdown.py            # ~1 min on a 2-core CPU
     python experiments/cost_breakdown.py --quick --out_dir /tmp/x   # 2 models at 32×32
@@ -15,26 +18,42 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
+  from pikelpn_jax.allocator import use_tcmalloc
+  use_tcmalloc()
 from experiments import _results, _zoo  # noqa: E402
 from experiments.common import markdown_table  # noqa: E402
 
 NAME = "cost_breakdown"
 FLOAT_BITS = (32, 16)
+FOLDS = ("none", "affine")
+REFERENCE = "pikelpn.py:1x"
 SHOWN = ("mac", "norm", "activation", "scaling", "residual_pool")
 QUICK_SPECS = ("pikelpn.py:1x", "mobilenet_v2.py:w4a4")
 QUICK_IMAGE_SIZE = 32
 
 
 def measure(specs, image_size, clock) -> list:
+  from pikelpn_jax.ace import acev2_report
   rows = []
   for spec in specs:
     config = _zoo.load(spec, image_size)
+    from pikelpn_jax.ace.api import abstract_variables, model_input_spec
+    from pikelpn_jax.models import build_model
+    model = build_model(config, dw_impl="grouped")          # built once, traced per setting
+    variables = abstract_variables(model, model_input_spec(config))
     for fb in FLOAT_BITS:
-      s = _zoo.summary(_zoo.report(config, float_bits=fb))
-      rows.append({"spec": spec, "label": _zoo.label(spec), "float_bits": fb,
-                   "bits": _zoo.mac_bits_label(s["by_bits"], fb), **{
-                       k: s[k] for k in ("macs", "ace", "acev2", "params", "model_bits",
-                                         "breakdown")}})
+      for fold in FOLDS:
+        r = acev2_report(config, variables, float_bits=fb, model=model,
+                         acc_bits=int(config.ace.get("acc_bits", 32)), fold=fold,
+                         config_source=f"configs/{spec}")
+        if r.unaccounted:
+          raise RuntimeError(f"ACEv2 left primitives unpriced in {spec}: {r.unaccounted[:3]}")
+        s = _zoo.summary(r.to_json())
+        rows.append({"spec": spec, "label": _zoo.label(spec), "float_bits": fb, "fold": fold,
+                     "bits": _zoo.mac_bits_label(s["by_bits"], fb), **{
+                         k: s[k] for k in ("macs", "ace", "acev2", "params", "model_bits",
+                                           "breakdown")}})
     clock.log(f"priced {spec}")
   return rows
 
@@ -48,12 +67,30 @@ def table(rows, fb) -> str:
             [f"{_zoo.CATEGORY_LABELS[c]} %" for c in SHOWN] + ["elementwise %"])
   body = []
   for r in rows:
-    if r["float_bits"] != fb:
+    if r["float_bits"] != fb or r["fold"] != "none":
       continue
     body.append([r["label"], r["bits"], _zoo.si(r["macs"]), _zoo.si(r["ace"]),
                  _zoo.si(r["acev2"]), f"{r['acev2'] / r['ace']:.2f}"] +
                 [_results.pct(r["breakdown"][c], r["acev2"]) for c in SHOWN] +
                 [_results.pct(elementwise(r), r["acev2"])])
+  return markdown_table(header, body)
+
+
+def fold_table(rows) -> str:
+  """ACEv2 under both folds and each model's ratio to PikeLPN-1x under each (fp32 and fp16)."""
+  get = {(r["spec"], r["float_bits"], r["fold"]): r["acev2"] for r in rows}
+  header = ["model"]
+  for fb in FLOAT_BITS:
+    header += [f"ACEv2 fp{fb}, none", "affine", "÷ PikeLPN-1x, none", "÷ PikeLPN-1x, affine"]
+  body = []
+  for spec in dict.fromkeys(r["spec"] for r in rows):
+    line = [_zoo.label(spec)]
+    for fb in FLOAT_BITS:
+      line += [_zoo.si(get[(spec, fb, "none")]), _zoo.si(get[(spec, fb, "affine")])]
+      for fold in FOLDS:
+        ref = get.get((REFERENCE, fb, fold))
+        line.append(f"{get[(spec, fb, fold)] / ref:.2f}×" if ref else "-")
+    body.append(line)
   return markdown_table(header, body)
 
 
@@ -64,7 +101,7 @@ def plot(rows, path) -> None:
   fig, axes = plt.subplots(1, len(FLOAT_BITS), figsize=(13, 0.45 * len(rows) / 2 + 2.2),
                            sharey=True)
   for ax, fb in zip(axes, FLOAT_BITS):
-    sel = [r for r in rows if r["float_bits"] == fb][::-1]
+    sel = [r for r in rows if r["float_bits"] == fb and r["fold"] == "none"][::-1]
     y = range(len(sel))
     left = [0.0] * len(sel)
     for c in colors:
@@ -89,7 +126,7 @@ def plot(rows, path) -> None:
 def findings(rows) -> str:
   lines = []
   for fb in FLOAT_BITS:
-    sel = [r for r in rows if r["float_bits"] == fb]
+    sel = [r for r in rows if r["float_bits"] == fb and r["fold"] == "none"]
     binary = [r for r in sel if r["spec"].startswith(("pokebnn", "reactnet"))]
     if binary:
       parts = ", ".join(f"{r['label']} {_results.pct(elementwise(r), r['acev2'])}%" for r in binary)
@@ -98,6 +135,15 @@ def findings(rows) -> str:
     top = max(sel, key=lambda r: r["acev2"] / r["ace"])
     lines.append(f"* Largest ACEv2/ACE at {fb} bits: {top['label']} ({top['acev2'] / top['ace']:.2f}×)"
                  f"; smallest: {min(sel, key=lambda r: r['acev2'] / r['ace'])['label']}.")
+  get = {(r["spec"], r["float_bits"], r["fold"]): r["acev2"] for r in rows}
+  for fb in FLOAT_BITS:
+    if (REFERENCE, fb, "none") not in get:
+      continue
+    ratios = {fold: max(v / get[(REFERENCE, fb, fold)] for (spec, b, f), v in get.items()
+                        if b == fb and f == fold and spec != REFERENCE) for fold in FOLDS}
+    lines.append(f"* Largest baseline ÷ PikeLPN-1x ACEv2 at {fb}-bit floats: "
+                 f"{ratios['none']:.2f}× as written (fold none), {ratios['affine']:.2f}× after "
+                 "deployment folding (fold affine).")
   return "\n".join(lines)
 
 
@@ -115,10 +161,17 @@ def main(args) -> None:
       "Category shares are of ACEv2; *elementwise* = everything but the MACs.",
       "## Float elementwise work at 32 bits (fp32)", table(rows, 32),
       "## Float elementwise work at 16 bits (bf16-style)", table(rows, 16),
+      "## Deployment folding: fold none vs affine",
+      "`fold none` prices the graph as written (the tables above); `fold affine` first merges "
+      "each chain of multiplies and adds by per-channel or scalar constants on one tensor "
+      "(a conv's dequantization, a float batch norm, a following rescale) into one multiply and "
+      "one add, as an inference compiler would. The ratio columns divide each model's ACEv2 by "
+      "PikeLPN-1x's under the same fold and float width.", fold_table(rows),
       "## Findings", findings(rows),
       f"Wall time: {clock.seconds:.0f} s."])
   _results.write(args.out_dir, NAME, "ACE vs ACEv2 cost breakdown", body,
-                 {"image_size": size or 224, "float_bits": list(FLOAT_BITS), "rows": rows},
+                 {"image_size": size or 224, "float_bits": list(FLOAT_BITS),
+                  "folds": list(FOLDS), "rows": rows},
                  figure)
 
 

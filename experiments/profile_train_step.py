@@ -21,6 +21,11 @@ import re
 import sys
 import tempfile
 
+if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from pikelpn_jax.allocator import use_tcmalloc
+  use_tcmalloc()
+
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_cpu_enable_xprof_traceme=true").strip()
 

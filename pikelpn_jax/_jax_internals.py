@@ -15,6 +15,7 @@ import contextlib
 from typing import Any, Iterator
 
 import jax
+import numpy as np
 from jax.extend import core as jex_core
 from jax.interpreters import ad, batching, mlir
 
@@ -154,7 +155,6 @@ def literal_value(v):
 # only these functions change (and tests/test_jax_internals.py says which).
 
 QUANTIZER_FUNCTION = "quantize_ste"
-DropVar = jex_core.DropVar
 
 
 def primitive_name(eqn) -> str:
@@ -171,10 +171,6 @@ def eqn_outputs(eqn) -> list:
 
 def is_literal(v) -> bool:
   return isinstance(v, Literal)
-
-
-def is_dropped(v) -> bool:
-  return isinstance(v, DropVar)
 
 
 def var_shape(v) -> tuple[int, ...]:
@@ -288,6 +284,44 @@ def pad_config(eqn) -> tuple:
   return tuple(tuple(int(a) for a in c) for c in eqn.params["padding_config"])
 
 
+def _plain(v):
+  """Tuples of ints as lists (JSON-ready), numpy ints as ints; anything else unchanged."""
+  if isinstance(v, (tuple, list)):
+    return [_plain(x) for x in v]
+  if isinstance(v, np.integer):
+    return int(v)
+  return v
+
+
+def conv_attrs(eqn) -> dict:
+  """conv_general_dilated's window and layout params as JSON-ready values (the export's attrs)."""
+  p = eqn.params
+  dn = p["dimension_numbers"]
+  return {"window_strides": list(p["window_strides"]), "padding": _plain(p["padding"]),
+          "lhs_dilation": list(p["lhs_dilation"]), "rhs_dilation": list(p["rhs_dilation"]),
+          "dimension_numbers": [list(dn.lhs_spec), list(dn.rhs_spec), list(dn.out_spec)],
+          "feature_group_count": int(p["feature_group_count"]),
+          "batch_group_count": int(p["batch_group_count"])}
+
+
+def dot_dimension_numbers(eqn) -> tuple:
+  """dot_general's ((lhs_contract, rhs_contract), (lhs_batch, rhs_batch))."""
+  (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+  return (tuple(lc), tuple(rc)), (tuple(lb), tuple(rb))
+
+
+def window_attrs(eqn) -> dict:
+  """reduce_window_*'s params under their jaxpr names, JSON-ready (the export's attrs)."""
+  p = eqn.params
+  return {k: _plain(p[k]) for k in ("window_dimensions", "window_strides", "padding",
+                                    "base_dilation", "window_dilation")}
+
+
+def layout_params(eqn, keys) -> dict:
+  """The named params of a layout primitive (reshape, pad, ...), JSON-ready; absent ones None."""
+  return {k: _plain(eqn.params.get(k)) for k in keys}
+
+
 def join_name_stacks(outer: str, inner: str) -> str:
   """Name stacks inside a sub-jaxpr are relative to the calling eqn's stack."""
   if not outer:
@@ -320,3 +354,14 @@ def walk_eqns(j):
       for sub in (v if isinstance(v, (tuple, list)) else (v,)):
         if isinstance(sub, (Jaxpr, ClosedJaxpr)):
           yield from walk_eqns(sub)
+
+
+def lax_primitive_names() -> frozenset:
+  """Names of every primitive jax.lax exports as `<name>_p` (the analyzer's coverage test
+  enumerates them, so a new JAX cannot add one that nobody prices or refuses)."""
+  names = set()
+  for attr in dir(jax.lax):
+    p = getattr(jax.lax, attr)
+    if attr.endswith("_p") and isinstance(p, jex_core.Primitive):
+      names.add(p.name)
+  return frozenset(names)

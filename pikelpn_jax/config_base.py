@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Optional
 
 import ml_collections
 
@@ -59,7 +60,7 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
 
   c.learning_rate = 1e-3
   c.optimizer = "adamw"         # sgd | adam | adamw
-  c.momentum = 0.9
+  c.momentum = 0.9              # sgd: momentum; adam/adamw: b1, the first-moment decay
   c.nesterov = False            # sgd only
   c.b2 = 0.999
   c.weight_decay = 5e-5         # kernels only
@@ -84,6 +85,25 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   return c
 
 
+def check_int(field: str, value, lo: Optional[int] = None, hi: Optional[int] = None, *,
+              allowed: Optional[str] = None) -> int:
+  """`value` when it is an int (not a bool) in [lo, hi]; else a one-line ValueError naming the
+  field, the value and what is allowed (`allowed` overrides the generated wording)."""
+  if (isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo)
+      or (hi is not None and value > hi)):
+    if allowed is None:
+      if lo is not None and hi is not None:
+        allowed = f"an integer in {lo}..{hi}"
+      elif lo == 1:
+        allowed = "a positive integer"
+      elif lo is not None:
+        allowed = f"an integer >= {lo}"
+      else:
+        allowed = "an integer" if hi is None else f"an integer <= {hi}"
+    raise ValueError(f"{field}={value!r} is not allowed; use {allowed}")
+  return value
+
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -95,8 +115,9 @@ def load_config(spec: str, what: str = "config") -> ml_collections.ConfigDict:
   path, _, variant = spec.partition(":")
   found = next((p for p in (path, os.path.join(REPO_ROOT, path)) if os.path.isfile(p)), None)
   if found is None or not path.endswith(".py"):
+    files = sorted(f for f in os.listdir(os.path.join(REPO_ROOT, "configs")) if f.endswith(".py"))
     raise FileNotFoundError(f"{what}={spec!r}: no config file {path!r}; use "
-                            "'configs/<name>.py:<variant>'")
+                            f"'configs/<name>.py:<variant>' with <name>.py one of {files}")
   module_spec = importlib.util.spec_from_file_location(
       f"_pikelpn_cfg_{abs(hash(os.path.abspath(found)))}", found)
   module = importlib.util.module_from_spec(module_spec)

@@ -175,3 +175,30 @@ def test_shape_accessors():
   assert jint.reduce_axes_of(red) == (1,)
   lit = jint.eqn_inputs(jint.jaxpr_parts(jax.make_jaxpr(lambda x: x * 3.0)(X))[3][0])[1]
   assert jint.is_literal(lit) and float(jint.literal_value(lit)) == 3.0
+
+
+def test_export_attr_accessors():
+  # The integer export writes these into its file header: plain JSON values, jaxpr names.
+  closed = _tiny_jaxpr()
+  a = jint.conv_attrs(_eqns(closed, "conv_general_dilated")[0])
+  assert a["window_strides"] == [2, 2] and a["padding"] == [[1, 1], [1, 1]]
+  assert a["lhs_dilation"] == [1, 1] and a["feature_group_count"] == 1
+  assert a["dimension_numbers"] == [[0, 3, 1, 2], [3, 2, 0, 1], [0, 3, 1, 2]]
+  dot = jint.jaxpr_parts(jax.make_jaxpr(jnp.matmul)(jnp.ones((2, 5)), jnp.ones((5, 3))))[3][0]
+  assert jint.dot_dimension_numbers(dot) == (((1,), (0,)), ((), ()))
+  pool = jint.jaxpr_parts(jax.make_jaxpr(lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME"))(
+      jnp.ones((1, 5, 5, 2))))[3][0]
+  w = jint.window_attrs(pool)
+  assert w["window_dimensions"] == [1, 3, 3, 1] and w["padding"][1] == [1, 1]
+  pad = jint.jaxpr_parts(jax.make_jaxpr(lambda x: jax.lax.pad(x, 0.0, ((0, 0, 0), (1, 2, 0))))(X))[3][-1]
+  assert jint.primitive_name(pad) == "pad"
+  assert jint.layout_params(pad, ("padding_config", "nope")) == {
+      "padding_config": [[0, 0, 0], [1, 2, 0]], "nope": None}
+
+
+def test_lax_primitive_names_lists_the_primitives_by_their_bound_name():
+  names = jint.lax_primitive_names()
+  assert {"add", "stack", "concatenate", "convert_element_type", "scan", "cond"} <= names
+  assert len(names) > 100
+  eqn = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: jnp.stack([a, b]))(X, X))[3][0]
+  assert jint.primitive_name(eqn) in names

@@ -2,14 +2,15 @@
 
     from pikelpn_jax.ace import acev2_report, analyze, CostReport
     report = acev2_report(config)                    # a zoo model, batch 1
+    report = acev2_report(config, fold="affine")     # after deployment folding
     report = analyze(fn, params, x, const_argnums=0)  # any function
     print(report.render(by="category")); report.to_json()
 """
 from pikelpn_jax.ace.api import acev2_report, analyze
 from pikelpn_jax.ace.report import CostReport, LayerRow
 from pikelpn_jax.ace.rules import RULES, LAYOUT_PRIMITIVES
-from pikelpn_jax.ace.values import CATEGORIES, AceSettings
+from pikelpn_jax.ace.values import CATEGORIES, FOLDS, AceSettings
 from pikelpn_jax.ace.walker import AceError
 
 __all__ = ["acev2_report", "analyze", "CostReport", "LayerRow", "AceSettings", "AceError",
-           "CATEGORIES", "RULES", "LAYOUT_PRIMITIVES"]
+           "CATEGORIES", "FOLDS", "RULES", "LAYOUT_PRIMITIVES"]

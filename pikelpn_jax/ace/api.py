@@ -11,30 +11,42 @@ import jax.numpy as jnp
 
 from pikelpn_jax.ace import rules
 from pikelpn_jax.ace.report import CostReport, LayerRow, _frozen
-from pikelpn_jax.ace.values import CATEGORIES, AceSettings, input_val
+from pikelpn_jax.ace.values import CATEGORIES, AceSettings, dtype_bits, input_val
 from pikelpn_jax.ace.walker import AceError, Tally, Walker
 from pikelpn_jax._jax_internals import CATEGORY_PREFIX, jaxpr_parts
 
-# Conventions without a knob, written into every report's settings (docs/acev2.md).
+# Conventions without a knob, written into every report's settings (docs/acev2.md). Each one is
+# checked against the rules by its own micro-case in tests/ace/test_ace_conventions.py.
 CONVENTIONS = {
-    "mac": "MACs * b_x * b_w (ACE v1 and ACEv2); float operands at float_bits",
+    "mac": "MACs * b_x * b_w (ACE v1 and ACEv2); float operands at float_bits; the result of two "
+           "integer operands is an accumulator of acc_bits",
     "requantization": "x*(1/s): b_in*b_scale (none: float_bits; fixed: scale_bits), shift b_in "
                       "(pow2), nothing (folded); + round (1 add) + clip (2 compares) at b_in; "
                       "binary: 1 compare",
-    "elementwise": "mul/div b_x*b_y; by a power of two: shift b_x; add/sub/max/min/compare/"
-                   "select: max(b_x, b_y); transcendental: transcendental_mults*b_x^2",
+    "mul": "b_x*b_y; by a power of two: a shift, b_x",
+    "div": "by data: b_x*b_y; by a constant: b_x*float_bits (its precomputed reciprocal); by a "
+           "power of two: a shift, b_x",
+    "add": "add/sub/neg/abs/round: max(b_x, b_y)",
+    "compare": "max/min/compare/and/or/xor: max(b_x, b_y); clamp: 2 compares at the widest",
+    "select": "free when the cases have equal types; otherwise 1 compare at the widest case",
+    "transcendental": "transcendental_mults * b_x^2",
     "reductions": "n-1 adds or compares per output element, at the input width",
     "constants": "anything computed from parameters and literals only is free",
-    "integer_results": "int*int, int+int and integer sums are held at acc_bits",
+    "integer_widths": "exact: layout, clip/min/max, abs, select keep an integer type; add/sub "
+                      "max(b1,b2)+1, mul b1+b2, a sum of n +ceil(log2 n); every integer width "
+                      "(tags and dtypes included) is capped at acc_bits",
+    "integer_dtypes": "an integer dtype (input, convert_element_type) is a bit-width source like "
+                      "the quantizer tag",
     "traffic": "unfused: every priced op reads its operands and writes its result",
 }
 
 
 def _flat_param_sizes(args, param_argnums) -> list:
+  """(elements, bits of its integer dtype or 0) of every parameter leaf, in flat order."""
   sizes = []
   for i in param_argnums:
     for leaf in jax.tree_util.tree_leaves(args[i]):
-      sizes.append(math.prod(leaf.shape))
+      sizes.append((math.prod(leaf.shape), dtype_bits(leaf.dtype)))
   return sizes
 
 
@@ -75,7 +87,7 @@ def _parse_stack(stack: str):
   return "/".join(kept), category
 
 
-def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[int],
+def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[tuple],
                  timing: dict, extra_settings: Optional[dict] = None) -> CostReport:
   s = settings
   layers = {}
@@ -91,6 +103,8 @@ def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[int]
     return r
 
   for (stack, forced, op, bx, by), n in tally.costs.items():
+    if not n:                       # a multiply merged away by fold='affine'
+      continue
     path, cat = _parse_stack(stack)
     cat = forced or cat or "other"
     cost = n * rules.unit_cost(op, bx, by, s)
@@ -118,9 +132,11 @@ def build_report(tally: Tally, settings: AceSettings, param_sizes: Sequence[int]
   rows = tuple(LayerRow(p, r["macs"], r["ace"], r["acev2"], r["ops"], r["w"], r["r"], r["wr"],
                         _frozen({c: v for c, v in r["cats"].items() if v}))
                for p, r in layers.items())
-  params = sum(param_sizes)
-  model_bits = sum(size * tally.param_bits.get(i, s.float_bits)
-                   for i, size in enumerate(param_sizes))
+  # A parameter's bits: its quantizer tag's, else its integer dtype's (int8 weights stored by
+  # another library), else float_bits.
+  params = sum(size for size, _ in param_sizes)
+  model_bits = sum(size * tally.param_bits.get(i, int_bits or s.float_bits)
+                   for i, (size, int_bits) in enumerate(param_sizes))
   notes = tuple(dict.fromkeys(f"{_parse_stack(st)[0] or '<top>'}: {t}" for st, t in tally.notes))
   unaccounted = tuple(f"{t} at {_parse_stack(st)[0] or '<top>'}" for st, t in tally.unaccounted)
   settings_json = dict(s.as_dict(), conventions=dict(CONVENTIONS), **(extra_settings or {}))
@@ -174,20 +190,40 @@ def abstract_variables(model, x_spec) -> dict:
                                            train=False))
 
 
+def config_settings(config, source: str = "", overrides: Sequence[str] = (),
+                    variant_defaulted: bool = False) -> dict:
+  """What a report records about the config it priced: where it came from, the overrides, the
+  model's scalar fields and a digest of the whole resolved config (so two reports of different
+  configs never have equal settings)."""
+  import hashlib
+  import json
+  from pikelpn_jax.train.config_io import config_to_dict
+  resolved = config_to_dict(config)
+  model = {k: v for k, v in sorted(resolved.get("model", {}).items())
+           if isinstance(v, (str, int, float, bool)) or v is None}
+  return {"config_source": source, "config_variant_defaulted": bool(variant_defaulted),
+          "config_overrides": list(overrides), "config_model": model,
+          "config_sha256": hashlib.sha256(json.dumps(resolved, sort_keys=True).encode())
+          .hexdigest()}
+
+
 def acev2_report(config, variables=None, *, float_bits: int = 32, acc_bits: int = 32,
                  batch: int = 1, count_padded_taps: bool = True, strict: bool = True,
-                 model=None) -> CostReport:
+                 model=None, fold: str = "none", config_source: str = "",
+                 overrides: Sequence[str] = (), variant_defaulted: bool = False) -> CostReport:
   """ACEv2 of the inference forward of the config's model (dw_impl='grouped') at `batch`.
 
   variables: {'params', 'batch_stats', ...} or None (shapes from an abstract init).
   Costs are per call, i.e. per image at batch=1. An unknown primitive raises AceError naming it and
   its module path; strict=False lists it in report.unaccounted instead. `model` overrides the
-  built model (it must match `variables`).
+  built model (it must match `variables`). fold: 'none' (as written) or 'affine' (deployment
+  folding, docs/acev2.md). config_source / overrides / variant_defaulted: recorded in settings
+  (the CLI passes them).
   """
   if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
     raise ValueError(f"batch={batch!r} is not allowed; use a positive integer")
   settings = AceSettings(float_bits=float_bits, acc_bits=acc_bits,
-                         count_padded_taps=count_padded_taps)
+                         count_padded_taps=count_padded_taps, fold=fold)
   if model is None:
     from pikelpn_jax.models import build_model
     model = build_model(config, dw_impl="grouped")
@@ -204,7 +240,7 @@ def acev2_report(config, variables=None, *, float_bits: int = 32, acc_bits: int 
 
   args = [variables[n] for n in names] + [x]
   extra = {"batch": batch, "model": str(config.model.get("name", "")),
-           "dw_impl": "grouped"}
+           "dw_impl": "grouped", **config_settings(config, config_source, overrides, variant_defaulted)}
   return analyze(forward, *args, const_argnums=tuple(range(len(names))),
                  param_argnums=(names.index("params"),), settings=settings, strict=strict,
                  extra_settings=extra)

@@ -134,7 +134,17 @@ class CostReport:
       raise ValueError(f"render(by={by!r}) is not allowed; use 'layer' or 'category'")
     head = [f"MACs {_si(self.macs)}  ACE {_si(self.ace)}  ACEv2 {_si(self.acev2)}  "
             f"params {_si(self.params)}  model {_si(self.model_bits / 8)}B  "
-            f"(float {self.settings.get('float_bits')}b, acc {self.settings.get('acc_bits')}b)"]
+            f"(float {self.settings.get('float_bits')}b, acc {self.settings.get('acc_bits')}b"
+            + (f", fold {self.settings['fold']})" if self.settings.get("fold", "none") != "none"
+               else ")")]
+    src = self.settings.get("config_source")
+    if src:
+      line = f"config {src}"
+      if self.settings.get("config_variant_defaulted"):
+        line += " (no variant given: the file's default variant)"
+      if self.settings.get("config_overrides"):
+        line += "  overrides " + " ".join(self.settings["config_overrides"])
+      head.append(line)
     if by == "category":
       body = _table(["category", "ACEv2", "%"],
                     [[c, _si(v), _pct(v, self.acev2)] for c, v in self.breakdown.items()])

@@ -8,6 +8,9 @@ Operations and their unit cost in bit-operations (docs/acev2.md has the reasons)
   shift  b_x         (multiply/divide by a power of two)
   add    max(b_x,b_y)  (add, sub, neg, abs, round)
   cmp    max(b_x,b_y)  (compare, max, min, select of unequal types, clamp)
+Output types are exact for integers: layout ops, clip/min/max, abs, neg and selects keep an
+integer type; add/sub grow it by one bit, mul to b1+b2, a sum of n by ceil(log2 n), all capped at
+acc_bits (values.grown / values.summed); an integer dtype is a bit-width source (convert_element_type).
   transc T·b_x·b_x   (exp, tanh, rsqrt, ...; T = settings.transcendental_mults)
 Rules run only when some operand is data: anything computed from constants alone is free.
 """
@@ -17,12 +20,10 @@ import dataclasses
 import math
 from typing import Callable, Dict, List, Tuple
 
-import numpy as np
-
 from pikelpn_jax import _jax_internals as jint
 from pikelpn_jax.ace.values import (ACC, BOOL, BOOL_VAL, FIXED, FLOAT, INT, POW2, Val, as_data,
-                                    float_val, input_val, is_integer, join, same_type, width)
-
+                                    dtype_bits, float_val, grown, input_val, integer_dtype,
+                                    is_integer, join, same_type, width)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,13 +49,31 @@ RULES: Dict[str, Rule] = {}
 # Free: they move or reinterpret data, no arithmetic; the type of operand 0 is kept.
 LAYOUT_PRIMITIVES = (
     "reshape", "transpose", "broadcast_in_dim", "squeeze", "expand_dims", "slice",
-    "dynamic_slice", "gather", "rev", "copy", "copy_p", "convert_element_type", "stop_gradient",
+    "dynamic_slice", "gather", "rev", "copy", "copy_p", "stop_gradient",
     "sharding_constraint", "device_put", "optimization_barrier", "name", "split", "tile",
-    "materialize",
+    "materialize", "unstack", "reduce_precision",
 )
-# Free when the operands' types agree; otherwise the output is their join (concatenate) or a
-# select is priced as a compare (select_n).
-JOINING_PRIMITIVES = ("concatenate", "dynamic_update_slice", "select_n", "pad")
+# Free when the operands' types agree; otherwise the output is their join (concatenate, stack) or
+# a select is priced as a compare (select_n).
+JOINING_PRIMITIVES = ("concatenate", "stack", "dynamic_update_slice", "select_n", "pad")
+# Free; the output type comes from the new dtype (an integer dtype is a bit-width source).
+CONVERSION_PRIMITIVES = ("convert_element_type", "bitcast_convert_type")
+# lax primitives the analyzer refuses by design (an AceError naming them, like any primitive
+# without a rule): their cost depends on data, communication or randomness, or they are complex.
+REFUSED_PRIMITIVES = (
+    "after_all", "all_gather", "all_to_all", "approx_top_k", "axis_index", "bessel_i0e",
+    "bessel_i1e", "clz", "complex", "conj", "create_token", "dce_sink", "eq_to", "fft",
+    "igamma", "igamma_grad_a", "igammac", "imag", "le_to", "custom_linear_solve", "lt_to",
+    "mulhi",
+    "nextafter", "pmax", "pmin", "polygamma", "population_count", "ppermute", "psum",
+    "ragged_all_to_all", "real", "reduce", "reduce_window", "regularized_incomplete_beta",
+    "rng_bit_generator", "rng_uniform", "scatter", "scatter-add", "scatter-max", "scatter-min",
+    "scatter-mul", "scatter-sub", "select_and_gather_add", "select_and_scatter",
+    "select_and_scatter_add", "sort", "stage", "top_k", "zeta",
+)
+
+# lax primitives with sub-jaxprs that the walker handles itself (walker.py): not in RULES.
+WALKED_PRIMITIVES = ("scan", "cond", "while")
 
 TRANSCENDENTALS = (
     "exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "tan", "asin",
@@ -90,10 +109,10 @@ def _layout(eqn, vals, settings):
   return [v] * len(jint.eqn_outputs(eqn)), c
 
 
-@register("concatenate", "dynamic_update_slice")
+@register("concatenate", "stack", "dynamic_update_slice")
 def _concat(eqn, vals, settings):
   c = FREE
-  operands = vals if jint.primitive_name(eqn) == "concatenate" else vals[:2]
+  operands = vals[:2] if jint.primitive_name(eqn) == "dynamic_update_slice" else vals
   out = as_data(operands[0])
   for v in operands[1:]:
     if not same_type(out, v):
@@ -110,6 +129,34 @@ def _select(eqn, vals, settings):
   for v in cases[1:]:
     out = join(out, v, settings)
   return [as_data(out)], cost("cmp", max(width(v, settings) for v in cases), 0, out_size(eqn))
+
+
+@register(*CONVERSION_PRIMITIVES)
+def _convert(eqn, vals, settings):
+  """To an integer dtype: int(bits of the dtype), or the operand's own narrower integer type;
+  to a float dtype: the operand's type (integer codes in a float container stay integers)."""
+  x = vals[0]
+  dtype = jint.var_dtype(jint.eqn_outputs(eqn)[0])
+  signed = integer_dtype(dtype)
+  kind = "b" if getattr(dtype, "kind", "f") == "b" else "f" if signed is None else \
+      "i" if signed else "u"
+  if jint.primitive_name(eqn) == "bitcast_convert_type":    # reinterpreted bits: only the dtype
+    return [input_val(dtype, settings, False, 0)], FREE
+  if kind == "b":
+    return [BOOL_VAL], FREE
+  if kind in "iu":
+    bits = min(dtype_bits(dtype), settings.acc_bits)
+    unsigned_in_signed = 1 if kind == "i" and not x.signed else 0
+    if x.cls != FLOAT and width(x, settings) + unsigned_in_signed <= bits and \
+        (kind == "i" or not x.signed):      # the values fit: the type is unchanged
+      return [as_data(x)._replace(fmt="none")], FREE
+    return [Val(INT, bits, kind == "i")], FREE
+  return [as_data(x)], FREE
+
+
+@register("iota")
+def _iota(eqn, vals, settings):
+  return [input_val(jint.var_dtype(jint.eqn_outputs(eqn)[0]), settings, False, 0)], FREE
 
 
 def on_grid(value, v: Val) -> bool:
@@ -149,50 +196,6 @@ def _pad(eqn, vals, settings):
   return [out], c
 
 
-# ------------------------------------------------------------------------------------ MACs
-
-def _mac(eqn, vals, settings, macs: int):
-  c = FREE
-  x, w = vals[0], vals[1]
-  s = settings
-  bx = x.bits if x.fmt == FIXED else width(x, s)
-  bw = w.bits if w.fmt == FIXED else width(w, s)
-  c += cost("mac", bx, bw, macs, category="mac")
-  return [Val(ACC, s.acc_bits, True) if is_integer(x) and is_integer(w) else float_val(s)], c
-
-
-def valid_taps(n: int, k: int, stride: int, lo: int, hi: int, lhs_dil: int, rhs_dil: int) -> int:
-  """Σ over output positions of the kernel taps landing on a real input element (not padding,
-  not a hole of lhs dilation), along one spatial dimension."""
-  nd = (n - 1) * lhs_dil + 1
-  n_out = (nd + lo + hi - ((k - 1) * rhs_dil + 1)) // stride + 1
-  if n_out <= 0:
-    return 0
-  p = np.arange(n_out)[:, None] * stride + np.arange(k)[None, :] * rhs_dil - lo
-  ok = (p >= 0) & (p < nd) & (p % lhs_dil == 0)
-  return int(ok.sum())
-
-
-@register("conv_general_dilated")
-def _conv(eqn, vals, settings):
-  g = jint.conv_geometry(eqn)
-  in_feats = g["rhs_in_features"]
-  if settings.count_padded_taps:
-    macs = out_size(eqn) * math.prod(g["rhs_spatial"]) * in_feats
-  else:
-    taps = 1
-    for i, n in enumerate(g["lhs_spatial"]):
-      taps *= valid_taps(n, g["rhs_spatial"][i], g["strides"][i], *g["padding"][i],
-                         g["lhs_dilation"][i], g["rhs_dilation"][i])
-    macs = math.prod(g["out_batch_features"]) * in_feats * taps
-  return _mac(eqn, vals, settings, macs)
-
-
-@register("dot_general")
-def _dot(eqn, vals, settings):
-  return _mac(eqn, vals, settings, out_size(eqn) * jint.dot_contracting_size(eqn))
-
-
 # ------------------------------------------------------------------------------ elementwise
 
 def _mul_width(v: Val, s) -> int:
@@ -215,7 +218,9 @@ def _multiply(eqn, vals, settings):
     c += cost("shift", width(a, s), 0, n)
     return [as_data(a)], c
   c += cost("mul", _mul_width(a, s), _mul_width(b, s), n)
-  if _integer_like(a) and _integer_like(b):
+  if is_integer(a) and is_integer(b):
+    return [grown(a, b, s, "mul")], c
+  if _integer_like(a) and _integer_like(b):       # a fixed-point multiplier: on the accumulator
     return [Val(ACC, s.acc_bits, True)], c
   return [float_val(s)], c
 
@@ -243,7 +248,7 @@ def _add(eqn, vals, settings):
   c += cost("add", width(a, s), width(b, s), out_size(eqn))
   if a.cls == FLOAT or b.cls == FLOAT:
     return [float_val(s)], c
-  return [Val(ACC, s.acc_bits, True)], c  # an integer sum may carry: held at accumulator width
+  return [grown(a, b, s, "sub" if jint.primitive_name(eqn) == "sub" else "add")], c
 
 
 @register("max", "min", "and", "or", "xor")
@@ -298,8 +303,12 @@ def _unary_add(eqn, vals, settings):
 @register("shift_left", "shift_right_logical", "shift_right_arithmetic")
 def _shift(eqn, vals, settings):
   c = FREE
-  c += cost("shift", width(vals[0], settings), 0, out_size(eqn))
-  return [as_data(vals[0])], c
+  x, k = vals
+  c += cost("shift", width(x, settings), 0, out_size(eqn))
+  if jint.primitive_name(eqn) == "shift_left" and x.cls in (INT, ACC):
+    by = int(k.value) if k.value is not None else settings.acc_bits   # unknown: up to acc_bits
+    return [Val(x.cls, min(x.bits + max(0, by), settings.acc_bits), x.signed)], c
+  return [as_data(x)], c
 
 
 @register(*TRANSCENDENTALS)
@@ -328,83 +337,10 @@ def _integer_pow(eqn, vals, settings):
     return [float_val(s)], c
   if e <= 1:
     return [as_data(x)], c
-  return [Val(ACC, s.acc_bits, True) if is_integer(x) else float_val(s)], c
-
-
-# ------------------------------------------------------------------------------- reductions
-
-def _sum_type(x: Val, s) -> Val:
-  return Val(ACC, s.acc_bits, True) if is_integer(x) else float_val(s)
-
-
-_REDUCE_OPS = {"reduce_sum": "add", "reduce_max": "cmp", "reduce_min": "cmp", "reduce_prod": "mul",
-               "reduce_and": "cmp", "reduce_or": "cmp", "reduce_xor": "cmp", "argmax": "cmp",
-               "argmin": "cmp"}
-
-
-def _reduced_type(name: str, x: Val, eqn, s) -> Val:
-  if name in ("reduce_sum", "reduce_prod"):
-    return _sum_type(x, s)
-  if name in ("argmax", "argmin"):
-    return input_val(jint.var_dtype(jint.eqn_outputs(eqn)[0]), s, False, 0)
-  return as_data(x)
-
-
-@register(*_REDUCE_OPS)
-def _reduce(eqn, vals, settings):
-  c = FREE
-  s = settings
-  x = vals[0]
-  name = jint.primitive_name(eqn)
-  n = size_of(jint.eqn_inputs(eqn)[0]) - out_size(eqn)        # n-1 ops per output element
-  op = _REDUCE_OPS[name]
-  if n > 0:
-    c += cost(op, width(x, s), width(x, s) if op == "mul" else 0, n)
-  return [_reduced_type(name, x, eqn, s)], c
-
-
-_CUMULATIVE = {"cumsum": "add", "cummax": "cmp", "cummin": "cmp", "cumprod": "mul",
-               "cumlogsumexp": "transc"}
-
-
-@register(*_CUMULATIVE)
-def _cumulative(eqn, vals, settings):
-  c = FREE
-  s = settings
-  x = vals[0]
-  name = jint.primitive_name(eqn)
-  shape = jint.var_shape(jint.eqn_inputs(eqn)[0])
-  axis = jint.reduce_axes_of(eqn)[0]
-  n = math.prod(shape) - math.prod(shape) // max(1, shape[axis])
-  op = _CUMULATIVE[name]
-  c += cost(op, width(x, s), width(x, s) if op in ("mul", "transc") else 0, n)
-  if op == "transc":
-    return [float_val(s)], c
-  return [_sum_type(x, s) if op in ("add", "mul") else as_data(x)], c
-
-
-_WINDOW_OPS = {"reduce_window_sum": "add", "reduce_window_max": "cmp", "reduce_window_min": "cmp"}
-
-
-@register(*_WINDOW_OPS)
-def _reduce_window(eqn, vals, settings):
-  """Pooling: window−1 adds or compares per output element (padded taps as for MACs)."""
-  c = FREE
-  s = settings
-  x = vals[0]
-  g = jint.window_geometry(eqn)
-  n_out = out_size(eqn)
-  if s.count_padded_taps:
-    taps = n_out * math.prod(g["window"])
-  else:
-    taps = 1
-    for i, n in enumerate(g["in_shape"]):
-      taps *= valid_taps(n, g["window"][i], g["strides"][i], *g["padding"][i],
-                         g["base_dilation"][i], g["window_dilation"][i])
-  name = jint.primitive_name(eqn)
-  if taps > n_out:
-    c += cost(_WINDOW_OPS[name], width(x, s), 0, taps - n_out)
-  return [_sum_type(x, s) if name == "reduce_window_sum" else as_data(x)], c
+  if is_integer(x):
+    return [Val(ACC if x.cls == ACC else INT, min(width(x, s) * e, s.acc_bits),
+                x.signed and e % 2 == 1)], c
+  return [float_val(s)], c
 
 
 # ------------------------------------------------------------------------------- unit costs
@@ -419,3 +355,7 @@ def unit_cost(op: str, bx: int, by: int, settings) -> int:
   if op == "transc":
     return settings.transcendental_mults * bx * by
   raise ValueError(f"unknown op class {op!r}")
+
+
+# The accumulating primitives' rules live in their own module; importing it registers them.
+from pikelpn_jax.ace import rules_accumulate  # noqa: E402,F401  pylint: disable=wrong-import-position

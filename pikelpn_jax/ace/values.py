@@ -1,8 +1,11 @@
 """The numeric types the ACEv2 walker gives every value, the settings, and the type algebra.
 
 A value is one of
-  int(b, signed)  integer codes out of a quantizer tag (or an integer literal / integer input);
-  acc(b)          an integer accumulator: out of a quantized MAC, a reduction or integer add/mul;
+  int(b, signed)  integers of exactly b bits: codes out of a quantizer tag, an integer dtype
+                  (input, convert_element_type), an integer literal, and what integer-preserving
+                  primitives make of them (add grows the width by one bit, multiply to b1+b2);
+  acc(b)          an integer accumulator: out of a quantized MAC (b = acc_bits), and integer
+                  arithmetic involving one (widths grow as for int, capped at acc_bits);
   float(b)        untagged real values (b = settings.float_bits);
   bool            a predicate (compare output), priced as 1 bit where it is an operand;
 and may be `const`: it depends only on parameters and literals, so it is computed offline and
@@ -19,6 +22,7 @@ from typing import NamedTuple, Optional
 CATEGORIES = ("mac", "norm", "activation", "scaling", "residual_pool", "other")
 INT, ACC, FLOAT, BOOL = "int", "acc", "float", "bool"
 SCALE_NONE, POW2, FIXED = "none", "pow2", "fixed"
+FOLDS = ("none", "affine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,11 +35,15 @@ class AceSettings:
     (False: only taps on real input pixels, as XLA's cost_analysis does).
   transcendental_mults: a transcendental on data (exp, tanh, rsqrt, ...) costs this many b_x·b_x
     multiplies (a short polynomial or Newton evaluation).
+  fold: 'none' prices the graph as written; 'affine' first merges every chain of multiplies and
+    adds by per-channel or scalar constants on one tensor into one multiply and one add, as an
+    inference compiler would (docs/acev2.md, "Deployment folding").
   """
   float_bits: int = 32
   acc_bits: int = 32
   count_padded_taps: bool = True
   transcendental_mults: int = 4
+  fold: str = "none"
 
   def __post_init__(self):
     for name in ("float_bits", "acc_bits"):
@@ -48,6 +56,8 @@ class AceSettings:
     t = self.transcendental_mults
     if isinstance(t, bool) or not isinstance(t, int) or t < 1:
       raise ValueError(f"transcendental_mults={t!r} is not allowed; use a positive integer")
+    if self.fold not in FOLDS:
+      raise ValueError(f"fold={self.fold!r} is not allowed; use one of {list(FOLDS)}")
 
   def as_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -118,13 +128,33 @@ def literal_val(value: float, is_bool: bool, s: AceSettings) -> Val:
   return Val(FLOAT, s.float_bits, True, True, fmt, value=v)
 
 
+def dtype_bits(dtype) -> int:
+  """Bits of an integer dtype (int4 is 4, not its 8-bit container); 0 if it is not one."""
+  import ml_dtypes
+  try:
+    return int(ml_dtypes.iinfo(dtype).bits)
+  except (TypeError, ValueError):
+    return 0
+
+
+def integer_dtype(dtype) -> Optional[bool]:
+  """True/False: a signed/unsigned integer dtype (ml_dtypes' int2/int4 included); None: not one."""
+  import ml_dtypes
+  try:
+    return int(ml_dtypes.iinfo(dtype).min) < 0
+  except (TypeError, ValueError):
+    return None
+
+
 def input_val(dtype, s: AceSettings, const: bool, stored: int, origin: int = -1) -> Val:
   """The type of a function argument from its dtype (float inputs are float(float_bits))."""
   kind = getattr(dtype, "kind", "f")
   if kind == "b":
     return Val(BOOL, 1, False, const, stored=stored, origin=origin)
-  if kind in "iu":
-    return Val(INT, dtype.itemsize * 8, kind == "i", const, stored=stored, origin=origin)
+  signed = integer_dtype(dtype)
+  if signed is not None:
+    return Val(INT, min(dtype_bits(dtype), s.acc_bits), signed, const, stored=stored,
+               origin=origin)
   return Val(FLOAT, s.float_bits, True, const, SCALE_NONE, stored, origin)
 
 
@@ -180,3 +210,38 @@ def const_product(a: Val, b: Val, divide: bool, s: AceSettings) -> Val:
   if a.cls in (INT, BOOL) and b.cls in (INT, BOOL):
     return Val(INT, min(a.bits + b.bits, s.acc_bits), a.signed or b.signed, True)
   return float_val(s, True)
+
+
+def _signed_width(v: Val, s: AceSettings, signed: bool) -> int:
+  """Width of v as an operand of a signed (or unsigned) result: an unsigned value needs one more
+  bit to be held signed; a bool is one bit."""
+  if v.cls == BOOL:
+    return 1 + (1 if signed else 0)
+  return width(v, s) + (1 if signed and not v.signed else 0)
+
+
+def grown(a: Val, b: Val, s: AceSettings, op: str) -> Val:
+  """The exact integer type of a+b, a-b ("add", "sub") or a·b ("mul"), capped at acc_bits.
+
+  An adder of two b-bit numbers needs b+1 bits, a b1×b2 multiplier b1+b2; nothing in an integer
+  pipeline is wider than its accumulator. acc if either operand is one, else int."""
+  signed = a.signed or b.signed or op == "sub"
+  wa, wb = _signed_width(a, s, signed), _signed_width(b, s, signed)
+  if op == "mul":
+    if a.cls == BOOL or b.cls == BOOL:        # a·{0,1} is a or 0: no growth
+      bits = wb if a.cls == BOOL else wa
+    else:
+      bits = width(a, s) + width(b, s)
+      signed = a.signed or b.signed
+  else:
+    bits = max(wa, wb) + 1
+  cls = ACC if ACC in (a.cls, b.cls) else INT
+  return Val(cls, max(1, min(bits, s.acc_bits)), signed)
+
+
+def summed(x: Val, n: int, s: AceSettings) -> Val:
+  """The exact type of a sum of n integers of x's type: ceil(log2 n) more bits, capped."""
+  extra = max(0, (int(n) - 1).bit_length()) if n > 1 else 0
+  base = Val(INT, 1, False) if x.cls == BOOL else x
+  return Val(ACC if x.cls == ACC else INT, min(width(base, s) + extra, s.acc_bits),
+             base.signed)

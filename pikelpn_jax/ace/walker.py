@@ -2,8 +2,8 @@
 tallying priced operations per (module path, category, op, bit widths).
 
 Higher-order primitives map types into and out of their sub-jaxprs: jit / closed_call / remat /
-custom_jvp_call / custom_vjp_call (once), scan (× length; carries re-walked once if their type
-changes), cond (the costliest branch; a note when branches disagree). `while` on data is an error.
+custom_jvp_call / custom_vjp_call (once), scan (× length; re-walked until the carries' types
+are a fixed point), cond (the costliest branch; a note when branches disagree). `while` on data is an error.
 A quantizer is a custom_jvp_call of quantize_ste whose output feeds a qtag: the pair is priced as a
 requantization (see _quantizer) and its internals are not walked. Sub-jaxpr results are cached by
 (jaxpr, operand types), so a helper like jnp.clip is walked once per distinct typing.
@@ -15,10 +15,11 @@ from collections import defaultdict
 from typing import Dict, List, Tuple
 
 from pikelpn_jax import _jax_internals as jint
-from pikelpn_jax.ace import rules
+from pikelpn_jax.ace import fold, rules
 from pikelpn_jax.ace.values import (FIXED, FLOAT, INT, POW2, SCALE_NONE, AceSettings, Val,
-                                    as_data, const_product, float_val, join, literal_val,
-                                    same_type, width)
+                                    as_data, const_product, float_val, input_val,
+                                    integer_dtype, join,
+                                    literal_val, same_type, width)
 
 
 class AceError(ValueError):
@@ -71,6 +72,7 @@ class Walker:
     self._cache: Dict[tuple, tuple] = {}
     self._tag_maps: Dict[int, tuple] = {}
     self._where: List[str] = []          # absolute name stack of the jaxprs being walked
+    self._folds: List[fold.FoldState] = []   # fold='affine': chains of the jaxprs being walked
 
   # ------------------------------------------------------------------------------ jaxprs
   def run(self, jaxpr, in_vals) -> Tuple[Tally, List[Val]]:
@@ -96,11 +98,18 @@ class Walker:
       env[v] = float_val(self.settings, const=True, stored=_size(v))
     tags = self._tag_map(jaxpr, eqns)
     read = self._read
-    for eqn in eqns:
-      ins = [read(env, v) for v in jint.eqn_inputs(eqn)]
-      outs = self._eqn(eqn, ins, tally, tags)
-      for v, o in zip(jint.eqn_outputs(eqn), outs):
-        env[v] = o
+    affine = self.settings.fold == "affine"
+    if affine:
+      self._folds.append(fold.FoldState(eqns, outvars))
+    try:
+      for eqn in eqns:
+        ins = [read(env, v) for v in jint.eqn_inputs(eqn)]
+        outs = self._eqn(eqn, ins, tally, tags)
+        for v, o in zip(jint.eqn_outputs(eqn), outs):
+          env[v] = o
+    finally:
+      if affine:
+        self._folds.pop()
     return [read(env, v) for v in outvars]
 
   def _tag_map(self, jaxpr, eqns) -> dict:
@@ -143,9 +152,17 @@ class Walker:
     outs, cost = rule(eqn, ins, self.settings)
     if cost.ops:
       costs = tally.costs
-      for op, bx, by, count, category in cost.ops:
-        costs[(stack, category, op, bx, by)] += count
-      self._traffic(eqn, ins, outs, tally, stack)
+      keyed = [((stack, category, op, bx, by), count) for op, bx, by, count, category in cost.ops]
+      i = fold.affine_operand(eqn, prim, ins) if self._folds else None
+      if i is not None:
+        charged = self._folds[-1].price(costs, jint.eqn_outputs(eqn)[0],
+                                        jint.eqn_inputs(eqn)[i], keyed)
+      else:
+        charged = True
+        for key, count in keyed:
+          costs[key] += count
+      if charged:
+        self._traffic(eqn, ins, outs, tally, stack)
     for text in cost.notes:
       tally.notes.append((stack, text))
     return outs
@@ -180,7 +197,10 @@ class Walker:
       fmt = p["scale"]
       bits = p["scale_bits"] if fmt == FIXED else self.settings.float_bits
       return Val(FLOAT, bits, True, v.const, fmt, v.stored, v.origin)
-    return Val(INT, p["bits"], p["signed"], v.const, SCALE_NONE, v.stored, v.origin)
+    # No integer of an integer pipeline is wider than its accumulator: a bias tagged 32 bits
+    # ("on the accumulator grid") is acc_bits wide when acc_bits is smaller.
+    return Val(INT, min(p["bits"], self.settings.acc_bits), p["signed"], v.const, SCALE_NONE,
+               v.stored, v.origin)
 
   def _const_outputs(self, eqn, prim, ins) -> List[Val]:
     """Constant folding: free; the output keeps the type a later data op will see."""
@@ -190,15 +210,20 @@ class Walker:
       return list(ins)
     if prim in rules.LAYOUT_PRIMITIVES:
       return [ins[0]] * len(outvars)
-    stored = _size(outvars[0])
+    if prim == "convert_element_type" and integer_dtype(jint.var_dtype(outvars[0])) is None \
+        and getattr(jint.var_dtype(outvars[0]), "kind", "f") != "b":
+      return [ins[0]]                      # a view of the same values in a float container
     if prim in ("mul", "div"):
-      v = const_product(ins[0], ins[1], prim == "div", s)
-    elif prim in ("neg", "concatenate", "dynamic_update_slice", "pad", "select_n"):
-      v = ins[0] if prim == "neg" else ins[1] if prim == "select_n" else ins[0]
-      v = Val(v.cls, v.bits, v.signed, True, v.fmt)
+      outs = [const_product(ins[0], ins[1], prim == "div", s)]
     else:
-      return [float_val(s, const=True, stored=_size(o)) for o in outvars]
-    return [v._replace(stored=stored, origin=-1, value=None)] * len(outvars)
+      rule = rules.RULES.get(prim)
+      if rule is not None:                 # the type the rule gives data, computed offline: free
+        outs = rule(eqn, ins, s)[0]
+      else:                                # no rule needed to fold it: its type is its dtype
+        outs = [input_val(jint.var_dtype(o), s, True, 0) for o in outvars]
+    value = ins[0].value if prim == "convert_element_type" else None
+    return [v._replace(const=True, stored=_size(o), origin=-1, value=value)
+            for v, o in zip(outs, outvars)]
 
   # --------------------------------------------------------------------- quantizer pair
   def _quantizer(self, eqn, ins, tally, tags, stack) -> List[Val]:
@@ -213,8 +238,9 @@ class Walker:
     x = ins[0]
     if x.const and x.origin >= 0:
       tally.param_bits[x.origin] = p["bits"]
+    bits = min(p["bits"], self.settings.acc_bits)
     if all(v.const for v in ins):
-      return [Val(INT, p["bits"], p["signed"], True, stored=x.stored or _size(out))]
+      return [Val(INT, bits, p["signed"], True, stored=x.stored or _size(out))]
     s = self.settings
     b = width(x, s)
     n = _size(out)
@@ -224,17 +250,22 @@ class Walker:
     else:
       if not p["folded"]:
         if p["scale"] == POW2:
-          costs[(stack, "scaling", "shift", b, 0)] += n
+          key = (stack, "scaling", "shift", b, 0)
         elif p["scale"] == FIXED:
-          costs[(stack, "scaling", "mul", b, p["scale_bits"])] += n
+          key = (stack, "scaling", "mul", b, p["scale_bits"])
         else:
-          costs[(stack, "scaling", "mul", b, s.float_bits)] += n
+          key = (stack, "scaling", "mul", b, s.float_bits)
+        if self._folds and self._folds[-1].chain_of(jint.eqn_inputs(eqn)[0]) is not None:
+          # ·(1/s) merges into the affine chain that computed x (fold='affine')
+          self._folds[-1].price(costs, out, jint.eqn_inputs(eqn)[0], [(key, n)])
+        else:
+          costs[key] += n
       costs[(stack, "scaling", "add", b, 0)] += n
       costs[(stack, "scaling", "cmp", b, 0)] += 2 * n
     scale = ins[1] if len(ins) > 1 else None
     w = scale.stored * width(scale, s) if scale is not None and scale.const else 0
-    tally.add_traffic(stack, w, n * b, n * p["bits"])
-    return [Val(INT, p["bits"], p["signed"])]
+    tally.add_traffic(stack, w, n * b, n * bits)
+    return [Val(INT, bits, p["signed"])]
 
   # ------------------------------------------------------------------------ higher order
   def _call(self, body, ins, tally, stack, times) -> List[Val]:
@@ -252,9 +283,15 @@ class Walker:
     self._where.append(stack)
     try:
       sub, outs = self.run(body, ins)
-      new_carry = [join(a, b, self.settings) if not same_type(a, b) else a
-                   for a, b in zip(carry, outs[:n_carry])]
-      if any(not same_type(a, b) for a, b in zip(carry, new_carry)):
+      # Integer widths grow (c·c doubles them each step) up to acc_bits: iterate to the fixed
+      # point of the carry types, which then bounds every step. Joins only widen, and widths
+      # are capped, so this ends.
+      for _ in range(2 * self.settings.acc_bits + 4):
+        new_carry = [join(a, b, self.settings) if not same_type(a, b) else a
+                     for a, b in zip(carry, outs[:n_carry])]
+        if all(same_type(a, b) for a, b in zip(carry, new_carry)):
+          break
+        carry = new_carry
         ins = ins[:n_consts] + new_carry + ins[n_consts + n_carry:]
         sub, outs = self.run(body, ins)
     finally:

@@ -7,6 +7,12 @@
 """
 from pikelpn_jax.export.exporter import FloatLayerError, export_model, float_layers, lower_model
 from pikelpn_jax.export.format import FORMAT_VERSION, FormatError, read_file, write_file
-from pikelpn_jax.export.forward import (IntegerModel, assert_integer_only, integer_body,
-                                        integer_violations, load, quantize_codes)
+from pikelpn_jax.export.forward import (
+                                        IntegerModel,
+                                        assert_integer_only,
+                                        integer_body,
+                                        integer_violations,
+                                        load,
+                                        quantize_codes,
+)
 from pikelpn_jax.export.values import ExportError

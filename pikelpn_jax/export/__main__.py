@@ -1,7 +1,12 @@
 """python -m pikelpn_jax.export --workdir DIR --out FILE (see cli.py)."""
-from absl import app
+if __name__ == "__main__":  # re-executes once under tcmalloc if installed (pikelpn_jax/allocator.py)
+  from pikelpn_jax.allocator import use_tcmalloc
+  use_tcmalloc()
 
-from pikelpn_jax.export.cli import main
+from absl import app  # noqa: E402
+
+from pikelpn_jax.cli_flags import parse_flags  # noqa: E402
+from pikelpn_jax.export.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -17,6 +17,8 @@ import numpy as np
 from absl import flags, logging
 from ml_collections import config_flags
 
+from pikelpn_jax.config_base import check_int
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Override the workdir's config: 'configs/x.py:v'.",
                                 lock_config=True)
@@ -47,8 +49,7 @@ def run(config, workdir: str, out: str, probe_examples: int = 16, evaluate: bool
   from pikelpn_jax.models import build_model
   from pikelpn_jax.train.checkpoint import latest_step, restore_latest
 
-  if probe_examples < 1:
-    raise ValueError(f"--probe_examples={probe_examples} is not allowed; use a positive integer")
+  check_int("--probe_examples", probe_examples, 1)
   variables = restore_latest(workdir, config)
   model = build_model(config, dw_impl="grouped")
   source = make_source(config.dataset, "eval", int(config.seed))
@@ -100,16 +101,29 @@ def summary(report: dict) -> str:
   return "\n".join(lines)
 
 
+def check_flags(workdir, out, probe_examples: int, eval_examples: int) -> None:
+  """The flags' values, before anything is loaded (one-line ValueErrors/FileNotFoundErrors)."""
+  if not workdir or not out:
+    raise ValueError(f"--workdir={workdir!r} --out={out!r}: both are required")
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"--workdir={workdir!r} is not a directory; use a training workdir "
+                            "(python main.py --workdir DIR)")
+  out_dir = os.path.dirname(os.path.abspath(out))
+  if not os.path.isdir(out_dir) or os.path.isdir(out):
+    raise FileNotFoundError(f"--out={out!r}: use a file path in an existing directory")
+  check_int("--probe_examples", probe_examples, 1)
+  if eval_examples == 0 or eval_examples < -1:
+    raise ValueError(f"--eval_examples={eval_examples} is not allowed; use -1 (all) or a "
+                     "positive integer")
+
+
 def main(argv):
-  if len(argv) > 1:
-    print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-    sys.exit(1)
-  from pikelpn_jax.export.values import ExportError
+  del argv   # cli_flags.parse_flags refuses positional arguments
   from pikelpn_jax.export.format import FormatError
+  from pikelpn_jax.export.values import ExportError
   logging.set_verbosity(logging.WARNING)   # orbax logs every restore at INFO
   try:
-    if not FLAGS.workdir or not FLAGS.out:
-      raise ValueError("--workdir and --out are required")
+    check_flags(FLAGS.workdir, FLAGS.out, FLAGS.probe_examples, FLAGS.eval_examples)
     config = FLAGS.config if FLAGS.config is not None else saved_config(FLAGS.workdir)
     report = run(config, FLAGS.workdir, FLAGS.out, FLAGS.probe_examples, FLAGS.eval,
                  FLAGS.eval_examples)

@@ -20,6 +20,7 @@ import numpy as np
 from pikelpn_jax.export import format as fmt
 from pikelpn_jax.export import grid
 from pikelpn_jax.export.forward import device_tensors, integer_values, quantize_codes
+from pikelpn_jax.export.helpers import shift_left
 from pikelpn_jax.export.lower import Lowerer, record_values
 from pikelpn_jax.export.ops import codes_dtype
 from pikelpn_jax.export.values import Const, ExportError, Input, Sym
@@ -68,7 +69,6 @@ def float_layers(model: nn.Module, variables, x) -> List[str]:
 
 
 def _finish_output(lw: Lowerer, out) -> Dict[str, Any]:
-  from pikelpn_jax.export.rules import _shift_left
   if not isinstance(out, Sym) or out.pred:
     raise ExportError("the model output is not an integer value of the program "
                       f"({type(out).__name__}); it must depend on the input through quantizers")
@@ -77,7 +77,7 @@ def _finish_output(lw: Lowerer, out) -> Dict[str, Any]:
     if e is None:
       raise ExportError("the output channels are on grids whose ratios are not powers of two; "
                         "their integer logits cannot be compared")
-    out = _shift_left(lw, out, e - e.min(), "model/output")
+    out = shift_left(lw, out, e - e.min(), "model/output")
   scale = grid.uniform(out.scale)
   e = grid.pow2_exponent(scale)
   return {"value": out.vid, "shape": [None] + list(out.shape[1:]), "scale": scale,

@@ -19,9 +19,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pikelpn_jax._jax_internals import (walk_eqns, eqn_inputs, eqn_outputs, is_literal, jaxpr_parts,
-                                        literal_value, name_stack, primitive_name, tag,
-                                        var_dtype)
+from pikelpn_jax._jax_internals import (
+  eqn_inputs,
+  eqn_outputs,
+  is_literal,
+  jaxpr_parts,
+  literal_value,
+  name_stack,
+  primitive_name,
+  tag,
+  var_dtype,
+  walk_eqns,
+)
 from pikelpn_jax.export.format import read_file
 from pikelpn_jax.export.ops import codes_dtype, run_op, tag_tensors
 

@@ -60,15 +60,6 @@ def bits_for(lo: float, hi: float) -> Tuple[int, bool]:
   return max(hi.bit_length(), (-lo - 1).bit_length()) + 1, True
 
 
-def code_bits(lo: int, hi: int) -> Tuple[int, bool]:
-  """(bits, signed) of a quantizer's code range: [-1, 1] binary is 1 bit; [-7, 7] is 4 bits."""
-  if (lo, hi) == (-1, 1):
-    return 1, True
-  if lo < 0:
-    return max(hi, -lo).bit_length() + 1, True
-  return max(1, int(hi).bit_length()), False
-
-
 def layout(prim: str, params: dict, a: np.ndarray, in_shape: Sequence[int],
            out_shape: Sequence[int]) -> np.ndarray:
   """Applies layout primitive `prim` to a compact per-element array (grid or bound)."""

@@ -19,11 +19,22 @@ from typing import Any, Dict, List, Optional
 import jax
 import numpy as np
 
-from pikelpn_jax._jax_internals import (CATEGORY_PREFIX, bind_eqn, call_body, eqn_inputs,
-                                        eqn_outputs, eqn_params, is_literal, is_quantizer_call, jaxpr_parts,
-                                        join_name_stacks, literal_value, name_stack,
-                                        primitive_name, tag_params)
-from pikelpn_jax.export import grid
+from pikelpn_jax._jax_internals import (
+  bind_eqn,
+  call_body,
+  eqn_inputs,
+  eqn_outputs,
+  is_literal,
+  is_quantizer_call,
+  jaxpr_parts,
+  join_name_stacks,
+  literal_value,
+  name_stack,
+  primitive_name,
+  tag_params,
+)
+from pikelpn_jax.export import grid, rules
+from pikelpn_jax.export.helpers import module_path, stack_category
 from pikelpn_jax.export.values import Const, ExportError, Input, Sym
 
 # Ops that keep integer codes integer codes (a tagged weight stays tagged through them).
@@ -62,17 +73,6 @@ def record_values(closed, args) -> Dict[tuple, List[np.ndarray]]:
   return jax.tree_util.tree_map(np.asarray, jax.jit(run)(*args))
 
 
-def module_path(stack: str) -> str:
-  """'PikeLPN/block0/dw/norm/acev2:norm' -> 'block0/dw/norm' (module components only)."""
-  parts = [p for p in stack.split("/") if p and ":" not in p and "." not in p and "(" not in p]
-  return "/".join(parts[1:]) or (parts[0] if parts else "model")
-
-
-def stack_category(stack: str) -> Optional[str]:
-  cats = [p[len(CATEGORY_PREFIX):] for p in stack.split("/") if p.startswith(CATEGORY_PREFIX)]
-  return cats[-1] if cats else None
-
-
 class Lowerer:
   """Holds the integer program being built: ops, stored tensors, value metadata, checks."""
 
@@ -103,13 +103,12 @@ class Lowerer:
     return [read(v) for v in outvars]
 
   def _eqn(self, eqn, ins, stack: str, key: tuple, tags):
-    from pikelpn_jax.export import rules  # rules import this module
     prim = primitive_name(eqn)
     refs = self.table[key]
     if all(isinstance(i, Const) for i in ins):
       codes = None
-      if prim == "qtag" and eqn_params(eqn)["kind"] != "scale":
-        codes = {k: eqn_params(eqn)[k] for k in ("bits", "signed", "kind")}
+      if prim == "qtag" and tag_params(eqn)["kind"] != "scale":
+        codes = {k: tag_params(eqn)[k] for k in ("bits", "signed", "kind")}
       elif prim in CODE_PRESERVING and ins and ins[0].codes:
         codes = ins[0].codes
       return [Const(o, codes) for o in refs]

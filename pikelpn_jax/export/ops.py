@@ -23,7 +23,6 @@ from pikelpn_jax._jax_internals import cost_category, tag
 
 LAYOUT_PRIMS = ("reshape", "broadcast_in_dim", "squeeze", "expand_dims", "transpose", "slice",
                 "pad", "rev", "concatenate", "copy", "convert_element_type")
-COMPARES = ("ge", "gt", "le", "lt", "eq", "ne")
 I32 = jnp.int32
 
 

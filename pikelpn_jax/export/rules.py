@@ -11,86 +11,21 @@ import dataclasses
 
 import numpy as np
 
-from pikelpn_jax.export import grid
+from pikelpn_jax._jax_internals import primitive_name, tag_params
+from pikelpn_jax.export import grid, rules_mac
 from pikelpn_jax.export.forward import quantize_codes
-from pikelpn_jax._jax_internals import primitive_name
-from pikelpn_jax._jax_internals import eqn_params
-from pikelpn_jax.export.lower import module_path
-from pikelpn_jax.export.values import Const, ExportError, Input, Sym
+from pikelpn_jax.export.helpers import (
+  LAYOUT_PARAMS,
+  align,
+  const_attr_or_tensor,
+  fail,
+  module_path,
+  on_grid,
+  require_exact,
+  shift_left,
+)
+from pikelpn_jax.export.values import Const, Input, Sym
 from pikelpn_jax.quant.config import Numerics
-
-LAYOUT_PARAMS = {"reshape": ("new_sizes",), "broadcast_in_dim": ("shape", "broadcast_dimensions"),
-                 "squeeze": ("dimensions",), "expand_dims": ("dimensions",),
-                 "transpose": ("permutation",), "slice": ("start_indices", "limit_indices", "strides"),
-                 "pad": ("padding_config",), "rev": ("dimensions",), "concatenate": ("dimension",)}
-FLIPPED = {"ge": "le", "gt": "lt", "le": "ge", "lt": "gt", "eq": "eq", "ne": "ne"}
-
-
-def _jsonable(v):
-  if isinstance(v, (tuple, list)):
-    return [_jsonable(x) for x in v]
-  if isinstance(v, (np.integer,)):
-    return int(v)
-  return v
-
-
-def _fail(stack, msg):
-  raise ExportError(f"{module_path(stack)}: {msg}")
-
-
-def _const_attr_or_tensor(lw, stack, role, ints):
-  """A small integer constant: an attrs scalar when uniform, else a stored tensor."""
-  u = grid.uniform(ints)
-  if u is not None:
-    return {"value": int(u)}, {}
-  bits, signed = grid.bits_for(float(np.min(ints)), float(np.max(ints)))
-  return {}, {"c": lw.add_tensor(stack, role, ints, bits, signed)}
-
-
-def _shift_left(lw, s: Sym, k, stack) -> Sym:
-  """s on a grid 2^k times finer (k >= 0 per element): an exact left shift."""
-  k = grid.compact(k, s.ndim).astype(np.int64)
-  if not np.any(k):
-    return s
-  u = grid.uniform(k)
-  if u is not None:
-    attrs, tensors = {"shift": int(u)}, {}
-  else:
-    bits, signed = grid.bits_for(0, float(k.max()))
-    attrs, tensors = {}, {"shift": lw.add_tensor(stack, "shift", k, bits, signed)}
-  vid = lw.emit("shift_left", [s], attrs, stack, tensors, category="scaling")
-  f = np.exp2(k)
-  return lw.sym(vid, s.scale / f, s.lo * f, s.hi * f, s.ref, stack, err=s.err)
-
-
-def _align(lw, syms, stack):
-  """The Syms on one common grid (the finest), by exact left shifts; refuses non-pow2 ratios."""
-  target = syms[0].scale
-  for s in syms[1:]:
-    target = np.minimum(target, s.scale)
-  out = []
-  for s in syms:
-    e = grid.pow2_exponent(s.scale / target)
-    if e is None:
-      _fail(stack, "operands on grids whose ratio is not a power of two cannot be aligned "
-                   "exactly; use power-of-two scales (Double Quantization, dq_format='pow2')")
-    out.append(_shift_left(lw, s, e, stack))
-  return out
-
-
-def _on_grid(stack, c: Const, s: Sym, what: str):
-  ci = grid.compact(np.asarray(c.value, np.float64) / s.scale, s.ndim)
-  if not grid.is_integer_valued(ci):
-    _fail(stack, f"the float constant in this {what} is not on the integer grid of its operand "
-                 "(a float parameter: the layer is not fully quantized)")
-  return ci
-
-
-def _require_exact(stack, *syms):
-  for s in syms:
-    if s.err:
-      _fail(stack, "a float constant rounded onto the grid upstream feeds a rounding or compare "
-                   "step here, so the integer result could differ; quantize that parameter")
 
 
 # ---------------------------------------------------------------- quantizers and tags
@@ -99,7 +34,7 @@ def quantize(lw, tag: dict, ins, ref, stack):
   requantization: a rounding shift when the grid ratio is a power of two, a sign when binary."""
   x, s = ins[-2], ins[-1]
   if not isinstance(s, Const):
-    _fail(stack, "the quantizer step depends on the input (dynamic calibration); export needs "
+    fail(stack, "the quantizer step depends on the input (dynamic calibration); export needs "
                  "fixed steps (EMA/fixed/LSQ activations, abs-max weights)")
   num = Numerics(bits=tag["bits"], signed=tag["signed"])
   lo, hi, binary = int(num.qmin), int(num.qmax), num.is_binary
@@ -109,24 +44,24 @@ def quantize(lw, tag: dict, ins, ref, stack):
   if isinstance(x, Input):
     st = grid.uniform(step)
     if lw.input_spec is not None or st is None:
-      _fail(stack, "the model input must feed exactly one quantizer with a per-tensor step")
+      fail(stack, "the model input must feed exactly one quantizer with a per-tensor step")
     e = grid.pow2_exponent(st)
     lw.input_spec = {"name": "x", "shape": [None] + list(np.shape(x.ref))[1:], "step": st,
                      "step_exp": None if e is None else int(e), "lo": lo, "hi": hi,
                      "bits": bits, "signed": signed, "mode": mode, "path": module_path(stack)}
     # The boundary step must reproduce the model's own input quantizer exactly.
     if not np.array_equal(quantize_codes(lw.input_spec, x.ref), np.asarray(ref)):
-      _fail(stack, "the input quantizer does not round half up on the grid [lo, hi] "
+      fail(stack, "the input quantizer does not round half up on the grid [lo, hi] "
                    "(floor(x/s + 0.5)); the boundary step cannot reproduce it")
     return lw.sym("x", 1.0, lo, hi, ref, stack, codes=tag)
-  _require_exact(stack, x)
+  require_exact(stack, x)
   attrs = {"mode": mode, "lo": lo, "hi": hi, "out_bits": bits, "out_signed": signed}
   tensors = {}
   if not binary:
     e = grid.pow2_exponent(x.scale / step)
     if e is None:
       ratio = np.unique(np.asarray(x.scale / step).reshape(-1))[:3]
-      _fail(stack, f"requantization ratio (value grid / quantizer step) {ratio.tolist()} is not a "
+      fail(stack, f"requantization ratio (value grid / quantizer step) {ratio.tolist()} is not a "
                    "power of two, so it needs a float or fixed-point multiply; export needs "
                    "power-of-two scales (Double Quantization: config.model.double_quant=True, "
                    "dq_format='pow2')")
@@ -139,15 +74,15 @@ def quantize(lw, tag: dict, ins, ref, stack):
       tensors["shift"] = lw.add_tensor(stack, "shift", k, b, sg)
     head = float(max(np.max(np.abs(x.lo)), np.max(np.abs(x.hi))))
     if head + 2.0 ** max(int(k.max()) - 1, 0) > 2 ** 31 - 1:
-      _fail(stack, "the rounding add before the shift could overflow int32")
+      fail(stack, "the rounding add before the shift could overflow int32")
   vid = lw.emit("requant", [x], attrs, stack, tensors, category="scaling")
   return lw.sym(vid, 1.0, lo, hi, ref, stack, codes=tag)
 
 
 def qtag(lw, eqn, ins, refs, stack):
-  s, p = ins[0], eqn_params(eqn)
+  s, p = ins[0], tag_params(eqn)
   if p["kind"] == "scale":
-    _fail(stack, "a quantization scale computed from the input (dynamic calibration) cannot be "
+    fail(stack, "a quantization scale computed from the input (dynamic calibration) cannot be "
                  "exported; use fixed, EMA or learned steps")
   return [dataclasses.replace(s, codes={k: p[k] for k in ("bits", "signed", "kind")})]
 
@@ -162,7 +97,7 @@ def mul(lw, eqn, ins, refs, stack):
   if isinstance(a, Const):
     a, b = b, a
   if isinstance(b, Sym):
-    _require_exact(stack, a, b)
+    require_exact(stack, a, b)
     vid = lw.emit("mul", [a, b], {}, stack)
     prods = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
     return [lw.sym(vid, a.scale * b.scale, np.minimum.reduce(prods),
@@ -182,14 +117,14 @@ def mul(lw, eqn, ins, refs, stack):
     vid = lw.emit("neg", [a], {}, stack)
     return [lw.sym(vid, a.scale * -c, -a.hi, -a.lo, refs[0], stack,
                    err=a.err * float(np.max(-c)))]
-  _fail(stack, "multiply by a float constant that is not integer codes and changes sign (or is "
+  fail(stack, "multiply by a float constant that is not integer codes and changes sign (or is "
                "zero); quantize that parameter")
 
 
 def div(lw, eqn, ins, refs, stack):
   a, b = ins
   if not (isinstance(a, Sym) and isinstance(b, Const)) or not np.all(np.asarray(b.value) > 0):
-    _fail(stack, "only division of an integer value by a positive constant (a grid change) lowers")
+    fail(stack, "only division of an integer value by a positive constant (a grid change) lowers")
   c = grid.compact(b.value, a.ndim)
   return [lw.sym(a.vid, a.scale / c, a.lo, a.hi, refs[0], stack,
                  err=a.err / float(np.min(c)))]
@@ -206,7 +141,7 @@ def _add_rounded(lw, a: Sym, c: Const, stack, ref):
       fine = 2.0 ** (e_min - g)
       if bound * float(np.max(a.scale)) / fine + float(np.max(np.abs(cv))) / fine < 2 ** 30:
         break
-    a = _shift_left(lw, a, e - e_min + g, stack)
+    a = shift_left(lw, a, e - e_min + g, stack)
   ci = grid.compact(np.floor(cv / a.scale + 0.5), a.ndim)
   err = float(np.max(np.abs(ci * a.scale - cv)))
   lw.rounded.append({"name": module_path(stack), "max_abs_err": err,
@@ -221,7 +156,7 @@ def add_sub(lw, eqn, ins, refs, stack):
   kind = primitive_name(eqn)
   a, b = ins
   if isinstance(a, Sym) and isinstance(b, Sym):
-    a, b = _align(lw, [a, b], stack)
+    a, b = align(lw, [a, b], stack)
     vid = lw.emit(kind, [a, b], {}, stack)
     lo, hi = (a.lo + b.lo, a.hi + b.hi) if kind == "add" else (a.lo - b.hi, a.hi - b.lo)
     return [lw.sym(vid, a.scale, lo, hi, refs[0], stack, err=a.err + b.err)]
@@ -237,7 +172,7 @@ def add_sub(lw, eqn, ins, refs, stack):
   if b.codes and np.all(a.scale == 1):
     attrs, tensors = {}, {"c": lw.add_tensor(stack, "c", ci, b.codes["bits"], b.codes["signed"])}
   else:
-    attrs, tensors = _const_attr_or_tensor(lw, stack, "c", ci)
+    attrs, tensors = const_attr_or_tensor(lw, stack, "c", ci)
   vid = lw.emit("add", [a], attrs, stack, tensors)
   return [lw.sym(vid, a.scale, a.lo + ci, a.hi + ci, refs[0], stack, err=a.err)]
 
@@ -255,18 +190,16 @@ def max_min(lw, eqn, ins, refs, stack):
   if isinstance(a, Const):
     a, b = b, a
   if isinstance(b, Sym):
-    _require_exact(stack, a, b)
-    a, b = _align(lw, [a, b], stack)
+    require_exact(stack, a, b)
+    a, b = align(lw, [a, b], stack)
     vid = lw.emit(kind, [a, b], {}, stack)
     return [lw.sym(vid, a.scale, fn(a.lo, b.lo), fn(a.hi, b.hi), refs[0], stack)]
-  _require_exact(stack, a)
-  ci = _on_grid(stack, b, a, kind)
-  attrs, tensors = _const_attr_or_tensor(lw, stack, "c", ci)
+  require_exact(stack, a)
+  ci = on_grid(stack, b, a, kind)
+  attrs, tensors = const_attr_or_tensor(lw, stack, "c", ci)
   vid = lw.emit(kind, [a], attrs, stack, tensors)
   return [lw.sym(vid, a.scale, fn(a.lo, ci), fn(a.hi, ci), refs[0], stack)]
 
-
-from pikelpn_jax.export import rules_mac  # noqa: E402  (uses the helpers above)
 
 RULES = {
     "qtag": qtag, "stop_gradient": passthrough, "copy": passthrough, "materialize": passthrough,
@@ -278,5 +211,5 @@ RULES = {
     "select_n": rules_mac.select_n, "reduce_sum": rules_mac.reduce_sum,
     "reduce_max": rules_mac.reduce_max, "reduce_window_max": rules_mac.reduce_max,
     "conv_general_dilated": rules_mac.conv, "dot_general": rules_mac.dot,
-    **{p: rules_mac.layout for p in LAYOUT_PARAMS},
+    **dict.fromkeys(LAYOUT_PARAMS, rules_mac.layout),
 }

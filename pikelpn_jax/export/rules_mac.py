@@ -1,22 +1,27 @@
-"""Integer lowering rules for MACs, reductions, compares/selects and layout ops (see rules.py)."""
+"""Integer lowering rules for MACs, reductions, compares/selects and layout ops (rules.RULES lists them)."""
 from __future__ import annotations
 
 import numpy as np
 
-from pikelpn_jax._jax_internals import primitive_name
+from pikelpn_jax._jax_internals import (
+  conv_attrs,
+  dot_dimension_numbers,
+  layout_params,
+  primitive_name,
+  reduce_axes_of,
+  window_attrs,
+)
 from pikelpn_jax.export import grid
-from pikelpn_jax._jax_internals import eqn_params
-from pikelpn_jax.export.rules import (FLIPPED, LAYOUT_PARAMS, _align, _fail, _jsonable,
-                                      _require_exact)
+from pikelpn_jax.export.helpers import FLIPPED, LAYOUT_PARAMS, align, fail, require_exact
 from pikelpn_jax.export.values import Const, Sym
 
 
 def _weights(lw, stack, w: Const, what: str):
   """The stored tensor of a MAC layer's quantized weights; refuses float weights."""
   if not isinstance(w, Const):
-    _fail(stack, f"the {what}'s second operand depends on the input; only constant weights lower")
+    fail(stack, f"the {what}'s second operand depends on the input; only constant weights lower")
   if w.codes is None or w.codes["kind"] not in ("weight", "param", "act", "norm"):
-    _fail(stack, f"the {what} has float weights (no weight quantizer): a float layer")
+    fail(stack, f"the {what} has float weights (no weight quantizer): a float layer")
   bits, signed = w.codes["bits"], w.codes["signed"]
   enc = "sign" if bits == 1 else "twos"
   name = lw.add_tensor(stack, "w", w.value, bits, signed, enc)
@@ -32,8 +37,8 @@ def _x_bits(x: Sym):
 def _input_scale(stack, x: Sym, what: str) -> float:
   s = grid.uniform(x.scale)
   if s is None:
-    _fail(stack, f"the {what}'s input has a per-element grid; requantize it before the MAC")
-  _require_exact(stack, x)
+    fail(stack, f"the {what}'s input has a per-element grid; requantize it before the MAC")
+  require_exact(stack, x)
   return s
 
 
@@ -50,21 +55,15 @@ def _mac_bounds(x: Sym, w, contract_axes, out_shape_mask):
 def conv(lw, eqn, ins, refs, stack):
   x, w = ins
   if not isinstance(x, Sym):
-    _fail(stack, "the convolution's input must be the integer value, the kernel a constant")
-  p = eqn_params(eqn)
+    fail(stack, "the convolution's input must be the integer value, the kernel a constant")
   name, wtag = _weights(lw, stack, w, "convolution")
   s = _input_scale(stack, x, "convolution")
-  dn = p["dimension_numbers"]
-  attrs = {"window_strides": list(p["window_strides"]), "padding": _jsonable(p["padding"]),
-           "lhs_dilation": list(p["lhs_dilation"]), "rhs_dilation": list(p["rhs_dilation"]),
-           "dimension_numbers": [list(dn.lhs_spec), list(dn.rhs_spec), list(dn.out_spec)],
-           "feature_group_count": int(p["feature_group_count"]),
-           "batch_group_count": int(p["batch_group_count"]), "w_bits": wtag,
-           "x_bits": _x_bits(x)}
+  attrs = {**conv_attrs(eqn), "w_bits": wtag, "x_bits": _x_bits(x)}
   vid = lw.emit("conv", [x], attrs, stack, {"w": name})
-  out_c = dn.rhs_spec[0]
+  _, rhs_spec, out_spec = attrs["dimension_numbers"]
+  out_c = rhs_spec[0]
   mask = [1] * np.ndim(refs[0])
-  mask[dn.out_spec[1]] = np.shape(w.value)[out_c]
+  mask[out_spec[1]] = np.shape(w.value)[out_c]
   lo, hi = _mac_bounds(x, np.moveaxis(np.asarray(w.value), out_c, -1),
                        tuple(range(np.ndim(w.value) - 1)), mask)
   return [lw.sym(vid, s, lo, hi, refs[0], stack)]
@@ -72,15 +71,15 @@ def conv(lw, eqn, ins, refs, stack):
 
 def dot(lw, eqn, ins, refs, stack):
   a, b = ins
-  (lc, rc), (lb, rb) = eqn_params(eqn)["dimension_numbers"]
+  (lc, rc), (lb, rb) = dot_dimension_numbers(eqn)
   if lb or rb:
-    _fail(stack, "batched dot_general is not supported by the integer export")
+    fail(stack, "batched dot_general is not supported by the integer export")
   if isinstance(a, Sym) and isinstance(b, Const):
     x, w, wc, side = a, b, rc, "rhs"
   elif isinstance(b, Sym) and isinstance(a, Const):
     x, w, wc, side = b, a, lc, "lhs"
   else:
-    _fail(stack, "a dot of two integer values (or of two constants) is not supported")
+    fail(stack, "a dot of two integer values (or of two constants) is not supported")
   name, wtag = _weights(lw, stack, w, "dense layer")
   s = _input_scale(stack, x, "dense layer")
   attrs = {"dimension_numbers": [[list(lc), list(rc)], [list(lb), list(rb)]], "const_side": side,
@@ -98,9 +97,9 @@ def dot(lw, eqn, ins, refs, stack):
 
 def reduce_sum(lw, eqn, ins, refs, stack):
   x = ins[0]
-  axes = tuple(eqn_params(eqn)["axes"])
+  axes = reduce_axes_of(eqn)
   if any(x.scale.shape[a] > 1 for a in axes):
-    _fail(stack, "a sum over elements on different grids is not exact; requantize first")
+    fail(stack, "a sum over elements on different grids is not exact; requantize first")
   vid = lw.emit("sum", [x], {"axes": list(axes)}, stack)
   n = int(np.prod([x.shape[a] for a in axes]))
   total = lambda b: np.sum(np.broadcast_to(b, [x.shape[a] if a in axes else b.shape[a]
@@ -113,19 +112,18 @@ def reduce_sum(lw, eqn, ins, refs, stack):
 def reduce_max(lw, eqn, ins, refs, stack):
   """Max over axes (global max pool) or over windows (max pool): the max of the integers, when
   the grid does not vary inside the reduced region; padding never wins (init is the int minimum)."""
-  x, prim, p = ins[0], primitive_name(eqn), eqn_params(eqn)
+  x, prim = ins[0], primitive_name(eqn)
   if prim == "reduce_max":
-    axes = tuple(p["axes"])
+    axes = reduce_axes_of(eqn)
     attrs = {"axes": list(axes)}
     out_grid = lambda a: np.max(a, axis=axes)
   else:
-    axes = tuple(d for d, w in enumerate(p["window_dimensions"]) if w > 1)
-    attrs = {k: _jsonable(p[k]) for k in ("window_dimensions", "window_strides", "padding",
-                                           "base_dilation", "window_dilation")}
+    attrs = window_attrs(eqn)
+    axes = tuple(d for d, w in enumerate(attrs["window_dimensions"]) if w > 1)
     out_grid = lambda a: a
   if any(x.scale.shape[a] > 1 for a in axes):
-    _fail(stack, "a max over elements on different grids is not exact; requantize first")
-  _require_exact(stack, x)
+    fail(stack, "a max over elements on different grids is not exact; requantize first")
+  require_exact(stack, x)
   vid = lw.emit(prim, [x], attrs, stack)
   return [lw.sym(vid, out_grid(x.scale), out_grid(x.lo), out_grid(x.hi), refs[0], stack)]
 
@@ -135,16 +133,16 @@ def compare(lw, eqn, ins, refs, stack):
   a, b = ins
   if isinstance(a, Const):
     a, b, cmp = b, a, FLIPPED[cmp]
-  _require_exact(stack, a)
+  require_exact(stack, a)
   if isinstance(b, Sym):
-    _require_exact(stack, b)
-    a, b = _align(lw, [a, b], stack)
+    require_exact(stack, b)
+    a, b = align(lw, [a, b], stack)
     vid = lw.emit("compare", [a, b], {"cmp": cmp}, stack)
   else:
     # x >= c  <=>  T >= ceil(c/S) for integer T: thresholds off the grid are still exact.
     t = grid.compact(np.asarray(b.value, np.float64) / a.scale, a.ndim)
     if cmp in ("eq", "ne") and not grid.is_integer_valued(t):
-      _fail(stack, "an equality test against a constant off the integer grid")
+      fail(stack, "an equality test against a constant off the integer grid")
     t = np.ceil(t) if cmp in ("ge", "lt") else np.floor(t)
     u = grid.uniform(t)
     attrs = {"cmp": cmp}
@@ -161,10 +159,10 @@ def compare(lw, eqn, ins, refs, stack):
 def select_n(lw, eqn, ins, refs, stack):
   pred, cases = ins[0], ins[1:]
   if not (isinstance(pred, Sym) and pred.pred) or not all(isinstance(c, Sym) for c in cases):
-    _fail(stack, "select needs an integer predicate and integer cases (constant cases: put "
+    fail(stack, "select needs an integer predicate and integer cases (constant cases: put "
                  "them through an integer op first)")
-  _require_exact(stack, *cases)
-  cases = _align(lw, list(cases), stack)
+  require_exact(stack, *cases)
+  cases = align(lw, list(cases), stack)
   vid = lw.emit("select", [pred] + cases, {}, stack)
   lo = np.minimum.reduce([c.lo for c in cases])
   hi = np.maximum.reduce([c.hi for c in cases])
@@ -173,15 +171,15 @@ def select_n(lw, eqn, ins, refs, stack):
 
 def layout(lw, eqn, ins, refs, stack):
   prim = primitive_name(eqn)
-  params = {k: _jsonable(eqn_params(eqn).get(k)) for k in LAYOUT_PARAMS[prim]}
-  if prim == "reshape" and eqn_params(eqn).get("dimensions") is not None:
-    _fail(stack, "reshape with a dimension order is not supported")
+  params = layout_params(eqn, LAYOUT_PARAMS[prim])
+  if prim == "reshape" and layout_params(eqn, ("dimensions",))["dimensions"] is not None:
+    fail(stack, "reshape with a dimension order is not supported")
   syms = [i for i in ins if isinstance(i, Sym)]
   out_shape = np.shape(refs[0])
   if prim == "concatenate":
     if len(syms) != len(ins):
-      _fail(stack, "concatenating an integer value with a constant is not supported")
-    syms = _align(lw, syms, stack)
+      fail(stack, "concatenating an integer value with a constant is not supported")
+    syms = align(lw, syms, stack)
     vid = lw.emit("layout", syms, {"prim": prim, "params": params}, stack)
     d = params["dimension"]
     cat = lambda arrs: np.concatenate([grid.full(a, s.shape) for a, s in zip(arrs, syms)], d)
@@ -191,12 +189,12 @@ def layout(lw, eqn, ins, refs, stack):
   lo_extra = hi_extra = None
   if prim == "pad":
     if not isinstance(ins[1], Const):
-      _fail(stack, "pad value must be a constant")
+      fail(stack, "pad value must be a constant")
     pv = float(np.asarray(ins[1].value))
     if pv != 0.0:
       s = grid.uniform(x.scale)
       if s is None or not grid.is_integer_valued(pv / s):
-        _fail(stack, f"pad value {pv} is not on the integer grid of the padded value")
+        fail(stack, f"pad value {pv} is not on the integer grid of the padded value")
       pv = pv / s
     params["padding_value"] = int(pv)
     lo_extra = hi_extra = pv

@@ -18,9 +18,11 @@ Keys of `defaults` and of every overrides mapping (LAYER_KEYS):
 """
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Any, Mapping, Sequence, Tuple
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
+from pikelpn_jax.config_base import check_int
 from pikelpn_jax.quant.config import CALIBRATIONS, check_bits
 
 LAYER_KEYS = ("w_bits", "a_bits", "w_per_channel", "w_channel_axis", "w_calibration",
@@ -57,8 +59,7 @@ def check_layer_settings(settings: Mapping[str, Any], where: str) -> None:
       _check_bool(v, f, allow_none=True)
     elif k == "w_channel_axis":
       # Kernels are at most 4-d (HWIO); dense kernels (2-d) are checked again at trace time.
-      if isinstance(v, bool) or not isinstance(v, int) or not -4 <= v <= 3:
-        raise ValueError(f"{f}={v!r} is out of range; use an int in -4..3 (-1: output channels)")
+      check_int(f, v, -4, 3, allowed="an int in -4..3 (-1: output channels)")
     elif k in ("w_calibration", "a_calibration"):
       if v not in CALIBRATIONS:
         raise ValueError(f"{f}={v!r} is not allowed; use one of {CALIBRATIONS}")
@@ -67,7 +68,7 @@ def check_layer_settings(settings: Mapping[str, Any], where: str) -> None:
         raise ValueError(f"{f}={v!r} is not allowed; use a positive number")
 
 
-def _freeze(m: Mapping[str, Any]) -> Frozen:
+def freeze(m: Mapping[str, Any]) -> Frozen:
   return tuple(sorted((str(k), v) for k, v in dict(m).items()))
 
 
@@ -91,7 +92,7 @@ def compile_rules(rules: Sequence, where: str = "config.model.bit_rules"
       raise ValueError(f"{where}[{i}] ({pattern!r}): overrides={overrides!r} is not allowed; "
                        "use a mapping of layer fields")
     check_layer_settings(overrides, f"{where}[{i}] ({pattern!r})")
-    out.append((pattern, _freeze(overrides)))
+    out.append((pattern, freeze(overrides)))
   return tuple(out)
 
 
@@ -103,11 +104,25 @@ def matching_rule(path: str, rules) -> int:
   return -1
 
 
-def resolve(path: str, rules, defaults: Mapping[str, Any]) -> dict:
+@dataclasses.dataclass(frozen=True)
+class LayerQuant:
+  """The resolved quantization settings of one layer (fields: LAYER_KEYS, see the docstring)."""
+  w_bits: Optional[int]
+  a_bits: Optional[int]
+  w_per_channel: bool
+  w_channel_axis: int
+  w_calibration: str
+  a_calibration: str
+  a_bound: float
+  a_signed: Optional[bool]
+  half_shift: bool
+
+
+def resolve(path: str, rules, defaults: Mapping[str, Any]) -> LayerQuant:
   """The settings of the layer at `path`: `defaults` overlaid by the first matching rule."""
   out = dict(DEFAULT_LAYER)
   out.update(dict(defaults))
   i = matching_rule(path, rules)
   if i >= 0:
     out.update(dict(rules[i][1]))
-  return out
+  return LayerQuant(**out)

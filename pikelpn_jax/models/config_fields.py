@@ -18,8 +18,6 @@ from typing import Any, Mapping, Optional, Sequence
 
 import ml_collections
 
-from pikelpn_jax.config_base import load_config  # noqa: F401  (re-exported)
-
 from pikelpn_jax.models.bit_rules import DEFAULT_LAYER
 
 

@@ -14,8 +14,13 @@ from typing import Optional
 
 import flax.linen as nn
 
-from pikelpn_jax.models.common import (SIGN_PRESERVING_ACTS, ConvNorm, Head, check_width,
-                                       residual_add)
+from pikelpn_jax.models.common import (
+  SIGN_PRESERVING_ACTS,
+  ConvNorm,
+  Head,
+  check_width,
+  residual_add,
+)
 from pikelpn_jax.models.mobilenet_v1 import check_act
 from pikelpn_jax.models.quant_plan import QuantPlan
 from pikelpn_jax.models.registry import register

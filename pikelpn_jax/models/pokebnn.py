@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from pikelpn_jax._jax_internals import cost_category
+from pikelpn_jax.config_base import check_int
 from pikelpn_jax.layers import DPReLU, QConv, QDense, QuantNorm, SqueezeExcite
 from pikelpn_jax.models.common import ConvNorm, Head, apply_norm, avg_pool, check_width, module_path
 from pikelpn_jax.models.quant_plan import QuantPlan
@@ -126,9 +127,9 @@ class PokeBNN(nn.Module):
 @register("pokebnn")
 def build_pokebnn(model_cfg, num_classes, plan, dw_impl):
   del dw_impl   # no depthwise convs
-  init_group = model_cfg.get("init_group", 32)
-  if isinstance(init_group, bool) or not isinstance(init_group, int) or init_group <= 0 \
-      or 64 % init_group:
+  init_group = check_int("config.model.init_group", model_cfg.get("init_group", 32), 1,
+                         allowed="a positive divisor of 64")
+  if 64 % init_group:
     raise ValueError(f"config.model.init_group={init_group!r} is not allowed; use a positive "
                      "divisor of 64")
   se_ratio = model_cfg.get("se_ratio", 0.125)

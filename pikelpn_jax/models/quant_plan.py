@@ -10,10 +10,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Optional, Tuple
 
-from pikelpn_jax.models import bit_rules
+from pikelpn_jax.config_base import check_int
 from pikelpn_jax.layers.conv import PW_IMPLS
-from pikelpn_jax.quant.config import (FLOAT, SCALE_FORMATS, SCALE_ROUNDINGS, QuantConfig,
-                                      act_quant, check_bits, weight_quant)
+from pikelpn_jax.models import bit_rules
+from pikelpn_jax.quant.config import (
+  FLOAT,
+  SCALE_FORMATS,
+  SCALE_ROUNDINGS,
+  QuantConfig,
+  act_quant,
+  check_bits,
+  weight_quant,
+)
 
 MODEL_QUANT_FIELDS = ("quant", "bit_rules", "quantnorm", "quantnorm_bits", "quantnorm_bias_bits",
                       "double_quant", "dq_format", "dq_round", "dhq")
@@ -36,17 +44,17 @@ class QuantPlan:
   def quantnorm(self) -> bool:
     return self.norm_bits is not None
 
-  def settings(self, path: str) -> dict:
+  def settings(self, path: str) -> bit_rules.LayerQuant:
     return bit_rules.resolve(path, self.rules, dict(self.defaults))
 
   def weight(self, path: str) -> QuantConfig:
     s = self.settings(path)
-    if not self.weight_quant or s["w_bits"] is None:
+    if not self.weight_quant or s.w_bits is None:
       return FLOAT
-    return weight_quant(s["w_bits"], per_channel=s["w_per_channel"],
-                        channel_axis=s["w_channel_axis"], scale=self.scale_format,
+    return weight_quant(s.w_bits, per_channel=s.w_per_channel,
+                        channel_axis=s.w_channel_axis, scale=self.scale_format,
                         scale_round=self.scale_round,
-                        calibration=s["w_calibration"], half_shift=s["half_shift"])
+                        calibration=s.w_calibration, half_shift=s.half_shift)
 
   def act(self, path: str, signed: bool, follows_norm: bool = False) -> QuantConfig:
     """The input quantizer of the layer at `path`.
@@ -56,15 +64,15 @@ class QuantPlan:
       it on the activation grid, so with QuantNorm on the requantization scale is folded.
     """
     s = self.settings(path)
-    if not self.act_quant or s["a_bits"] is None:
+    if not self.act_quant or s.a_bits is None:
       return FLOAT
-    sign = signed if s["a_signed"] is None else s["a_signed"]
-    if s["a_bits"] == 1:
+    sign = signed if s.a_signed is None else s.a_signed
+    if s.a_bits == 1:
       sign = True    # binary grids are ±1
-    return act_quant(s["a_bits"], signed=sign, calibration=s["a_calibration"],
-                     bound=float(s["a_bound"]), scale=self.scale_format,
+    return act_quant(s.a_bits, signed=sign, calibration=s.a_calibration,
+                     bound=float(s.a_bound), scale=self.scale_format,
                      scale_round=self.scale_round,
-                     half_shift=s["half_shift"], folded=self.quantnorm and follows_norm)
+                     half_shift=s.half_shift, folded=self.quantnorm and follows_norm)
 
 
 def plan_from_config(model_cfg: Mapping[str, Any], *, weight_quant: bool = True,
@@ -89,11 +97,9 @@ def plan_from_config(model_cfg: Mapping[str, Any], *, weight_quant: bool = True,
     norm_bits = check_bits(m.get("quantnorm_bits", 8), "config.model.quantnorm_bits",
                            allow_none=False)
   bias_bits = m.get("quantnorm_bias_bits", 32)
-  if bias_bits is not None and (isinstance(bias_bits, bool) or not isinstance(bias_bits, int)
-                                or not 2 <= bias_bits <= 32):
-    raise ValueError(f"config.model.quantnorm_bias_bits={bias_bits!r} is not allowed; "
-                     "use an int 2..32 or None")
-  return QuantPlan(defaults=bit_rules._freeze(defaults), rules=rules,
+  if bias_bits is not None:
+    check_int("config.model.quantnorm_bias_bits", bias_bits, 2, 32, allowed="an int 2..32 or None")
+  return QuantPlan(defaults=bit_rules.freeze(defaults), rules=rules,
                    weight_quant=bool(weight_quant), act_quant=bool(act_quant),
                    scale_format=dq_format if double_quant else "none", scale_round=dq_round,
                    norm_bits=norm_bits, norm_bias_bits=bias_bits,

@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional
 
 import flax.linen as nn
 
+from pikelpn_jax.config_base import check_int
 from pikelpn_jax.layers import DW_IMPLS
 from pikelpn_jax.models.quant_plan import plan_from_config
 
@@ -46,9 +47,7 @@ def model_names() -> List[str]:
 
 
 def _check_num_classes(n):
-  if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-    raise ValueError(f"config.dataset.num_classes={n!r} is not allowed; use a positive int")
-  return n
+  return check_int("config.dataset.num_classes", n, 1)
 
 
 def build_model(config, *, weight_quant: bool = True, act_quant: bool = True,

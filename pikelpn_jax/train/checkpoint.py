@@ -6,16 +6,19 @@ Layout: <workdir>/checkpoints/<step>/{model, train, config, meta}
   config  the resolved experiment config (JSON)
   meta    {'config_source', 'model', 'variant', 'step'} (JSON)
 A step directory appears only when complete (orbax writes to a temporary name and renames it),
-so a kill during a write leaves the previous checkpoint as the latest.
+so a kill during a write leaves the previous checkpoint as the latest. A complete checkpoint whose
+files were damaged later (tensorstore's checksums catch flipped bytes) raises CheckpointError,
+one line naming it; a resumed run skips it for the newest one that restores (newest_restorable).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-from typing import Any, Dict, Optional
+import re
+import shutil
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import jax
 import orbax.checkpoint as ocp
 from flax import traverse_util
 
@@ -25,7 +28,7 @@ ITEMS = ("model", "train", "config", "meta")
 
 
 @contextlib.contextmanager
-def _quiet_orbax():
+def quiet_orbax():
   """orbax logs a warning for every read-only manager; a CLI error must stay one line."""
   logger = logging.getLogger("absl")
   level = logger.level
@@ -36,8 +39,33 @@ def _quiet_orbax():
     logger.setLevel(level)
 
 
+def quiet_logs() -> None:
+  """For CLIs: orbax logs every save and restore at INFO through absl; show warnings and up."""
+  from absl import logging as absl_logging
+  absl_logging.set_verbosity(absl_logging.WARNING)
+
+
 class NoCheckpointError(FileNotFoundError, ValueError):
   """No complete checkpoint in a workdir (caught by `except FileNotFoundError` or `ValueError`)."""
+
+
+class CheckpointError(ValueError):
+  """A complete checkpoint that does not restore (damaged files); the message is one line."""
+
+  def __init__(self, path: str, step: int, reason: str):
+    super().__init__(f"checkpoint {path} (step {step}) is unreadable: {reason}")
+    self.path, self.step, self.reason = path, step, reason
+
+
+def failure_reason(e: BaseException, limit: int = 300) -> str:
+  """tensorstore's error (a kilobyte on one line, its spec included) cut to its code and cause."""
+  text = " ".join(str(e).split()) or type(e).__name__
+  text = re.sub(r"\s*\[(source locations|tensorstore_spec)=.*$", "", text)
+  files = re.findall(r'local file "([^"]+)"', text)
+  parts = text.split(": ")
+  if len(parts) > 3:   # 'CODE: context: context: ...: cause: detail' -> 'CODE ... cause: detail'
+    text = f"{parts[0]} reading {files[-1] if files else '?'}: " + ": ".join(parts[-2:])
+  return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -54,7 +82,7 @@ def _manager(workdir: str, *, keep: int = 3, read_only: bool = True) -> ocp.Chec
       max_to_keep=None if read_only else keep, save_interval_steps=0 if read_only else 1,
       create=not read_only, read_only=read_only,
       enable_async_checkpointing=not read_only, cleanup_tmp_directories=not read_only)
-  with _quiet_orbax():
+  with quiet_orbax():
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS,
                                  item_handlers=_handlers())
 
@@ -95,6 +123,19 @@ class Checkpoints:
   def latest_step(self) -> Optional[int]:
     return self._mgr.latest_step()
 
+  def all_steps(self) -> List[int]:
+    return sorted(self._mgr.all_steps())
+
+  def step_dir(self, step: int) -> str:
+    return os.path.join(checkpoint_dir(self.workdir), str(step))
+
+  def _read(self, step: int, fn: Callable[[], Any]) -> Any:
+    """fn() (an orbax read of `step`), its failures turned into one-line CheckpointErrors."""
+    try:
+      return fn()
+    except Exception as e:  # noqa: BLE001  (tensorstore/orbax raise ValueError, OSError, ...)
+      raise CheckpointError(self.step_dir(step), step, failure_reason(e)) from e
+
   def save(self, step: int, state: Dict[str, Any], config, meta: Dict[str, Any]) -> None:
     model = {"params": state["params"], "batch_stats": state["batch_stats"]}
     train = {"opt_state": state["opt_state"], "step": state["step"]}
@@ -102,23 +143,39 @@ class Checkpoints:
         model=ocp.args.StandardSave(model), train=ocp.args.StandardSave(train),
         config=ocp.args.JsonSave(config_to_dict(config)), meta=ocp.args.JsonSave(meta)))
 
+  def verify(self, step: int, items=("model", "train")) -> None:
+    """Reads every stored value of `step` once (tensorstore checks the OCDBT checksums), so that
+    a damaged file raises CheckpointError here rather than inside orbax's asyncio restore (whose
+    other reads in flight then print 'Event loop is closed' tracebacks)."""
+    import tensorstore as ts
+    for item in items:
+      path = os.path.join(self.step_dir(step), item)
+      if os.path.isfile(os.path.join(path, "manifest.ocdbt")):
+        def read_all(path=path):
+          kv = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{path}/"}).result()
+          for key in kv.list().result():
+            kv.read(key).result()
+        self._read(step, read_all)
+
   def restore_state(self, step: int, abstract_state: Dict[str, Any]) -> Dict[str, Any]:
     model_t = {"params": abstract_state["params"], "batch_stats": abstract_state["batch_stats"]}
     train_t = {"opt_state": abstract_state["opt_state"], "step": abstract_state["step"]}
-    r = self._mgr.restore(step, args=ocp.args.Composite(
-        model=ocp.args.StandardRestore(model_t), train=ocp.args.StandardRestore(train_t)))
+    r = self._read(step, lambda: self._mgr.restore(step, args=ocp.args.Composite(
+        model=ocp.args.StandardRestore(model_t), train=ocp.args.StandardRestore(train_t))))
     return {**r["model"], **r["train"]}
 
   def restore_model(self, step: int, abstract_model: Dict[str, Any]) -> Dict[str, Any]:
-    r = self._mgr.restore(step, args=ocp.args.Composite(model=ocp.args.StandardRestore(abstract_model)))
+    r = self._read(step, lambda: self._mgr.restore(
+        step, args=ocp.args.Composite(model=ocp.args.StandardRestore(abstract_model))))
     return dict(r["model"])
 
   def meta(self, step: int) -> Dict[str, Any]:
-    r = self._mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    r = self._read(step, lambda: self._mgr.restore(
+        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())))
     return dict(r["meta"])
 
   def model_shapes(self, step: int) -> Dict[str, tuple]:
-    return _shape_tree(self._mgr.item_metadata(step)["model"].tree)
+    return self._read(step, lambda: _shape_tree(self._mgr.item_metadata(step)["model"].tree))
 
   def wait(self) -> None:
     self._mgr.wait_until_finished()
@@ -150,7 +207,8 @@ def restore_latest(workdir: str, config) -> Dict[str, Any]:
   """{'params', 'batch_stats'} of the newest checkpoint in workdir, checked against config.
 
   Raises a one-line ValueError naming what mismatched and which model/config the checkpoint
-  holds, or NoCheckpointError (a FileNotFoundError and a ValueError) when there is none.
+  holds, NoCheckpointError (a FileNotFoundError and a ValueError) when there is none, or
+  CheckpointError (a ValueError) naming the newest checkpoint when its files do not restore.
   """
   from pikelpn_jax.train.model_init import abstract_variables  # builds the model
   step = latest_step(workdir)
@@ -160,7 +218,46 @@ def restore_latest(workdir: str, config) -> Dict[str, Any]:
   abstract = abstract_variables(config)
   ckpts = Checkpoints(workdir, read_only=True)
   try:
+    ckpts.verify(step, items=("model",))   # first: orbax's reads of a damaged file print tracebacks
     check_matches(ckpts, step, config, abstract, "workdir")
     return ckpts.restore_model(step, abstract)
   finally:
     ckpts.close()
+
+
+def newest_restorable(workdir: str, config, abstract_state: Dict[str, Any]
+                      ) -> Tuple[Optional[int], Optional[Dict[str, Any]], List[CheckpointError]]:
+  """(step, state, skipped) of the newest checkpoint in workdir that restores, newest first.
+
+  A checkpoint of another model raises ValueError (a wrong workdir, not damage); damaged ones
+  are returned in `skipped`, newest first. (None, None, skipped) when no checkpoint restores.
+  """
+  if latest_step(workdir) is None:
+    return None, None, []
+  abstract_model = {k: abstract_state[k] for k in ("params", "batch_stats")}
+  skipped: List[CheckpointError] = []
+  ro = Checkpoints(workdir, read_only=True)
+  try:
+    for step in reversed(ro.all_steps()):
+      try:
+        ro.verify(step)   # first: orbax's own reads of a damaged file print tracebacks
+        check_matches(ro, step, config, abstract_model, "workdir")
+        return step, ro.restore_state(step, abstract_state), skipped
+      except CheckpointError as e:
+        skipped.append(e)
+    return None, None, skipped
+  finally:
+    ro.close()
+
+
+def set_aside(error: CheckpointError) -> str:
+  """Moves a damaged step directory to <workdir>/damaged_checkpoints/ (so the step can be saved
+  again and the files stay for inspection); returns where it went."""
+  dest_root = os.path.join(os.path.dirname(os.path.dirname(error.path)), "damaged_checkpoints")
+  os.makedirs(dest_root, exist_ok=True)
+  dest = os.path.join(dest_root, os.path.basename(error.path))
+  n = 1
+  while os.path.exists(dest):
+    dest, n = os.path.join(dest_root, f"{os.path.basename(error.path)}.{n}"), n + 1
+  shutil.move(error.path, dest)
+  return dest

@@ -1,4 +1,4 @@
-"""Config files ('configs/x.py:variant') and the JSON form of a resolved config."""
+"""The JSON form of a resolved config (config files are loaded by config_base.load_config)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,6 @@ from typing import Any
 
 import ml_collections
 
-from pikelpn_jax.config_base import REPO_ROOT, load_config as load_config_file  # noqa: F401
 
 def _jsonable(v: Any) -> Any:
   if isinstance(v, ml_collections.ConfigDict):

@@ -40,7 +40,8 @@ def input_shape(config, batch: int = 1) -> Tuple[int, int, int, int]:
   return (batch, int(d.image_size), int(d.image_size), int(d.channels))
 
 
-def _init_fn(model, config):
+def init_fn(model, config):
+  """rng -> {'params', 'batch_stats'} of `model` at config's input shape (batch 1)."""
   def init(rng):
     v = model.init(rng, jnp.zeros(input_shape(config), jnp.float32), train=False)
     return {c: v.get(c, {}) for c in COLLECTIONS}
@@ -49,13 +50,13 @@ def _init_fn(model, config):
 
 def init_variables(config, rng, phase: Phase = FULL, sharding=None) -> Dict[str, Any]:
   model = make_model(config, phase)
-  return jax.jit(_init_fn(model, config), out_shardings=sharding)(rng)
+  return jax.jit(init_fn(model, config), out_shardings=sharding)(rng)
 
 
 def abstract_variables(config, phase: Phase = FULL, sharding=None) -> Dict[str, Any]:
   """ShapeDtypeStructs of {'params', 'batch_stats'} (with `sharding`, default: one device)."""
   model = make_model(config, phase)
-  shapes = jax.eval_shape(_init_fn(model, config), jax.random.PRNGKey(0))
+  shapes = jax.eval_shape(init_fn(model, config), jax.random.PRNGKey(0))
   sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 

@@ -57,6 +57,8 @@ def kernel_mask(params):
 def make_optimizer(config) -> optax.GradientTransformation:
   check_optimizer_fields(config)
   sched = learning_rate_schedule(config)
+  # config.momentum is SGD's momentum and Adam's b1 (a separate config field would change every
+  # config's hash, recorded in results and ACEv2 reports).
   wd, b1, b2 = float(config.weight_decay), float(config.momentum), float(config.b2)
   if config.optimizer == "adamw":
     return optax.adamw(sched, b1=b1, b2=b2, weight_decay=wd, mask=kernel_mask)

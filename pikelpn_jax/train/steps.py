@@ -1,4 +1,4 @@
-"""Training state, the compiled train step (one per quantization phase) and the eval step.
+"""Training state, the pure train and eval steps, and their jitted forms (one per quantization phase).
 
 Data parallel with jax.sharding: a 1-D mesh 'data' over all devices, batches sharded along it,
 state replicated; XLA inserts the gradient and batch-statistics all-reduces, so the math equals
@@ -6,16 +6,18 @@ one device with the same global batch.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Dict, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from pikelpn_jax.train import losses
-from pikelpn_jax.train.model_init import (FULL, Phase, _init_fn, make_model, overlay, select)
+from pikelpn_jax.train.model_init import FULL, Phase, init_fn, make_model, overlay, select
 
 State = Dict[str, Any]   # {'step', 'params', 'batch_stats', 'opt_state'}
 
@@ -42,7 +44,7 @@ def global_batch(local: np.ndarray, sharding) -> jax.Array:
 
 
 def _state_fn(config, tx):
-  init = _init_fn(make_model(config, FULL), config)
+  init = init_fn(make_model(config, FULL), config)
 
   def create(rng):
     v = init(rng)
@@ -60,8 +62,51 @@ def abstract_state(config, tx, replicated) -> State:
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), shapes)
 
 
+def train_step(state: State, images, labels, teacher_vars, *, model, template, tx, teacher,
+               label_smoothing: float):
+  """One optimizer step of `model` (a quantization phase's model) -> (new state, metrics).
+
+  state holds the fully quantized model's variables; the phase model's subset (`template`'s
+  paths) is trained and overlaid back. Pure: jit it with everything after `*` bound.
+  """
+  bs = select(state["batch_stats"], template["batch_stats"])
+
+  def loss_fn(p):
+    logits, mut = model.apply({"params": p, "batch_stats": bs}, images, train=True,
+                              mutable=["batch_stats"])
+    per_ex = losses.cross_entropy(logits, labels, label_smoothing)
+    if teacher is not None:
+      t_logits = teacher.model.apply(teacher_vars, images, train=False)
+      kd = losses.distillation(logits, t_logits, teacher.temperature)
+      per_ex = teacher.alpha * kd + (1.0 - teacher.alpha) * per_ex
+    return jnp.mean(per_ex), (logits, mut.get("batch_stats", {}))
+
+  p_sub = select(state["params"], template["params"])
+  (loss, (logits, new_bs)), g_sub = jax.value_and_grad(loss_fn, has_aux=True)(p_sub)
+  grads = overlay(jax.tree.map(jnp.zeros_like, state["params"]), g_sub)
+  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+  params = optax.apply_updates(state["params"], updates)
+  finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(params))
+  metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
+             "finite": finite}
+  new_state = {"step": state["step"] + 1, "params": params,
+               "batch_stats": overlay(state["batch_stats"], new_bs), "opt_state": opt_state}
+  return new_state, metrics
+
+
+def eval_step(params, batch_stats, images, labels, mask, *, model, template):
+  """Sums of top-1/top-5 hits, loss and examples over the rows where mask is 1."""
+  v = {"params": select(params, template["params"]),
+       "batch_stats": select(batch_stats, template["batch_stats"])}
+  logits = model.apply(v, images, train=False)
+  return {"top1": jnp.sum(losses.topk_correct(logits, labels, 1) * mask),
+          "top5": jnp.sum(losses.topk_correct(logits, labels, 5) * mask),
+          "loss": jnp.sum(losses.cross_entropy(logits, labels) * mask),
+          "count": jnp.sum(mask)}
+
+
 class StepFactory:
-  """Compiled steps, cached per quantization phase."""
+  """train_step and eval_step jitted for the mesh, once per quantization phase."""
 
   def __init__(self, config, tx: optax.GradientTransformation, mesh: Mesh,
                teacher: Optional[Teacher] = None):
@@ -69,75 +114,29 @@ class StepFactory:
     self.replicated, self.batch_sharded = shardings(mesh)
     self._train: Dict[Phase, Callable] = {}
     self._eval: Dict[Phase, Callable] = {}
-    self._templates: Dict[Phase, Dict[str, Any]] = {}
 
-  def _model_and_template(self, phase: Phase):
+  def _bound(self, phase: Phase) -> Dict[str, Any]:
     model = make_model(self.config, phase)
-    if phase not in self._templates:
-      self._templates[phase] = jax.eval_shape(_init_fn(model, self.config), jax.random.PRNGKey(0))
-    return model, self._templates[phase]
+    return {"model": model,
+            "template": jax.eval_shape(init_fn(model, self.config), jax.random.PRNGKey(0))}
 
   def has_train_step(self, phase: Phase) -> bool:
     return phase in self._train
 
   def train_step(self, phase: Phase) -> Callable:
+    """(state, images, labels, teacher_vars) -> (state, metrics), jitted; state is donated."""
     if phase not in self._train:
-      self._train[phase] = self._build_train(phase)
+      fn = functools.partial(train_step, **self._bound(phase), tx=self.tx, teacher=self.teacher,
+                             label_smoothing=float(self.config.label_smoothing))
+      r, b = self.replicated, self.batch_sharded
+      self._train[phase] = jax.jit(fn, in_shardings=(r, b, b, r), out_shardings=(r, r),
+                                   donate_argnums=(0,))
     return self._train[phase]
 
   def eval_step(self, phase: Phase) -> Callable:
+    """(params, batch_stats, images, labels, mask) -> sums, jitted."""
     if phase not in self._eval:
-      self._eval[phase] = self._build_eval(phase)
+      r, b = self.replicated, self.batch_sharded
+      self._eval[phase] = jax.jit(functools.partial(eval_step, **self._bound(phase)),
+                                  in_shardings=(r, r, b, b, b), out_shardings=r)
     return self._eval[phase]
-
-  def _build_train(self, phase: Phase) -> Callable:
-    r, b = self.replicated, self.batch_sharded
-    return jax.jit(self.train_step_fn(phase), in_shardings=(r, b, b, r), out_shardings=(r, r),
-                   donate_argnums=(0,))
-
-  def train_step_fn(self, phase: Phase) -> Callable:
-    """The un-jitted train step (state, images, labels, teacher_vars) -> (state, metrics)."""
-    model, template = self._model_and_template(phase)
-    tx, teacher, smoothing = self.tx, self.teacher, float(self.config.label_smoothing)
-
-    def step_fn(state, images, labels, teacher_vars):
-      bs = select(state["batch_stats"], template["batch_stats"])
-
-      def loss_fn(p):
-        logits, mut = model.apply({"params": p, "batch_stats": bs}, images, train=True,
-                                  mutable=["batch_stats"])
-        per_ex = losses.cross_entropy(logits, labels, smoothing)
-        if teacher is not None:
-          t_logits = teacher.model.apply(teacher_vars, images, train=False)
-          kd = losses.distillation(logits, t_logits, teacher.temperature)
-          per_ex = teacher.alpha * kd + (1.0 - teacher.alpha) * per_ex
-        return jnp.mean(per_ex), (logits, mut.get("batch_stats", {}))
-
-      p_sub = select(state["params"], template["params"])
-      (loss, (logits, new_bs)), g_sub = jax.value_and_grad(loss_fn, has_aux=True)(p_sub)
-      grads = overlay(jax.tree.map(jnp.zeros_like, state["params"]), g_sub)
-      updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-      params = optax.apply_updates(state["params"], updates)
-      finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(params))
-      metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
-                 "finite": finite}
-      new_state = {"step": state["step"] + 1, "params": params,
-                   "batch_stats": overlay(state["batch_stats"], new_bs), "opt_state": opt_state}
-      return new_state, metrics
-
-    return step_fn
-
-  def _build_eval(self, phase: Phase) -> Callable:
-    model, template = self._model_and_template(phase)
-
-    def eval_fn(params, batch_stats, images, labels, mask):
-      v = {"params": select(params, template["params"]),
-           "batch_stats": select(batch_stats, template["batch_stats"])}
-      logits = model.apply(v, images, train=False)
-      return {"top1": jnp.sum(losses.topk_correct(logits, labels, 1) * mask),
-              "top5": jnp.sum(losses.topk_correct(logits, labels, 5) * mask),
-              "loss": jnp.sum(losses.cross_entropy(logits, labels) * mask),
-              "count": jnp.sum(mask)}
-
-    r, b = self.replicated, self.batch_sharded
-    return jax.jit(eval_fn, in_shardings=(r, r, b, b, b), out_shardings=r)

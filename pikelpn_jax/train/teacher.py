@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from pikelpn_jax.config_base import load_config
 from pikelpn_jax.train import checkpoint
-from pikelpn_jax.train.config_io import load_config_file
 from pikelpn_jax.train.model_init import FULL, abstract_variables, make_model
 from pikelpn_jax.train.steps import Teacher
 
@@ -14,7 +14,7 @@ def load_teacher(config, replicated) -> Optional[Teacher]:
   kd = config.distill
   if not kd.teacher_config:
     return None
-  tcfg = load_config_file(kd.teacher_config, "distill.teacher_config")
+  tcfg = load_config(kd.teacher_config, "distill.teacher_config")
   for field in ("image_size", "channels", "num_classes"):
     if tcfg.dataset[field] != config.dataset[field]:
       raise ValueError(f"teacher {kd.teacher_config!r} has dataset.{field}={tcfg.dataset[field]}, "
@@ -27,6 +27,7 @@ def load_teacher(config, replicated) -> Optional[Teacher]:
   abstract = abstract_variables(tcfg, sharding=replicated)
   ckpts = checkpoint.Checkpoints(kd.teacher_workdir, read_only=True)
   try:
+    ckpts.verify(step, items=("model",))
     checkpoint.check_matches(ckpts, step, tcfg, abstract, "distill.teacher_workdir")
     variables = ckpts.restore_model(step, abstract)
   finally:

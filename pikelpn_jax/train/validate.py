@@ -1,6 +1,7 @@
 """Checks of a training config before anything is written (one-line ValueErrors)."""
 from __future__ import annotations
 
+from pikelpn_jax.config_base import check_int
 from pikelpn_jax.data import check_dataset_name
 from pikelpn_jax.data.sources import check_augment
 from pikelpn_jax.train.optim import check_optimizer_fields
@@ -9,15 +10,9 @@ POSITIVE_INT_FIELDS = ("num_train_steps", "batch_size", "eval_batch_size", "eval
                        "checkpoint_every_steps", "keep_checkpoints", "log_every_steps")
 
 
-def _positive_int(config, field: str) -> None:
-  v = config[field]
-  if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-    raise ValueError(f"{field}={v!r} is not allowed; use a positive integer")
-
-
 def check_config(config, device_count: int, process_count: int = 1) -> None:
   for field in POSITIVE_INT_FIELDS:
-    _positive_int(config, field)
+    check_int(field, config[field], 1)
   for field in ("batch_size", "eval_batch_size"):
     if config[field] % device_count:
       raise ValueError(f"{field}={config[field]} is not divisible by the {device_count} devices; "
@@ -25,17 +20,13 @@ def check_config(config, device_count: int, process_count: int = 1) -> None:
   check_dataset_name(config.dataset.name)
   d = config.dataset
   for field in ("image_size", "channels", "num_classes"):
-    v = d[field]
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-      raise ValueError(f"dataset.{field}={v!r} is not allowed; use a positive integer")
+    check_int(f"dataset.{field}", d[field], 1)
   if "augment" in d:
     check_augment(d.augment, d.get("max_shift", 0))
   check_optimizer_fields(config)
   qs = config.quant_schedule
   for field in ("weight_start_step", "act_start_step"):
-    v = qs[field]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-      raise ValueError(f"quant_schedule.{field}={v!r} is not allowed; use an integer >= 0")
+    check_int(f"quant_schedule.{field}", qs[field], 0)
   kd = config.distill
   if kd.teacher_config:
     if not 0.0 <= kd.alpha <= 1.0:

@@ -1,5 +1,5 @@
 """ACEv2 over the model zoo: standard MAC counts, PokeBNN's official ACE, every config variant
-priced with nothing unaccounted and unchanged under jit/remat/scan, QuantNorm and Double
+priced with nothing unaccounted (under both folds) and unchanged under jit/remat/scan, QuantNorm and Double
 Quantization ablations. Variables come from jax.eval_shape (costs depend only on shapes)."""
 import functools
 import glob
@@ -10,10 +10,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from pikelpn_jax.ace import acev2_report, analyze
+from pikelpn_jax.ace import AceSettings, acev2_report, analyze
 from pikelpn_jax.ace.api import abstract_variables, model_input_spec
 from pikelpn_jax.models import build_model
-from pikelpn_jax.models.config_fields import load_config
+from pikelpn_jax.config_base import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -124,6 +124,9 @@ def test_every_variant_priced_fully_and_invariant_under_transforms(spec):
   plain = analyze(fwd, *args, **kw)
   assert plain.unaccounted == ()
   assert plain.macs > 0 and plain.acev2 > plain.ace > 0
+  folded = analyze(fwd, *args, settings=AceSettings(fold="affine"), **kw)
+  assert folded.unaccounted == ()
+  assert folded.ace == plain.ace and plain.acev2 >= folded.acev2 > folded.ace
   again = analyze(jax.jit(wrapped), *args, **kw)
   strip = lambda r: {k: val for k, val in r.to_json().items() if k != "timing"}
   assert strip(again) == strip(plain)
@@ -181,5 +184,9 @@ def test_report_is_the_same_for_both_pointwise_forms(spec):
     c.model.pw_impl = form
     model = build_model(c, dw_impl="grouped")
     r = acev2_report(c, abstract_variables(model, model_input_spec(c)), model=model)
-    out.append({k: val for k, val in r.to_json().items() if k != "timing"})
+    d = {k: val for k, val in r.to_json().items() if k != "timing"}
+    # the settings record the config, pw_impl included: equal but for that field
+    assert d["settings"].pop("config_model")["pw_impl"] == form
+    d["settings"].pop("config_sha256")
+    out.append(d)
   assert out[0] == out[1]

@@ -64,8 +64,13 @@ def test_figures_are_written(out, name):
 
 def test_cost_breakdown(out):
   data, md = load(out, "cost_breakdown")
-  rows = {(r["spec"], r["float_bits"]): r for r in data["rows"]}
+  rows = {(r["spec"], r["float_bits"]): r for r in data["rows"] if r["fold"] == "none"}
   assert set(rows) == {(s, fb) for s in ("pikelpn.py:1x", "mobilenet_v2.py:w4a4") for fb in (32, 16)}
+  folded = {(r["spec"], r["float_bits"]): r for r in data["rows"] if r["fold"] == "affine"}
+  assert set(folded) == set(rows)
+  for key, r in folded.items():                    # folding merges elementwise work, not MACs
+    assert r["ace"] == rows[key]["ace"] and r["acev2"] < rows[key]["acev2"]
+  assert "÷ PikeLPN-1x, affine" in md
   for r in rows.values():
     assert sum(r["breakdown"].values()) == r["acev2"]
     assert r["breakdown"]["mac"] == r["ace"] < r["acev2"]

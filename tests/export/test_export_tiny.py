@@ -11,8 +11,13 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from tiny_net import TinyNet, calibrated  # noqa: E402
 
-from pikelpn_jax.export import (assert_integer_only, export_model, integer_violations, load,  # noqa: E402
-                                read_file)
+from pikelpn_jax.export import (  # noqa: E402
+  assert_integer_only,
+  export_model,
+  integer_violations,
+  load,
+  read_file,
+)
 from pikelpn_jax.export import ops as int_ops  # noqa: E402
 from pikelpn_jax.export.forward import integer_values  # noqa: E402
 

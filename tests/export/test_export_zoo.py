@@ -8,11 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from pikelpn_jax.config_base import load_config
 from pikelpn_jax.export import evaluate, export_model, load
 from pikelpn_jax.export.cli import run, saved_config, summary
 from pikelpn_jax.models import build_model
 from pikelpn_jax.train.checkpoint import Checkpoints
-from pikelpn_jax.train.config_io import config_to_json, load_config_file
+from pikelpn_jax.train.config_io import config_to_json
 
 
 def calibrated_pikelpn(config, steps: int = 2):
@@ -29,7 +30,7 @@ def calibrated_pikelpn(config, steps: int = 2):
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
-  config = load_config_file("configs/pikelpn.py:fmnist")
+  config = load_config("configs/pikelpn.py:fmnist")
   config.model.width = 0.25
   model, v, x = calibrated_pikelpn(config)
   # Non-trivial norm affine parameters (the head bias stays 0: on the grid, so logits are exact).
@@ -54,7 +55,7 @@ def test_pikelpn_integer_logits_are_bit_exact(zoo):
 def test_ema_calibrated_ceil_rounded_pikelpn_is_bit_exact_too(tmp_path):
   # The zoo fixture has fmnist's LSQ steps and round-to-nearest scales; the 1x-style quantizers
   # (EMA bounds, scales rounded up) must export just as exactly.
-  config = load_config_file("configs/pikelpn.py:fmnist")
+  config = load_config("configs/pikelpn.py:fmnist")
   config.model.width, config.model.dq_round = 0.125, "auto"
   config.model.quant.a_calibration = "ema"
   model, v, x = calibrated_pikelpn(config, steps=1)

@@ -2,8 +2,16 @@
 import numpy as np
 import pytest
 
-from pikelpn_jax.export.format import (FORMAT_VERSION, MAGIC, FormatError, pack_bits,
-                                       packed_nbytes, read_file, unpack_bits, write_file)
+from pikelpn_jax.export.format import (
+  FORMAT_VERSION,
+  MAGIC,
+  FormatError,
+  pack_bits,
+  packed_nbytes,
+  read_file,
+  unpack_bits,
+  write_file,
+)
 
 
 def test_two_4bit_values_a_byte_and_eight_1bit_values_a_byte():

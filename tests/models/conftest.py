@@ -1,24 +1,11 @@
-"""Shared helpers for the model tests: tiny configs and a jaxpr walker over the bit-width tags."""
+"""Shared helpers for the model tests: tiny configs and the bit-width tags of a traced forward."""
 import jax
 import jax.numpy as jnp
 import pytest
-from jax.extend import core as jex_core
 
 from pikelpn_jax import _jax_internals as ji
+from pikelpn_jax.config_base import load_config
 from pikelpn_jax.models import build_model
-from pikelpn_jax.models.config_fields import load_config
-
-
-def _walk(jaxpr, out):
-  for e in jaxpr.eqns:
-    out.append(e)
-    for p in e.params.values():
-      for sub in (p if isinstance(p, (tuple, list)) else (p,)):
-        if isinstance(sub, jex_core.ClosedJaxpr):
-          _walk(sub.jaxpr, out)
-        elif isinstance(sub, jex_core.Jaxpr):
-          _walk(sub, out)
-  return out
 
 
 def trace_eqns(config, size=32, batch=1, **build_kw):
@@ -27,7 +14,7 @@ def trace_eqns(config, size=32, batch=1, **build_kw):
   x = jax.ShapeDtypeStruct((batch, size, size, config.dataset.channels), jnp.float32)
   variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
   jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, x)
-  return _walk(jaxpr.jaxpr, []), variables
+  return list(ji.walk_eqns(jaxpr.jaxpr)), variables
 
 
 def tags(eqns):
@@ -36,7 +23,8 @@ def tags(eqns):
   for e in eqns:
     if ji.is_tag(e):
       path = ji.name_stack(e).split("/", 1)[1]
-      out[(path, e.params["kind"])] = e.params
+      p = ji.tag_params(e)
+      out[(path, p["kind"])] = p
   return out
 
 

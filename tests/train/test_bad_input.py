@@ -2,9 +2,9 @@
 import os
 
 import pytest
-
 import tiny_model
 from train_helpers import TINY_CONFIG, run_cli
+
 from pikelpn_jax.train import train_and_evaluate
 
 

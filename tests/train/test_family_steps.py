@@ -11,15 +11,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 import tiny_model
+
+from pikelpn_jax.config_base import REPO_ROOT, load_config
 from pikelpn_jax.data import InputPipeline
 from pikelpn_jax.models import model_names
-from pikelpn_jax.train.config_io import REPO_ROOT, load_config_file
 from pikelpn_jax.train.model_init import FULL
 from pikelpn_jax.train.optim import make_optimizer
-from pikelpn_jax.train.steps import (StepFactory, abstract_state, create_state, global_batch,
-                                     make_mesh)
+from pikelpn_jax.train.steps import (
+  StepFactory,
+  abstract_state,
+  create_state,
+  global_batch,
+  make_mesh,
+)
 
 FAMILIES = [n for n in model_names() if not n.startswith(tiny_model.NAME)]
 # The variant each family trains here: a quantized one, so quantizers and their STEs are exercised.
@@ -33,7 +38,7 @@ def family_config(name):
   if not os.path.exists(path):
     pytest.skip(f"no configs/{name}.py for model family {name!r}")
   variant = QUANTIZED_VARIANT.get(name)
-  c = load_config_file(f"{path}:{variant}" if variant else path)
+  c = load_config(f"{path}:{variant}" if variant else path)
   for field in WIDTH_FIELDS:
     if field in c.model:
       c.model[field] = 0.0625

@@ -1,14 +1,19 @@
-"""Kill-and-resume, kills during checkpoint writes, NaN losses (subprocesses of the real CLI)."""
+"""Kill-and-resume, kills during checkpoint writes, NaN losses, damaged checkpoints."""
 import glob
 import json
 import os
+import re
+import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
-
+import pytest
 import tiny_model
-from train_helpers import run_cli
+from train_helpers import REPO, TINY_CONFIG, run_cli
+
 from pikelpn_jax.train import checkpoint
 from pikelpn_jax.train.reporting import params_sha256
 
@@ -51,6 +56,9 @@ def test_sigkill_anywhere_then_rerun_equals_uninterrupted_run(tmp_path):
   r = run_cli(ref, *RUN)
   assert r.returncode == 0, r.stderr[-2000:]
   ref_sha = results(ref)["params_sha256"]
+  # The CLI prints the ACEv2 report by category, then the results table.
+  printed = re.search(rf"^params_sha256 +{ref_sha}$", r.stdout, re.M)
+  assert printed and r.stdout.index("category") < printed.start(), r.stdout[-3000:]
 
   # 1) Kill while a checkpoint is being written (a temporary directory exists).
   tmp_glob = os.path.join(work, "checkpoints", "*orbax-checkpoint-tmp*")
@@ -100,3 +108,59 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 def jax_leaves(tree):
   import jax
   return jax.tree.leaves(tree)
+
+
+def damage_newest(workdir):
+  """Flips bytes in the data files of the newest checkpoint's model; returns its step."""
+  step = complete_steps(workdir)[-1]
+  files = glob.glob(os.path.join(workdir, "checkpoints", str(step), "model", "d", "*"))
+  assert files
+  for path in files:
+    with open(path, "r+b") as f:
+      data = bytearray(f.read())
+      for i in range(len(data) // 4, len(data) // 4 + 32):
+        data[i] ^= 0xFF
+      f.seek(0)
+      f.write(data)
+  return step
+
+
+def test_damaged_newest_checkpoint(trained_tiny, tmp_path, caplog):
+  from pikelpn_jax.train import train_and_evaluate
+  from pikelpn_jax.train.model_init import abstract_variables
+  src, _ = trained_tiny
+  work = str(tmp_path / "work")
+  shutil.copytree(src, work)
+  bad = damage_newest(work)
+  assert bad == 4 and complete_steps(work) == [2, 4]
+  c = tiny_model.tiny_config(steps=4)
+
+  # The tools that read the newest checkpoint name it in one line (export: exit code 1).
+  with pytest.raises(checkpoint.CheckpointError, match=rf"checkpoints/{bad} \(step {bad}\) is "
+                     "unreadable: DATA_LOSS .*checksum") as e:
+    checkpoint.restore_latest(work, c)
+  assert "\n" not in str(e.value) and len(str(e.value)) < 600
+  for cli in (["pikelpn_jax.export", "--out", str(tmp_path / "m.plpn")],
+              ["pikelpn_jax.ace", "--json", str(tmp_path / "ace.json")]):
+    p = subprocess.run([sys.executable, "-m", cli[0], "--config", TINY_CONFIG, "--workdir", work,
+                        *cli[1:]], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, (cli[0], p.stderr[-3000:])
+    assert p.stderr.startswith(f"error: checkpoint {work}/checkpoints/{bad} (step {bad})")
+    assert p.stdout == ""
+  assert sorted(os.listdir(tmp_path)) == ["work"]
+
+  # A resumed run skips it for step 2, sets it aside, and retrains 2 -> 4 exactly.
+  with caplog.at_level("WARNING"):
+    train_and_evaluate(c, work, config_source="tiny")
+  said = [r.getMessage() for r in caplog.records if "skipped checkpoint" in r.getMessage()]
+  assert len(said) == 1 and "\n" not in said[0], said
+  assert f"checkpoints/{bad}, unreadable (DATA_LOSS" in said[0] and "from step 2" in said[0]
+  assert complete_steps(work) == [2, 4]
+  assert os.listdir(os.path.join(work, "damaged_checkpoints")) == [str(bad)]
+  abstract = abstract_variables(c)
+  shas = []
+  for d in (src, work):
+    ro = checkpoint.Checkpoints(d, read_only=True)
+    shas.append(params_sha256(ro.restore_model(bad, abstract)["params"]))
+    ro.close()
+  assert shas[0] == shas[1]

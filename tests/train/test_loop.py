@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 import tiny_model
 from train_helpers import TINY_CONFIG
+
 from pikelpn_jax.train import checkpoint, train_and_evaluate
 from pikelpn_jax.train.model_init import Phase, init_variables, make_model, phase_at
 from pikelpn_jax.train.reporting import params_sha256
@@ -24,6 +24,7 @@ def test_run_leaves_results_metrics_checkpoints(trained_tiny):
   with open(os.path.join(workdir, "results.json")) as f:
     on_disk = json.load(f)
   assert on_disk["step"] == 4 and on_disk["params_sha256"] == results["params_sha256"]
+  assert on_disk["allocator"] == results["allocator"] and "malloc" in on_disk["allocator"]
   for key in ("eval_top1", "eval_top5", "macs", "ace", "acev2"):
     assert key in on_disk
   assert 0.0 <= on_disk["eval_top1"] <= on_disk["eval_top5"] <= 1.0

@@ -3,7 +3,6 @@ import json
 import os
 
 import numpy as np
-
 from train_helpers import run_cli
 
 RUN = ("--config.num_train_steps=4", "--config.batch_size=16", "--config.eval_batch_size=16",

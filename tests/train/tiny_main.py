@@ -8,8 +8,9 @@ if os.environ.get("PIKELPN_FAST_COMPILE", "1") == "1":
   import jax
   jax.config.update("jax_disable_most_optimizations", True)
 import tiny_model  # noqa: E402,F401  (registers tiny_test_net)
-import main  # noqa: E402
 from absl import app  # noqa: E402
 
+import main  # noqa: E402
+
 if __name__ == "__main__":
-  app.run(main.main)
+  app.run(main.main, flags_parser=main.parse_flags)

@@ -1,0 +1,141 @@
+"""Rules of the accumulating primitives: MACs (conv_general_dilated, dot_general), reductions,
+cumulative ops and pooling windows. Registered into rules.RULES when rules.py is imported."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pikelpn_jax import _jax_internals as jint
+from pikelpn_jax.ace.rules import FREE, cost, out_size, register, size_of
+from pikelpn_jax.ace.values import (ACC, FIXED, INT, Val, as_data, float_val, input_val,
+                                    is_integer, summed, width)
+
+# ------------------------------------------------------------------------------------ MACs
+
+def _mac(eqn, vals, settings, macs: int):
+  c = FREE
+  x, w = vals[0], vals[1]
+  s = settings
+  bx = x.bits if x.fmt == FIXED else width(x, s)
+  bw = w.bits if w.fmt == FIXED else width(w, s)
+  c += cost("mac", bx, bw, macs, category="mac")
+  return [Val(ACC, s.acc_bits, True) if is_integer(x) and is_integer(w) else float_val(s)], c
+
+
+def valid_taps(n: int, k: int, stride: int, lo: int, hi: int, lhs_dil: int, rhs_dil: int) -> int:
+  """Σ over output positions of the kernel taps landing on a real input element (not padding,
+  not a hole of lhs dilation), along one spatial dimension."""
+  nd = (n - 1) * lhs_dil + 1
+  n_out = (nd + lo + hi - ((k - 1) * rhs_dil + 1)) // stride + 1
+  if n_out <= 0:
+    return 0
+  p = np.arange(n_out)[:, None] * stride + np.arange(k)[None, :] * rhs_dil - lo
+  ok = (p >= 0) & (p < nd) & (p % lhs_dil == 0)
+  return int(ok.sum())
+
+
+@register("conv_general_dilated")
+def _conv(eqn, vals, settings):
+  g = jint.conv_geometry(eqn)
+  in_feats = g["rhs_in_features"]
+  if settings.count_padded_taps:
+    macs = out_size(eqn) * math.prod(g["rhs_spatial"]) * in_feats
+  else:
+    taps = 1
+    for i, n in enumerate(g["lhs_spatial"]):
+      taps *= valid_taps(n, g["rhs_spatial"][i], g["strides"][i], *g["padding"][i],
+                         g["lhs_dilation"][i], g["rhs_dilation"][i])
+    macs = math.prod(g["out_batch_features"]) * in_feats * taps
+  return _mac(eqn, vals, settings, macs)
+
+
+@register("dot_general")
+def _dot(eqn, vals, settings):
+  return _mac(eqn, vals, settings, out_size(eqn) * jint.dot_contracting_size(eqn))
+
+
+# ------------------------------------------------------------------------------- reductions
+
+def _sum_type(x: Val, s, n: int) -> Val:
+  """A sum of n values of x's type (n-fold product for 'prod' callers: see _reduced_type)."""
+  return summed(x, n, s) if is_integer(x) else float_val(s)
+
+
+_REDUCE_OPS = {"reduce_sum": "add", "reduce_max": "cmp", "reduce_min": "cmp", "reduce_prod": "mul",
+               "reduce_and": "cmp", "reduce_or": "cmp", "reduce_xor": "cmp", "argmax": "cmp",
+               "argmin": "cmp"}
+
+
+def _reduced_type(name: str, x: Val, eqn, s) -> Val:
+  n = size_of(jint.eqn_inputs(eqn)[0]) // max(1, out_size(eqn))     # terms per output
+  if name == "reduce_sum":
+    return _sum_type(x, s, n)
+  if name == "reduce_prod":
+    if not is_integer(x):
+      return float_val(s)
+    return Val(ACC if x.cls == ACC else INT, min(width(x, s) * n, s.acc_bits), x.signed)
+  if name in ("argmax", "argmin"):
+    return input_val(jint.var_dtype(jint.eqn_outputs(eqn)[0]), s, False, 0)
+  return as_data(x)
+
+
+@register(*_REDUCE_OPS)
+def _reduce(eqn, vals, settings):
+  c = FREE
+  s = settings
+  x = vals[0]
+  name = jint.primitive_name(eqn)
+  n = size_of(jint.eqn_inputs(eqn)[0]) - out_size(eqn)        # n-1 ops per output element
+  op = _REDUCE_OPS[name]
+  if n > 0:
+    c += cost(op, width(x, s), width(x, s) if op == "mul" else 0, n)
+  return [_reduced_type(name, x, eqn, s)], c
+
+
+_CUMULATIVE = {"cumsum": "add", "cummax": "cmp", "cummin": "cmp", "cumprod": "mul",
+               "cumlogsumexp": "transc"}
+
+
+@register(*_CUMULATIVE)
+def _cumulative(eqn, vals, settings):
+  c = FREE
+  s = settings
+  x = vals[0]
+  name = jint.primitive_name(eqn)
+  shape = jint.var_shape(jint.eqn_inputs(eqn)[0])
+  axis = jint.reduce_axes_of(eqn)[0]
+  n = math.prod(shape) - math.prod(shape) // max(1, shape[axis])
+  op = _CUMULATIVE[name]
+  c += cost(op, width(x, s), width(x, s) if op in ("mul", "transc") else 0, n)
+  if op == "transc" or (op == "mul" and not is_integer(x)):
+    return [float_val(s)], c
+  if op == "mul":
+    return [Val(ACC if x.cls == ACC else INT, min(width(x, s) * shape[axis], s.acc_bits),
+                x.signed)], c
+  return [_sum_type(x, s, shape[axis]) if op == "add" else as_data(x)], c
+
+
+_WINDOW_OPS = {"reduce_window_sum": "add", "reduce_window_max": "cmp", "reduce_window_min": "cmp"}
+
+
+@register(*_WINDOW_OPS)
+def _reduce_window(eqn, vals, settings):
+  """Pooling: window−1 adds or compares per output element (padded taps as for MACs)."""
+  c = FREE
+  s = settings
+  x = vals[0]
+  g = jint.window_geometry(eqn)
+  n_out = out_size(eqn)
+  if s.count_padded_taps:
+    taps = n_out * math.prod(g["window"])
+  else:
+    taps = 1
+    for i, n in enumerate(g["in_shape"]):
+      taps *= valid_taps(n, g["window"][i], g["strides"][i], *g["padding"][i],
+                         g["base_dilation"][i], g["window_dilation"][i])
+  name = jint.primitive_name(eqn)
+  if taps > n_out:
+    c += cost(_WINDOW_OPS[name], width(x, s), 0, taps - n_out)
+  return [_sum_type(x, s, math.prod(g["window"])) if name == "reduce_window_sum"
+          else as_data(x)], c
