@@ -125,7 +125,9 @@ def ratios(rows) -> list:
                      f"reported top-1 within {SIMILAR_POINTS:g} points",
               "pikelpn_top1": p["reported_top1"], "baseline_top1": b["reported_top1"],
               "acev2_ratio": b["acev2"] / p["acev2"], "ace_ratio": b["ace"] / p["ace"],
-              "acev2_ratio_fp16": b["acev2_fp16"] / p["acev2_fp16"]}
+              "acev2_ratio_fp16": b["acev2_fp16"] / p["acev2_fp16"],
+              "acev2_ratio_by_fold": {f: b["acev2_by_fold"][f] / p["acev2_by_fold"][f]
+                                      for f in costs.FOLDS}}
       pf, bf = p.get("fmnist", {}), b.get("fmnist", {})
       if pf.get("acev2_32x32") and bf.get("acev2_32x32"):
         item["acev2_ratio_fmnist"] = bf["acev2_32x32"] / pf["acev2_32x32"]
@@ -179,12 +181,15 @@ def main_table(rows, trained) -> str:
 
 def ratio_table(items) -> str:
   header = ["PikeLPN", "baseline", "why", "top-1 reported (PikeLPN / baseline)",
-            "ACEv2 baseline ÷ PikeLPN (224)", "same, float at 16 b", "ACE baseline ÷ PikeLPN",
-            "ACEv2 ÷ (fmnist models)"]
+            "ACEv2 baseline ÷ PikeLPN (224)"] + \
+      [f"same, fold={f}" for f in costs.FOLDS if f != "none"] + \
+      ["same, float at 16 b", "ACE baseline ÷ PikeLPN", "ACEv2 ÷ (fmnist models)"]
   fmt = lambda v: "-" if v is None else f"{v:.2f}"
   body = [[i["pikelpn"], i["baseline"], i["why"],
            f"{fmt(i['pikelpn_top1'])} / {fmt(i['baseline_top1'])}",
-           f"{i['acev2_ratio']:.2f}×", f"{i['acev2_ratio_fp16']:.2f}×", f"{i['ace_ratio']:.2f}×",
+           f"{i['acev2_ratio']:.2f}×"] +
+          [f"{i['acev2_ratio_by_fold'][f]:.2f}×" for f in costs.FOLDS if f != "none"] +
+          [f"{i['acev2_ratio_fp16']:.2f}×", f"{i['ace_ratio']:.2f}×",
            f"{i['acev2_ratio_fmnist']:.2f}×" if "acev2_ratio_fmnist" in i else "-"] for i in items]
   return markdown_table(header, body)
 
