@@ -99,6 +99,11 @@ def test_family_table(out):
   assert "fmnist" not in mbv2                   # --quick trains the first model only
   (ratio,) = [i for i in data["ratios"] if i["baseline"] == "MobileNetV2 w4a4"]
   assert ratio["acev2_ratio"] == pytest.approx(mbv2["acev2"] / pike["acev2"])
+  assert data["folds"] == ["none", "affine"]
+  assert ratio["acev2_ratio_by_fold"]["none"] == pytest.approx(ratio["acev2_ratio"])
+  assert ratio["acev2_ratio_by_fold"]["affine"] == pytest.approx(
+      mbv2["acev2_by_fold"]["affine"] / pike["acev2_by_fold"]["affine"])
+  assert "ACEv2 (fold=affine)" in md and "same, fold=affine" in md
   assert "67.55 (reported)" in md and "2 steps of batch 8" in md
 
 
