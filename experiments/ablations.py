@@ -3,29 +3,35 @@
 Each is switched off alone, all three together (a plain quantized MobileNetV1: 8-bit stem/head,
 4-bit per-tensor weights, 4-bit activations, float norm and scales), and DHQ is also compared at
 a low depthwise precision (4-bit per-channel depthwise weights against DHQ off, whose depthwise
-layers use the pointwise quantizer: 4-bit per tensor), where only the per-channel vs per-tensor
-distribution handling differs. For each setting: ACEv2 at 224×224 (PikeLPN-1x) and at the
-trained Fashion-MNIST size, and Fashion-MNIST top-1 as mean ± std over seeds, all under the one
-budget of experiments/_fmnist.py. Writes results/ablations.{md,json}.
+layers use the pointwise quantizer: 4-bit per tensor). Every run uses the study recipe
+(experiments/lib/recipe.py) and goes through the run cache (results/runs/): seed k gives every
+setting the same initialisation and data order, so each effect is the mean paired difference
+over seeds with its 95 % t-interval. A convergence check trains PikeLPN-1x and float MobileNetV1
+at twice the budget. Writes results/ablations.{md,json}.
 
-    python experiments/ablations.py                    # ~15 min on a 2-core CPU (6 settings × 3 seeds)
+    python experiments/ablations.py        # trains what results/runs/ lacks (6 settings × 5
+                                           # seeds + 3 convergence runs; ~5 min per 2000-step
+                                           # run on 2 idle cores), then builds the tables; run
+                                           # it again to resume
+    python experiments/ablations.py --no_train         # tables from the records that exist
     python experiments/ablations.py --quick --out_dir /tmp/x
 """
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
-from experiments import _fmnist, _results, _zoo  # noqa: E402
+from experiments import _results, _zoo  # noqa: E402
 from experiments.common import markdown_table  # noqa: E402
+from experiments.lib import costs, recipe, runs, stats, sweep  # noqa: E402
 
 NAME = "ablations"
 BASE = "pikelpn.py:1x"
+FLOAT_REF = "mobilenet_v1.py:float"
 DW_RULE = r"block\d+/dw"
 # name -> (quantnorm, double_quant, dhq, depthwise weight bits under DHQ)
 SETTINGS = {
@@ -51,6 +57,7 @@ EFFECTS = (("QuantNorm", "quantnorm_off", "all_on"),
            ("DHQ at 4-bit dw (per channel vs per tensor)", "dhq_off", "dhq_on_dw4"),
            ("all three", "all_off", "all_on"))
 QUICK_SETTINGS = ("all_on", "all_off")
+DEFAULT_SEEDS = "0,1,2,3,4"
 
 
 def setting_config(name: str, image_size=None):
@@ -65,57 +72,75 @@ def setting_config(name: str, image_size=None):
   return c
 
 
-def mean_std(values):
-  vals = [v for v in values if v is not None]
-  if not vals:
-    return None, None
-  return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+def convergence_models(quick: bool):
+  """(row, label, base config) trained at 1× and 2× the budget, seed 0."""
+  rows = [("conv_pikelpn", "PikeLPN-1x (all on)", setting_config("all_on"))]
+  if not quick:
+    rows.append(("conv_float", "MobileNetV1 fp32", _zoo.load(FLOAT_REF)))
+  return rows
 
 
-def run(settings, seeds, budget, image_size, work_root, clock) -> dict:
-  _fmnist.enable_compile_cache(os.path.join(work_root, "jax_cache"))
-  out = {}
-  for name in settings:
-    s = _zoo.summary(_zoo.report(setting_config(name, image_size)))
-    row = {"setting": name, "description": DESCRIPTION[name],
-           "switches": dict(zip(("quantnorm", "double_quant", "dhq", "dw_bits"), SETTINGS[name])),
-           "acev2": s["acev2"], "ace": s["ace"], "breakdown": s["breakdown"], "seeds": []}
-    for seed in seeds:
-      config = _fmnist.fmnist_config(setting_config(name), budget, seed)
-      workdir = os.path.join(work_root, f"{name}_seed{seed}")
-      clock.log(f"training {name} seed {seed} in {workdir}")
-      res = _fmnist.train(config, workdir, log=clock.log)
-      row["seeds"].append({"seed": seed, "top1": res.get("eval_top1"), "error": res.get("error"),
-                           "train_wall_s": res.get("train_wall_s")})
-      clock.log(f"  top-1 {res.get('eval_top1')}")
-    row["top1_mean"], row["top1_std"] = mean_std([x["top1"] for x in row["seeds"]])
-    # The trained model's cost from the analyzer (shapes and tags only: the same for every seed).
-    row["acev2_32x32"] = _zoo.summary(_zoo.report(
-        _fmnist.fmnist_config(setting_config(name), budget, seeds[0])))["acev2"]
-    out[name] = row
+def jobs(settings, seeds, r: recipe.Recipe, quick: bool):
+  """Seed-major (an interrupted sweep holds whole pairs), the convergence runs after seed 0."""
+  out = []
+  conv = []
+  for row, label, base in convergence_models(quick):
+    for mult in (1, 2):
+      c = recipe.study_config(base, r, 0, steps=r.steps * mult)
+      conv.append(sweep.Job(f"{row}_x{mult}", c, f"{label}, {mult}× budget"))
+  for i, seed in enumerate(seeds):
+    for name in settings:
+      out.append(sweep.Job(name, recipe.study_config(setting_config(name), r, seed),
+                           f"ablations/{name}"))
+    if i == 0:
+      out += conv
+  if not seeds:
+    out += conv
   return out
 
 
-def _acc(row) -> str:
-  if row["top1_mean"] is None:
-    return "diverged"
-  return f"{100 * row['top1_mean']:.2f} ± {100 * row['top1_std']:.2f}"
+def _pct(v) -> str:
+  return "-" if v is None else f"{100 * v:.2f}"
+
+
+def settings_rows(settings, outcome, r, image_size):
+  rows = {}
+  for name in settings:
+    s = costs.acev2(setting_config(name, image_size))
+    trained = costs.acev2(recipe.study_config(setting_config(name), r, 0))
+    recs = outcome.records.get(name, {})
+    tops = sweep.top1s(recs)
+    mean, std, n = stats.mean_std(list(tops.values()))
+    rows[name] = {"setting": name, "description": DESCRIPTION[name],
+                  "switches": dict(zip(("quantnorm", "double_quant", "dhq", "dw_bits"),
+                                       SETTINGS[name])),
+                  "acev2": s["acev2"], "ace": s["ace"], "breakdown": s["breakdown"],
+                  "acev2_trained": trained["acev2"], "top1": {str(k): v for k, v in tops.items()},
+                  "top1_mean": mean, "top1_std": std, "n": n,
+                  "missing_seeds": outcome.missing.get(name, []),
+                  "records": {str(k): runs.record_name(v["key"]) for k, v in recs.items()}}
+  return rows
 
 
 def settings_table(rows) -> str:
   on = lambda b: "on" if b else "off"
   header = ["setting", "QuantNorm", "Double Quant", "DHQ", "dw weight bits", "ACEv2 (224)",
-            "norm", "scaling", "ACEv2 (fmnist model)", "fmnist top-1 % (mean ± std)",
+            "norm", "scaling", "ACEv2 (trained model, 32×32)", "top-1 % (mean ± std, n)",
             "per seed"]
   body = []
   for r in rows.values():
     sw = r["switches"]
     dw = f"{sw['dw_bits']} per channel" if sw["dhq"] else "4 per tensor (pw rule)"
-    seeds = ", ".join(f"{x['seed']}: " + ("div." if x["top1"] is None else f"{100 * x['top1']:.2f}")
-                      for x in r["seeds"])
+    seeds = ", ".join(f"{k}: " + ("div." if v is None else f"{100 * v:.2f}")
+                      for k, v in sorted(r["top1"].items(), key=lambda kv: int(kv[0])))
+    acc = "-" if r["top1_mean"] is None else \
+        f"{100 * r['top1_mean']:.2f} (1 seed: no std)" if r["n"] == 1 else \
+        f"{100 * r['top1_mean']:.2f} ± {100 * r['top1_std']:.2f} ({r['n']})"
+    if r["missing_seeds"]:
+      acc += " ²"
     body.append([r["description"], on(sw["quantnorm"]), on(sw["double_quant"]), on(sw["dhq"]), dw,
                  _zoo.si(r["acev2"]), _zoo.si(r["breakdown"]["norm"]),
-                 _zoo.si(r["breakdown"]["scaling"]), _zoo.si(r["acev2_32x32"]), _acc(r), seeds])
+                 _zoo.si(r["breakdown"]["scaling"]), _zoo.si(r["acev2_trained"]), acc, seeds or "-"])
   return markdown_table(header, body)
 
 
@@ -125,63 +150,137 @@ def effects(rows) -> list:
     if off not in rows or on not in rows:
       continue
     a, b = rows[off], rows[on]
-    d = None if a["top1_mean"] is None or b["top1_mean"] is None else b["top1_mean"] - a["top1_mean"]
-    items.append({"switch": switch, "off": off, "on": on, "acev2_off_over_on": a["acev2"] / b["acev2"],
-                  "top1_on_minus_off": d,
-                  "noise": max(a["top1_std"] or 0.0, b["top1_std"] or 0.0)})
+    ci = stats.paired_interval({int(k): v for k, v in b["top1"].items()},
+                               {int(k): v for k, v in a["top1"].items()})
+    items.append({"switch": switch, "off": off, "on": on,
+                  "acev2_off_over_on": a["acev2"] / b["acev2"], "paired": ci})
   return items
 
 
+def describe_effect(ci) -> str:
+  if ci["mean"] is None:
+    return "no pairs yet"
+  if ci["lo"] is None:
+    return f"{100 * ci['mean']:+.2f} (one pair: no interval)"
+  return f"{100 * ci['mean']:+.2f} [{100 * ci['lo']:+.2f}, {100 * ci['hi']:+.2f}]"
+
+
 def effects_table(items) -> str:
-  header = ["switch", "ACEv2 off ÷ on (224)", "top-1 on − off (points)", "larger seed std (points)"]
-  body = [[i["switch"], f"{i['acev2_off_over_on']:.2f}×",
-           "-" if i["top1_on_minus_off"] is None else f"{100 * i['top1_on_minus_off']:+.2f}",
-           f"{100 * i['noise']:.2f}"] for i in items]
+  header = ["switch", "ACEv2 off ÷ on (224)", "top-1 on − off, points: mean [95 % CI]",
+            "pairs (seeds)", "verdict"]
+  body = [[i["switch"], f"{i['acev2_off_over_on']:.2f}×", describe_effect(i["paired"]),
+           f"{i['paired']['n']} ({', '.join(map(str, i['paired']['seeds'])) or '-'})",
+           i["paired"]["verdict"]] for i in items]
   return markdown_table(header, body)
+
+
+def convergence(outcome, quick) -> list:
+  out = []
+  for row, label, _ in convergence_models(quick):
+    one = (outcome.records.get(f"{row}_x1") or {}).get(0)
+    two = (outcome.records.get(f"{row}_x2") or {}).get(0)
+    t1 = None if one is None else one.get("top1")
+    t2 = None if two is None else two.get("top1")
+    out.append({"model": label, "top1_x1": t1, "top1_x2": t2,
+                "move": None if t1 is None or t2 is None else t2 - t1})
+  return out
+
+
+def convergence_table(items, r) -> str:
+  header = ["model (seed 0)", f"top-1 % at {r.steps} steps", f"top-1 % at {2 * r.steps} steps",
+            "move (points)", "< 1 point"]
+  body = [[i["model"], _pct(i["top1_x1"]), _pct(i["top1_x2"]),
+           "-" if i["move"] is None else f"{100 * i['move']:+.2f}",
+           "-" if i["move"] is None else ("yes" if abs(i["move"]) < 0.01 else "**no**")]
+          for i in items]
+  return markdown_table(header, body)
+
+
+def parse_seeds(arg: str):
+  try:
+    seeds = tuple(int(s) for s in arg.split(","))
+  except ValueError:
+    raise ValueError(f"--seeds={arg!r} is not allowed; use comma-separated integers")
+  return seeds
+
+
+def _rel(path: str) -> str:
+  from experiments.common import REPO
+  rel = os.path.relpath(path, REPO)
+  return path if rel.startswith("..") else rel
 
 
 def main(args) -> None:
   clock = _results.Clock()
-  budget = _fmnist.budget(args.quick)
+  r = recipe.recipe(args.quick)
   settings = QUICK_SETTINGS if args.quick else tuple(SETTINGS)
   if args.settings:
     settings = tuple(s.strip() for s in args.settings.split(",") if s.strip())
     bad = [s for s in settings if s not in SETTINGS]
     if bad:
       raise ValueError(f"--settings has {bad}; use names from {list(SETTINGS)}")
-  try:
-    seeds = tuple(int(s) for s in args.seeds.split(","))
-  except ValueError:
-    raise ValueError(f"--seeds={args.seeds!r} is not allowed; use comma-separated integers")
+  seeds = parse_seeds(args.seeds)
   if args.quick and args.seeds == DEFAULT_SEEDS:
     seeds = (0, 1)
   size = 32 if args.quick else None
-  work_root = args.work_root or _fmnist.default_work_root(args.out_dir, args.quick, NAME)
-  rows = run(settings, seeds, budget, size, work_root, clock)
+  store = runs.RunStore(runs.runs_dir(args.quick, args.out_dir, args.runs_dir))
+  work_root = args.work_root or sweep.default_work_root(args.out_dir, args.quick, NAME)
+  if not args.no_train:
+    from experiments import _fmnist
+    _fmnist.enable_compile_cache(os.path.join(sweep.default_work_root(args.out_dir, args.quick,
+                                                                      NAME), "jax_cache"))
+  outcome = sweep.run(jobs(settings, seeds, r, args.quick), store, work_root,
+                      train=not args.no_train, log=clock.log,
+                      max_runs=args.max_runs if args.max_runs >= 0 else None)
+  rows = settings_rows(settings, outcome, r, size)
   items = effects(rows)
+  conv = convergence(outcome, args.quick)
   res = "224×224" if size is None else f"{size}×{size} (--quick)"
-  body = "\n\n".join([
+  missing = {k: v for k, v in outcome.missing.items() if v}
+  names = dict(DESCRIPTION, conv_pikelpn_x1="convergence: PikeLPN-1x, 1× budget",
+               conv_pikelpn_x2="convergence: PikeLPN-1x, 2× budget",
+               conv_float_x1="convergence: MobileNetV1 fp32, 1× budget",
+               conv_float_x2="convergence: MobileNetV1 fp32, 2× budget")
+  parts = [
       f"Base model {BASE} (PikeLPN-1x: 8-bit stem/head, 4-bit pointwise weights per tensor, 4-bit "
       "activations, ReLU). *ACEv2 (224)*: the analyzer at " + res + ", float at 32 bits; *norm* and "
-      "*scaling* are its categories. *ACEv2 (fmnist model)*: the trained narrow model at 32×32.",
-      "Training budget (the same for every run): " + budget.describe() +
-      f"; seeds {', '.join(map(str, seeds))} (seed = initialisation and data order). "
-      "Std is the sample standard deviation over seeds.",
-      "## Settings", settings_table(rows),
-      "## Effect of each technique", effects_table(items),
-      "A top-1 difference smaller than the seed std is not a measured effect at this budget.",
-      f"Wall time: {clock.seconds:.0f} s."])
-  _results.write(args.out_dir, NAME, "Ablations: QuantNorm, Double Quantization, DHQ", body,
-                 {"base": BASE, "image_size": size or 224, "budget": budget.__dict__,
-                  "seeds": list(seeds), "settings": rows, "effects": items})
+      "*scaling* are its categories. *ACEv2 (trained model)*: the narrow model trained here, at "
+      "32×32. Cost columns are recomputed by the analyzer each time this table is built "
+      "(experiments/lib/costs.py); accuracies come from the run records in "
+      f"`{_rel(store.dir)}`.",
+      "Study recipe (the same for every run, experiments/lib/recipe.py): " + r.describe() +
+      f". Seeds {', '.join(map(str, seeds))}: seed k gives every setting the same initialisation "
+      "and data order. Std is the sample standard deviation over seeds."]
+  note = sweep.incomplete_note(missing, names)
+  if note:
+    parts.append(note)
+  parts += ["## Settings", settings_table(rows)]
+  if any(v["missing_seeds"] for v in rows.values()):
+    parts.append("² incomplete: fewer seeds than the sweep asks for (see above).")
+  parts += ["## Effect of each technique (paired over seeds)", effects_table(items),
+            "Each effect is the mean over seeds of top-1(on) − top-1(off) for the same seed, with "
+            "its 95 % t-interval (n − 1 degrees of freedom). An interval that contains 0 is "
+            f"written as *{stats.NO_EFFECT}*, never as a gain or a loss.",
+            "## Convergence of the budget", convergence_table(conv, r),
+            "The budget counts as converged for a model when doubling the steps (same recipe, "
+            "seed 0) moves its top-1 by less than 1 point.",
+            f"Trained by this invocation: {outcome.trained} run(s); wall time {clock.seconds:.0f} s."]
+  _results.write(args.out_dir, NAME, "Ablations: QuantNorm, Double Quantization, DHQ",
+                 "\n\n".join(parts),
+                 {"base": BASE, "image_size": size or 224, "recipe": r.__dict__,
+                  "seeds": list(seeds), "settings": rows, "effects": items,
+                  "convergence": conv, "missing": missing, "runs_dir": store.dir})
 
-
-DEFAULT_SEEDS = "0,1,2"
 
 if __name__ == "__main__":
   p = _results.parser(__doc__.split("\n")[0])
   p.add_argument("--settings", default="", help=f"comma-separated subset of {list(SETTINGS)}")
   p.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated seeds (--quick: 0,1)")
+  p.add_argument("--runs_dir", default="", help="run records (default: results/runs; --quick: "
+                 "<out_dir>/runs_quick)")
+  p.add_argument("--no_train", action="store_true",
+                 help="build the tables from the existing records only")
+  p.add_argument("--max_runs", type=int, default=-1, help="train at most this many runs (-1: all)")
   p.add_argument("--work_root", default="", help="where the training workdirs go "
                  "(default: /tmp/pikelpn_experiments/ablations; --quick: inside --out_dir)")
   _results.run_main(main, p.parse_args())

@@ -1,56 +1,75 @@
-"""The main comparison: every PikeLPN variant and baseline, priced and trained under one budget.
+"""The main comparison: every PikeLPN variant and baseline, priced, and trained under one recipe.
 
 For each model of the zoo: bits, params, model size (MB at the claimed bits), MACs, ACE and
-ACEv2 at 224×224 (the ACEv2 analyzer), the ImageNet top-1 the papers report (cited, marked
-"reported"; config.reported_top1), and the Fashion-MNIST top-1 we measure with one training
-budget (experiments/_fmnist.py: same steps, batch, optimizer and width scale for all). Then the
-ACEv2 ratio of each PikeLPN variant to PokeBNN-1.0x, MobileNetV2 w4a4 and the baselines of
-similar reported accuracy. Writes results/family_table.{md,json}.
+ACEv2 at 224×224 (the ACEv2 analyzer, recomputed each time the table is built), the ImageNet
+top-1 the papers report (cited, marked "reported"; config.reported_top1), and the Fashion-MNIST
+top-1 we measure under the study recipe (experiments/lib/recipe.py) as mean ± std over seeds,
+at the family's width factor (FAMILY_WIDTH). Training goes through the run cache
+(results/runs/): runs whose record exists are not trained again, so running the same command
+again resumes an interrupted sweep. Then the ACEv2 ratio of each PikeLPN variant to PokeBNN-1.0x,
+MobileNetV2 w4a4 and the baselines of similar reported accuracy. Writes
+results/family_table.{md,json}.
 
-    python experiments/family_table.py                 # ~25 min on a 2-core CPU (19 trainings)
+    python experiments/family_table.py                 # trains what results/runs/ lacks
+    python experiments/family_table.py --no_train      # tables from the existing records
     python experiments/family_table.py --skip_training # the analyzer columns only (~1 min)
     python experiments/family_table.py --quick --out_dir /tmp/x
 """
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
-from experiments import _fmnist, _results, _zoo  # noqa: E402
+from experiments import _results, _zoo  # noqa: E402
 from experiments.common import markdown_table  # noqa: E402
+from experiments.lib import costs, recipe, runs, stats, sweep  # noqa: E402
 
 NAME = "family_table"
 QUICK_SPECS = ("pikelpn.py:1x", "mobilenet_v2.py:w4a4")
 QUICK_IMAGE_SIZE = 32
+DEFAULT_SEEDS = "0,1,2"
 # Baselines the issue names for the "up to 3×" claim, whatever their accuracy.
 NAMED_BASELINES = ("pokebnn.py:1.0x", "mobilenet_v2.py:w4a4")
 # "Similar reported accuracy": within this many top-1 points of the PikeLPN variant.
 SIMILAR_POINTS = 2.5
-# Not trained by default (--train_all trains them): the CPU budget of the full run.
+# Width factor of each family under the study recipe (the recipe's own 0.5 unless listed): the
+# slow-stepping families are trained narrower so that the table fits a few 2-core sessions.
+FAMILY_WIDTH = {"ResNet": 0.25, "ReActNet": 0.25, "PokeBNN": 0.25}
+# Not trained by default (--train_all trains them): the CPU budget of the full sweep.
 NOT_TRAINED = {
-    "pokebnn.py:2.0x": "not trained, to keep the full run within its CPU budget (PokeBNN-0.5x at "
-                       "width 0.125 already takes about 1 s per training step on this 2-core CPU, "
-                       "PikeLPN about 0.2 s); run with --train_all to include it",
+    "pokebnn.py:0.5x": "not trained by default (CPU budget; PokeBNN-1.0x represents the family)",
+    "pokebnn.py:2.0x": "not trained by default (CPU budget; PokeBNN-1.0x represents the family)",
+    "resnet.py:50_float": "not trained by default (CPU budget; ResNet-18 represents the family)",
+    "resnet.py:50_w8a8": "not trained by default (CPU budget; ResNet-18 represents the family)",
 }
+# PikeLPN and the MobileNetV1 references first: they are what the paper's claims compare.
+TRAIN_ORDER = ("pikelpn.py:1x", "mobilenet_v1.py:float", "mobilenet_v1.py:w4a4",
+               "mobilenet_v2.py:w4a4", "pikelpn.py:2x", "pikelpn.py:3x", "pikelpn.py:6x")
 
 
-def workdir_name(spec: str, seed: int) -> str:
-  return re.sub(r"[^A-Za-z0-9_.-]", "_", spec.replace(".py:", "_")) + f"_seed{seed}"
+def width_scale(spec: str, r: recipe.Recipe) -> float:
+  if r is recipe.QUICK:
+    return r.width_scale
+  return FAMILY_WIDTH.get(_zoo.entry(spec).family, r.width_scale)
+
+
+def trained_config(spec: str, r: recipe.Recipe, seed: int):
+  return recipe.study_config(_zoo.load(spec), r, seed, width_scale=width_scale(spec, r))
 
 
 def price(specs, image_size, clock) -> list:
   rows = []
   for spec in specs:
     config = _zoo.load(spec, image_size)
-    s = _zoo.summary(_zoo.report(config, float_bits=32))
-    s16 = _zoo.summary(_zoo.report(config, float_bits=16))
+    s = costs.acev2(config, float_bits=32)
+    s16 = costs.acev2(config, float_bits=16)
+    folds = {f: costs.acev2(config, fold=f)["acev2"] for f in costs.FOLDS}
     rows.append({"spec": spec, "label": _zoo.label(spec), "family": _zoo.entry(spec).family,
-                 "acev2_fp16": s16["acev2"], "ace_fp16": s16["ace"],
+                 "acev2_fp16": s16["acev2"], "ace_fp16": s16["ace"], "acev2_by_fold": folds,
                  "pikelpn": _zoo.entry(spec).pikelpn,
                  "bits": _zoo.mac_bits_label(s["by_bits"], 32),
                  "reported_top1": _zoo.reported_top1(config),
@@ -60,28 +79,35 @@ def price(specs, image_size, clock) -> list:
   return rows
 
 
-def train_all(rows, budget, seed, work_root, clock, skip) -> None:
-  _fmnist.enable_compile_cache(os.path.join(work_root, "jax_cache"))
-  for r in rows:
-    if r["spec"] in skip:
-      r["fmnist"] = {"skipped": skip[r["spec"]]}
-      clock.log(f"skipping {r['spec']}: {skip[r['spec']]}")
+def jobs(specs, seeds, r, skip) -> list:
+  order = [s for s in TRAIN_ORDER if s in specs] + [s for s in specs if s not in TRAIN_ORDER]
+  return [sweep.Job(spec, trained_config(spec, r, seed), f"family_table/{spec}")
+          for seed in seeds for spec in order if spec not in skip]
+
+
+def attach(rows, outcome, r, seeds, skip) -> None:
+  """Adds each row's measured columns (from the records) and its trained model's ACEv2."""
+  for row in rows:
+    spec = row["spec"]
+    if spec in skip:
+      row["fmnist"] = {"skipped": skip[spec]}
       continue
-    config = _fmnist.fmnist_config(_zoo.load(r["spec"]), budget, seed)
-    workdir = os.path.join(work_root, workdir_name(r["spec"], seed))
-    clock.log(f"training {r['spec']} (width {config.model.width:g}) in {workdir}")
-    out = _fmnist.train(config, workdir, log=clock.log)
-    # Costs of the trained model from the analyzer now (they depend only on shapes and tags), so
-    # every row is priced by the same code even when a run is reused from an older workdir.
-    cost = _zoo.summary(_zoo.report(config))
-    r["fmnist"] = {"top1": out.get("eval_top1"), "seed": seed, "width": config.model.width,
-                   "steps": out.get("step"), "acev2_32x32": cost["acev2"],
-                   "ace_32x32": cost["ace"], "macs_32x32": cost["macs"],
-                   "params": out.get("num_params"), "train_wall_s": out.get("train_wall_s"),
-                   "params_sha256": out.get("params_sha256"), "error": out.get("error"),
-                   "workdir": workdir}
-    top1 = out.get("eval_top1")
-    clock.log(f"  {r['label']}: fmnist top-1 {top1 if top1 is None else round(100 * top1, 2)}")
+    if spec not in outcome.records:
+      continue
+    recs = outcome.records[spec]
+    tops = sweep.top1s(recs)
+    mean, std, n = stats.mean_std(list(tops.values()))
+    config = trained_config(spec, r, seeds[0])
+    cost = costs.acev2(config)
+    row["fmnist"] = {"top1_mean": mean, "top1_std": std, "n": n,
+                     "top1": {str(k): v for k, v in tops.items()},
+                     "diverged": [k for k, v in tops.items() if v is None],
+                     "missing_seeds": outcome.missing.get(spec, []),
+                     "width": config.model.width, "steps": config.num_train_steps,
+                     "acev2_32x32": cost["acev2"], "ace_32x32": cost["ace"],
+                     "macs_32x32": cost["macs"],
+                     "wall_s": [recs[k].get("wall_s") for k in sorted(recs)],
+                     "records": {str(k): runs.record_name(v["key"]) for k, v in recs.items()}}
 
 
 def ratios(rows) -> list:
@@ -99,11 +125,13 @@ def ratios(rows) -> list:
                      f"reported top-1 within {SIMILAR_POINTS:g} points",
               "pikelpn_top1": p["reported_top1"], "baseline_top1": b["reported_top1"],
               "acev2_ratio": b["acev2"] / p["acev2"], "ace_ratio": b["ace"] / p["ace"],
-              "acev2_ratio_fp16": b["acev2_fp16"] / p["acev2_fp16"]}
+              "acev2_ratio_fp16": b["acev2_fp16"] / p["acev2_fp16"],
+              "acev2_ratio_by_fold": {f: b["acev2_by_fold"][f] / p["acev2_by_fold"][f]
+                                      for f in costs.FOLDS}}
       pf, bf = p.get("fmnist", {}), b.get("fmnist", {})
       if pf.get("acev2_32x32") and bf.get("acev2_32x32"):
         item["acev2_ratio_fmnist"] = bf["acev2_32x32"] / pf["acev2_32x32"]
-        item["fmnist_top1"] = (pf.get("top1"), bf.get("top1"))
+        item["fmnist_top1"] = (pf.get("top1_mean"), bf.get("top1_mean"))
       out.append(item)
   return out
 
@@ -112,85 +140,156 @@ def _pct(v) -> str:
   return "-" if v is None else f"{100 * v:.2f}"
 
 
+def fold_header(fold: str) -> str:
+  return "ACEv2" if fold == "none" else f"ACEv2 (fold={fold})"
+
+
+def measured(f) -> str:
+  if f.get("skipped"):
+    return "not trained ¹"
+  if f.get("top1_mean") is None:
+    return "diverged" if f.get("diverged") else "-"
+  s = (f"{100 * f['top1_mean']:.2f} (1 seed: no std)" if f["n"] == 1 else
+       f"{100 * f['top1_mean']:.2f} ± {100 * f['top1_std']:.2f} ({f['n']})")
+  if f.get("diverged"):
+    s += f", seeds {f['diverged']} diverged"
+  return s + (" ²" if f.get("missing_seeds") else "")
+
+
 def main_table(rows, trained) -> str:
-  header = ["model", "bits", "params", "size (MB)", "MACs", "ACE", "ACEv2", "ACEv2 (float 16 b)",
-            "ImageNet top-1 (reported)"]
+  header = ["model", "bits", "params", "size (MB)", "MACs", "ACE"] + \
+      [fold_header(f) for f in costs.FOLDS] + ["ACEv2 (float 16 b)", "ImageNet top-1 (reported)"]
   if trained:
-    header += ["fmnist top-1 (measured)", "fmnist width", "fmnist ACEv2"]
+    header += ["fmnist top-1 % (mean ± std, n)", "fmnist width", "fmnist ACEv2"]
   body = []
   for r in rows:
     rep = "-" if r["reported_top1"] is None else f"{r['reported_top1']:.2f} (reported)"
     line = [r["label"], r["bits"], _zoo.si(r["params"], 2), f"{r['model_mb']:.2f}",
-            _zoo.si(r["macs"]), _zoo.si(r["ace"]), _zoo.si(r["acev2"]), _zoo.si(r["acev2_fp16"]),
-            rep]
+            _zoo.si(r["macs"]), _zoo.si(r["ace"])] + \
+        [_zoo.si(r["acev2_by_fold"][f]) for f in costs.FOLDS] + [_zoo.si(r["acev2_fp16"]), rep]
     if trained:
-      f = r.get("fmnist", {})
-      if f.get("skipped"):
-        line += ["not trained ¹", "-", "-"]
+      f = r.get("fmnist")
+      if not f:
+        line += ["not trained yet ²", "-", "-"]
+      elif f.get("skipped"):
+        line += [measured(f), "-", "-"]
       else:
-        top = _pct(f.get("top1")) if not f.get("error") else "diverged"
-        line += [top, f"{f.get('width', 0):g}", _zoo.si(f.get("acev2_32x32"))]
+        line += [measured(f), f"{f.get('width', 0):g}", _zoo.si(f.get("acev2_32x32"))]
     body.append(line)
   return markdown_table(header, body)
 
 
 def ratio_table(items) -> str:
   header = ["PikeLPN", "baseline", "why", "top-1 reported (PikeLPN / baseline)",
-            "ACEv2 baseline ÷ PikeLPN (224)", "same, float at 16 b", "ACE baseline ÷ PikeLPN",
-            "ACEv2 ÷ (fmnist models)"]
+            "ACEv2 baseline ÷ PikeLPN (224)"] + \
+      [f"same, fold={f}" for f in costs.FOLDS if f != "none"] + \
+      ["same, float at 16 b", "ACE baseline ÷ PikeLPN", "ACEv2 ÷ (fmnist models)"]
   fmt = lambda v: "-" if v is None else f"{v:.2f}"
   body = [[i["pikelpn"], i["baseline"], i["why"],
            f"{fmt(i['pikelpn_top1'])} / {fmt(i['baseline_top1'])}",
-           f"{i['acev2_ratio']:.2f}×", f"{i['acev2_ratio_fp16']:.2f}×", f"{i['ace_ratio']:.2f}×",
+           f"{i['acev2_ratio']:.2f}×"] +
+          [f"{i['acev2_ratio_by_fold'][f]:.2f}×" for f in costs.FOLDS if f != "none"] +
+          [f"{i['acev2_ratio_fp16']:.2f}×", f"{i['ace_ratio']:.2f}×",
            f"{i['acev2_ratio_fmnist']:.2f}×" if "acev2_ratio_fmnist" in i else "-"] for i in items]
   return markdown_table(header, body)
 
 
+def _rel(path: str) -> str:
+  from experiments.common import REPO
+  rel = os.path.relpath(path, REPO)
+  return path if rel.startswith("..") else rel
+
+
 def main(args) -> None:
   clock = _results.Clock()
-  budget = _fmnist.budget(args.quick)
+  r = recipe.recipe(args.quick)
   specs = _zoo.specs_from_arg(args.models, QUICK_SPECS if args.quick else [e.spec for e in _zoo.ZOO])
+  seeds = _parse_seeds(args.seeds)
+  if args.quick and args.seeds == DEFAULT_SEEDS:
+    seeds = (0,)
   size = QUICK_IMAGE_SIZE if args.quick else None
   rows = price(specs, size, clock)
   trained = not args.skip_training
+  skip = {} if args.train_all else {s: why for s, why in NOT_TRAINED.items() if s in specs}
+  outcome = None
   if trained:
-    work_root = args.work_root or _fmnist.default_work_root(args.out_dir, args.quick, NAME)
+    store = runs.RunStore(runs.runs_dir(args.quick, args.out_dir, args.runs_dir))
+    work_root = args.work_root or sweep.default_work_root(args.out_dir, args.quick, NAME)
+    if not args.no_train:
+      from experiments import _fmnist
+      _fmnist.enable_compile_cache(os.path.join(sweep.default_work_root(
+          args.out_dir, args.quick, NAME), "jax_cache"))
     # --quick trains only the first model: compiling a train step is most of a quick run.
-    train_all(rows[:1] if args.quick else rows, budget, args.seed, work_root, clock,
-              {} if args.train_all else NOT_TRAINED)
+    outcome = sweep.run(jobs(specs[:1] if args.quick else specs, seeds, r, skip), store,
+                        work_root, train=not args.no_train, log=clock.log,
+                        max_runs=args.max_runs if args.max_runs >= 0 else None)
+    attach(rows, outcome, r, seeds, skip)
   items = ratios(rows)
   best = max((i for i in items if i["baseline"] in (_zoo.label(s) for s in NAMED_BASELINES)),
              key=lambda i: i["acev2_ratio"], default=None)
   res = "224×224" if size is None else f"{size}×{size} (--quick)"
+  widths = ", ".join(f"{fam} × {w:g}" for fam, w in FAMILY_WIDTH.items())
   parts = [
       f"Costs per image at {res}, batch 1, float operands at 32 bits (and at 16 bits in the "
-      "*float 16 b* columns), accumulators at 32 bits (docs/acev2.md). *size* = model_bits / 8 / 2^20, with each parameter at the bits its "
-      "quantizer claims (float parameters at 32). *bits* = weight/activation widths of most MACs. "
-      "ImageNet top-1 numbers are the ones the papers report (config.reported_top1; sources in each "
-      "configs/*.py docstring); we did not train on ImageNet.",
-      ("Fashion-MNIST budget (the same for every row): " + budget.describe() +
-       f", seed {args.seed}. *fmnist ACEv2* is the trained narrow model at 32×32.") if trained else
-      "Training skipped (--skip_training).",
-      "## Models", main_table(rows, trained)] + [
-      f"¹ {r['label']}: {r['fmnist']['skipped']}." for r in rows
-      if (r.get("fmnist") or {}).get("skipped")] + [
+      "*float 16 b* columns), accumulators at 32 bits (docs/acev2.md), recomputed by the analyzer "
+      "each time this table is built (experiments/lib/costs.py). *size* = model_bits / 8 / 2^20, "
+      "with each parameter at the bits its quantizer claims (float parameters at 32). *bits* = "
+      "weight/activation widths of most MACs. ImageNet top-1 numbers are the ones the papers "
+      "report (config.reported_top1; sources in each configs/*.py docstring); we did not train on "
+      "ImageNet."]
+  if trained:
+    parts.append(
+        "Fashion-MNIST: the study recipe (experiments/lib/recipe.py, the same for every row): " +
+        r.describe() + (f"; family width factors: {widths}" if not args.quick else "") +
+        f". Seeds {', '.join(map(str, seeds))}; mean ± sample std over the seeds that exist (n). "
+        f"Accuracies come from the run records in `{_rel(store.dir)}`. *fmnist ACEv2* is the trained "
+        "narrow model at 32×32.")
+    missing = {k: v for k, v in outcome.missing.items() if v}
+    note = sweep.incomplete_note(missing, {s: _zoo.label(s) for s in specs})
+    if note:
+      parts.append(note)
+  else:
+    parts.append("Training skipped (--skip_training).")
+  parts += ["## Models", main_table(rows, trained)]
+  parts += [f"¹ {r_['label']}: {r_['fmnist']['skipped']}; run with --train_all to include it."
+            for r_ in rows if (r_.get("fmnist") or {}).get("skipped")]
+  if trained and any((r_.get("fmnist") or {}).get("missing_seeds") or
+                     (r_["spec"] not in skip and not r_.get("fmnist")) for r_ in rows):
+    parts.append("² incomplete: fewer seeds than the sweep asks for (see above).")
+  parts += [
       "## ACEv2 of PikeLPN against baselines",
       "Ratios > 1: the baseline costs more than the PikeLPN variant. The paper claims up to 3×.",
       ratio_table(items)]
   if best:
     parts.append(f"Largest ratio against a named baseline: {best['baseline']} ÷ {best['pikelpn']} = "
                  f"{best['acev2_ratio']:.2f}× (ACEv2).")
+  if outcome is not None:
+    parts.append(f"Trained by this invocation: {outcome.trained} run(s).")
   parts.append(f"Wall time: {clock.seconds:.0f} s.")
-  data = {"image_size": size or 224, "budget": budget.__dict__ if trained else None,
-          "seed": args.seed, "rows": rows, "ratios": items}
+  data = {"image_size": size or 224, "recipe": r.__dict__ if trained else None,
+          "family_width": FAMILY_WIDTH, "seeds": list(seeds), "folds": list(costs.FOLDS),
+          "rows": rows, "ratios": items,
+          "missing": {k: v for k, v in outcome.missing.items() if v} if outcome else {}}
   _results.write(args.out_dir, NAME, "PikeLPN family vs baselines", "\n\n".join(parts), data)
+
+
+def _parse_seeds(arg: str):
+  try:
+    return tuple(int(s) for s in arg.split(","))
+  except ValueError:
+    raise ValueError(f"--seeds={arg!r} is not allowed; use comma-separated integers")
 
 
 if __name__ == "__main__":
   p = _results.parser(__doc__.split("\n")[0])
   p.add_argument("--models", default="", help="comma-separated config specs (default: the zoo)")
   p.add_argument("--skip_training", action="store_true", help="analyzer columns only")
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--no_train", action="store_true",
+                 help="measured columns from the existing records only (train nothing)")
+  p.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated seeds (--quick: 0)")
+  p.add_argument("--max_runs", type=int, default=-1, help="train at most this many runs (-1: all)")
+  p.add_argument("--runs_dir", default="", help="run records (default: results/runs; --quick: "
+                 "<out_dir>/runs_quick)")
   p.add_argument("--train_all", action="store_true", help=f"also train {sorted(NOT_TRAINED)}")
   p.add_argument("--work_root", default="", help="where the training workdirs go "
                  "(default: /tmp/pikelpn_experiments/family_table; --quick: inside --out_dir)")

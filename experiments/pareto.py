@@ -42,7 +42,8 @@ def rows_from_family(family) -> list:
     f = r.get("fmnist") or {}
     out.append({"label": r["label"], "spec": r["spec"], "pikelpn": r["pikelpn"],
                 "acev2": r["acev2"], "ace": r["ace"], "reported_top1": r["reported_top1"],
-                "fmnist_top1": f.get("top1"), "fmnist_acev2": f.get("acev2_32x32")})
+                "fmnist_top1": f.get("top1_mean"), "fmnist_std": f.get("top1_std"),
+                "fmnist_n": f.get("n"), "fmnist_acev2": f.get("acev2_32x32")})
   return out
 
 
@@ -129,10 +130,17 @@ def main(args) -> None:
            "from the left panel.",
            "## Reported ImageNet top-1 vs ACEv2 (224×224)", table(imagenet)]
   if fmnist:
-    budget = family.get("budget") or {}
+    r = family.get("recipe") or {}
     parts += ["## Measured Fashion-MNIST top-1 vs ACEv2 (trained model, 32×32)",
-              f"Training budget: {budget.get('steps')} steps × batch {budget.get('batch_size')}, "
-              f"width × {budget.get('width_scale')} (see family_table.md).", table(fmnist)]
+              f"Study recipe: {r.get('steps')} steps × batch {r.get('batch_size')}, width × "
+              f"{r.get('width_scale')} (families: {family.get('family_width')}); top-1 is the mean "
+              f"over the seeds each row has (n in family_table.md, which also names incomplete "
+              f"rows).", table(fmnist)]
+    missing = family.get("missing") or {}
+    if missing:
+      parts.append(f"**Incomplete:** {len(missing)} trained row(s) of the family table still lack "
+                   "seeds (listed in family_table.md); rows without any record are absent from "
+                   "this panel, so its frontier is not yet a claim about the models we train.")
   _results.write(args.out_dir, NAME, "Accuracy vs ACEv2 (Pareto)", "\n\n".join(parts),
                  {"source": source, "imagenet_reported": imagenet, "fmnist_measured": fmnist},
                  figure)

@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from experiments import _energy_model as em  # noqa: E402
 from experiments import _fmnist, _zoo  # noqa: E402
+from experiments.lib import recipe  # noqa: E402
 from experiments.pareto import frontier  # noqa: E402
 
 
@@ -61,17 +62,39 @@ def test_pareto_frontier_keeps_only_undominated_points():
     assert not any(c <= pts[i][0] and a >= pts[i][1] and (c, a) != pts[i] for c, a in pts)
 
 
-def test_fmnist_config_keeps_the_model_and_sets_the_budget():
+def test_study_config_keeps_the_model_and_sets_the_recipe():
   base = _zoo.load("pikelpn.py:3x")
-  c = _fmnist.fmnist_config(base, _fmnist.FULL, seed=2)
+  r = _fmnist.FULL
+  c = _fmnist.fmnist_config(base, r, seed=2)
   assert c.dataset.name == "fashion_mnist" and c.dataset.image_size == 32
-  assert c.model.width == pytest.approx(1.5 * _fmnist.FULL.width_scale)
-  assert c.model.quant.to_dict() == base.model.quant.to_dict()
+  assert c.model.width == pytest.approx(1.5 * r.width_scale)
+  assert c.model.quant.a_calibration == "lsq" and c.model.dq_round == "nearest"
+  q = dict(c.model.quant.to_dict(), a_calibration=base.model.quant.a_calibration)
+  assert q == base.model.quant.to_dict()       # only the calibration changes
   assert c.model.bit_rules == base.model.bit_rules
-  assert (c.num_train_steps, c.batch_size, c.seed) == (_fmnist.FULL.steps, _fmnist.FULL.batch_size, 2)
+  assert (c.num_train_steps, c.batch_size, c.seed) == (r.steps, r.batch_size, 2)
+  assert (c.warmup_steps, c.label_smoothing, c.weight_decay) == (100, 0.1, 1e-3)
   assert c.quant_schedule.act_start_step == 0 and c.distill.teacher_config == ""
   assert base.dataset.name == "imagenet2012"      # the original is untouched
-  assert "300 steps of batch 64" in _fmnist.FULL.describe()
+  assert "2000 steps of batch 256" in r.describe() and "lr 0.02" in r.describe()
+  assert recipe.study_config(base, r, 0, steps=4000).num_train_steps == 4000
+
+
+def test_study_config_of_pikelpn_1x_is_the_main_job_model():
+  """The study's PikeLPN-1x at width × 0.5 is configs/pikelpn.py:fmnist: one run record."""
+  from pikelpn_jax.config_base import load_config
+  from experiments.lib import runs
+  main = load_config(os.path.join(_zoo.REPO, "configs", "pikelpn.py:fmnist"))
+  study = recipe.study_config(_zoo.load("pikelpn.py:1x"), recipe.STUDY, 0,
+                              steps=main.num_train_steps)
+  assert runs.config_hash(study) == runs.config_hash(main)
+
+
+def test_binary_and_float_models_keep_their_activation_calibration():
+  poke = recipe.study_config(_zoo.load("pokebnn.py:1.0x"), recipe.STUDY, 0)
+  assert poke.model.quant.a_calibration == "fixed"
+  flt = recipe.study_config(_zoo.load("mobilenet_v1.py:float"), recipe.STUDY, 0)
+  assert flt.model.quant.a_bits is None and flt.model.quant.a_calibration == "ema"
 
 
 def test_zoo_lists_every_config_variant_once():

@@ -4,6 +4,7 @@ The scripts share one persistent compile cache, so the quick PikeLPN-1x that fam
 trains is not compiled again by ablations.py, and dhq_distribution.py reads family_table's
 trained run with --workdir instead of training its own.
 """
+import glob
 import json
 import os
 import subprocess
@@ -27,14 +28,16 @@ def run(script, *args, check=True, env_extra=None, timeout=240):
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
   d = tmp_path_factory.mktemp("results")
-  cache = str(tmp_path_factory.mktemp("jax_cache"))
+  cache = os.path.join(str(d), "_jax_cache")     # shared with test_ablations_resume_from_records
   env = {"PIKELPN_COMPILE_CACHE": cache}
   for script, extra in (("cost_breakdown.py", ()), ("family_table.py", ()), ("ablations.py", ()),
                         ("energy.py", ()), ("pareto.py", ())):
-    run(script, "--quick", "--out_dir", str(d), *extra, env_extra=env)
-  work = os.path.join(str(d), "_work", "family_table", "pikelpn_1x_seed0")
+    # generous: on a shared 2-core machine a quick training run can take minutes
+    run(script, "--quick", "--out_dir", str(d), *extra, env_extra=env, timeout=900)
+  # the family table's quick PikeLPN-1x run (workdirs are named after the run record)
+  (work,) = glob.glob(os.path.join(str(d), "_work", "family_table", "*_s0_n2"))
   run("dhq_distribution.py", "--quick", "--out_dir", str(d), "--model", "pikelpn.py:1x",
-      "--workdir", work, env_extra=env)
+      "--workdir", work, env_extra=env, timeout=900)
   return str(d)
 
 
@@ -86,12 +89,21 @@ def test_family_table(out):
   pike, mbv2 = rows["pikelpn.py:1x"], rows["mobilenet_v2.py:w4a4"]
   assert pike["reported_top1"] == 67.55 and mbv2["reported_top1"] is None
   assert pike["model_mb"] == pytest.approx(pike["model_bits"] / 8 / 2 ** 20)
+  assert pike["acev2_by_fold"]["none"] == pike["acev2"]
   f = pike["fmnist"]
-  assert f["steps"] == data["budget"]["steps"] == 2
-  assert 0.0 <= f["top1"] <= 1.0 and f["acev2_32x32"] > 0 and f["error"] is None
+  assert f["steps"] == data["recipe"]["steps"] == 2 and data["seeds"] == [0]
+  assert f["n"] == 1 and 0.0 <= f["top1_mean"] <= 1.0 and f["top1_mean"] == f["top1"]["0"]
+  assert f["acev2_32x32"] > 0 and not f["missing_seeds"]
+  rec = json.load(open(os.path.join(out, "runs_quick", f["records"]["0"])))
+  assert rec["top1"] == f["top1_mean"] and rec["key"]["steps"] == 2
   assert "fmnist" not in mbv2                   # --quick trains the first model only
   (ratio,) = [i for i in data["ratios"] if i["baseline"] == "MobileNetV2 w4a4"]
   assert ratio["acev2_ratio"] == pytest.approx(mbv2["acev2"] / pike["acev2"])
+  assert data["folds"] == ["none", "affine"]
+  assert ratio["acev2_ratio_by_fold"]["none"] == pytest.approx(ratio["acev2_ratio"])
+  assert ratio["acev2_ratio_by_fold"]["affine"] == pytest.approx(
+      mbv2["acev2_by_fold"]["affine"] / pike["acev2_by_fold"]["affine"])
+  assert "ACEv2 (fold=affine)" in md and "same, fold=affine" in md
   assert "67.55 (reported)" in md and "2 steps of batch 8" in md
 
 
@@ -103,13 +115,41 @@ def test_ablations(out):
   assert s["all_off"]["acev2"] > s["all_on"]["acev2"]
   assert s["all_off"]["breakdown"]["norm"] > s["all_on"]["breakdown"]["norm"]
   for row in s.values():
-    tops = [x["top1"] for x in row["seeds"]]
-    assert [x["seed"] for x in row["seeds"]] == [0, 1]
+    tops = [row["top1"][k] for k in ("0", "1")]
+    assert row["n"] == 2 and not row["missing_seeds"]
     assert row["top1_mean"] == pytest.approx(sum(tops) / 2)
     assert row["top1_std"] == pytest.approx(abs(tops[0] - tops[1]) / 2 ** 0.5)
   (eff,) = [e for e in data["effects"] if e["switch"] == "all three"]
   assert eff["acev2_off_over_on"] == pytest.approx(s["all_off"]["acev2"] / s["all_on"]["acev2"])
-  assert "± " in md
+  d = [s["all_on"]["top1"][k] - s["all_off"]["top1"][k] for k in ("0", "1")]
+  assert eff["paired"]["n"] == 2 and eff["paired"]["mean"] == pytest.approx(sum(d) / 2)
+  if eff["paired"]["lo"] <= 0 <= eff["paired"]["hi"]:
+    assert "no measurable effect" in md
+  (conv,) = data["convergence"]                 # --quick: PikeLPN-1x at 2 and 4 steps
+  assert conv["top1_x1"] == s["all_on"]["top1"]["0"] and conv["top1_x2"] is not None
+  assert "Incomplete sweep" not in md and not data["missing"]
+
+
+def test_ablations_resume_from_records(out, tmp_path):
+  """Delete one record: --no_train names the incomplete row; a plain run trains only that one."""
+  runs_dir = os.path.join(out, "runs_quick")
+  data, _ = load(out, "ablations")
+  name = data["settings"]["all_off"]["records"]["1"]
+  saved = json.load(open(os.path.join(runs_dir, name)))
+  os.remove(os.path.join(runs_dir, name))
+  env = {"PIKELPN_COMPILE_CACHE": os.path.join(out, "_jax_cache")}
+  args = ("--quick", "--out_dir", str(tmp_path), "--runs_dir", runs_dir,
+          "--work_root", str(tmp_path / "work"))
+  run("ablations.py", *args, "--no_train", env_extra=env)
+  md = open(tmp_path / "ablations.md").read()
+  assert "Incomplete sweep" in md and "**all off (plain quantized MobileNetV1)**: seeds 1" in md
+  assert "Trained by this invocation: 0 run(s)" in md
+  assert json.load(open(tmp_path / "ablations.json"))["missing"] == {"all_off": [1]}
+  run("ablations.py", *args, env_extra=env, timeout=600)
+  md = open(tmp_path / "ablations.md").read()
+  assert "Trained by this invocation: 1 run(s)" in md and "Incomplete sweep" not in md
+  again = json.load(open(os.path.join(runs_dir, name)))
+  assert again["top1"] == saved["top1"] and again["key"] == saved["key"]   # deterministic
 
 
 def test_energy(out):

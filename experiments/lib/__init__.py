@@ -1,0 +1,1 @@
+"""Shared, public building blocks of the experiment scripts (recipe, run cache, statistics)."""

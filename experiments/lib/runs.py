@@ -1,0 +1,166 @@
+"""The run cache: one small JSON per finished training run, so a sweep can span sessions.
+
+A run is keyed by (config hash, seed, step budget). The config hash covers only what changes
+training: the resolved config minus the seed and step count (separate parts of the key) and the
+fields in NOT_TRAINING (logging, checkpointing, evaluation batching, cost-analyzer settings,
+labels). A record holds top-1, top-5, the ACEv2 the trained model had at training time, wall time,
+device, allocator and commit, plus the training config itself, so tables can recompute every cost
+column from the config with the current analyzer: analyzer changes never invalidate a run.
+
+    records/<config_hash>_s<seed>_n<steps>.json
+
+Full sweeps write results/runs/ (committed); --quick writes its own directory (see runs_dir).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Any, Callable, Dict, Optional
+
+from experiments.common import REPO, git_commit
+
+DEFAULT_DIR = os.path.join(REPO, "results", "runs")
+SCHEMA = 1
+# Dotted config fields that do not change the trained weights or the measured accuracy (where the
+# same data lives on a machine, how many threads decode it, logging, checkpoints, labels).
+NOT_TRAINING = ("seed", "num_train_steps", "eval_every_steps", "checkpoint_every_steps",
+                "log_every_steps", "keep_checkpoints", "eval_batch_size", "ace", "reported_top1",
+                "model.variant", "dataset.fmnist_dir", "dataset.data_dir", "dataset.num_workers")
+
+
+def runs_dir(quick: bool, out_dir: str, explicit: str = "") -> str:
+  """--runs_dir if given; else results/runs for full runs and <out_dir>/runs_quick for --quick."""
+  if explicit:
+    return explicit
+  return os.path.join(out_dir, "runs_quick") if quick else DEFAULT_DIR
+
+
+def training_dict(config) -> Dict[str, Any]:
+  """The config as JSON types, minus the fields that do not change training."""
+  from pikelpn_jax.train.config_io import config_to_dict
+  d = json.loads(json.dumps(config_to_dict(config)))
+  for dotted in NOT_TRAINING:
+    *parents, leaf = dotted.split(".")
+    node = d
+    for p in parents:
+      node = node.get(p, {})
+    node.pop(leaf, None)
+  return d
+
+
+def config_hash(config) -> str:
+  blob = json.dumps(training_dict(config), sort_keys=True, separators=(",", ":"))
+  return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def key(config) -> Dict[str, Any]:
+  return {"config_hash": config_hash(config), "seed": int(config.seed),
+          "steps": int(config.num_train_steps)}
+
+
+def record_name(k: Dict[str, Any]) -> str:
+  return f"{k['config_hash']}_s{k['seed']}_n{k['steps']}.json"
+
+
+def allocator() -> str:
+  """'tcmalloc' when the process runs with tcmalloc preloaded, else 'glibc malloc'."""
+  return "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "glibc malloc"
+
+
+class RunStore:
+  """The records of one directory."""
+
+  def __init__(self, directory: str):
+    self.dir = directory
+
+  def path(self, config) -> str:
+    return os.path.join(self.dir, record_name(key(config)))
+
+  def get(self, config) -> Optional[Dict[str, Any]]:
+    p = self.path(config)
+    if not os.path.exists(p):
+      return None
+    with open(p) as f:
+      rec = json.load(f)
+    if rec.get("key") != key(config):
+      raise ValueError(f"run record {p} holds key {rec.get('key')}, not {key(config)}; remove it")
+    return rec
+
+  def put(self, record: Dict[str, Any]) -> str:
+    os.makedirs(self.dir, exist_ok=True)
+    p = os.path.join(self.dir, record_name(record["key"]))
+    tmp = p + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump(record, f, indent=1, sort_keys=True)
+      f.write("\n")
+    os.replace(tmp, p)
+    return p
+
+
+def make_record(config, results: Dict[str, Any], wall_s: float, label: str = "") -> Dict[str, Any]:
+  """A record from train_and_evaluate's results.json dict (or a divergence: eval_top1 None)."""
+  import jax
+  dev = jax.devices()[0]
+  return {
+      "schema": SCHEMA, "key": key(config), "label": label,
+      "top1": results.get("eval_top1"), "top5": results.get("eval_top5"),
+      "eval_loss": results.get("eval_loss"), "error": results.get("error"),
+      "acev2_at_training": results.get("acev2"), "params_sha256": results.get("params_sha256"),
+      "num_params": results.get("num_params"), "train_wall_s": results.get("train_wall_s"),
+      "wall_s": round(float(wall_s), 1),
+      "device": f"{jax.default_backend()} {getattr(dev, 'device_kind', dev.platform)} "
+                f"×{jax.device_count()}",
+      "cpu_count": os.cpu_count(), "allocator": allocator(), "commit": git_commit(),
+      "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+      "config": training_dict(config),
+  }
+
+
+def ensure(config, store: RunStore, work_root: str, label: str = "",
+           log: Callable[[str], None] = print,
+           trainer: Optional[Callable[[Any, str], Dict[str, Any]]] = None) -> Dict[str, Any]:
+  """The record of `config`'s run: read from the store, or trained now in work_root and stored.
+
+  A run whose loss became non-finite is recorded too (top1 None, its error): it is deterministic,
+  so training it again would diverge again. `trainer(config, workdir) -> results` defaults to the
+  project's train_and_evaluate.
+  """
+  rec = store.get(config)
+  if rec is not None:
+    log(f"  cached: {label} seed {config.seed} ({os.path.relpath(store.path(config))})")
+    return rec
+  k = key(config)
+  workdir = os.path.join(work_root, record_name(k)[:-len(".json")])
+  t0 = time.perf_counter()
+  if trainer is None:
+    from pikelpn_jax.train import NonFiniteLossError, train_and_evaluate
+    try:
+      results = train_and_evaluate(config, workdir)
+    except NonFiniteLossError as e:
+      log(f"  diverged: {e}")
+      results = {"eval_top1": None, "error": str(e)}
+  else:
+    results = trainer(config, workdir)
+  rec = make_record(config, results, time.perf_counter() - t0, label)
+  log(f"  recorded {label} seed {config.seed}: top-1 {rec['top1']} -> {store.put(rec)}")
+  return rec
+
+
+def import_workdir(config, workdir: str, store: RunStore, label: str = "") -> Dict[str, Any]:
+  """Records a run finished by main.py in `workdir` (its results.json) if it is `config`'s run."""
+  with open(os.path.join(workdir, "config.json")) as f:
+    saved = json.load(f)
+  from ml_collections import ConfigDict
+  if config_hash(ConfigDict(saved)) != config_hash(config) or saved.get("seed") != config.seed:
+    raise ValueError(f"{workdir} holds a run of another config than the one to record")
+  with open(os.path.join(workdir, "results.json")) as f:
+    results = json.load(f)
+  if results.get("step") != config.num_train_steps:
+    raise ValueError(f"{workdir} stopped at step {results.get('step')}, not "
+                     f"{config.num_train_steps}")
+  rec = make_record(config, results, results.get("train_wall_s") or 0.0, label)
+  rec["imported_from"] = workdir
+  store.put(rec)
+  return rec

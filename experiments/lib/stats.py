@@ -1,0 +1,50 @@
+"""Paired-seed statistics of the ablations and the mean ± std of the family table.
+
+Seed k gives every setting the same initialisation and the same data order (a batch is a pure
+function of (seed, step), docs/training.md), so an effect is the mean of the per-seed
+differences, with a 95 % t-interval over them; an interval containing 0 is no measurable effect.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Dict, Optional, Sequence
+
+NO_EFFECT = "no measurable effect"
+
+
+def mean_std(values: Sequence[Optional[float]]):
+  """(mean, sample std, n) of the finite values; (None, None, 0) when there are none."""
+  vals = [v for v in values if v is not None and math.isfinite(v)]
+  if not vals:
+    return None, None, 0
+  return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0), len(vals)
+
+
+def paired_interval(on: Dict[int, Optional[float]], off: Dict[int, Optional[float]],
+                    confidence: float = 0.95) -> Dict[str, object]:
+  """Mean of on[k] − off[k] over the seeds both have, with its two-sided t-interval.
+
+  Returns n, mean, sd (of the differences), half_width, lo, hi, seeds and verdict. With fewer than
+  2 pairs there is no interval (lo = hi = None, verdict 'too few seeds').
+  """
+  from scipy import stats as st
+  seeds = sorted(k for k in on if k in off and on[k] is not None and off[k] is not None)
+  diffs = [on[k] - off[k] for k in seeds]
+  n = len(diffs)
+  out = {"n": n, "seeds": seeds, "mean": statistics.mean(diffs) if diffs else None,
+         "sd": None, "half_width": None, "lo": None, "hi": None, "confidence": confidence}
+  if n < 2:
+    out["verdict"] = "too few seeds"
+    return out
+  sd = statistics.stdev(diffs)
+  half = float(st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+  out.update(sd=sd, half_width=half, lo=out["mean"] - half, hi=out["mean"] + half)
+  out["verdict"] = verdict(out["lo"], out["hi"])
+  return out
+
+
+def verdict(lo: float, hi: float) -> str:
+  if lo <= 0.0 <= hi:
+    return NO_EFFECT
+  return "gain" if lo > 0 else "loss"
