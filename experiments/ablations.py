@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
-from experiments import _results, _zoo  # noqa: E402
+from experiments.lib import results, zoo  # noqa: E402
 from experiments.common import markdown_table  # noqa: E402
 from experiments.lib import costs, recipe, runs, stats, sweep  # noqa: E402
 
@@ -62,7 +62,7 @@ DEFAULT_SEEDS = "0,1,2,3,4"
 
 def setting_config(name: str, image_size=None):
   qn, dq, dhq, dw_bits = SETTINGS[name]
-  c = _zoo.load(BASE, image_size)
+  c = zoo.load(BASE, image_size)
   c.model.quantnorm, c.model.double_quant, c.model.dhq = qn, dq, dhq
   rules = tuple(c.model.bit_rules)
   if not any(p == DW_RULE for p, _ in rules):
@@ -76,7 +76,7 @@ def convergence_models(quick: bool):
   """(row, label, base config) trained at 1× and 2× the budget, seed 0."""
   rows = [("conv_pikelpn", "PikeLPN-1x (all on)", setting_config("all_on"))]
   if not quick:
-    rows.append(("conv_float", "MobileNetV1 fp32", _zoo.load(FLOAT_REF)))
+    rows.append(("conv_float", "MobileNetV1 fp32", zoo.load(FLOAT_REF)))
   return rows
 
 
@@ -139,8 +139,8 @@ def settings_table(rows) -> str:
     if r["missing_seeds"]:
       acc += " ²"
     body.append([r["description"], on(sw["quantnorm"]), on(sw["double_quant"]), on(sw["dhq"]), dw,
-                 _zoo.si(r["acev2"]), _zoo.si(r["breakdown"]["norm"]),
-                 _zoo.si(r["breakdown"]["scaling"]), _zoo.si(r["acev2_trained"]), acc, seeds or "-"])
+                 zoo.si(r["acev2"]), zoo.si(r["breakdown"]["norm"]),
+                 zoo.si(r["breakdown"]["scaling"]), zoo.si(r["acev2_trained"]), acc, seeds or "-"])
   return markdown_table(header, body)
 
 
@@ -211,7 +211,7 @@ def _rel(path: str) -> str:
 
 
 def main(args) -> None:
-  clock = _results.Clock()
+  clock = results.Clock()
   r = recipe.recipe(args.quick)
   settings = QUICK_SETTINGS if args.quick else tuple(SETTINGS)
   if args.settings:
@@ -226,8 +226,8 @@ def main(args) -> None:
   store = runs.RunStore(runs.runs_dir(args.quick, args.out_dir, args.runs_dir))
   work_root = args.work_root or sweep.default_work_root(args.out_dir, args.quick, NAME)
   if not args.no_train:
-    from experiments import _fmnist
-    _fmnist.enable_compile_cache(os.path.join(sweep.default_work_root(args.out_dir, args.quick,
+    from experiments.lib import fmnist
+    fmnist.enable_compile_cache(os.path.join(sweep.default_work_root(args.out_dir, args.quick,
                                                                       NAME), "jax_cache"))
   outcome = sweep.run(jobs(settings, seeds, r, args.quick), store, work_root,
                       train=not args.no_train, log=clock.log,
@@ -265,7 +265,7 @@ def main(args) -> None:
             "The budget counts as converged for a model when doubling the steps (same recipe, "
             "seed 0) moves its top-1 by less than 1 point.",
             f"Trained by this invocation: {outcome.trained} run(s); wall time {clock.seconds:.0f} s."]
-  _results.write(args.out_dir, NAME, "Ablations: QuantNorm, Double Quantization, DHQ",
+  results.write(args.out_dir, NAME, "Ablations: QuantNorm, Double Quantization, DHQ",
                  "\n\n".join(parts),
                  {"base": BASE, "image_size": size or 224, "recipe": r.__dict__,
                   "seeds": list(seeds), "settings": rows, "effects": items,
@@ -273,7 +273,7 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-  p = _results.parser(__doc__.split("\n")[0])
+  p = results.parser(__doc__.split("\n")[0])
   p.add_argument("--settings", default="", help=f"comma-separated subset of {list(SETTINGS)}")
   p.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated seeds (--quick: 0,1)")
   p.add_argument("--runs_dir", default="", help="run records (default: results/runs; --quick: "
@@ -283,4 +283,4 @@ if __name__ == "__main__":
   p.add_argument("--max_runs", type=int, default=-1, help="train at most this many runs (-1: all)")
   p.add_argument("--work_root", default="", help="where the training workdirs go "
                  "(default: /tmp/pikelpn_experiments/ablations; --quick: inside --out_dir)")
-  _results.run_main(main, p.parse_args())
+  results.run_main(main, p.parse_args())

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
-from experiments import _results, _zoo  # noqa: E402
+from experiments.lib import results, zoo  # noqa: E402
 from experiments.common import markdown_table  # noqa: E402
 
 NAME = "cost_breakdown"
@@ -37,7 +37,7 @@ def measure(specs, image_size, clock) -> list:
   from pikelpn_jax.ace import acev2_report
   rows = []
   for spec in specs:
-    config = _zoo.load(spec, image_size)
+    config = zoo.load(spec, image_size)
     from pikelpn_jax.ace.api import abstract_variables, model_input_spec
     from pikelpn_jax.models import build_model
     model = build_model(config, dw_impl="grouped")          # built once, traced per setting
@@ -49,9 +49,9 @@ def measure(specs, image_size, clock) -> list:
                          config_source=f"configs/{spec}")
         if r.unaccounted:
           raise RuntimeError(f"ACEv2 left primitives unpriced in {spec}: {r.unaccounted[:3]}")
-        s = _zoo.summary(r.to_json())
-        rows.append({"spec": spec, "label": _zoo.label(spec), "float_bits": fb, "fold": fold,
-                     "bits": _zoo.mac_bits_label(s["by_bits"], fb), **{
+        s = zoo.summary(r.to_json())
+        rows.append({"spec": spec, "label": zoo.label(spec), "float_bits": fb, "fold": fold,
+                     "bits": zoo.mac_bits_label(s["by_bits"], fb), **{
                          k: s[k] for k in ("macs", "ace", "acev2", "params", "model_bits",
                                            "breakdown")}})
     clock.log(f"priced {spec}")
@@ -64,15 +64,15 @@ def elementwise(row) -> int:
 
 def table(rows, fb) -> str:
   header = (["model", "bits", "MACs", "ACE", "ACEv2", "ACEv2/ACE"] +
-            [f"{_zoo.CATEGORY_LABELS[c]} %" for c in SHOWN] + ["elementwise %"])
+            [f"{zoo.CATEGORY_LABELS[c]} %" for c in SHOWN] + ["elementwise %"])
   body = []
   for r in rows:
     if r["float_bits"] != fb or r["fold"] != "none":
       continue
-    body.append([r["label"], r["bits"], _zoo.si(r["macs"]), _zoo.si(r["ace"]),
-                 _zoo.si(r["acev2"]), f"{r['acev2'] / r['ace']:.2f}"] +
-                [_results.pct(r["breakdown"][c], r["acev2"]) for c in SHOWN] +
-                [_results.pct(elementwise(r), r["acev2"])])
+    body.append([r["label"], r["bits"], zoo.si(r["macs"]), zoo.si(r["ace"]),
+                 zoo.si(r["acev2"]), f"{r['acev2'] / r['ace']:.2f}"] +
+                [results.pct(r["breakdown"][c], r["acev2"]) for c in SHOWN] +
+                [results.pct(elementwise(r), r["acev2"])])
   return markdown_table(header, body)
 
 
@@ -84,9 +84,9 @@ def fold_table(rows) -> str:
     header += [f"ACEv2 fp{fb}, none", "affine", "÷ PikeLPN-1x, none", "÷ PikeLPN-1x, affine"]
   body = []
   for spec in dict.fromkeys(r["spec"] for r in rows):
-    line = [_zoo.label(spec)]
+    line = [zoo.label(spec)]
     for fb in FLOAT_BITS:
-      line += [_zoo.si(get[(spec, fb, "none")]), _zoo.si(get[(spec, fb, "affine")])]
+      line += [zoo.si(get[(spec, fb, "none")]), zoo.si(get[(spec, fb, "affine")])]
       for fold in FOLDS:
         ref = get.get((REFERENCE, fb, fold))
         line.append(f"{get[(spec, fb, fold)] / ref:.2f}×" if ref else "-")
@@ -95,7 +95,7 @@ def fold_table(rows) -> str:
 
 
 def plot(rows, path) -> None:
-  plt = _results.pyplot()
+  plt = results.pyplot()
   colors = {"mac": "#4c72b0", "norm": "#dd8452", "activation": "#55a868", "scaling": "#c44e52",
             "residual_pool": "#8172b3", "other": "#937860"}
   fig, axes = plt.subplots(1, len(FLOAT_BITS), figsize=(13, 0.45 * len(rows) / 2 + 2.2),
@@ -106,10 +106,10 @@ def plot(rows, path) -> None:
     left = [0.0] * len(sel)
     for c in colors:
       share = [100.0 * r["breakdown"][c] / r["acev2"] for r in sel]
-      ax.barh(list(y), share, left=left, color=colors[c], label=_zoo.CATEGORY_LABELS[c])
+      ax.barh(list(y), share, left=left, color=colors[c], label=zoo.CATEGORY_LABELS[c])
       left = [a + b for a, b in zip(left, share)]
     for i, r in enumerate(sel):
-      ax.text(101, i, f"{_zoo.si(r['acev2'], 1)} ({r['acev2'] / r['ace']:.1f}× ACE)",
+      ax.text(101, i, f"{zoo.si(r['acev2'], 1)} ({r['acev2'] / r['ace']:.1f}× ACE)",
               va="center", fontsize=7)
     ax.set_yticks(list(y))
     ax.set_yticklabels([r["label"] for r in sel], fontsize=8)
@@ -129,7 +129,7 @@ def findings(rows) -> str:
     sel = [r for r in rows if r["float_bits"] == fb and r["fold"] == "none"]
     binary = [r for r in sel if r["spec"].startswith(("pokebnn", "reactnet"))]
     if binary:
-      parts = ", ".join(f"{r['label']} {_results.pct(elementwise(r), r['acev2'])}%" for r in binary)
+      parts = ", ".join(f"{r['label']} {results.pct(elementwise(r), r['acev2'])}%" for r in binary)
       lines.append(f"* Elementwise (non-MAC) share of ACEv2 in the binary models, float at {fb} "
                    f"bits: {parts}.")
     top = max(sel, key=lambda r: r["acev2"] / r["ace"])
@@ -148,11 +148,11 @@ def findings(rows) -> str:
 
 
 def main(args) -> None:
-  clock = _results.Clock()
-  specs = _zoo.specs_from_arg(args.models, QUICK_SPECS if args.quick else _zoo.BREAKDOWN_SPECS)
+  clock = results.Clock()
+  specs = zoo.specs_from_arg(args.models, QUICK_SPECS if args.quick else zoo.BREAKDOWN_SPECS)
   size = QUICK_IMAGE_SIZE if args.quick else None
   rows = measure(specs, size, clock)
-  figure = _results.figure_path(args.out_dir, NAME)
+  figure = results.figure_path(args.out_dir, NAME)
   plot(rows, figure)
   res = "224×224" if size is None else f"{size}×{size} (--quick)"
   body = "\n\n".join([
@@ -169,13 +169,13 @@ def main(args) -> None:
       "PikeLPN-1x's under the same fold and float width.", fold_table(rows),
       "## Findings", findings(rows),
       f"Wall time: {clock.seconds:.0f} s."])
-  _results.write(args.out_dir, NAME, "ACE vs ACEv2 cost breakdown", body,
+  results.write(args.out_dir, NAME, "ACE vs ACEv2 cost breakdown", body,
                  {"image_size": size or 224, "float_bits": list(FLOAT_BITS),
                   "folds": list(FOLDS), "rows": rows},
                  figure)
 
 
 if __name__ == "__main__":
-  p = _results.parser(__doc__.split("\n")[0])
+  p = results.parser(__doc__.split("\n")[0])
   p.add_argument("--models", default="", help="comma-separated config specs (default: the list above)")
-  _results.run_main(main, p.parse_args())
+  results.run_main(main, p.parse_args())

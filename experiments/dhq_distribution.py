@@ -6,7 +6,7 @@ the channel, divided by the largest channel's in that layer: the fraction of a p
 channel can use. Both the raw kernel (what our weight quantizers see: the norm comes after the
 MAC) and the kernel with the batch norm folded in (w·γ/√(σ²+ε), what a folded-BN deployment
 quantizes) are measured. The model is trained here with the one Fashion-MNIST budget
-(experiments/_fmnist.py) unless --workdir holds a trained run. Writes
+(experiments/lib/fmnist.py) unless --workdir holds a trained run. Writes
 results/dhq_distribution.{md,json,png}; docs/dhq.md explains the numbers.
 
     python experiments/dhq_distribution.py            # trains PikeLPN-1x (~1-2 min)
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
-from experiments import _fmnist, _results, _zoo  # noqa: E402
+from experiments.lib import fmnist, results, zoo  # noqa: E402
 from experiments.common import markdown_table  # noqa: E402
 
 NAME = "dhq_distribution"
@@ -84,7 +84,7 @@ def summarize(layers) -> dict:
 
 
 def plot(raw, folded, path, title) -> None:
-  plt = _results.pyplot()
+  plt = results.pyplot()
   fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
   colors = {"dw": "#c44e52", "pw": "#4c72b0"}
   names = {"dw": "depthwise 3×3", "pw": "pointwise 1×1"}
@@ -167,19 +167,19 @@ def per_layer_table(raw, folded) -> str:
 
 def main(args) -> None:
   from pikelpn_jax.train.checkpoint import restore_latest
-  clock = _results.Clock()
+  clock = results.Clock()
   if args.model not in ALLOWED_MODELS:
     raise ValueError(f"--model={args.model!r} is not allowed; use one of {list(ALLOWED_MODELS)}")
-  budget = _fmnist.budget(args.quick)
-  config = _fmnist.fmnist_config(_zoo.load(args.model), budget, args.seed)
+  budget = fmnist.budget(args.quick)
+  config = fmnist.fmnist_config(zoo.load(args.model), budget, args.seed)
   workdir = args.workdir
   trained_here = not workdir
   if trained_here:
-    work_root = args.work_root or _fmnist.default_work_root(args.out_dir, args.quick, NAME)
-    _fmnist.enable_compile_cache(os.path.join(work_root, "jax_cache"))
+    work_root = args.work_root or fmnist.default_work_root(args.out_dir, args.quick, NAME)
+    fmnist.enable_compile_cache(os.path.join(work_root, "jax_cache"))
     workdir = os.path.join(work_root, args.model.replace(".py:", "_") + f"_seed{args.seed}")
     clock.log(f"training {args.model} in {workdir}")
-    res = _fmnist.train(config, workdir, log=clock.log)
+    res = fmnist.train(config, workdir, log=clock.log)
     if res.get("eval_top1") is None:
       raise RuntimeError(f"training {args.model} failed: {res.get('error')}")
   elif not os.path.isdir(workdir):
@@ -188,20 +188,20 @@ def main(args) -> None:
     variables = restore_latest(workdir, config)
   except FileNotFoundError as e:
     raise ValueError(str(e))
-  results = _results.read_json(os.path.join(workdir, "results.json")) or {}
+  run_results = results.read_json(os.path.join(workdir, "results.json")) or {}
   raw, folded = channel_ranges(variables, False), channel_ranges(variables, True)
   raw_sum, folded_sum = summarize(raw), summarize(folded)
   init_sum = summarize(init_ranges(config, args.seed))
-  figure = _results.figure_path(args.out_dir, NAME)
-  top1 = results.get("eval_top1")
-  title = (f"{_zoo.label(args.model)} on Fashion-MNIST (width {config.model.width:g}, "
+  figure = results.figure_path(args.out_dir, NAME)
+  top1 = run_results.get("eval_top1")
+  title = (f"{zoo.label(args.model)} on Fashion-MNIST (width {config.model.width:g}, "
            f"top-1 {'-' if top1 is None else f'{100 * top1:.2f}%'})")
   plot(raw, folded, figure, title)
   source = (f"trained here with the budget: {budget.describe()}, seed {args.seed}" if trained_here
             else f"restored from --workdir (its config must be the budget's: {budget.describe()})")
   body = "\n\n".join([
-      f"Model {args.model} ({_zoo.label(args.model)}; quantized models: the latent float weights "
-      f"the quantizers read), {source}; step {results.get('step')}, "
+      f"Model {args.model} ({zoo.label(args.model)}; quantized models: the latent float weights "
+      f"the quantizers read), {source}; step {run_results.get('step')}, "
       f"Fashion-MNIST top-1 {'-' if top1 is None else f'{100 * top1:.2f}%'}.",
       "Ratio of a channel = max|w| over the channel ÷ max|w| over the layer. *zeroed*: the channel "
       f"rounds to all zeros on a 4-bit signed per-tensor grid (ratio < 0.5/{GRID_LEVELS}); "
@@ -211,7 +211,7 @@ def main(args) -> None:
       f"Wall time: {clock.seconds:.0f} s."])
   to_json = lambda layers: [{"block": b, "kind": k, **layer_stats(r),
                              "ratios": [round(float(x), 6) for x in r]} for b, k, r in layers]
-  _results.write(args.out_dir, NAME, "Depthwise vs pointwise per-channel weight ranges", body,
+  results.write(args.out_dir, NAME, "Depthwise vs pointwise per-channel weight ranges", body,
                  {"model": args.model, "workdir": workdir, "trained_here": trained_here,
                   "eval_top1": top1, "budget": budget.__dict__, "seed": args.seed,
                   "summary": {"raw": raw_sum, "folded": folded_sum, "raw_at_init": init_sum},
@@ -219,11 +219,11 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-  p = _results.parser(__doc__.split("\n")[0])
+  p = results.parser(__doc__.split("\n")[0])
   p.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {list(ALLOWED_MODELS)}")
   p.add_argument("--workdir", default="", help="a finished training run of --model under the "
                  "budget (default: train one here)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--work_root", default="", help="where to train (default: "
                  "/tmp/pikelpn_experiments/dhq_distribution; --quick: inside --out_dir)")
-  _results.run_main(main, p.parse_args())
+  results.run_main(main, p.parse_args())

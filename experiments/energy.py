@@ -1,7 +1,7 @@
 """Beyond the paper: an energy estimate for every model, and how well ACE and ACEv2 track it.
 
 The energy comes from the same per-operation counts the ACEv2 analyzer makes (op class and
-operand widths, int vs float) priced with Horowitz's 45 nm table (experiments/_energy_model.py,
+operand widths, int vs float) priced with Horowitz's 45 nm table (experiments/lib/energy_model.py,
 written into the output with its citation and interpolation), plus the analyzer's unfused
 memory-traffic estimate priced as SRAM accesses and the weights read once from DRAM. Across the
 zoo it reports the correlation (Pearson on log10, Spearman on ranks) of ACE and of ACEv2 with the
@@ -21,8 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
-from experiments import _energy_model as em  # noqa: E402
-from experiments import _results, _zoo  # noqa: E402
+from experiments.lib import energy_model as em  # noqa: E402
+from experiments.lib import results, zoo  # noqa: E402
 from experiments.common import markdown_table  # noqa: E402
 
 NAME = "energy"
@@ -44,16 +44,16 @@ def _op_counts(by_bits) -> dict:
 def measure(specs, image_size, clock) -> list:
   rows = []
   for spec in specs:
-    config = _zoo.load(spec, image_size)
-    s32 = _zoo.summary(_zoo.report(config, float_bits=32))
-    typed = _zoo.summary(_zoo.report(config, float_bits=_zoo.FLOAT_SENTINEL_BITS))
+    config = zoo.load(spec, image_size)
+    s32 = zoo.summary(zoo.report(config, float_bits=32))
+    typed = zoo.summary(zoo.report(config, float_bits=zoo.FLOAT_SENTINEL_BITS))
     if _op_counts(typed["by_bits"]) != _op_counts(s32["by_bits"]):
       raise RuntimeError(f"{spec}: op counts change with the float width; the int/float split "
                          "by a sentinel width is not valid for this model")
-    arith = em.arithmetic_energy(typed["by_bits"], _zoo.FLOAT_SENTINEL_BITS)
+    arith = em.arithmetic_energy(typed["by_bits"], zoo.FLOAT_SENTINEL_BITS)
     mem = em.memory_energy(s32["traffic"], s32["model_bits"])
     on_chip = arith["total"] + mem["sram"]
-    rows.append({"spec": spec, "label": _zoo.label(spec), "ace": s32["ace"], "acev2": s32["acev2"],
+    rows.append({"spec": spec, "label": zoo.label(spec), "ace": s32["ace"], "acev2": s32["acev2"],
                  "macs": s32["macs"], "model_bits": s32["model_bits"],
                  "energy_pj": {"arithmetic": arith, "memory": mem, "on_chip": on_chip,
                                "with_dram": on_chip + mem["dram_weights_low"]}})
@@ -92,9 +92,9 @@ def model_table(rows) -> str:
     e = r["energy_pj"]
     a = e["arithmetic"]
     fl = sum(v for k, v in a.items() if k.endswith("(float)"))
-    body.append([r["label"], _zoo.si(r["ace"]), _zoo.si(r["acev2"]), uj(a["total"]),
-                 _results.pct(fl, a["total"]), uj(e["memory"]["sram"]), uj(e["on_chip"]),
-                 _results.pct(e["memory"]["sram"], e["on_chip"]),
+    body.append([r["label"], zoo.si(r["ace"]), zoo.si(r["acev2"]), uj(a["total"]),
+                 results.pct(fl, a["total"]), uj(e["memory"]["sram"]), uj(e["on_chip"]),
+                 results.pct(e["memory"]["sram"], e["on_chip"]),
                  uj(e["memory"]["dram_weights_low"]), f"{1000 * a['total'] / r['acev2']:.2f}"])
   return markdown_table(header, body)
 
@@ -124,7 +124,7 @@ def disagreements(rows) -> list:
 
 
 def plot(rows, path) -> None:
-  plt = _results.pyplot()
+  plt = results.pyplot()
   fig, axes = plt.subplots(1, len(TARGETS), figsize=(17, 5))
   for ax, target in zip(axes, TARGETS):
     title = TARGET_LABELS[target]
@@ -149,13 +149,13 @@ def plot(rows, path) -> None:
 
 
 def main(args) -> None:
-  clock = _results.Clock()
-  specs = _zoo.specs_from_arg(args.models, QUICK_SPECS if args.quick else [e.spec for e in _zoo.ZOO])
+  clock = results.Clock()
+  specs = zoo.specs_from_arg(args.models, QUICK_SPECS if args.quick else [e.spec for e in zoo.ZOO])
   size = 32 if args.quick else None
   rows = measure(specs, size, clock)
   corr = correlations(rows)
   dis = disagreements(rows)
-  figure = _results.figure_path(args.out_dir, NAME)
+  figure = results.figure_path(args.out_dir, NAME)
   plot(rows, figure)
   res = "224×224" if size is None else f"{size}×{size} (--quick)"
   energy_table = markdown_table(["operation (45 nm)", "energy (pJ)"],
@@ -176,13 +176,13 @@ def main(args) -> None:
       "Models sorted by |rank by ACEv2 − rank by on-chip energy| (rank 1 = cheapest; the 10 "
       "largest):", dis_table,
       f"Wall time: {clock.seconds:.0f} s."])
-  _results.write(args.out_dir, NAME, "Energy estimate vs ACE and ACEv2", body,
+  results.write(args.out_dir, NAME, "Energy estimate vs ACE and ACEv2", body,
                  {"image_size": size or 224, "citation": em.CITATION,
                   "table_pj": [list(t) for t in em.TABLE], "interpolation": em.INTERPOLATION,
                   "rows": rows, "correlations": corr, "disagreements": dis}, figure)
 
 
 if __name__ == "__main__":
-  p = _results.parser(__doc__.split("\n")[0])
+  p = results.parser(__doc__.split("\n")[0])
   p.add_argument("--models", default="", help="comma-separated config specs (default: the zoo)")
-  _results.run_main(main, p.parse_args())
+  results.run_main(main, p.parse_args())

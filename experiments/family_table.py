@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
-from experiments import _results, _zoo  # noqa: E402
+from experiments.lib import results, zoo  # noqa: E402
 from experiments.common import markdown_table  # noqa: E402
 from experiments.lib import costs, recipe, runs, stats, sweep  # noqa: E402
 
@@ -54,25 +54,25 @@ TRAIN_ORDER = ("pikelpn.py:1x", "mobilenet_v1.py:float", "mobilenet_v1.py:w4a4",
 def width_scale(spec: str, r: recipe.Recipe) -> float:
   if r is recipe.QUICK:
     return r.width_scale
-  return FAMILY_WIDTH.get(_zoo.entry(spec).family, r.width_scale)
+  return FAMILY_WIDTH.get(zoo.entry(spec).family, r.width_scale)
 
 
 def trained_config(spec: str, r: recipe.Recipe, seed: int):
-  return recipe.study_config(_zoo.load(spec), r, seed, width_scale=width_scale(spec, r))
+  return recipe.study_config(zoo.load(spec), r, seed, width_scale=width_scale(spec, r))
 
 
 def price(specs, image_size, clock) -> list:
   rows = []
   for spec in specs:
-    config = _zoo.load(spec, image_size)
+    config = zoo.load(spec, image_size)
     s = costs.acev2(config, float_bits=32)
     s16 = costs.acev2(config, float_bits=16)
     folds = {f: costs.acev2(config, fold=f)["acev2"] for f in costs.FOLDS}
-    rows.append({"spec": spec, "label": _zoo.label(spec), "family": _zoo.entry(spec).family,
+    rows.append({"spec": spec, "label": zoo.label(spec), "family": zoo.entry(spec).family,
                  "acev2_fp16": s16["acev2"], "ace_fp16": s16["ace"], "acev2_by_fold": folds,
-                 "pikelpn": _zoo.entry(spec).pikelpn,
-                 "bits": _zoo.mac_bits_label(s["by_bits"], 32),
-                 "reported_top1": _zoo.reported_top1(config),
+                 "pikelpn": zoo.entry(spec).pikelpn,
+                 "bits": zoo.mac_bits_label(s["by_bits"], 32),
+                 "reported_top1": zoo.reported_top1(config),
                  **{k: s[k] for k in ("params", "model_bits", "model_mb", "macs", "ace", "acev2",
                                       "breakdown")}})
     clock.log(f"priced {spec}")
@@ -164,9 +164,9 @@ def main_table(rows, trained) -> str:
   body = []
   for r in rows:
     rep = "-" if r["reported_top1"] is None else f"{r['reported_top1']:.2f} (reported)"
-    line = [r["label"], r["bits"], _zoo.si(r["params"], 2), f"{r['model_mb']:.2f}",
-            _zoo.si(r["macs"]), _zoo.si(r["ace"])] + \
-        [_zoo.si(r["acev2_by_fold"][f]) for f in costs.FOLDS] + [_zoo.si(r["acev2_fp16"]), rep]
+    line = [r["label"], r["bits"], zoo.si(r["params"], 2), f"{r['model_mb']:.2f}",
+            zoo.si(r["macs"]), zoo.si(r["ace"])] + \
+        [zoo.si(r["acev2_by_fold"][f]) for f in costs.FOLDS] + [zoo.si(r["acev2_fp16"]), rep]
     if trained:
       f = r.get("fmnist")
       if not f:
@@ -174,7 +174,7 @@ def main_table(rows, trained) -> str:
       elif f.get("skipped"):
         line += [measured(f), "-", "-"]
       else:
-        line += [measured(f), f"{f.get('width', 0):g}", _zoo.si(f.get("acev2_32x32"))]
+        line += [measured(f), f"{f.get('width', 0):g}", zoo.si(f.get("acev2_32x32"))]
     body.append(line)
   return markdown_table(header, body)
 
@@ -201,9 +201,9 @@ def _rel(path: str) -> str:
 
 
 def main(args) -> None:
-  clock = _results.Clock()
+  clock = results.Clock()
   r = recipe.recipe(args.quick)
-  specs = _zoo.specs_from_arg(args.models, QUICK_SPECS if args.quick else [e.spec for e in _zoo.ZOO])
+  specs = zoo.specs_from_arg(args.models, QUICK_SPECS if args.quick else [e.spec for e in zoo.ZOO])
   seeds = _parse_seeds(args.seeds)
   if args.quick and args.seeds == DEFAULT_SEEDS:
     seeds = (0,)
@@ -216,8 +216,8 @@ def main(args) -> None:
     store = runs.RunStore(runs.runs_dir(args.quick, args.out_dir, args.runs_dir))
     work_root = args.work_root or sweep.default_work_root(args.out_dir, args.quick, NAME)
     if not args.no_train:
-      from experiments import _fmnist
-      _fmnist.enable_compile_cache(os.path.join(sweep.default_work_root(
+      from experiments.lib import fmnist
+      fmnist.enable_compile_cache(os.path.join(sweep.default_work_root(
           args.out_dir, args.quick, NAME), "jax_cache"))
     # --quick trains only the first model: compiling a train step is most of a quick run.
     outcome = sweep.run(jobs(specs[:1] if args.quick else specs, seeds, r, skip), store,
@@ -225,7 +225,7 @@ def main(args) -> None:
                         max_runs=args.max_runs if args.max_runs >= 0 else None)
     attach(rows, outcome, r, seeds, skip)
   items = ratios(rows)
-  best = max((i for i in items if i["baseline"] in (_zoo.label(s) for s in NAMED_BASELINES)),
+  best = max((i for i in items if i["baseline"] in (zoo.label(s) for s in NAMED_BASELINES)),
              key=lambda i: i["acev2_ratio"], default=None)
   res = "224×224" if size is None else f"{size}×{size} (--quick)"
   widths = ", ".join(f"{fam} × {w:g}" for fam, w in FAMILY_WIDTH.items())
@@ -245,7 +245,7 @@ def main(args) -> None:
         f"Accuracies come from the run records in `{_rel(store.dir)}`. *fmnist ACEv2* is the trained "
         "narrow model at 32×32.")
     missing = {k: v for k, v in outcome.missing.items() if v}
-    note = sweep.incomplete_note(missing, {s: _zoo.label(s) for s in specs})
+    note = sweep.incomplete_note(missing, {s: zoo.label(s) for s in specs})
     if note:
       parts.append(note)
   else:
@@ -270,7 +270,7 @@ def main(args) -> None:
           "family_width": FAMILY_WIDTH, "seeds": list(seeds), "folds": list(costs.FOLDS),
           "rows": rows, "ratios": items,
           "missing": {k: v for k, v in outcome.missing.items() if v} if outcome else {}}
-  _results.write(args.out_dir, NAME, "PikeLPN family vs baselines", "\n\n".join(parts), data)
+  results.write(args.out_dir, NAME, "PikeLPN family vs baselines", "\n\n".join(parts), data)
 
 
 def _parse_seeds(arg: str):
@@ -281,7 +281,7 @@ def _parse_seeds(arg: str):
 
 
 if __name__ == "__main__":
-  p = _results.parser(__doc__.split("\n")[0])
+  p = results.parser(__doc__.split("\n")[0])
   p.add_argument("--models", default="", help="comma-separated config specs (default: the zoo)")
   p.add_argument("--skip_training", action="store_true", help="analyzer columns only")
   p.add_argument("--no_train", action="store_true",
@@ -293,4 +293,4 @@ if __name__ == "__main__":
   p.add_argument("--train_all", action="store_true", help=f"also train {sorted(NOT_TRAINED)}")
   p.add_argument("--work_root", default="", help="where the training workdirs go "
                  "(default: /tmp/pikelpn_experiments/family_table; --quick: inside --out_dir)")
-  _results.run_main(main, p.parse_args())
+  results.run_main(main, p.parse_args())

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
-from experiments import _results, _zoo  # noqa: E402
+from experiments.lib import results, zoo  # noqa: E402
 from experiments.common import markdown_table  # noqa: E402
 
 NAME = "pareto"
@@ -50,10 +50,10 @@ def rows_from_family(family) -> list:
 def rows_from_analyzer(specs, image_size, clock) -> list:
   out = []
   for spec in specs:
-    config = _zoo.load(spec, image_size)
-    s = _zoo.summary(_zoo.report(config))
-    out.append({"label": _zoo.label(spec), "spec": spec, "pikelpn": _zoo.entry(spec).pikelpn,
-                "acev2": s["acev2"], "ace": s["ace"], "reported_top1": _zoo.reported_top1(config),
+    config = zoo.load(spec, image_size)
+    s = zoo.summary(zoo.report(config))
+    out.append({"label": zoo.label(spec), "spec": spec, "pikelpn": zoo.entry(spec).pikelpn,
+                "acev2": s["acev2"], "ace": s["ace"], "reported_top1": zoo.reported_top1(config),
                 "fmnist_top1": None, "fmnist_acev2": None})
     clock.log(f"priced {spec}")
   return out
@@ -94,26 +94,26 @@ def draw(ax, pts, xlabel, ylabel, title) -> None:
 
 def table(pts) -> str:
   return markdown_table(["model", "ACEv2", "top-1 %", "on the frontier"],
-                        [[p["label"], _zoo.si(p["cost"]), f"{p['top1']:.2f}",
+                        [[p["label"], zoo.si(p["cost"]), f"{p['top1']:.2f}",
                           "yes" if p["on_frontier"] else ""] for p in sorted(pts, key=lambda p: p["cost"])])
 
 
 def main(args) -> None:
-  clock = _results.Clock()
+  clock = results.Clock()
   family_path = args.family_json or os.path.join(args.out_dir, "family_table.json")
-  family = _results.read_json(family_path)
+  family = results.read_json(family_path)
   if args.family_json and family is None:
     raise ValueError(f"--family_json={args.family_json!r} does not exist; run "
                      "experiments/family_table.py first or leave the flag out")
   if family is not None:
     rows, source = rows_from_family(family), f"`{os.path.relpath(family_path, args.out_dir)}` ({family['stamp']})"
   else:
-    specs = QUICK_SPECS if args.quick else [e.spec for e in _zoo.ZOO]
+    specs = QUICK_SPECS if args.quick else [e.spec for e in zoo.ZOO]
     rows = rows_from_analyzer(specs, 32 if args.quick else None, clock)
     source = "the analyzer, run here (no family_table.json found)"
   imagenet = panel(rows, "acev2", "reported_top1", 1.0)
   fmnist = panel(rows, "fmnist_acev2", "fmnist_top1", 100.0)
-  plt = _results.pyplot()
+  plt = results.pyplot()
   n = 2 if fmnist else 1
   fig, axes = plt.subplots(1, n, figsize=(7 * n, 5), squeeze=False)
   draw(axes[0][0], imagenet, "ACEv2 at 224×224 (bit-operations per image, log)",
@@ -122,7 +122,7 @@ def main(args) -> None:
     draw(axes[0][1], fmnist, "ACEv2 of the trained narrow model at 32×32 (log)",
          "Fashion-MNIST top-1 % (measured here)", "Measured Fashion-MNIST accuracy vs ACEv2")
   fig.tight_layout()
-  figure = _results.figure_path(args.out_dir, NAME)
+  figure = results.figure_path(args.out_dir, NAME)
   fig.savefig(figure, dpi=130)
   plt.close(fig)
   parts = [f"Costs and accuracies from {source}. PikeLPN variants are red stars. Models without a "
@@ -141,13 +141,13 @@ def main(args) -> None:
       parts.append(f"**Incomplete:** {len(missing)} trained row(s) of the family table still lack "
                    "seeds (listed in family_table.md); rows without any record are absent from "
                    "this panel, so its frontier is not yet a claim about the models we train.")
-  _results.write(args.out_dir, NAME, "Accuracy vs ACEv2 (Pareto)", "\n\n".join(parts),
+  results.write(args.out_dir, NAME, "Accuracy vs ACEv2 (Pareto)", "\n\n".join(parts),
                  {"source": source, "imagenet_reported": imagenet, "fmnist_measured": fmnist},
                  figure)
 
 
 if __name__ == "__main__":
-  p = _results.parser(__doc__.split("\n")[0])
+  p = results.parser(__doc__.split("\n")[0])
   p.add_argument("--family_json", default="",
                  help="family_table.json to read (default: <out_dir>/family_table.json)")
-  _results.run_main(main, p.parse_args())
+  results.run_main(main, p.parse_args())

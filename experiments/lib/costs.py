@@ -21,7 +21,7 @@ def acev2(config, *, fold: str = "none", float_bits: int = 32) -> dict:
   `fold` is the analyzer's deployment-folding view (acev2_report(fold=...)): 'none' prices the
   graph as written, 'affine' after folding per-channel multiply/add chains.
   """
-  from experiments import _zoo
+  from experiments.lib import zoo
   from pikelpn_jax.train.config_io import config_to_dict
   k = (json.dumps(config_to_dict(config), sort_keys=True), fold, float_bits)
   if k not in _CACHE:
@@ -31,5 +31,5 @@ def acev2(config, *, fold: str = "none", float_bits: int = 32) -> dict:
     if r.unaccounted:
       raise RuntimeError(f"ACEv2 left primitives unpriced in {config.model.name}: "
                          f"{list(r.unaccounted)[:3]}")
-    _CACHE[k] = _zoo.summary(r.to_json())
+    _CACHE[k] = zoo.summary(r.to_json())
   return _CACHE[k]

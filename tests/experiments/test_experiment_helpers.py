@@ -6,8 +6,8 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments import _energy_model as em  # noqa: E402
-from experiments import _fmnist, _zoo  # noqa: E402
+from experiments.lib import energy_model as em  # noqa: E402
+from experiments.lib import fmnist, zoo  # noqa: E402
 from experiments.lib import recipe  # noqa: E402
 from experiments.pareto import frontier  # noqa: E402
 
@@ -25,7 +25,7 @@ def test_energy_interpolation_hits_the_published_points_and_grows():
 
 
 def test_op_energy_tells_float_from_int_by_the_sentinel_width():
-  f = _zoo.FLOAT_SENTINEL_BITS
+  f = zoo.FLOAT_SENTINEL_BITS
   assert em.op_energy("mul", [f, f], f) == pytest.approx(3.7)
   assert em.op_energy("mul", [32, 8], f) == pytest.approx(em.int_mult(32, 8))
   assert em.op_energy("add", [f, 32], f) == pytest.approx(0.9)
@@ -38,7 +38,7 @@ def test_op_energy_tells_float_from_int_by_the_sentinel_width():
 
 
 def test_arithmetic_energy_sums_counts_times_unit_costs():
-  f = _zoo.FLOAT_SENTINEL_BITS
+  f = zoo.FLOAT_SENTINEL_BITS
   e = em.arithmetic_energy({"mac 8x8": {"count": 10, "acev2": 640},
                             f"mul {f}x{f}": {"count": 2, "acev2": 0}}, f)
   assert e["mac"] == pytest.approx(10 * (0.2 + em.int_add(26)))
@@ -63,9 +63,9 @@ def test_pareto_frontier_keeps_only_undominated_points():
 
 
 def test_study_config_keeps_the_model_and_sets_the_recipe():
-  base = _zoo.load("pikelpn.py:3x")
-  r = _fmnist.FULL
-  c = _fmnist.fmnist_config(base, r, seed=2)
+  base = zoo.load("pikelpn.py:3x")
+  r = fmnist.FULL
+  c = fmnist.fmnist_config(base, r, seed=2)
   assert c.dataset.name == "fashion_mnist" and c.dataset.image_size == 32
   assert c.model.width == pytest.approx(1.5 * r.width_scale)
   assert c.model.quant.a_calibration == "lsq" and c.model.dq_round == "nearest"
@@ -84,25 +84,25 @@ def test_study_config_of_pikelpn_1x_is_the_main_job_model():
   """The study's PikeLPN-1x at width × 0.5 is configs/pikelpn.py:fmnist: one run record."""
   from pikelpn_jax.config_base import load_config
   from experiments.lib import runs
-  main = load_config(os.path.join(_zoo.REPO, "configs", "pikelpn.py:fmnist"))
-  study = recipe.study_config(_zoo.load("pikelpn.py:1x"), recipe.STUDY, 0,
+  main = load_config(os.path.join(zoo.REPO, "configs", "pikelpn.py:fmnist"))
+  study = recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.STUDY, 0,
                               steps=main.num_train_steps)
   assert runs.config_hash(study) == runs.config_hash(main)
 
 
 def test_binary_and_float_models_keep_their_activation_calibration():
-  poke = recipe.study_config(_zoo.load("pokebnn.py:1.0x"), recipe.STUDY, 0)
+  poke = recipe.study_config(zoo.load("pokebnn.py:1.0x"), recipe.STUDY, 0)
   assert poke.model.quant.a_calibration == "fixed"
-  flt = recipe.study_config(_zoo.load("mobilenet_v1.py:float"), recipe.STUDY, 0)
+  flt = recipe.study_config(zoo.load("mobilenet_v1.py:float"), recipe.STUDY, 0)
   assert flt.model.quant.a_bits is None and flt.model.quant.a_calibration == "ema"
 
 
 def test_zoo_lists_every_config_variant_once():
-  specs = [e.spec for e in _zoo.ZOO]
+  specs = [e.spec for e in zoo.ZOO]
   assert len(specs) == len(set(specs)) == 19
-  assert set(_zoo.BREAKDOWN_SPECS) <= set(specs)
+  assert set(zoo.BREAKDOWN_SPECS) <= set(specs)
   with pytest.raises(ValueError, match="'nope.py:x'"):
-    _zoo.entry("nope.py:x")
-  assert _zoo.mac_bits_label({"mac 4x4": {"count": 95}, "mac 8x8": {"count": 5}}, 32) == \
+    zoo.entry("nope.py:x")
+  assert zoo.mac_bits_label({"mac 4x4": {"count": 95}, "mac 8x8": {"count": 5}}, 32) == \
       "W4A4 (95% of MACs)"
-  assert _zoo.mac_bits_label({"mac 32x32": {"count": 7}}, 32) == "fp32"
+  assert zoo.mac_bits_label({"mac 32x32": {"count": 7}}, 32) == "fp32"

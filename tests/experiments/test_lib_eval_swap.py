@@ -5,7 +5,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments import _zoo  # noqa: E402
+from experiments.lib import zoo  # noqa: E402
 from experiments.lib import eval_swap  # noqa: E402
 
 
@@ -18,7 +18,7 @@ def test_parse_variant_values():
 
 
 def test_apply_variant_changes_a_copy_and_refuses_unknown_fields():
-  c = _zoo.load("pikelpn.py:1x")
+  c = zoo.load("pikelpn.py:1x")
   d = eval_swap.apply_variant(c, [("model.quantnorm_bits", None), ("model.dq_round", "ceil")])
   assert d.model.quantnorm_bits is None and d.model.dq_round == "ceil"
   assert c.model.quantnorm_bits == 8 and c.model.dq_round == "auto"
@@ -27,7 +27,7 @@ def test_apply_variant_changes_a_copy_and_refuses_unknown_fields():
 
 
 def test_apply_variant_edits_one_bit_rule():
-  c = _zoo.load("pikelpn.py:1x")
+  c = zoo.load("pikelpn.py:1x")
   d = eval_swap.apply_variant(c, [(r"model.bit_rules.block\d+/dw.w_bits", 4)])
   rules = {p: o for p, o in d.model.bit_rules}
   assert rules[r"block\d+/dw"]["w_bits"] == 4 and rules["stem"]["w_bits"] == 8

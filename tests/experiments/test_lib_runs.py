@@ -7,13 +7,13 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments import _zoo  # noqa: E402
+from experiments.lib import zoo  # noqa: E402
 from experiments.lib import recipe, runs, sweep  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def base():
-  return recipe.study_config(_zoo.load("pikelpn.py:1x"), recipe.QUICK, 0)
+  return recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, 0)
 
 
 def fake_trainer(calls):
@@ -41,13 +41,13 @@ def test_key_covers_only_what_changes_training(base):
   q = base.copy_and_resolve_references()
   q.model.quantnorm = False
   assert runs.config_hash(q) != h
-  longer = recipe.study_config(_zoo.load("pikelpn.py:1x"), recipe.QUICK, 0, steps=4)
+  longer = recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, 0, steps=4)
   assert runs.key(longer)["steps"] == 4 and runs.config_hash(longer) == h
 
 
 def test_sweep_skips_recorded_runs_and_rebuilds_a_deleted_one(tmp_path, base):
   store = runs.RunStore(str(tmp_path / "runs"))
-  configs = [recipe.study_config(_zoo.load("pikelpn.py:1x"), recipe.QUICK, s) for s in (0, 1)]
+  configs = [recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, s) for s in (0, 1)]
   jobs = [sweep.Job("all_on", c, "test") for c in configs]
   calls = []
   out = sweep.run(jobs, store, str(tmp_path / "work"), log=lambda m: None,
@@ -71,7 +71,7 @@ def test_sweep_skips_recorded_runs_and_rebuilds_a_deleted_one(tmp_path, base):
 
 def test_incomplete_sweep_names_the_rows_that_lack_runs(tmp_path, base):
   store = runs.RunStore(str(tmp_path / "runs"))
-  jobs = [sweep.Job(row, recipe.study_config(_zoo.load("pikelpn.py:1x"), recipe.QUICK, s), row)
+  jobs = [sweep.Job(row, recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, s), row)
           for s in (0, 1) for row in ("a", "b")]
   jobs[-1].config.learning_rate = 0.5      # row b, seed 1: a config of its own
   calls = []
