@@ -28,10 +28,10 @@ if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc 
 import jax  # noqa: E402
 
 from pikelpn_jax.ace import AceSettings, analyze  # noqa: E402
-from pikelpn_jax.allocator import allocator_in_use  # noqa: E402
 from pikelpn_jax.ace.api import abstract_variables, model_input_spec  # noqa: E402
-from pikelpn_jax.models import build_model  # noqa: E402
+from pikelpn_jax.allocator import allocator_in_use  # noqa: E402
 from pikelpn_jax.config_base import load_config  # noqa: E402
+from pikelpn_jax.models import build_model  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = (("PikeLPN-1x", "configs/pikelpn.py:1x"),
@@ -117,7 +117,10 @@ def section(results: dict, repeats: int, load: float) -> str:
 
 
 def write_section(path: str, text: str):
-  old = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+  old = "# Benchmarks\n"
+  if os.path.exists(path):
+    with open(path) as f:
+      old = f.read()
   pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
   if pattern.search(old):
     new = pattern.sub(lambda _: text, old)

@@ -37,8 +37,8 @@ from experiments.common import markdown_table, stamp, write_section  # noqa: E40
 from pikelpn_jax.config_base import base_config  # noqa: E402
 from pikelpn_jax.data import InputPipeline  # noqa: E402
 from pikelpn_jax.data.decode import decode_crop_resize  # noqa: E402
-from pikelpn_jax.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess  # noqa: E402
 from pikelpn_jax.data.imagenet_like import write_imagenet_like  # noqa: E402
+from pikelpn_jax.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess  # noqa: E402
 from pikelpn_jax.data.positions import train_seed  # noqa: E402
 
 SECTION = "bench_input"

@@ -22,7 +22,6 @@ if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc 
   use_tcmalloc()
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -29,12 +29,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from pikelpn_jax.allocator import allocator_in_use  # noqa: E402
-from pikelpn_jax.data import InputPipeline  # noqa: E402
 from pikelpn_jax.config_base import load_config  # noqa: E402
+from pikelpn_jax.data import InputPipeline  # noqa: E402
 from pikelpn_jax.train.model_init import FULL  # noqa: E402
 from pikelpn_jax.train.optim import make_optimizer  # noqa: E402
-from pikelpn_jax.train.steps import (StepFactory, create_state, global_batch,  # noqa: E402
-                                     make_mesh)
+from pikelpn_jax.train.steps import StepFactory, create_state, global_batch, make_mesh  # noqa: E402
 
 SECTION = "bench_train"   # docs/benchmarks.md holds <!-- bench_train --> … <!-- /bench_train -->
 
@@ -122,7 +121,10 @@ def render(rows, args, device: str) -> str:
 
 def write_section(path: str, section: str, name: str = SECTION) -> None:
   begin, end = markers(name)
-  text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+  text = "# Benchmarks\n"
+  if os.path.exists(path):
+    with open(path) as f:
+      text = f.read()
   if begin in text and end in text:
     head, rest = text.split(begin, 1)
     text = head + section + rest.split(end, 1)[1]

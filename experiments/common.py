@@ -49,7 +49,10 @@ def write_section(path: str, name: str, body: str) -> None:
   """Replaces (or appends) the section `name` of the markdown file at `path`, atomically."""
   start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
   block = f"{start}\n{body.rstrip()}\n{end}"
-  text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+  text = "# Benchmarks\n"
+  if os.path.exists(path):
+    with open(path) as f:
+      text = f.read()
   pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
   text = pattern.sub(lambda _: block, text) if pattern.search(text) else \
       text.rstrip() + "\n\n" + block + "\n"

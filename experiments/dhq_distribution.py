@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
-from experiments.lib import fmnist, results, zoo  # noqa: E402
 from experiments.common import markdown_table  # noqa: E402
+from experiments.lib import fmnist, results, zoo  # noqa: E402
 
 NAME = "dhq_distribution"
 DEFAULT_MODEL = "pikelpn.py:1x"
@@ -128,6 +128,7 @@ def plot(raw, folded, path, title) -> None:
 def init_ranges(config, seed: int) -> list:
   """Raw-kernel ratios at initialisation (the norm folds to identity there: γ = 1, σ² = 1)."""
   import jax
+
   from pikelpn_jax.train.model_init import init_variables
   return channel_ranges(jax.device_get(init_variables(config, jax.random.PRNGKey(seed))), False)
 
@@ -187,7 +188,7 @@ def main(args) -> None:
   try:
     variables = restore_latest(workdir, config)
   except FileNotFoundError as e:
-    raise ValueError(str(e))
+    raise ValueError(str(e)) from e
   run_results = results.read_json(os.path.join(workdir, "results.json")) or {}
   raw, folded = channel_ranges(variables, False), channel_ranges(variables, True)
   raw_sum, folded_sum = summarize(raw), summarize(folded)

@@ -21,9 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
+from experiments.common import markdown_table  # noqa: E402
 from experiments.lib import energy_model as em  # noqa: E402
 from experiments.lib import results, zoo  # noqa: E402
-from experiments.common import markdown_table  # noqa: E402
 
 NAME = "energy"
 QUICK_SPECS = ("pikelpn.py:1x", "mobilenet_v2.py:w4a4", "reactnet.py:a")

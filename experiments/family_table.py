@@ -24,9 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
   use_tcmalloc()
-from experiments.lib import results, zoo  # noqa: E402
 from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import costs, recipe, runs, stats, sweep  # noqa: E402
+from experiments.lib import costs, recipe, results, runs, stats, sweep, zoo  # noqa: E402
 
 NAME = "family_table"
 QUICK_SPECS = ("pikelpn.py:1x", "mobilenet_v2.py:w4a4")
@@ -276,8 +275,8 @@ def main(args) -> None:
 def _parse_seeds(arg: str):
   try:
     return tuple(int(s) for s in arg.split(","))
-  except ValueError:
-    raise ValueError(f"--seeds={arg!r} is not allowed; use comma-separated integers")
+  except ValueError as e:
+    raise ValueError(f"--seeds={arg!r} is not allowed; use comma-separated integers") from e
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def op_times(run, steps: int) -> dict:
     with jax.profiler.trace(d, create_perfetto_trace=True):
       for _ in range(steps):
         run()
-    events = json.load(gzip.open(glob.glob(f"{d}/**/*perfetto_trace.json.gz", recursive=True)[0]))
+    with gzip.open(glob.glob(f"{d}/**/*perfetto_trace.json.gz", recursive=True)[0]) as f:
+      events = json.load(f)
   events = events["traceEvents"] if isinstance(events, dict) else events
   out = collections.Counter()
   for e in events:

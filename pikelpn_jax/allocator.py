@@ -16,6 +16,7 @@ Where the library is absent, or on a platform without LD_PRELOAD, `use_tcmalloc(
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Optional, Sequence
@@ -76,10 +77,8 @@ def use_tcmalloc(search_dirs: Optional[Sequence[str]] = None) -> None:
   if env is None:
     return
   for stream in (sys.stdout, sys.stderr):
-    try:
+    with contextlib.suppress(AttributeError, ValueError, OSError):
       stream.flush()
-    except (AttributeError, ValueError, OSError):
-      pass
   # sys.executable, not argv[0]: "python" might resolve to another interpreter on PATH.
   os.execve(sys.executable, [sys.executable] + argv[1:], env)
 

@@ -70,6 +70,7 @@ def apply_variant(config, changes):
 def evaluate(config, variables) -> Dict[str, float]:
   import jax
   import jax.numpy as jnp
+
   from pikelpn_jax.data.pipeline import InputPipeline
   from pikelpn_jax.train.model_init import make_model
   model = make_model(config)
@@ -93,6 +94,7 @@ def main(argv=None) -> Dict[str, Any]:
   p.add_argument("--json", default="", help="also write the results here")
   args = p.parse_args(argv)
   import ml_collections
+
   from pikelpn_jax.train.checkpoint import restore_latest
   path = os.path.join(args.workdir, "config.json")
   if not os.path.exists(path):

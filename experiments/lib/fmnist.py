@@ -13,7 +13,6 @@ from typing import Any, Dict, Optional
 
 from experiments.lib import recipe as _recipe
 
-
 # The study recipe lives in experiments/lib/recipe.py; these names keep the older scripts
 # (dhq_distribution.py) on it.
 Budget = _recipe.Recipe

@@ -11,7 +11,7 @@
 from pikelpn_jax.ace import rules_accumulate  # noqa: F401
 from pikelpn_jax.ace.api import acev2_report, analyze
 from pikelpn_jax.ace.report import CostReport, LayerRow
-from pikelpn_jax.ace.rules import RULES, LAYOUT_PRIMITIVES
+from pikelpn_jax.ace.rules import LAYOUT_PRIMITIVES, RULES
 from pikelpn_jax.ace.values import CATEGORIES, FOLDS, AceSettings
 from pikelpn_jax.ace.walker import AceError
 

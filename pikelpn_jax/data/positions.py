@@ -12,7 +12,6 @@ from typing import Tuple
 
 import numpy as np
 
-
 # Stream tags mixed into the user's seed so the data order and the per-example augmentation draw
 # from independent random streams (and from none that model initialisation uses). Changing either
 # changes every run's data, so they are fixed constants.

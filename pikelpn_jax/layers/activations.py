@@ -13,8 +13,14 @@ import jax
 import jax.numpy as jnp
 
 from pikelpn_jax._jax_internals import cost_category
-from pikelpn_jax.quant.config import (Calibration, Granularity, Numerics, QuantConfig, ScaleQuant,
-                                      check_bits)
+from pikelpn_jax.quant.config import (
+  Calibration,
+  Granularity,
+  Numerics,
+  QuantConfig,
+  ScaleQuant,
+  check_bits,
+)
 from pikelpn_jax.quant.quantizer import quantize
 
 ACTIVATIONS = ("relu", "relu6", "prelu", "dprelu", "rprelu", "identity")

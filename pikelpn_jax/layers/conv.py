@@ -8,7 +8,7 @@ instead, so a following QuantNorm can fold the scale into its multiplier (no sep
 from __future__ import annotations
 
 import functools
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import flax.linen as nn
 import jax

@@ -20,9 +20,15 @@ import jax
 import jax.numpy as jnp
 
 from pikelpn_jax._jax_internals import cost_category, materialize, tag
-from pikelpn_jax.quant.config import (Calibration, Granularity, Numerics, QuantConfig, ScaleQuant,
-                                      check_bits)
 from pikelpn_jax.quant import ste
+from pikelpn_jax.quant.config import (
+  Calibration,
+  Granularity,
+  Numerics,
+  QuantConfig,
+  ScaleQuant,
+  check_bits,
+)
 from pikelpn_jax.quant.quantizer import quantize_with_bound
 
 

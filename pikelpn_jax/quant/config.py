@@ -231,7 +231,7 @@ def from_dict(d: Mapping[str, Any], kind: str = "act") -> QuantConfig:
                               bound=d.get("bound", 1.0 if kind == "weight" else 6.0),
                               momentum=d.get("momentum", 0.99),
                               lsq_grad_scale=d.get("lsq_grad_scale", True)),
-      granularity=Granularity(d.get("channel_axis", None)),
+      granularity=Granularity(d.get("channel_axis")),
       scale_quant=ScaleQuant(d.get("scale", "none"), d.get("scale_bits", 8),
                              d.get("scale_round", "auto")),
       kind=kind, folded=d.get("folded", False))

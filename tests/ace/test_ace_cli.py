@@ -21,8 +21,8 @@ def run_cli(*args):
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   """A checkpoint of the small fmnist PikeLPN, saved as training does."""
-  from pikelpn_jax.models import build_model
   from pikelpn_jax.config_base import load_config
+  from pikelpn_jax.models import build_model
   from pikelpn_jax.train.checkpoint import Checkpoints, model_meta
   config = load_config(os.path.join(ROOT, CONFIG))
   config.model.width = 0.25

@@ -36,6 +36,7 @@ def test_bad_input_is_one_line_and_exit_1(args, names, capsys, monkeypatch):
   # In process (the CLI's main() returns the exit code; one subprocess run below checks the
   # real exit status): no JAX start-up per case.
   from absl import flags
+
   from pikelpn_jax.ace.__main__ import main
   monkeypatch.chdir(ROOT)
   flags.FLAGS.unparse_flags()

@@ -64,8 +64,8 @@ def test_the_requantization_multiply_merges_into_the_chain():
 @pytest.mark.parametrize("spec", ["mobilenet_v2.py:w4a4"])
 def test_done_when_mobilenet_v2_is_cheaper_folded(spec):
   import os
-  from pikelpn_jax.config_base import REPO_ROOT
-  from pikelpn_jax.config_base import load_config
+
+  from pikelpn_jax.config_base import REPO_ROOT, load_config
   c = load_config(os.path.join(REPO_ROOT, "configs", spec))
   c.dataset.image_size = 32
   none, affine = (acev2_report(c, fold=f) for f in ("none", "affine"))

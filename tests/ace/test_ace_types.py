@@ -8,8 +8,7 @@ import pytest
 
 from pikelpn_jax import _jax_internals as jint
 from pikelpn_jax._jax_internals import tag
-from pikelpn_jax.ace import AceError, AceSettings, analyze
-from pikelpn_jax.ace import rules
+from pikelpn_jax.ace import AceError, AceSettings, analyze, rules
 
 X = jnp.ones((2, 8))
 W = jnp.ones((8, 3))

@@ -12,8 +12,8 @@ import pytest
 
 from pikelpn_jax.ace import AceSettings, acev2_report, analyze
 from pikelpn_jax.ace.api import abstract_variables, model_input_spec
-from pikelpn_jax.models import build_model
 from pikelpn_jax.config_base import load_config
+from pikelpn_jax.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from pikelpn_jax.models import build_model
 from pikelpn_jax.config_base import load_config
+from pikelpn_jax.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -24,7 +24,7 @@ def test_opencv_path_matches_pil_reference_on_generated_jpegs(channels):
     encoded = _jpeg(rng, size, noise, 90)
     decoded = np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))
     for seed in (None, 10 * k, 10 * k + 1, 10 * k + 2):   # eval transform, then three train draws
-      gen = (lambda: None) if seed is None else (lambda: np.random.default_rng(seed))
+      gen = (lambda: None) if seed is None else (lambda seed=seed: np.random.default_rng(seed))
       old = preprocess(decoded, 224, channels, gen()).astype(np.float64)
       new = decode_crop_resize(encoded, 224, channels, gen()).astype(np.float64)
       assert new.shape == old.shape == (224, 224, channels)

@@ -6,8 +6,7 @@ from PIL import Image
 
 from pikelpn_jax.config_base import base_config
 from pikelpn_jax.data import InputPipeline
-from pikelpn_jax.data.images import (CROP_PADDING, center_crop_box, inception_crop_box,
-                                     preprocess)
+from pikelpn_jax.data.images import CROP_PADDING, center_crop_box, inception_crop_box, preprocess
 
 
 def test_center_crop_box_uses_crop_padding():
@@ -65,7 +64,7 @@ def test_generated_imagenet2012_train_and_eval(imagenet_dir):
   assert len(p.train) == 10 and len(p.eval) == 6
   x, y = p.train_batch(1)
   assert x.shape == (4, 32, 32, 3) and x.dtype == np.float32
-  assert y.dtype == np.int32 and ((0 <= y) & (y < 10)).all()
+  assert y.dtype == np.int32 and ((y >= 0) & (y < 10)).all()
   np.testing.assert_array_equal(y, p.train_indices(1))   # label i of example i
   np.testing.assert_array_equal(InputPipeline(imagenet_config(imagenet_dir)).train_batch(1)[0], x)
   halves = [InputPipeline(imagenet_config(imagenet_dir), i, 2).train_batch(1)[0] for i in range(2)]

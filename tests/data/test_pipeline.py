@@ -141,13 +141,15 @@ def test_streamed_batches_match_direct_batches(fmnist_dir):
   p = InputPipeline(fmnist_config(fmnist_dir))
   got = list(p.train_batches(2, 6))
   assert [s for s, _, _ in got] == [2, 3, 4, 5]
-  for s, x, y in got:
+  for s, x, _ in got:
     np.testing.assert_array_equal(x, p.train_batch(s)[0])
 
 
 def test_device_feeder_places_normalises_and_counts_waiting():
   import jax
-  from jax.sharding import NamedSharding, PartitionSpec as P
+  from jax.sharding import NamedSharding
+  from jax.sharding import PartitionSpec as P
+
   from pikelpn_jax.data.device_input import DeviceFeeder
   from pikelpn_jax.data.images import normalize
   sharding = NamedSharding(jax.sharding.Mesh(np.asarray(jax.devices()), ("data",)), P("data"))

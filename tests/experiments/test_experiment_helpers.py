@@ -7,8 +7,11 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from experiments.lib import energy_model as em  # noqa: E402
-from experiments.lib import fmnist, zoo  # noqa: E402
-from experiments.lib import recipe  # noqa: E402
+from experiments.lib import (  # noqa: E402
+  fmnist,
+  recipe,
+  zoo,
+)
 from experiments.pareto import frontier  # noqa: E402
 
 
@@ -82,8 +85,8 @@ def test_study_config_keeps_the_model_and_sets_the_recipe():
 
 def test_study_config_of_pikelpn_1x_is_the_main_job_model():
   """The study's PikeLPN-1x at width × 0.5 is configs/pikelpn.py:fmnist: one run record."""
-  from pikelpn_jax.config_base import load_config
   from experiments.lib import runs
+  from pikelpn_jax.config_base import load_config
   main = load_config(os.path.join(zoo.REPO, "configs", "pikelpn.py:fmnist"))
   study = recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.STUDY, 0,
                               steps=main.num_train_steps)

@@ -5,8 +5,10 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments.lib import zoo  # noqa: E402
-from experiments.lib import eval_swap  # noqa: E402
+from experiments.lib import (
+  eval_swap,
+  zoo,
+)
 
 
 def test_parse_variant_values():
@@ -29,8 +31,8 @@ def test_apply_variant_changes_a_copy_and_refuses_unknown_fields():
 def test_apply_variant_edits_one_bit_rule():
   c = zoo.load("pikelpn.py:1x")
   d = eval_swap.apply_variant(c, [(r"model.bit_rules.block\d+/dw.w_bits", 4)])
-  rules = {p: o for p, o in d.model.bit_rules}
+  rules = dict(d.model.bit_rules)
   assert rules[r"block\d+/dw"]["w_bits"] == 4 and rules["stem"]["w_bits"] == 8
-  assert {p: o for p, o in c.model.bit_rules}[r"block\d+/dw"]["w_bits"] == 8
+  assert dict(c.model.bit_rules)[r"block\d+/dw"]["w_bits"] == 8
   with pytest.raises(ValueError, match="no bit rule 'nope'"):
     eval_swap.apply_variant(c, [("model.bit_rules.nope.w_bits", 4)])

@@ -7,8 +7,12 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments.lib import zoo  # noqa: E402
-from experiments.lib import recipe, runs, sweep  # noqa: E402
+from experiments.lib import (  # noqa: E402
+  recipe,
+  runs,
+  sweep,
+  zoo,
+)
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pikelpn_jax.layers import (DPReLU, PReLU, RPReLU, RSign, SqueezeExcite, QDense,
-                                hard_sigmoid, make_activation, relu6)
+from pikelpn_jax.layers import (
+  DPReLU,
+  PReLU,
+  QDense,
+  RPReLU,
+  RSign,
+  SqueezeExcite,
+  hard_sigmoid,
+  make_activation,
+  relu6,
+)
 
 X = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 3, 4)) * 3
 
 
 def _set(v, **params):
-  p = dict(v["params"]); p.update({k: jnp.asarray(a, jnp.float32) for k, a in params.items()})
+  p = dict(v["params"])
+  p.update({k: jnp.asarray(a, jnp.float32) for k, a in params.items()})
   return {"params": p}
 
 

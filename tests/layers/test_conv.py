@@ -4,8 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pikelpn_jax.layers import (QConv, QDense, QDepthwiseConv, resolve_dw_impl,
-                                resolve_pw_impl)
+from pikelpn_jax.layers import QConv, QDense, QDepthwiseConv, resolve_dw_impl, resolve_pw_impl
 from pikelpn_jax.quant import act_quant, weight_quant
 
 X = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 9, 8))
@@ -71,7 +70,7 @@ def test_pointwise_dot_only_replaces_plain_one_by_one_convs():
   for kw in (dict(strides=2), dict(padding=((1, 0), (0, 0))), dict(feature_group_count=2)):
     m = QConv(8, kernel_size=1, impl="dot", **kw)
     v = m.init(jax.random.PRNGKey(0), X)
-    assert "conv_general_dilated" in str(jax.make_jaxpr(lambda x: m.apply(v, x))(X))
+    assert "conv_general_dilated" in str(jax.make_jaxpr(lambda x, m=m, v=v: m.apply(v, x))(X))
 
 
 def test_accumulator_holds_integers_and_scale_dequantizes():

@@ -57,7 +57,8 @@ def test_quantized_form_is_the_integer_pipeline(fmt):
   if fmt == "pow2":
     s_m = 2.0 ** np.ceil(np.log2(s_m))
   elif fmt == "fixed":
-    e = np.ceil(np.log2(s_m / 255)); s_m = np.round(s_m / 2 ** e) * 2 ** e
+    e = np.ceil(np.log2(s_m / 255))
+    s_m = np.round(s_m / 2 ** e) * 2 ** e
   m_int = np.clip(np.floor(m / s_m + 0.5), -127, 127)
   c_int = np.floor((beta - gamma * inv * mean) / s_m + 0.5)
   expected = (np.asarray(acc) * m_int + c_int) * s_m

@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from pikelpn_jax import quant
-from pikelpn_jax.quant import (Calibration, Granularity, Numerics, QuantConfig, ScaleQuant,
-                               Quantizer, act_quant, weight_quant)
+from pikelpn_jax.quant import (
+  Calibration,
+  Numerics,
+  QuantConfig,
+  Quantizer,
+  ScaleQuant,
+  act_quant,
+  weight_quant,
+)
 
 X = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 6)) * 3.0
 

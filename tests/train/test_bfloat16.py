@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 import tiny_model
+
 from pikelpn_jax.config_base import load_config
 from pikelpn_jax.layers import QConv, QDense
 from pikelpn_jax.models import build_model

@@ -1,5 +1,6 @@
 """main.py on a generated imagenet2012 (ArrayRecord, through grain): kill + resume with 2 worker
 processes is exact, and 2 processes on localhost (jax.distributed, gloo) match 1 process."""
+import contextlib
 import json
 import os
 import signal
@@ -10,9 +11,9 @@ import time
 
 import numpy as np
 import pytest
-
 import tiny_model
 from train_helpers import HERE, REPO, TINY_CONFIG
+
 from pikelpn_jax.train import checkpoint
 
 STEPS = 4
@@ -50,10 +51,8 @@ def kill_after_checkpoint(procs, workdir, step=2, timeout=300):
   while time.monotonic() < end and any(p.poll() is None for p in procs):
     if os.path.isdir(ckpt):
       for p in procs:
-        try:
+        with contextlib.suppress(ProcessLookupError):
           os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-          pass
       for p in procs:
         p.communicate()
       return
