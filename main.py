@@ -2,10 +2,12 @@
 
 Kept short on purpose (flax examples/imagenet style); the logic is in pikelpn_jax/train/ and data/.
 """
+
 import sys
 
 if __name__ == "__main__":  # first, before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
+
   use_tcmalloc()
 
 from absl import app, flags  # noqa: E402
@@ -14,9 +16,13 @@ from ml_collections import config_flags  # noqa: E402
 from pikelpn_jax.config_cli import parse_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file 'configs/x.py:variant'.", lock_config=True)
+config_flags.DEFINE_config_file(
+  "config", None, "Config file 'configs/x.py:variant'.", lock_config=True
+)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.json.")
-flags.DEFINE_bool("distributed", False, "Multi-host: jax.distributed.initialize() with auto-detection.")
+flags.DEFINE_bool(
+  "distributed", False, "Multi-host: jax.distributed.initialize() with auto-detection."
+)
 flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
 flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
@@ -24,11 +30,20 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  del argv   # parse_flags refuses positional arguments
+  del argv  # parse_flags refuses positional arguments
   from pikelpn_jax.train.cli import run
-  sys.exit(run(FLAGS.config, FLAGS.workdir, config_flags.get_config_filename(FLAGS["config"]),
-               distributed=FLAGS.distributed, coordinator_address=FLAGS.coordinator_address,
-               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id))
+
+  sys.exit(
+    run(
+      FLAGS.config,
+      FLAGS.workdir,
+      config_flags.get_config_filename(FLAGS["config"]),
+      distributed=FLAGS.distributed,
+      coordinator_address=FLAGS.coordinator_address,
+      num_processes=FLAGS.num_processes,
+      process_id=FLAGS.process_id,
+    )
+  )
 
 
 if __name__ == "__main__":

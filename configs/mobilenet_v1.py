@@ -14,6 +14,7 @@ Quantization: w8a8 = every layer 8-bit (weights per channel, activations per ten
 w4a4 = body 4-bit, stem and head 8-bit (config.model.bit_rules). The norm is the ordinary folded
 float batch norm (QuantNorm(bits=None)); scales are float (no Double Quantization).
 """
+
 from pikelpn_jax.config_base import base_config
 from pikelpn_jax.models.config_fields import check_variant, set_baseline_bits
 

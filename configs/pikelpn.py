@@ -30,6 +30,7 @@ All variants: 8-bit stem and head (weights and inputs), 8-bit per-channel depthw
 config.model.dq_format), DHQ (config.model.dhq). Turn any of the three off for ablations, e.g.
   python main.py --config configs/pikelpn.py:1x --config.model.quantnorm=False --workdir /tmp/x
 """
+
 from pikelpn_jax.config_base import base_config
 from pikelpn_jax.models.config_fields import check_variant, set_quant_fields
 
@@ -41,10 +42,10 @@ REPORTED_TOP1 = {"1x": 67.55, "2x": 69.23, "3x": 71.95, "6x": 73.59}
 def pikelpn_bit_rules():
   """First match wins; paths: 'stem', 'block{i}/dw', 'block{i}/pw', 'head'."""
   return (
-      ("stem", dict(w_bits=8, a_bits=8, w_per_channel=True)),
-      ("head", dict(w_bits=8, a_bits=8, w_per_channel=True)),
-      (r"block\d+/dw", dict(w_bits=8, w_per_channel=True)),
-      # Pointwise layers use the defaults in config.model.quant (4-bit, per tensor).
+    ("stem", dict(w_bits=8, a_bits=8, w_per_channel=True)),
+    ("head", dict(w_bits=8, a_bits=8, w_per_channel=True)),
+    (r"block\d+/dw", dict(w_bits=8, w_per_channel=True)),
+    # Pointwise layers use the defaults in config.model.quant (4-bit, per tensor).
   )
 
 
@@ -59,9 +60,17 @@ def get_config(variant: str = "1x"):
   c.model.act_param_bits = None
   c.model.stem_stride = 2
   c.model.dw_impl = "auto"
-  set_quant_fields(c.model, w_bits=4, a_bits=a_bits, w_per_channel=False,
-                   bit_rules=pikelpn_bit_rules(), quantnorm=True, double_quant=True, dhq=True)
-  c.reported_top1 = REPORTED_TOP1.get(variant, -1.0)   # -1: no reported number
+  set_quant_fields(
+    c.model,
+    w_bits=4,
+    a_bits=a_bits,
+    w_per_channel=False,
+    bit_rules=pikelpn_bit_rules(),
+    quantnorm=True,
+    double_quant=True,
+    dhq=True,
+  )
+  c.reported_top1 = REPORTED_TOP1.get(variant, -1.0)  # -1: no reported number
   if variant == "fmnist":
     # Tuned by sweeps (docs/training.md): batch 256, AdamW lr 2e-2 with 100 warm-up steps,
     # cosine decay, label smoothing 0.1, weight decay 1e-3 on kernels; activation scales learned

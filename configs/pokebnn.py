@@ -18,6 +18,7 @@ head, 4-bit SE (int4 input to se_reduce, uint4 input to se_expand). Norm: folded
 Recipe (official): Adam b2 0.99, batch 8192, lr 6.4e-4, weight decay 5e-5, linear to 0 at epoch
 750 of 800, weights quantized from step 50, activations from step 7500.
 """
+
 from pikelpn_jax.config_base import base_config
 from pikelpn_jax.models.config_fields import check_variant, set_quant_fields
 
@@ -31,10 +32,10 @@ def pokebnn_bit_rules():
   """First match wins; paths: 'init_conv', 'init_conv_group', 'resblock{i}/unit{j}',
   'resblock{i}/unit{j}/se/se_reduce|se_expand', 'head'."""
   return (
-      ("init_conv|init_conv_group", _EIGHT_BIT),
-      (r"resblock\d+/unit\d/se/se_reduce", dict(_SE, a_signed=True)),
-      (r"resblock\d+/unit\d/se/se_expand", dict(_SE, a_signed=False)),
-      ("head", _EIGHT_BIT),
+    ("init_conv|init_conv_group", _EIGHT_BIT),
+    (r"resblock\d+/unit\d/se/se_reduce", dict(_SE, a_signed=True)),
+    (r"resblock\d+/unit\d/se/se_expand", dict(_SE, a_signed=False)),
+    ("head", _EIGHT_BIT),
   )
 
 
@@ -45,8 +46,16 @@ def get_config(variant: str = "1.0x"):
   c.model.width = VARIANTS[variant]
   c.model.init_group = 32
   c.model.se_ratio = 0.125
-  set_quant_fields(c.model, w_bits=1, a_bits=1, half_shift=True, a_calibration="fixed",
-                   a_bound=3.0, w_per_channel=True, bit_rules=pokebnn_bit_rules())
+  set_quant_fields(
+    c.model,
+    w_bits=1,
+    a_bits=1,
+    half_shift=True,
+    a_calibration="fixed",
+    a_bound=3.0,
+    w_per_channel=True,
+    bit_rules=pokebnn_bit_rules(),
+  )
   c.reported_top1 = -1.0
   c.batch_size = 8192
   c.learning_rate = 2e-5 * c.batch_size / 256

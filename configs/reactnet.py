@@ -11,6 +11,7 @@ Quantization: binary body (1-bit weights: sign·mean|w| per output channel; 1-bi
 sign after the learnable RSign threshold), real-valued (float) stem conv, shortcuts and head, as
 in the paper (config.model.bit_rules). Norm: folded float batch norm.
 """
+
 from pikelpn_jax.config_base import base_config
 from pikelpn_jax.models.config_fields import check_variant, set_quant_fields
 
@@ -22,9 +23,16 @@ def get_config(variant: str = "a"):
   c = base_config("reactnet", "imagenet2012")
   c.model.variant = variant
   c.model.width = 1.0
-  set_quant_fields(c.model, w_bits=1, a_bits=1, w_calibration="absmean", w_per_channel=True,
-                   a_calibration="fixed", a_bound=1.0,
-                   bit_rules=(("stem|head", dict(w_bits=None, a_bits=None)),))
+  set_quant_fields(
+    c.model,
+    w_bits=1,
+    a_bits=1,
+    w_calibration="absmean",
+    w_per_channel=True,
+    a_calibration="fixed",
+    a_bound=1.0,
+    bit_rules=(("stem|head", dict(w_bits=None, a_bits=None)),),
+  )
   c.reported_top1 = 69.4
   # ReActNet trains in two steps (binary activations first, then binary weights) with Adam and
   # KD from a ResNet-34; one step with Adam is the simplification here.

@@ -16,6 +16,7 @@ Not trained here (ImageNet is infeasible on this 2-core CPU).
 Quantization: w8a8 = every layer 8-bit; w4a4 = body 4-bit, stem and head 8-bit
 (config.model.bit_rules). Norm: folded float batch norm; float scales.
 """
+
 from pikelpn_jax.config_base import base_config
 from pikelpn_jax.models.config_fields import check_variant, set_baseline_bits
 

@@ -16,6 +16,7 @@ at twice the budget. Writes results/ablations.{md,json}.
     python experiments/ablations.py --no_train         # tables from the records that exist
     python experiments/ablations.py --quick --out_dir /tmp/x
 """
+
 from __future__ import annotations
 
 import os
@@ -24,6 +25,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
+
   use_tcmalloc()
 from experiments.common import markdown_table  # noqa: E402
 from experiments.lib import costs, recipe, results, runs, stats, sweep, zoo  # noqa: E402
@@ -34,27 +36,29 @@ FLOAT_REF = "mobilenet_v1.py:float"
 DW_RULE = r"block\d+/dw"
 # name -> (quantnorm, double_quant, dhq, depthwise weight bits under DHQ)
 SETTINGS = {
-    "all_on": (True, True, True, 8),
-    "quantnorm_off": (False, True, True, 8),
-    "double_quant_off": (True, False, True, 8),
-    "dhq_off": (True, True, False, 8),
-    "all_off": (False, False, False, 8),
-    "dhq_on_dw4": (True, True, True, 4),
+  "all_on": (True, True, True, 8),
+  "quantnorm_off": (False, True, True, 8),
+  "double_quant_off": (True, False, True, 8),
+  "dhq_off": (True, True, False, 8),
+  "all_off": (False, False, False, 8),
+  "dhq_on_dw4": (True, True, True, 4),
 }
 DESCRIPTION = {
-    "all_on": "PikeLPN-1x (all on)",
-    "quantnorm_off": "QuantNorm off",
-    "double_quant_off": "Double Quantization off",
-    "dhq_off": "DHQ off (dw uses the pw quantizer: 4-bit per tensor)",
-    "all_off": "all off (plain quantized MobileNetV1)",
-    "dhq_on_dw4": "DHQ on at 4-bit depthwise (per channel)",
+  "all_on": "PikeLPN-1x (all on)",
+  "quantnorm_off": "QuantNorm off",
+  "double_quant_off": "Double Quantization off",
+  "dhq_off": "DHQ off (dw uses the pw quantizer: 4-bit per tensor)",
+  "all_off": "all off (plain quantized MobileNetV1)",
+  "dhq_on_dw4": "DHQ on at 4-bit depthwise (per channel)",
 }
 # (switch, the setting with it off, the setting with it on)
-EFFECTS = (("QuantNorm", "quantnorm_off", "all_on"),
-           ("Double Quantization", "double_quant_off", "all_on"),
-           ("DHQ (8-bit per-channel dw vs 4-bit per-tensor)", "dhq_off", "all_on"),
-           ("DHQ at 4-bit dw (per channel vs per tensor)", "dhq_off", "dhq_on_dw4"),
-           ("all three", "all_off", "all_on"))
+EFFECTS = (
+  ("QuantNorm", "quantnorm_off", "all_on"),
+  ("Double Quantization", "double_quant_off", "all_on"),
+  ("DHQ (8-bit per-channel dw vs 4-bit per-tensor)", "dhq_off", "all_on"),
+  ("DHQ at 4-bit dw (per channel vs per tensor)", "dhq_off", "dhq_on_dw4"),
+  ("all three", "all_off", "all_on"),
+)
 QUICK_SETTINGS = ("all_on", "all_off")
 DEFAULT_SEEDS = "0,1,2,3,4"
 
@@ -65,9 +69,12 @@ def setting_config(name: str, image_size=None):
   c.model.quantnorm, c.model.double_quant, c.model.dhq = qn, dq, dhq
   rules = tuple(c.model.bit_rules)
   if not any(p == DW_RULE for p, _ in rules):
-    raise ValueError(f"{BASE} has no depthwise bit rule {DW_RULE!r}; rules: {[p for p, _ in rules]}")
-  c.model.bit_rules = tuple((p, dict(o, w_bits=dw_bits) if p == DW_RULE else dict(o))
-                            for p, o in rules)
+    raise ValueError(
+      f"{BASE} has no depthwise bit rule {DW_RULE!r}; rules: {[p for p, _ in rules]}"
+    )
+  c.model.bit_rules = tuple(
+    (p, dict(o, w_bits=dw_bits) if p == DW_RULE else dict(o)) for p, o in rules
+  )
   return c
 
 
@@ -89,8 +96,9 @@ def jobs(settings, seeds, r: recipe.Recipe, quick: bool):
       conv.append(sweep.Job(f"{row}_x{mult}", c, f"{label}, {mult}× budget"))
   for i, seed in enumerate(seeds):
     for name in settings:
-      out.append(sweep.Job(name, recipe.study_config(setting_config(name), r, seed),
-                           f"ablations/{name}"))
+      out.append(
+        sweep.Job(name, recipe.study_config(setting_config(name), r, seed), f"ablations/{name}")
+      )
     if i == 0:
       out += conv
   if not seeds:
@@ -110,36 +118,71 @@ def settings_rows(settings, outcome, r, image_size):
     recs = outcome.records.get(name, {})
     tops = sweep.top1s(recs)
     mean, std, n = stats.mean_std(list(tops.values()))
-    rows[name] = {"setting": name, "description": DESCRIPTION[name],
-                  "switches": dict(zip(("quantnorm", "double_quant", "dhq", "dw_bits"),
-                                       SETTINGS[name])),
-                  "acev2": s["acev2"], "ace": s["ace"], "breakdown": s["breakdown"],
-                  "acev2_trained": trained["acev2"], "top1": {str(k): v for k, v in tops.items()},
-                  "top1_mean": mean, "top1_std": std, "n": n,
-                  "missing_seeds": outcome.missing.get(name, []),
-                  "records": {str(k): runs.record_name(v["key"]) for k, v in recs.items()}}
+    rows[name] = {
+      "setting": name,
+      "description": DESCRIPTION[name],
+      "switches": dict(zip(("quantnorm", "double_quant", "dhq", "dw_bits"), SETTINGS[name])),
+      "acev2": s["acev2"],
+      "ace": s["ace"],
+      "breakdown": s["breakdown"],
+      "acev2_trained": trained["acev2"],
+      "top1": {str(k): v for k, v in tops.items()},
+      "top1_mean": mean,
+      "top1_std": std,
+      "n": n,
+      "missing_seeds": outcome.missing.get(name, []),
+      "records": {str(k): runs.record_name(v["key"]) for k, v in recs.items()},
+    }
   return rows
 
 
 def settings_table(rows) -> str:
   on = lambda b: "on" if b else "off"
-  header = ["setting", "QuantNorm", "Double Quant", "DHQ", "dw weight bits", "ACEv2 (224)",
-            "norm", "scaling", "ACEv2 (trained model, 32×32)", "top-1 % (mean ± std, n)",
-            "per seed"]
+  header = [
+    "setting",
+    "QuantNorm",
+    "Double Quant",
+    "DHQ",
+    "dw weight bits",
+    "ACEv2 (224)",
+    "norm",
+    "scaling",
+    "ACEv2 (trained model, 32×32)",
+    "top-1 % (mean ± std, n)",
+    "per seed",
+  ]
   body = []
   for r in rows.values():
     sw = r["switches"]
     dw = f"{sw['dw_bits']} per channel" if sw["dhq"] else "4 per tensor (pw rule)"
-    seeds = ", ".join(f"{k}: " + ("div." if v is None else f"{100 * v:.2f}")
-                      for k, v in sorted(r["top1"].items(), key=lambda kv: int(kv[0])))
-    acc = "-" if r["top1_mean"] is None else \
-        f"{100 * r['top1_mean']:.2f} (1 seed: no std)" if r["n"] == 1 else \
-        f"{100 * r['top1_mean']:.2f} ± {100 * r['top1_std']:.2f} ({r['n']})"
+    seeds = ", ".join(
+      f"{k}: " + ("div." if v is None else f"{100 * v:.2f}")
+      for k, v in sorted(r["top1"].items(), key=lambda kv: int(kv[0]))
+    )
+    acc = (
+      "-"
+      if r["top1_mean"] is None
+      else f"{100 * r['top1_mean']:.2f} (1 seed: no std)"
+      if r["n"] == 1
+      else f"{100 * r['top1_mean']:.2f} ± {100 * r['top1_std']:.2f} ({r['n']})"
+    )
     if r["missing_seeds"]:
       acc += " ²"
-    body.append([r["description"], on(sw["quantnorm"]), on(sw["double_quant"]), on(sw["dhq"]), dw,
-                 zoo.si(r["acev2"]), zoo.si(r["breakdown"]["norm"]),
-                 zoo.si(r["breakdown"]["scaling"]), zoo.si(r["acev2_trained"]), acc, seeds or "-"])
+    body.append(
+      [
+        r["description"],
+        on(sw["quantnorm"]),
+        on(sw["double_quant"]),
+        on(sw["dhq"]),
+        dw,
+        zoo.si(r["acev2"]),
+        zoo.si(r["breakdown"]["norm"]),
+        zoo.si(r["breakdown"]["scaling"]),
+        zoo.si(r["acev2_trained"]),
+        acc,
+        seeds or "-",
+      ]
+    )
   return markdown_table(header, body)
 
 
@@ -149,10 +192,18 @@ def effects(rows) -> list:
     if off not in rows or on not in rows:
       continue
     a, b = rows[off], rows[on]
-    ci = stats.paired_interval({int(k): v for k, v in b["top1"].items()},
-                               {int(k): v for k, v in a["top1"].items()})
-    items.append({"switch": switch, "off": off, "on": on,
-                  "acev2_off_over_on": a["acev2"] / b["acev2"], "paired": ci})
+    ci = stats.paired_interval(
+      {int(k): v for k, v in b["top1"].items()}, {int(k): v for k, v in a["top1"].items()}
+    )
+    items.append(
+      {
+        "switch": switch,
+        "off": off,
+        "on": on,
+        "acev2_off_over_on": a["acev2"] / b["acev2"],
+        "paired": ci,
+      }
+    )
   return items
 
 
@@ -165,11 +216,23 @@ def describe_effect(ci) -> str:
 
 
 def effects_table(items) -> str:
-  header = ["switch", "ACEv2 off ÷ on (224)", "top-1 on − off, points: mean [95 % CI]",
-            "pairs (seeds)", "verdict"]
-  body = [[i["switch"], f"{i['acev2_off_over_on']:.2f}×", describe_effect(i["paired"]),
-           f"{i['paired']['n']} ({', '.join(map(str, i['paired']['seeds'])) or '-'})",
-           i["paired"]["verdict"]] for i in items]
+  header = [
+    "switch",
+    "ACEv2 off ÷ on (224)",
+    "top-1 on − off, points: mean [95 % CI]",
+    "pairs (seeds)",
+    "verdict",
+  ]
+  body = [
+    [
+      i["switch"],
+      f"{i['acev2_off_over_on']:.2f}×",
+      describe_effect(i["paired"]),
+      f"{i['paired']['n']} ({', '.join(map(str, i['paired']['seeds'])) or '-'})",
+      i["paired"]["verdict"],
+    ]
+    for i in items
+  ]
   return markdown_table(header, body)
 
 
@@ -180,18 +243,35 @@ def convergence(outcome, quick) -> list:
     two = (outcome.records.get(f"{row}_x2") or {}).get(0)
     t1 = None if one is None else one.get("top1")
     t2 = None if two is None else two.get("top1")
-    out.append({"model": label, "top1_x1": t1, "top1_x2": t2,
-                "move": None if t1 is None or t2 is None else t2 - t1})
+    out.append(
+      {
+        "model": label,
+        "top1_x1": t1,
+        "top1_x2": t2,
+        "move": None if t1 is None or t2 is None else t2 - t1,
+      }
+    )
   return out
 
 
 def convergence_table(items, r) -> str:
-  header = ["model (seed 0)", f"top-1 % at {r.steps} steps", f"top-1 % at {2 * r.steps} steps",
-            "move (points)", "< 1 point"]
-  body = [[i["model"], _pct(i["top1_x1"]), _pct(i["top1_x2"]),
-           "-" if i["move"] is None else f"{100 * i['move']:+.2f}",
-           "-" if i["move"] is None else ("yes" if abs(i["move"]) < 0.01 else "**no**")]
-          for i in items]
+  header = [
+    "model (seed 0)",
+    f"top-1 % at {r.steps} steps",
+    f"top-1 % at {2 * r.steps} steps",
+    "move (points)",
+    "< 1 point",
+  ]
+  body = [
+    [
+      i["model"],
+      _pct(i["top1_x1"]),
+      _pct(i["top1_x2"]),
+      "-" if i["move"] is None else f"{100 * i['move']:+.2f}",
+      "-" if i["move"] is None else ("yes" if abs(i["move"]) < 0.01 else "**no**"),
+    ]
+    for i in items
+  ]
   return markdown_table(header, body)
 
 
@@ -205,6 +285,7 @@ def parse_seeds(arg: str):
 
 def _rel(path: str) -> str:
   from experiments.common import REPO
+
   rel = os.path.relpath(path, REPO)
   return path if rel.startswith("..") else rel
 
@@ -226,60 +307,96 @@ def main(args) -> None:
   work_root = args.work_root or sweep.default_work_root(args.out_dir, args.quick, NAME)
   if not args.no_train:
     from experiments.lib import fmnist
-    fmnist.enable_compile_cache(os.path.join(sweep.default_work_root(args.out_dir, args.quick,
-                                                                      NAME), "jax_cache"))
-  outcome = sweep.run(jobs(settings, seeds, r, args.quick), store, work_root,
-                      train=not args.no_train, log=clock.log,
-                      max_runs=args.max_runs if args.max_runs >= 0 else None)
+
+    fmnist.enable_compile_cache(
+      os.path.join(sweep.default_work_root(args.out_dir, args.quick, NAME), "jax_cache")
+    )
+  outcome = sweep.run(
+    jobs(settings, seeds, r, args.quick),
+    store,
+    work_root,
+    train=not args.no_train,
+    log=clock.log,
+    max_runs=args.max_runs if args.max_runs >= 0 else None,
+  )
   rows = settings_rows(settings, outcome, r, size)
   items = effects(rows)
   conv = convergence(outcome, args.quick)
   res = "224×224" if size is None else f"{size}×{size} (--quick)"
   missing = {k: v for k, v in outcome.missing.items() if v}
-  names = dict(DESCRIPTION, conv_pikelpn_x1="convergence: PikeLPN-1x, 1× budget",
-               conv_pikelpn_x2="convergence: PikeLPN-1x, 2× budget",
-               conv_float_x1="convergence: MobileNetV1 fp32, 1× budget",
-               conv_float_x2="convergence: MobileNetV1 fp32, 2× budget")
+  names = dict(
+    DESCRIPTION,
+    conv_pikelpn_x1="convergence: PikeLPN-1x, 1× budget",
+    conv_pikelpn_x2="convergence: PikeLPN-1x, 2× budget",
+    conv_float_x1="convergence: MobileNetV1 fp32, 1× budget",
+    conv_float_x2="convergence: MobileNetV1 fp32, 2× budget",
+  )
   parts = [
-      f"Base model {BASE} (PikeLPN-1x: 8-bit stem/head, 4-bit pointwise weights per tensor, 4-bit "
-      "activations, ReLU). *ACEv2 (224)*: the analyzer at " + res + ", float at 32 bits; *norm* and "
-      "*scaling* are its categories. *ACEv2 (trained model)*: the narrow model trained here, at "
-      "32×32. Cost columns are recomputed by the analyzer each time this table is built "
-      "(experiments/lib/costs.py); accuracies come from the run records in "
-      f"`{_rel(store.dir)}`.",
-      "Study recipe (the same for every run, experiments/lib/recipe.py): " + r.describe() +
-      f". Seeds {', '.join(map(str, seeds))}: seed k gives every setting the same initialisation "
-      "and data order. Std is the sample standard deviation over seeds."]
+    f"Base model {BASE} (PikeLPN-1x: 8-bit stem/head, 4-bit pointwise weights per tensor, 4-bit "
+    "activations, ReLU). *ACEv2 (224)*: the analyzer at " + res + ", float at 32 bits; *norm* and "
+    "*scaling* are its categories. *ACEv2 (trained model)*: the narrow model trained here, at "
+    "32×32. Cost columns are recomputed by the analyzer each time this table is built "
+    "(experiments/lib/costs.py); accuracies come from the run records in "
+    f"`{_rel(store.dir)}`.",
+    "Study recipe (the same for every run, experiments/lib/recipe.py): "
+    + r.describe()
+    + f". Seeds {', '.join(map(str, seeds))}: seed k gives every setting the same initialisation "
+    "and data order. Std is the sample standard deviation over seeds.",
+  ]
   note = sweep.incomplete_note(missing, names)
   if note:
     parts.append(note)
   parts += ["## Settings", settings_table(rows)]
   if any(v["missing_seeds"] for v in rows.values()):
     parts.append("² incomplete: fewer seeds than the sweep asks for (see above).")
-  parts += ["## Effect of each technique (paired over seeds)", effects_table(items),
-            "Each effect is the mean over seeds of top-1(on) − top-1(off) for the same seed, with "
-            "its 95 % t-interval (n − 1 degrees of freedom). An interval that contains 0 is "
-            f"written as *{stats.NO_EFFECT}*, never as a gain or a loss.",
-            "## Convergence of the budget", convergence_table(conv, r),
-            "The budget counts as converged for a model when doubling the steps (same recipe, "
-            "seed 0) moves its top-1 by less than 1 point.",
-            f"Trained by this invocation: {outcome.trained} run(s); wall time {clock.seconds:.0f} s."]
-  results.write(args.out_dir, NAME, "Ablations: QuantNorm, Double Quantization, DHQ",
-                 "\n\n".join(parts),
-                 {"base": BASE, "image_size": size or 224, "recipe": r.__dict__,
-                  "seeds": list(seeds), "settings": rows, "effects": items,
-                  "convergence": conv, "missing": missing, "runs_dir": store.dir})
+  parts += [
+    "## Effect of each technique (paired over seeds)",
+    effects_table(items),
+    "Each effect is the mean over seeds of top-1(on) − top-1(off) for the same seed, with "
+    "its 95 % t-interval (n − 1 degrees of freedom). An interval that contains 0 is "
+    f"written as *{stats.NO_EFFECT}*, never as a gain or a loss.",
+    "## Convergence of the budget",
+    convergence_table(conv, r),
+    "The budget counts as converged for a model when doubling the steps (same recipe, "
+    "seed 0) moves its top-1 by less than 1 point.",
+    f"Trained by this invocation: {outcome.trained} run(s); wall time {clock.seconds:.0f} s.",
+  ]
+  results.write(
+    args.out_dir,
+    NAME,
+    "Ablations: QuantNorm, Double Quantization, DHQ",
+    "\n\n".join(parts),
+    {
+      "base": BASE,
+      "image_size": size or 224,
+      "recipe": r.__dict__,
+      "seeds": list(seeds),
+      "settings": rows,
+      "effects": items,
+      "convergence": conv,
+      "missing": missing,
+      "runs_dir": store.dir,
+    },
+  )
 
 
 if __name__ == "__main__":
   p = results.parser(__doc__.split("\n")[0])
   p.add_argument("--settings", default="", help=f"comma-separated subset of {list(SETTINGS)}")
   p.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated seeds (--quick: 0,1)")
-  p.add_argument("--runs_dir", default="", help="run records (default: results/runs; --quick: "
-                 "<out_dir>/runs_quick)")
-  p.add_argument("--no_train", action="store_true",
-                 help="build the tables from the existing records only")
+  p.add_argument(
+    "--runs_dir",
+    default="",
+    help="run records (default: results/runs; --quick: <out_dir>/runs_quick)",
+  )
+  p.add_argument(
+    "--no_train", action="store_true", help="build the tables from the existing records only"
+  )
   p.add_argument("--max_runs", type=int, default=-1, help="train at most this many runs (-1: all)")
-  p.add_argument("--work_root", default="", help="where the training workdirs go "
-                 "(default: /tmp/pikelpn_experiments/ablations; --quick: inside --out_dir)")
+  p.add_argument(
+    "--work_root",
+    default="",
+    help="where the training workdirs go "
+    "(default: /tmp/pikelpn_experiments/ablations; --quick: inside --out_dir)",
+  )
   results.run_main(main, p.parse_args())

@@ -10,6 +10,7 @@ Each is run once to warm caches, then `repeats` times, interleaved, each with a 
 object (so no trace cache is hit); the median is reported. Writes its own section of the output
 file, between <!-- bench_analyzer --> and <!-- /bench_analyzer -->, leaving the rest untouched.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,7 @@ import time
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from pikelpn_jax.allocator import use_tcmalloc
+
   use_tcmalloc()
 
 import jax  # noqa: E402
@@ -34,8 +36,10 @@ from pikelpn_jax.config_base import load_config  # noqa: E402
 from pikelpn_jax.models import build_model  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = (("PikeLPN-1x", "configs/pikelpn.py:1x"),
-          ("MobileNetV2-1.0", "configs/mobilenet_v2.py:float"))
+MODELS = (
+  ("PikeLPN-1x", "configs/pikelpn.py:1x"),
+  ("MobileNetV2-1.0", "configs/mobilenet_v2.py:float"),
+)
 BEGIN, END = "<!-- bench_analyzer -->", "<!-- /bench_analyzer -->"
 
 
@@ -49,7 +53,9 @@ def _forward_and_args(spec: str):
   def make_forward():
     def forward(*a):
       return model.apply(dict(zip(names, a[:-1])), a[-1], train=False)
+
     return forward
+
   args = [variables[n] for n in names] + [x]
   return make_forward, args, tuple(range(len(names))), names.index("params")
 
@@ -63,55 +69,76 @@ def _timed(fn) -> float:
 def bench(spec: str, repeats: int) -> dict:
   make_forward, args, consts, params = _forward_and_args(spec)
   methods = {
-      "make_jaxpr": lambda: jax.make_jaxpr(make_forward())(*args),
-      "analyze": lambda: analyze(make_forward(), *args, const_argnums=consts,
-                                 param_argnums=params),
-      "xla": lambda: jax.jit(make_forward()).lower(*args).compile().cost_analysis(),
+    "make_jaxpr": lambda: jax.make_jaxpr(make_forward())(*args),
+    "analyze": lambda: analyze(make_forward(), *args, const_argnums=consts, param_argnums=params),
+    "xla": lambda: jax.jit(make_forward()).lower(*args).compile().cost_analysis(),
   }
   times = {k: [] for k in methods}
-  for rep in range(repeats + 1):          # interleaved, so machine load hits all three alike
+  for rep in range(repeats + 1):  # interleaved, so machine load hits all three alike
     for k, fn in methods.items():
       t = _timed(fn)
-      if rep:                             # run 0 warms the caches
+      if rep:  # run 0 warms the caches
         times[k].append(t)
   out = {k: statistics.median(v) for k, v in times.items()}
   r = analyze(make_forward(), *args, const_argnums=consts, param_argnums=params)
-  valid = analyze(make_forward(), *args, const_argnums=consts, param_argnums=params,
-                  settings=AceSettings(count_padded_taps=False))
+  valid = analyze(
+    make_forward(),
+    *args,
+    const_argnums=consts,
+    param_argnums=params,
+    settings=AceSettings(count_padded_taps=False),
+  )
   cost = jax.jit(make_forward()).lower(*args).compile().cost_analysis()
-  out.update(walk_s=r.timing["walk_s"], macs=r.macs, macs_valid=valid.macs,
-             elementwise=sum(row.ops - row.macs for row in valid.layers),
-             xla_flops=float(cost["flops"]))
+  out.update(
+    walk_s=r.timing["walk_s"],
+    macs=r.macs,
+    macs_valid=valid.macs,
+    elementwise=sum(row.ops - row.macs for row in valid.layers),
+    xla_flops=float(cost["flops"]),
+  )
   return out
 
 
 def section(results: dict, repeats: int, load: float) -> str:
-  lines = [BEGIN, "## ACEv2 analyzer speed (experiments/bench_analyzer.py)", "",
-           f"Command: `python experiments/bench_analyzer.py --repeats {repeats}`; measured on this "
-           f"{os.cpu_count()}-core CPU ({platform.machine()}), jax {jax.__version__}, "
-           f"{allocator_in_use()}, default XLA flags; batch 1, 224×224, abstract (eval_shape) variables; median of "
-           f"{repeats} interleaved runs after one warm-up; 1-minute load average {load:.1f} at the "
-           "start (other jobs share the machine, so absolute times are noisy; the ratios less so).",
-           "",
-           "| model | make_jaxpr (s) | analyze (s) | of which walk (s) | analyze / make_jaxpr | "
-           "XLA lower+compile+cost_analysis (s) | XLA / analyze |",
-           "|---|---|---|---|---|---|---|"]
+  lines = [
+    BEGIN,
+    "## ACEv2 analyzer speed (experiments/bench_analyzer.py)",
+    "",
+    f"Command: `python experiments/bench_analyzer.py --repeats {repeats}`; measured on this "
+    f"{os.cpu_count()}-core CPU ({platform.machine()}), jax {jax.__version__}, "
+    f"{allocator_in_use()}, default XLA flags; batch 1, 224×224, abstract (eval_shape) variables; median of "
+    f"{repeats} interleaved runs after one warm-up; 1-minute load average {load:.1f} at the "
+    "start (other jobs share the machine, so absolute times are noisy; the ratios less so).",
+    "",
+    "| model | make_jaxpr (s) | analyze (s) | of which walk (s) | analyze / make_jaxpr | "
+    "XLA lower+compile+cost_analysis (s) | XLA / analyze |",
+    "|---|---|---|---|---|---|---|",
+  ]
   for name, r in results.items():
-    lines.append(f"| {name} | {r['make_jaxpr']:.3f} | {r['analyze']:.3f} | {r['walk_s']:.3f} | "
-                 f"{r['analyze'] / r['make_jaxpr']:.2f}× | {r['xla']:.3f} | "
-                 f"{r['xla'] / r['analyze']:.1f}× |")
-  lines += ["", "Goal (issue 3): analyze ≤ 1.5× make_jaxpr and faster than the XLA path.", "",
-            "MAC cross-check against XLA (`cost_analysis()['flops']`, same run): XLA counts conv "
-            "taps on real pixels only and one flop per elementwise op, including ops on "
-            "parameters that ACEv2 folds offline.", "",
-            "| model | ACEv2 MACs (padded taps) | MACs (real taps only) | XLA flops/2 | "
-            "XLA flops/2 ÷ real-tap MACs | ACEv2 elementwise ops | "
-            "XLA flops − 2·real-tap MACs |",
-            "|---|---|---|---|---|---|---|"]
+    lines.append(
+      f"| {name} | {r['make_jaxpr']:.3f} | {r['analyze']:.3f} | {r['walk_s']:.3f} | "
+      f"{r['analyze'] / r['make_jaxpr']:.2f}× | {r['xla']:.3f} | "
+      f"{r['xla'] / r['analyze']:.1f}× |"
+    )
+  lines += [
+    "",
+    "Goal (issue 3): analyze ≤ 1.5× make_jaxpr and faster than the XLA path.",
+    "",
+    "MAC cross-check against XLA (`cost_analysis()['flops']`, same run): XLA counts conv "
+    "taps on real pixels only and one flop per elementwise op, including ops on "
+    "parameters that ACEv2 folds offline.",
+    "",
+    "| model | ACEv2 MACs (padded taps) | MACs (real taps only) | XLA flops/2 | "
+    "XLA flops/2 ÷ real-tap MACs | ACEv2 elementwise ops | "
+    "XLA flops − 2·real-tap MACs |",
+    "|---|---|---|---|---|---|---|",
+  ]
   for name, r in results.items():
-    lines.append(f"| {name} | {r['macs']:,} | {r['macs_valid']:,} | {r['xla_flops'] / 2:,.0f} | "
-                 f"{r['xla_flops'] / 2 / r['macs_valid']:.4f} | {r['elementwise']:,} | "
-                 f"{r['xla_flops'] - 2 * r['macs_valid']:,.0f} |")
+    lines.append(
+      f"| {name} | {r['macs']:,} | {r['macs_valid']:,} | {r['xla_flops'] / 2:,.0f} | "
+      f"{r['xla_flops'] / 2 / r['macs_valid']:.4f} | {r['elementwise']:,} | "
+      f"{r['xla_flops'] - 2 * r['macs_valid']:,.0f} |"
+    )
   lines.append(END)
   return "\n".join(lines)
 

@@ -8,6 +8,7 @@ as XLA convolutions (config.model.pw_impl='conv', what flax's nn.Conv does) besi
 matmul form, to show what that choice is worth. All timings of one run come from the same
 process, measured side by side (interleaved rounds; medians over rounds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ import time
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from pikelpn_jax.allocator import use_tcmalloc
+
   use_tcmalloc()
 
 import jax  # noqa: E402
@@ -41,8 +43,9 @@ def make_step(config, dw_impl, batch, size):
   opt = tx.init(params)
 
   def loss_fn(p, s):
-    logits, upd = model.apply({"params": p, "batch_stats": s}, x, train=True,
-                              mutable=["batch_stats"])
+    logits, upd = model.apply(
+      {"params": p, "batch_stats": s}, x, train=True, mutable=["batch_stats"]
+    )
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), upd["batch_stats"]
 
   @jax.jit
@@ -61,7 +64,7 @@ def make_step(config, dw_impl, batch, size):
   run.compiled_text = lambda: step.lower(*state).compile().as_text()
 
   t0 = time.perf_counter()
-  run()                                  # compile + first step
+  run()  # compile + first step
   compile_s = time.perf_counter() - t0
   run()
   return run, compile_s
@@ -78,8 +81,10 @@ def main(argv=None):
   args = ap.parse_args(argv)
 
   cases = {}
-  for name, cfg_name in (("float MobileNetV1", "configs/mobilenet_v1.py:float"),
-                         ("PikeLPN (quantized)", "configs/pikelpn.py:1x")):
+  for name, cfg_name in (
+    ("float MobileNetV1", "configs/mobilenet_v1.py:float"),
+    ("PikeLPN (quantized)", "configs/pikelpn.py:1x"),
+  ):
     cfg = load_config(cfg_name)
     cfg.model.width = args.width
     cfg.dataset.num_classes = 10
@@ -90,9 +95,9 @@ def main(argv=None):
       print(f"compiled {name} / {impl} / 1×1 {pw}: {cases[(name, impl, pw)][1]:.1f} s", flush=True)
 
   times = {k: [] for k in cases}
-  cpu = {k: [] for k in cases}          # process CPU time (both XLA threads): steadier than wall
-  load_start = os.getloadavg()[0]       # time when other jobs share the cores
-  for _ in range(args.rounds):          # interleave so drift hits every case alike
+  cpu = {k: [] for k in cases}  # process CPU time (both XLA threads): steadier than wall
+  load_start = os.getloadavg()[0]  # time when other jobs share the cores
+  for _ in range(args.rounds):  # interleave so drift hits every case alike
     for k, (run, _) in cases.items():
       t0, c0 = time.perf_counter(), time.process_time()
       for _ in range(args.steps):
@@ -104,9 +109,18 @@ def main(argv=None):
   cpu_ms = {k: 1e3 * statistics.median(v) for k, v in cpu.items()}
 
   pw_form = {"auto": f"auto = {resolve_pw_impl('auto')}", "conv": "conv"}
-  rows = [[n, i, pw_form[p], f"{ms[(n, i, p)]:.1f}", f"{cpu_ms[(n, i, p)]:.1f}",
-           f"{args.batch / ms[(n, i, p)] * 1e3:.0f}", f"{cases[(n, i, p)][1]:.1f}"]
-          for (n, i, p) in cases]
+  rows = [
+    [
+      n,
+      i,
+      pw_form[p],
+      f"{ms[(n, i, p)]:.1f}",
+      f"{cpu_ms[(n, i, p)]:.1f}",
+      f"{args.batch / ms[(n, i, p)] * 1e3:.0f}",
+      f"{cases[(n, i, p)][1]:.1f}",
+    ]
+    for (n, i, p) in cases
+  ]
   fl, pk = "float MobileNetV1", "PikeLPN (quantized)"
 
   def ratio(a, b, goal):
@@ -114,18 +128,26 @@ def main(argv=None):
     r = [x / y for x, y in zip(times[a], times[b])]
     rc = [x / y for x, y in zip(cpu[a], cpu[b])]
     label = lambda c: f"{c[0].split()[0]} {c[1]}" + (", 1×1 conv" if c[2] == "conv" else "")
-    return [f"{label(a)} / {label(b)}", f"{statistics.median(r):.2f}×",
-            f"{min(r):.2f}–{max(r):.2f}×", f"{statistics.median(rc):.2f}×",
-            f"{min(rc):.2f}–{max(rc):.2f}×", goal]
+    return [
+      f"{label(a)} / {label(b)}",
+      f"{statistics.median(r):.2f}×",
+      f"{min(r):.2f}–{max(r):.2f}×",
+      f"{statistics.median(rc):.2f}×",
+      f"{min(rc):.2f}–{max(rc):.2f}×",
+      goal,
+    ]
 
-  ratios = [ratio((pk, "grouped", "auto"), (fl, "grouped", "auto"), "≤ 1.15×"),
-            ratio((pk, "shift_add", "auto"), (fl, "shift_add", "auto"), "≤ 1.15×"),
-            ratio((fl, "grouped", "auto"), (fl, "shift_add", "auto"), "≥ 3×"),
-            ratio((pk, "grouped", "auto"), (pk, "shift_add", "auto"), "≥ 3×"),
-            ratio((pk, "shift_add", "conv"), (fl, "shift_add", "conv"), "(1×1 as convs)"),
-            ratio((fl, "shift_add", "conv"), (fl, "shift_add", "auto"), "(what the matmul form gains)"),
-            ratio((pk, "shift_add", "conv"), (pk, "shift_add", "auto"), "(what the matmul form gains)")]
-  body = "\n\n".join([
+  ratios = [
+    ratio((pk, "grouped", "auto"), (fl, "grouped", "auto"), "≤ 1.15×"),
+    ratio((pk, "shift_add", "auto"), (fl, "shift_add", "auto"), "≤ 1.15×"),
+    ratio((fl, "grouped", "auto"), (fl, "shift_add", "auto"), "≥ 3×"),
+    ratio((pk, "grouped", "auto"), (pk, "shift_add", "auto"), "≥ 3×"),
+    ratio((pk, "shift_add", "conv"), (fl, "shift_add", "conv"), "(1×1 as convs)"),
+    ratio((fl, "shift_add", "conv"), (fl, "shift_add", "auto"), "(what the matmul form gains)"),
+    ratio((pk, "shift_add", "conv"), (pk, "shift_add", "auto"), "(what the matmul form gains)"),
+  ]
+  body = "\n\n".join(
+    [
       "## Layers: train-step time, quantized PikeLPN vs float MobileNetV1 (`bench_layers.py`)",
       stamp(),
       f"Width {args.width}, {args.size}×{args.size} input, batch {args.batch}, 10 classes, "
@@ -135,11 +157,31 @@ def main(argv=None):
       f"process's CPU time (both XLA threads summed; less sensitive to other jobs on the cores). "
       f"1-minute load average {load_start:.1f} at the start of the timed rounds and "
       f"{load_end:.1f} at the end (above 2, other jobs shared the 2 cores).",
-      markdown_table(["model", "depthwise form", "1×1 conv form", "step ms (wall)",
-                      "step ms (CPU)", "img/s", "compile+1st step s"], rows),
-      markdown_table(["ratio", "median (wall)", "range over rounds (wall)", "median (CPU)",
-                      "range over rounds (CPU)", "goal"], ratios),
-  ])
+      markdown_table(
+        [
+          "model",
+          "depthwise form",
+          "1×1 conv form",
+          "step ms (wall)",
+          "step ms (CPU)",
+          "img/s",
+          "compile+1st step s",
+        ],
+        rows,
+      ),
+      markdown_table(
+        [
+          "ratio",
+          "median (wall)",
+          "range over rounds (wall)",
+          "median (CPU)",
+          "range over rounds (CPU)",
+          "goal",
+        ],
+        ratios,
+      ),
+    ]
+  )
   write_section(args.out, "bench_layers", body)
   print(body)
 

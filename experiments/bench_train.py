@@ -7,6 +7,7 @@ Writes its own section of docs/benchmarks.md, between `<!-- bench_train -->` and
 `<!-- /bench_train -->` (other scripts own other sections). Synthetic data, the real train step
 (pikelpn_jax.train.steps), timed after compilation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,7 @@ import time
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from pikelpn_jax.allocator import use_tcmalloc
+
   use_tcmalloc()
 
 import jax  # noqa: E402
@@ -35,15 +37,17 @@ from pikelpn_jax.train.model_init import FULL  # noqa: E402
 from pikelpn_jax.train.optim import make_optimizer  # noqa: E402
 from pikelpn_jax.train.steps import StepFactory, create_state, global_batch, make_mesh  # noqa: E402
 
-SECTION = "bench_train"   # docs/benchmarks.md holds <!-- bench_train --> … <!-- /bench_train -->
+SECTION = "bench_train"  # docs/benchmarks.md holds <!-- bench_train --> … <!-- /bench_train -->
 
 
 def markers(section: str):
   return f"<!-- {section} -->", f"<!-- /{section} -->"
 
 
-MODELS = (("MobileNetV1 float", "configs/mobilenet_v1.py:float"),
-          ("PikeLPN 1x (QuantNorm, DQ, DHQ)", "configs/pikelpn.py:1x"))
+MODELS = (
+  ("MobileNetV1 float", "configs/mobilenet_v1.py:float"),
+  ("PikeLPN 1x (QuantNorm, DQ, DHQ)", "configs/pikelpn.py:1x"),
+)
 
 
 def device_description(note: str) -> str:
@@ -58,9 +62,11 @@ def device_description(note: str) -> str:
     except (OSError, AttributeError):
       pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{model}, {os.cpu_count()} cores (XLA:CPU), jax {jax.__version__}, "
-            f"{allocator_in_use()}; 1-minute load "
-            f"average {load:.1f} at the end (other jobs share the machine when it exceeds the core count)")
+    return (
+      f"{model}, {os.cpu_count()} cores (XLA:CPU), jax {jax.__version__}, "
+      f"{allocator_in_use()}; 1-minute load "
+      f"average {load:.1f} at the end (other jobs share the machine when it exceeds the core count)"
+    )
   return f"{jax.device_count()}× {d.device_kind} ({d.platform}), jax {jax.__version__}"
 
 
@@ -96,8 +102,12 @@ def bench_one(spec: str, dw_impl: str, args) -> dict:
     out = ev(state["params"], state["batch_stats"], x, y, mask)
   jax.block_until_ready(out)
   evals = args.steps * args.batch / (time.perf_counter() - t)
-  return {"compile_s": compile_s, "train": train, "eval": evals,
-          "params": int(sum(np.size(p) for p in jax.tree.leaves(state["params"])))}
+  return {
+    "compile_s": compile_s,
+    "train": train,
+    "eval": evals,
+    "params": int(sum(np.size(p) for p in jax.tree.leaves(state["params"]))),
+  }
 
 
 def render(rows, args, device: str) -> str:
@@ -106,16 +116,23 @@ def render(rows, args, device: str) -> str:
   title = "Training throughput (experiments/bench_train.py)"
   if args.section != SECTION:
     title += f", {args.section}"
-  lines = [begin, f"## {title}", "",
-           f"Device: {device}. Synthetic data, width {args.width}, {args.image_size}×{args.image_size}×3, "
-           f"{args.num_classes} classes, global batch {args.batch}; mean over {args.steps} steps after "
-           f"{args.warmup} warm-up step(s); compile = first step (includes compilation).",
-           f"Command: `{cmd.strip()}`", "",
-           "| model | depthwise | params | compile s | train img/s | eval img/s |",
-           "|---|---|---|---|---|---|"]
+  lines = [
+    begin,
+    f"## {title}",
+    "",
+    f"Device: {device}. Synthetic data, width {args.width}, {args.image_size}×{args.image_size}×3, "
+    f"{args.num_classes} classes, global batch {args.batch}; mean over {args.steps} steps after "
+    f"{args.warmup} warm-up step(s); compile = first step (includes compilation).",
+    f"Command: `{cmd.strip()}`",
+    "",
+    "| model | depthwise | params | compile s | train img/s | eval img/s |",
+    "|---|---|---|---|---|---|",
+  ]
   for name, dw, r in rows:
-    lines.append(f"| {name} | {dw} | {r['params']:,} | {r['compile_s']:.1f} | {r['train']:.1f} | "
-                 f"{r['eval']:.1f} |")
+    lines.append(
+      f"| {name} | {dw} | {r['params']:,} | {r['compile_s']:.1f} | {r['train']:.1f} | "
+      f"{r['eval']:.1f} |"
+    )
   return "\n".join(lines + ["", end])
 
 
@@ -135,7 +152,9 @@ def write_section(path: str, section: str, name: str = SECTION) -> None:
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   p.add_argument("--width", type=float, default=0.5)
   p.add_argument("--image_size", type=int, default=32)
   p.add_argument("--num_classes", type=int, default=10)
@@ -146,11 +165,17 @@ def main(argv=None) -> int:
   p.add_argument("--device_note", default="", help="device description (default: auto-detected)")
   p.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
   p.add_argument("--no_write", action="store_true", help="print the table only")
-  p.add_argument("--section", default=SECTION,
-                 help="marker name of the section to (re)write, e.g. bench_train_gpu for a GPU run")
-  p.add_argument("--skip_pipeline", action="store_true",
-                 help="no effect (kept for recorded commands): the input pipeline is timed by "
-                      "experiments/bench_input.py")
+  p.add_argument(
+    "--section",
+    default=SECTION,
+    help="marker name of the section to (re)write, e.g. bench_train_gpu for a GPU run",
+  )
+  p.add_argument(
+    "--skip_pipeline",
+    action="store_true",
+    help="no effect (kept for recorded commands): the input pipeline is timed by "
+    "experiments/bench_input.py",
+  )
   args = p.parse_args(argv)
   for field in ("batch", "steps", "image_size", "num_classes"):
     if getattr(args, field) <= 0:
@@ -165,8 +190,11 @@ def main(argv=None) -> int:
   for name, spec in MODELS:
     for dw in dw_impls:
       r = bench_one(spec, dw, args)
-      print(f"{name:<36} {dw:<9} compile {r['compile_s']:6.1f}s  train {r['train']:8.1f} img/s  "
-            f"eval {r['eval']:8.1f} img/s", flush=True)
+      print(
+        f"{name:<36} {dw:<9} compile {r['compile_s']:6.1f}s  train {r['train']:8.1f} img/s  "
+        f"eval {r['eval']:8.1f} img/s",
+        flush=True,
+      )
       rows.append((name, dw, r))
   section = render(rows, args, device_description(args.device_note))
   print(section)

@@ -6,6 +6,7 @@ widths; the analyzer's timings removed), and for a tiny model trained for 4 step
 `python -m pikelpn_jax.export` writes and its report (timings and paths removed). Run it before
 and after a refactor and compare the two files (`cmp`): they must be byte-identical.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,13 +33,15 @@ def variants(path: str):
 def ace_fingerprints() -> dict:
   from pikelpn_jax.ace import acev2_report
   from pikelpn_jax.config_base import load_config
+
   out = {}
   for path in sorted(glob.glob(os.path.join(REPO, "configs", "*.py"))):
     for v in variants(path):
       spec = f"configs/{os.path.basename(path)}:{v}"
       config = load_config(spec)
-      r = acev2_report(config, float_bits=int(config.ace.float_bits),
-                       acc_bits=int(config.ace.acc_bits)).to_json()
+      r = acev2_report(
+        config, float_bits=int(config.ace.float_bits), acc_bits=int(config.ace.acc_bits)
+      ).to_json()
       r.pop("timing")
       out[spec] = r
       print(f"{spec}: acev2 {r['acev2']}", flush=True)
@@ -48,8 +51,14 @@ def ace_fingerprints() -> dict:
 def export_fingerprint(work: str) -> dict:
   shutil.rmtree(work, ignore_errors=True)
   env = dict(os.environ, PYTHONPATH=REPO)
-  run = lambda *a: subprocess.run([sys.executable, *a], cwd=REPO, env=env, check=True,  # noqa: E731
-                                  capture_output=True, text=True)
+  run = lambda *a: subprocess.run(
+    [sys.executable, *a],
+    cwd=REPO,
+    env=env,
+    check=True,  # noqa: E731
+    capture_output=True,
+    text=True,
+  )
   run("main.py", "--config", TINY, "--config.num_train_steps=4", "--workdir", work)
   with open(os.path.join(work, "results.json")) as f:
     results = json.load(f)
@@ -59,8 +68,11 @@ def export_fingerprint(work: str) -> dict:
     file_sha = hashlib.sha256(f.read()).hexdigest()
   with open(out + ".report.json") as f:
     report = json.load(f)
-  return {"params_sha256": results["params_sha256"], "export_sha256": file_sha,
-          "export_report": report}
+  return {
+    "params_sha256": results["params_sha256"],
+    "export_sha256": file_sha,
+    "export_report": report,
+  }
 
 
 def main():

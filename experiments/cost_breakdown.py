@@ -12,6 +12,7 @@ PikeLPN-1x is given under both.
     python experiments/cost_breakdown.py            # ~1 min on a 2-core CPU
     python experiments/cost_breakdown.py --quick --out_dir /tmp/x   # 2 models at 32×32
 """
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
+
   use_tcmalloc()
 from experiments.common import markdown_table  # noqa: E402
 from experiments.lib import results, zoo  # noqa: E402
@@ -35,25 +37,39 @@ QUICK_IMAGE_SIZE = 32
 
 def measure(specs, image_size, clock) -> list:
   from pikelpn_jax.ace import acev2_report
+
   rows = []
   for spec in specs:
     config = zoo.load(spec, image_size)
     from pikelpn_jax.ace.api import abstract_variables, model_input_spec
     from pikelpn_jax.models import build_model
-    model = build_model(config, dw_impl="grouped")          # built once, traced per setting
+
+    model = build_model(config, dw_impl="grouped")  # built once, traced per setting
     variables = abstract_variables(model, model_input_spec(config))
     for fb in FLOAT_BITS:
       for fold in FOLDS:
-        r = acev2_report(config, variables, float_bits=fb, model=model,
-                         acc_bits=int(config.ace.get("acc_bits", 32)), fold=fold,
-                         config_source=f"configs/{spec}")
+        r = acev2_report(
+          config,
+          variables,
+          float_bits=fb,
+          model=model,
+          acc_bits=int(config.ace.get("acc_bits", 32)),
+          fold=fold,
+          config_source=f"configs/{spec}",
+        )
         if r.unaccounted:
           raise RuntimeError(f"ACEv2 left primitives unpriced in {spec}: {r.unaccounted[:3]}")
         s = zoo.summary(r.to_json())
-        rows.append({"spec": spec, "label": zoo.label(spec), "float_bits": fb, "fold": fold,
-                     "bits": zoo.mac_bits_label(s["by_bits"], fb), **{
-                         k: s[k] for k in ("macs", "ace", "acev2", "params", "model_bits",
-                                           "breakdown")}})
+        rows.append(
+          {
+            "spec": spec,
+            "label": zoo.label(spec),
+            "float_bits": fb,
+            "fold": fold,
+            "bits": zoo.mac_bits_label(s["by_bits"], fb),
+            **{k: s[k] for k in ("macs", "ace", "acev2", "params", "model_bits", "breakdown")},
+          }
+        )
     clock.log(f"priced {spec}")
   return rows
 
@@ -63,16 +79,27 @@ def elementwise(row) -> int:
 
 
 def table(rows, fb) -> str:
-  header = (["model", "bits", "MACs", "ACE", "ACEv2", "ACEv2/ACE"] +
-            [f"{zoo.CATEGORY_LABELS[c]} %" for c in SHOWN] + ["elementwise %"])
+  header = (
+    ["model", "bits", "MACs", "ACE", "ACEv2", "ACEv2/ACE"]
+    + [f"{zoo.CATEGORY_LABELS[c]} %" for c in SHOWN]
+    + ["elementwise %"]
+  )
   body = []
   for r in rows:
     if r["float_bits"] != fb or r["fold"] != "none":
       continue
-    body.append([r["label"], r["bits"], zoo.si(r["macs"]), zoo.si(r["ace"]),
-                 zoo.si(r["acev2"]), f"{r['acev2'] / r['ace']:.2f}"] +
-                [results.pct(r["breakdown"][c], r["acev2"]) for c in SHOWN] +
-                [results.pct(elementwise(r), r["acev2"])])
+    body.append(
+      [
+        r["label"],
+        r["bits"],
+        zoo.si(r["macs"]),
+        zoo.si(r["ace"]),
+        zoo.si(r["acev2"]),
+        f"{r['acev2'] / r['ace']:.2f}",
+      ]
+      + [results.pct(r["breakdown"][c], r["acev2"]) for c in SHOWN]
+      + [results.pct(elementwise(r), r["acev2"])]
+    )
   return markdown_table(header, body)
 
 
@@ -96,10 +123,17 @@ def fold_table(rows) -> str:
 
 def plot(rows, path) -> None:
   plt = results.pyplot()
-  colors = {"mac": "#4c72b0", "norm": "#dd8452", "activation": "#55a868", "scaling": "#c44e52",
-            "residual_pool": "#8172b3", "other": "#937860"}
-  fig, axes = plt.subplots(1, len(FLOAT_BITS), figsize=(13, 0.45 * len(rows) / 2 + 2.2),
-                           sharey=True)
+  colors = {
+    "mac": "#4c72b0",
+    "norm": "#dd8452",
+    "activation": "#55a868",
+    "scaling": "#c44e52",
+    "residual_pool": "#8172b3",
+    "other": "#937860",
+  }
+  fig, axes = plt.subplots(
+    1, len(FLOAT_BITS), figsize=(13, 0.45 * len(rows) / 2 + 2.2), sharey=True
+  )
   for ax, fb in zip(axes, FLOAT_BITS):
     sel = [r for r in rows if r["float_bits"] == fb and r["fold"] == "none"][::-1]
     y = range(len(sel))
@@ -109,8 +143,13 @@ def plot(rows, path) -> None:
       ax.barh(list(y), share, left=left, color=colors[c], label=zoo.CATEGORY_LABELS[c])
       left = [a + b for a, b in zip(left, share)]
     for i, r in enumerate(sel):
-      ax.text(101, i, f"{zoo.si(r['acev2'], 1)} ({r['acev2'] / r['ace']:.1f}× ACE)",
-              va="center", fontsize=7)
+      ax.text(
+        101,
+        i,
+        f"{zoo.si(r['acev2'], 1)} ({r['acev2'] / r['ace']:.1f}× ACE)",
+        va="center",
+        fontsize=7,
+      )
     ax.set_yticks(list(y))
     ax.set_yticklabels([r["label"] for r in sel], fontsize=8)
     ax.set_xlim(0, 135)
@@ -130,20 +169,31 @@ def findings(rows) -> str:
     binary = [r for r in sel if r["spec"].startswith(("pokebnn", "reactnet"))]
     if binary:
       parts = ", ".join(f"{r['label']} {results.pct(elementwise(r), r['acev2'])}%" for r in binary)
-      lines.append(f"* Elementwise (non-MAC) share of ACEv2 in the binary models, float at {fb} "
-                   f"bits: {parts}.")
+      lines.append(
+        f"* Elementwise (non-MAC) share of ACEv2 in the binary models, float at {fb} bits: {parts}."
+      )
     top = max(sel, key=lambda r: r["acev2"] / r["ace"])
-    lines.append(f"* Largest ACEv2/ACE at {fb} bits: {top['label']} ({top['acev2'] / top['ace']:.2f}×)"
-                 f"; smallest: {min(sel, key=lambda r: r['acev2'] / r['ace'])['label']}.")
+    lines.append(
+      f"* Largest ACEv2/ACE at {fb} bits: {top['label']} ({top['acev2'] / top['ace']:.2f}×)"
+      f"; smallest: {min(sel, key=lambda r: r['acev2'] / r['ace'])['label']}."
+    )
   get = {(r["spec"], r["float_bits"], r["fold"]): r["acev2"] for r in rows}
   for fb in FLOAT_BITS:
     if (REFERENCE, fb, "none") not in get:
       continue
-    ratios = {fold: max(v / get[(REFERENCE, fb, fold)] for (spec, b, f), v in get.items()
-                        if b == fb and f == fold and spec != REFERENCE) for fold in FOLDS}
-    lines.append(f"* Largest baseline ÷ PikeLPN-1x ACEv2 at {fb}-bit floats: "
-                 f"{ratios['none']:.2f}× as written (fold none), {ratios['affine']:.2f}× after "
-                 "deployment folding (fold affine).")
+    ratios = {
+      fold: max(
+        v / get[(REFERENCE, fb, fold)]
+        for (spec, b, f), v in get.items()
+        if b == fb and f == fold and spec != REFERENCE
+      )
+      for fold in FOLDS
+    }
+    lines.append(
+      f"* Largest baseline ÷ PikeLPN-1x ACEv2 at {fb}-bit floats: "
+      f"{ratios['none']:.2f}× as written (fold none), {ratios['affine']:.2f}× after "
+      "deployment folding (fold affine)."
+    )
   return "\n".join(lines)
 
 
@@ -155,27 +205,40 @@ def main(args) -> None:
   figure = results.figure_path(args.out_dir, NAME)
   plot(rows, figure)
   res = "224×224" if size is None else f"{size}×{size} (--quick)"
-  body = "\n\n".join([
+  body = "\n\n".join(
+    [
       f"Input {res}, batch 1, accumulators at 32 bits; ACE = Σ MACs·b_w·b_a (PokeBNN), ACEv2 = ACE "
       "+ every priced elementwise operation (docs/acev2.md). Costs are bit-operations per image. "
       "Category shares are of ACEv2; *elementwise* = everything but the MACs.",
-      "## Float elementwise work at 32 bits (fp32)", table(rows, 32),
-      "## Float elementwise work at 16 bits (bf16-style)", table(rows, 16),
+      "## Float elementwise work at 32 bits (fp32)",
+      table(rows, 32),
+      "## Float elementwise work at 16 bits (bf16-style)",
+      table(rows, 16),
       "## Deployment folding: fold none vs affine",
       "`fold none` prices the graph as written (the tables above); `fold affine` first merges "
       "each chain of multiplies and adds by per-channel or scalar constants on one tensor "
       "(a conv's dequantization, a float batch norm, a following rescale) into one multiply and "
       "one add, as an inference compiler would. The ratio columns divide each model's ACEv2 by "
-      "PikeLPN-1x's under the same fold and float width.", fold_table(rows),
-      "## Findings", findings(rows),
-      f"Wall time: {clock.seconds:.0f} s."])
-  results.write(args.out_dir, NAME, "ACE vs ACEv2 cost breakdown", body,
-                 {"image_size": size or 224, "float_bits": list(FLOAT_BITS),
-                  "folds": list(FOLDS), "rows": rows},
-                 figure)
+      "PikeLPN-1x's under the same fold and float width.",
+      fold_table(rows),
+      "## Findings",
+      findings(rows),
+      f"Wall time: {clock.seconds:.0f} s.",
+    ]
+  )
+  results.write(
+    args.out_dir,
+    NAME,
+    "ACE vs ACEv2 cost breakdown",
+    body,
+    {"image_size": size or 224, "float_bits": list(FLOAT_BITS), "folds": list(FOLDS), "rows": rows},
+    figure,
+  )
 
 
 if __name__ == "__main__":
   p = results.parser(__doc__.split("\n")[0])
-  p.add_argument("--models", default="", help="comma-separated config specs (default: the list above)")
+  p.add_argument(
+    "--models", default="", help="comma-separated config specs (default: the list above)"
+  )
   results.run_main(main, p.parse_args())

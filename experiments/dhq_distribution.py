@@ -14,6 +14,7 @@ results/dhq_distribution.{md,json,png}; docs/dhq.md explains the numbers.
     python experiments/dhq_distribution.py --model pikelpn.py:1x --workdir DIR   # a trained run
     python experiments/dhq_distribution.py --quick --out_dir /tmp/x
 """
+
 from __future__ import annotations
 
 import os
@@ -26,14 +27,22 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
+
   use_tcmalloc()
 from experiments.common import markdown_table  # noqa: E402
 from experiments.lib import fmnist, results, zoo  # noqa: E402
 
 NAME = "dhq_distribution"
 DEFAULT_MODEL = "pikelpn.py:1x"
-ALLOWED_MODELS = ("mobilenet_v1.py:float", "mobilenet_v1.py:w8a8", "mobilenet_v1.py:w4a4",
-                  "pikelpn.py:1x", "pikelpn.py:2x", "pikelpn.py:3x", "pikelpn.py:6x")
+ALLOWED_MODELS = (
+  "mobilenet_v1.py:float",
+  "mobilenet_v1.py:w8a8",
+  "mobilenet_v1.py:w4a4",
+  "pikelpn.py:1x",
+  "pikelpn.py:2x",
+  "pikelpn.py:3x",
+  "pikelpn.py:6x",
+)
 # A 4-bit signed per-tensor grid has 7 positive levels: a channel whose range is below half a
 # step (1/14 of the layer's max) rounds to all zeros; below 1.5 steps it keeps at most 1 level.
 GRID_LEVELS = 7
@@ -56,17 +65,22 @@ def channel_ranges(variables, folded: bool) -> list:
         per_channel = per_channel * np.abs(gamma) / np.sqrt(var + 1e-5)
       out.append((int(BLOCK.match(name)[1]), kind, per_channel / max(per_channel.max(), 1e-30)))
   if not out:
-    raise ValueError("the model has no block{i}/dw|pw convs; use a MobileNetV1-geometry model "
-                     f"({list(ALLOWED_MODELS)})")
+    raise ValueError(
+      "the model has no block{i}/dw|pw convs; use a MobileNetV1-geometry model "
+      f"({list(ALLOWED_MODELS)})"
+    )
   return out
 
 
 def layer_stats(ratios: np.ndarray) -> dict:
   levels = np.round(ratios * GRID_LEVELS)
-  return {"channels": int(ratios.size), "min": float(ratios.min()),
-          "median": float(np.median(ratios)),
-          "zeroed_at_4bit_per_tensor": float(np.mean(levels == 0)),
-          "at_most_1_level": float(np.mean(levels <= 1))}
+  return {
+    "channels": int(ratios.size),
+    "min": float(ratios.min()),
+    "median": float(np.median(ratios)),
+    "zeroed_at_4bit_per_tensor": float(np.mean(levels == 0)),
+    "at_most_1_level": float(np.mean(levels <= 1)),
+  }
 
 
 def summarize(layers) -> dict:
@@ -74,12 +88,16 @@ def summarize(layers) -> dict:
   for kind in KINDS:
     sel = [layer_stats(r) for _, k, r in layers if k == kind]
     pooled = np.concatenate([r for _, k, r in layers if k == kind])
-    out[kind] = {"layers": len(sel), "channels": int(pooled.size),
-                 "median_of_layer_medians": statistics.median(s["median"] for s in sel),
-                 "min_of_layer_medians": min(s["median"] for s in sel),
-                 "min": float(pooled.min()), "pooled_median": float(np.median(pooled)),
-                 "zeroed_at_4bit_per_tensor": float(np.mean(np.round(pooled * GRID_LEVELS) == 0)),
-                 "at_most_1_level": float(np.mean(np.round(pooled * GRID_LEVELS) <= 1))}
+    out[kind] = {
+      "layers": len(sel),
+      "channels": int(pooled.size),
+      "median_of_layer_medians": statistics.median(s["median"] for s in sel),
+      "min_of_layer_medians": min(s["median"] for s in sel),
+      "min": float(pooled.min()),
+      "pooled_median": float(np.median(pooled)),
+      "zeroed_at_4bit_per_tensor": float(np.mean(np.round(pooled * GRID_LEVELS) == 0)),
+      "at_most_1_level": float(np.mean(np.round(pooled * GRID_LEVELS) <= 1)),
+    }
   return out
 
 
@@ -92,8 +110,15 @@ def plot(raw, folded, path, title) -> None:
   for kind in KINDS:
     sel = [(b, r) for b, k, r in raw if k == kind]
     pos = [b + (-0.18 if kind == "dw" else 0.18) for b, _ in sel]
-    bp = ax.boxplot([r for _, r in sel], positions=pos, widths=0.3, showfliers=True,
-                    patch_artist=True, flierprops=dict(markersize=2), manage_ticks=False)
+    bp = ax.boxplot(
+      [r for _, r in sel],
+      positions=pos,
+      widths=0.3,
+      showfliers=True,
+      patch_artist=True,
+      flierprops=dict(markersize=2),
+      manage_ticks=False,
+    )
     for box in bp["boxes"]:
       box.set_facecolor(colors[kind])
       box.set_alpha(0.6)
@@ -111,8 +136,14 @@ def plot(raw, folded, path, title) -> None:
     bins = np.logspace(-2, 0, 41)
     for kind in KINDS:
       pooled = np.concatenate([r for _, k, r in layers if k == kind])
-      ax.hist(np.clip(pooled, 1e-2, 1), bins=bins, alpha=0.55, color=colors[kind], density=True,
-              label=f"{names[kind]} ({pooled.size} channels)")
+      ax.hist(
+        np.clip(pooled, 1e-2, 1),
+        bins=bins,
+        alpha=0.55,
+        color=colors[kind],
+        density=True,
+        label=f"{names[kind]} ({pooled.size} channels)",
+      )
     ax.axvline(0.5 / GRID_LEVELS, color="k", ls=":", lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("channel max|w| / layer max|w|")
@@ -130,22 +161,43 @@ def init_ranges(config, seed: int) -> list:
   import jax
 
   from pikelpn_jax.train.model_init import init_variables
+
   return channel_ranges(jax.device_get(init_variables(config, jax.random.PRNGKey(seed))), False)
 
 
 def summary_table(raw_sum, folded_sum, init_sum) -> str:
-  header = ["weights", "layer kind", "layers", "channels", "median of layer medians",
-            "lowest layer median", "min channel", "channels zeroed by a 4-bit per-tensor grid %",
-            "channels with ≤ 1 level %"]
+  header = [
+    "weights",
+    "layer kind",
+    "layers",
+    "channels",
+    "median of layer medians",
+    "lowest layer median",
+    "min channel",
+    "channels zeroed by a 4-bit per-tensor grid %",
+    "channels with ≤ 1 level %",
+  ]
   body = []
-  for which, s in (("raw, trained", raw_sum), ("norm folded, trained", folded_sum),
-                   ("raw, at initialisation", init_sum)):
+  for which, s in (
+    ("raw, trained", raw_sum),
+    ("norm folded, trained", folded_sum),
+    ("raw, at initialisation", init_sum),
+  ):
     for kind in KINDS:
       k = s[kind]
-      body.append([which, "depthwise" if kind == "dw" else "pointwise", k["layers"], k["channels"],
-                   f"{k['median_of_layer_medians']:.3f}", f"{k['min_of_layer_medians']:.3f}",
-                   f"{k['min']:.2e}", f"{100 * k['zeroed_at_4bit_per_tensor']:.1f}",
-                   f"{100 * k['at_most_1_level']:.1f}"])
+      body.append(
+        [
+          which,
+          "depthwise" if kind == "dw" else "pointwise",
+          k["layers"],
+          k["channels"],
+          f"{k['median_of_layer_medians']:.3f}",
+          f"{k['min_of_layer_medians']:.3f}",
+          f"{k['min']:.2e}",
+          f"{100 * k['zeroed_at_4bit_per_tensor']:.1f}",
+          f"{100 * k['at_most_1_level']:.1f}",
+        ]
+      )
   return markdown_table(header, body)
 
 
@@ -156,18 +208,29 @@ def per_layer_table(raw, folded) -> str:
     for kind in KINDS:
       r = layer_stats(next(x for bb, k, x in raw if bb == b and k == kind))
       f = layer_stats(next(x for bb, k, x in folded if bb == b and k == kind))
-      cells += [str(r["channels"]), f"{r['median']:.3f}", f"{100 * r['at_most_1_level']:.0f}",
-                f"{f['median']:.3f}", f"{100 * f['at_most_1_level']:.0f}"]
+      cells += [
+        str(r["channels"]),
+        f"{r['median']:.3f}",
+        f"{100 * r['at_most_1_level']:.0f}",
+        f"{f['median']:.3f}",
+        f"{100 * f['at_most_1_level']:.0f}",
+      ]
     body.append(cells)
   head = ["block"]
   for kind in KINDS:
-    head += [f"{kind} channels", f"{kind} median (raw)", f"{kind} ≤ 1 level % (raw)",
-             f"{kind} median (folded)", f"{kind} ≤ 1 level % (folded)"]
+    head += [
+      f"{kind} channels",
+      f"{kind} median (raw)",
+      f"{kind} ≤ 1 level % (raw)",
+      f"{kind} median (folded)",
+      f"{kind} ≤ 1 level % (folded)",
+    ]
   return markdown_table(head, body)
 
 
 def main(args) -> None:
   from pikelpn_jax.train.checkpoint import restore_latest
+
   clock = results.Clock()
   if args.model not in ALLOWED_MODELS:
     raise ValueError(f"--model={args.model!r} is not allowed; use one of {list(ALLOWED_MODELS)}")
@@ -195,36 +258,67 @@ def main(args) -> None:
   init_sum = summarize(init_ranges(config, args.seed))
   figure = results.figure_path(args.out_dir, NAME)
   top1 = run_results.get("eval_top1")
-  title = (f"{zoo.label(args.model)} on Fashion-MNIST (width {config.model.width:g}, "
-           f"top-1 {'-' if top1 is None else f'{100 * top1:.2f}%'})")
+  title = (
+    f"{zoo.label(args.model)} on Fashion-MNIST (width {config.model.width:g}, "
+    f"top-1 {'-' if top1 is None else f'{100 * top1:.2f}%'})"
+  )
   plot(raw, folded, figure, title)
-  source = (f"trained here with the budget: {budget.describe()}, seed {args.seed}" if trained_here
-            else f"restored from --workdir (its config must be the budget's: {budget.describe()})")
-  body = "\n\n".join([
+  source = (
+    f"trained here with the budget: {budget.describe()}, seed {args.seed}"
+    if trained_here
+    else f"restored from --workdir (its config must be the budget's: {budget.describe()})"
+  )
+  body = "\n\n".join(
+    [
       f"Model {args.model} ({zoo.label(args.model)}; quantized models: the latent float weights "
       f"the quantizers read), {source}; step {run_results.get('step')}, "
       f"Fashion-MNIST top-1 {'-' if top1 is None else f'{100 * top1:.2f}%'}.",
       "Ratio of a channel = max|w| over the channel ÷ max|w| over the layer. *zeroed*: the channel "
       f"rounds to all zeros on a 4-bit signed per-tensor grid (ratio < 0.5/{GRID_LEVELS}); "
       f"*≤ 1 level*: ratio < 1.5/{GRID_LEVELS}. What DHQ does about it: docs/dhq.md.",
-      "## Summary", summary_table(raw_sum, folded_sum, init_sum),
-      "## Per layer", per_layer_table(raw, folded),
-      f"Wall time: {clock.seconds:.0f} s."])
-  to_json = lambda layers: [{"block": b, "kind": k, **layer_stats(r),
-                             "ratios": [round(float(x), 6) for x in r]} for b, k, r in layers]
-  results.write(args.out_dir, NAME, "Depthwise vs pointwise per-channel weight ranges", body,
-                 {"model": args.model, "workdir": workdir, "trained_here": trained_here,
-                  "eval_top1": top1, "budget": budget.__dict__, "seed": args.seed,
-                  "summary": {"raw": raw_sum, "folded": folded_sum, "raw_at_init": init_sum},
-                  "layers": {"raw": to_json(raw), "folded": to_json(folded)}}, figure)
+      "## Summary",
+      summary_table(raw_sum, folded_sum, init_sum),
+      "## Per layer",
+      per_layer_table(raw, folded),
+      f"Wall time: {clock.seconds:.0f} s.",
+    ]
+  )
+  to_json = lambda layers: [
+    {"block": b, "kind": k, **layer_stats(r), "ratios": [round(float(x), 6) for x in r]}
+    for b, k, r in layers
+  ]
+  results.write(
+    args.out_dir,
+    NAME,
+    "Depthwise vs pointwise per-channel weight ranges",
+    body,
+    {
+      "model": args.model,
+      "workdir": workdir,
+      "trained_here": trained_here,
+      "eval_top1": top1,
+      "budget": budget.__dict__,
+      "seed": args.seed,
+      "summary": {"raw": raw_sum, "folded": folded_sum, "raw_at_init": init_sum},
+      "layers": {"raw": to_json(raw), "folded": to_json(folded)},
+    },
+    figure,
+  )
 
 
 if __name__ == "__main__":
   p = results.parser(__doc__.split("\n")[0])
   p.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {list(ALLOWED_MODELS)}")
-  p.add_argument("--workdir", default="", help="a finished training run of --model under the "
-                 "budget (default: train one here)")
+  p.add_argument(
+    "--workdir",
+    default="",
+    help="a finished training run of --model under the budget (default: train one here)",
+  )
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--work_root", default="", help="where to train (default: "
-                 "/tmp/pikelpn_experiments/dhq_distribution; --quick: inside --out_dir)")
+  p.add_argument(
+    "--work_root",
+    default="",
+    help="where to train (default: "
+    "/tmp/pikelpn_experiments/dhq_distribution; --quick: inside --out_dir)",
+  )
   results.run_main(main, p.parse_args())

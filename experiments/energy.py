@@ -11,6 +11,7 @@ results/energy.{md,json,png}.
     python experiments/energy.py                    # ~2 min on a 2-core CPU
     python experiments/energy.py --quick --out_dir /tmp/x
 """
+
 from __future__ import annotations
 
 import math
@@ -20,6 +21,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   from pikelpn_jax.allocator import use_tcmalloc
+
   use_tcmalloc()
 from experiments.common import markdown_table  # noqa: E402
 from experiments.lib import energy_model as em  # noqa: E402
@@ -29,8 +31,11 @@ NAME = "energy"
 QUICK_SPECS = ("pikelpn.py:1x", "mobilenet_v2.py:w4a4", "reactnet.py:a")
 # Correlation targets: arithmetic only; + on-chip (SRAM) traffic; + weights from DRAM.
 TARGETS = ("arithmetic", "on_chip", "with_dram")
-TARGET_LABELS = {"arithmetic": "arithmetic only", "on_chip": "arithmetic + SRAM traffic",
-                 "with_dram": "arithmetic + SRAM + DRAM weights"}
+TARGET_LABELS = {
+  "arithmetic": "arithmetic only",
+  "on_chip": "arithmetic + SRAM traffic",
+  "with_dram": "arithmetic + SRAM + DRAM weights",
+}
 
 
 def _op_counts(by_bits) -> dict:
@@ -48,15 +53,29 @@ def measure(specs, image_size, clock) -> list:
     s32 = zoo.summary(zoo.report(config, float_bits=32))
     typed = zoo.summary(zoo.report(config, float_bits=zoo.FLOAT_SENTINEL_BITS))
     if _op_counts(typed["by_bits"]) != _op_counts(s32["by_bits"]):
-      raise RuntimeError(f"{spec}: op counts change with the float width; the int/float split "
-                         "by a sentinel width is not valid for this model")
+      raise RuntimeError(
+        f"{spec}: op counts change with the float width; the int/float split "
+        "by a sentinel width is not valid for this model"
+      )
     arith = em.arithmetic_energy(typed["by_bits"], zoo.FLOAT_SENTINEL_BITS)
     mem = em.memory_energy(s32["traffic"], s32["model_bits"])
     on_chip = arith["total"] + mem["sram"]
-    rows.append({"spec": spec, "label": zoo.label(spec), "ace": s32["ace"], "acev2": s32["acev2"],
-                 "macs": s32["macs"], "model_bits": s32["model_bits"],
-                 "energy_pj": {"arithmetic": arith, "memory": mem, "on_chip": on_chip,
-                               "with_dram": on_chip + mem["dram_weights_low"]}})
+    rows.append(
+      {
+        "spec": spec,
+        "label": zoo.label(spec),
+        "ace": s32["ace"],
+        "acev2": s32["acev2"],
+        "macs": s32["macs"],
+        "model_bits": s32["model_bits"],
+        "energy_pj": {
+          "arithmetic": arith,
+          "memory": mem,
+          "on_chip": on_chip,
+          "with_dram": on_chip + mem["dram_weights_low"],
+        },
+      }
+    )
     clock.log(f"priced {spec}")
   return rows
 
@@ -75,8 +94,9 @@ def correlations(rows) -> dict:
       x = [r[metric] for r in rows]
       y = [energy_of(r, target) for r in rows]
       out[f"{metric}~{target}"] = {
-          "pearson_log10": em.pearson([math.log10(v) for v in x], [math.log10(v) for v in y]),
-          "spearman": em.spearman(x, y)}
+        "pearson_log10": em.pearson([math.log10(v) for v in x], [math.log10(v) for v in y]),
+        "spearman": em.spearman(x, y),
+      }
   return out
 
 
@@ -85,17 +105,37 @@ def uj(pj: float) -> str:
 
 
 def model_table(rows) -> str:
-  header = ["model", "ACE", "ACEv2", "arithmetic µJ", "of which float ops %", "SRAM traffic µJ",
-            "on-chip total µJ", "SRAM % of on-chip", "DRAM weights µJ", "fJ per ACEv2 bit-op (arith.)"]
+  header = [
+    "model",
+    "ACE",
+    "ACEv2",
+    "arithmetic µJ",
+    "of which float ops %",
+    "SRAM traffic µJ",
+    "on-chip total µJ",
+    "SRAM % of on-chip",
+    "DRAM weights µJ",
+    "fJ per ACEv2 bit-op (arith.)",
+  ]
   body = []
   for r in rows:
     e = r["energy_pj"]
     a = e["arithmetic"]
     fl = sum(v for k, v in a.items() if k.endswith("(float)"))
-    body.append([r["label"], zoo.si(r["ace"]), zoo.si(r["acev2"]), uj(a["total"]),
-                 results.pct(fl, a["total"]), uj(e["memory"]["sram"]), uj(e["on_chip"]),
-                 results.pct(e["memory"]["sram"], e["on_chip"]),
-                 uj(e["memory"]["dram_weights_low"]), f"{1000 * a['total'] / r['acev2']:.2f}"])
+    body.append(
+      [
+        r["label"],
+        zoo.si(r["ace"]),
+        zoo.si(r["acev2"]),
+        uj(a["total"]),
+        results.pct(fl, a["total"]),
+        uj(e["memory"]["sram"]),
+        uj(e["on_chip"]),
+        results.pct(e["memory"]["sram"], e["on_chip"]),
+        uj(e["memory"]["dram_weights_low"]),
+        f"{1000 * a['total'] / r['acev2']:.2f}",
+      ]
+    )
   return markdown_table(header, body)
 
 
@@ -104,8 +144,14 @@ def corr_table(corr) -> str:
   body = []
   for key, v in corr.items():
     metric, target = key.split("~")
-    body.append(["ACE (v1)" if metric == "ace" else "ACEv2", TARGET_LABELS[target],
-                 f"{v['pearson_log10']:.3f}", f"{v['spearman']:.3f}"])
+    body.append(
+      [
+        "ACE (v1)" if metric == "ace" else "ACEv2",
+        TARGET_LABELS[target],
+        f"{v['pearson_log10']:.3f}",
+        f"{v['spearman']:.3f}",
+      ]
+    )
   return markdown_table(header, body)
 
 
@@ -115,12 +161,25 @@ def disagreements(rows) -> list:
   rr = em.ranks([energy_of(r, "arithmetic") for r in rows])
   rt = em.ranks([energy_of(r, "on_chip") for r in rows])
   rd = em.ranks([energy_of(r, "with_dram") for r in rows])
-  out = [{"label": r["label"], "rank_acev2": a, "rank_arithmetic": c, "rank_on_chip": t,
-          "rank_with_dram": d, "sram_share": r["energy_pj"]["memory"]["sram"] / r["energy_pj"]["on_chip"],
-          "traffic_bits_per_acev2": r["energy_pj"]["memory"]["traffic_bits"] / r["acev2"]}
-         for r, a, c, t, d in zip(rows, ra, rr, rt, rd)]
-  return sorted(out, key=lambda d: (-abs(d["rank_acev2"] - d["rank_on_chip"]),
-                                    -abs(d["rank_acev2"] - d["rank_with_dram"])))
+  out = [
+    {
+      "label": r["label"],
+      "rank_acev2": a,
+      "rank_arithmetic": c,
+      "rank_on_chip": t,
+      "rank_with_dram": d,
+      "sram_share": r["energy_pj"]["memory"]["sram"] / r["energy_pj"]["on_chip"],
+      "traffic_bits_per_acev2": r["energy_pj"]["memory"]["traffic_bits"] / r["acev2"],
+    }
+    for r, a, c, t, d in zip(rows, ra, rr, rt, rd)
+  ]
+  return sorted(
+    out,
+    key=lambda d: (
+      -abs(d["rank_acev2"] - d["rank_on_chip"]),
+      -abs(d["rank_acev2"] - d["rank_with_dram"]),
+    ),
+  )
 
 
 def plot(rows, path) -> None:
@@ -132,10 +191,17 @@ def plot(rows, path) -> None:
     for metric, marker, color in (("ace", "o", "#999999"), ("acev2", "s", "#c44e52")):
       xs = [r[metric] for r in rows]
       ys = [get(r) / 1e6 for r in rows]
-      ax.scatter(xs, ys, marker=marker, color=color, label="ACE (v1)" if metric == "ace" else "ACEv2")
+      ax.scatter(
+        xs, ys, marker=marker, color=color, label="ACE (v1)" if metric == "ace" else "ACEv2"
+      )
     for r in rows:
-      ax.annotate(r["label"], (r["acev2"], get(r) / 1e6), fontsize=6, xytext=(3, 2),
-                  textcoords="offset points")
+      ax.annotate(
+        r["label"],
+        (r["acev2"], get(r) / 1e6),
+        fontsize=6,
+        xytext=(3, 2),
+        textcoords="offset points",
+      )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("metric (bit-operations per image)")
@@ -158,28 +224,65 @@ def main(args) -> None:
   figure = results.figure_path(args.out_dir, NAME)
   plot(rows, figure)
   res = "224×224" if size is None else f"{size}×{size} (--quick)"
-  energy_table = markdown_table(["operation (45 nm)", "energy (pJ)"],
-                                [[k, v] for k, v in em.TABLE])
+  energy_table = markdown_table(["operation (45 nm)", "energy (pJ)"], [[k, v] for k, v in em.TABLE])
   dis_table = markdown_table(
-      ["model", "rank by ACEv2", "by arithmetic energy", "by on-chip energy",
-       "by energy with DRAM weights", "SRAM % of on-chip", "traffic bits per ACEv2 bit-op"],
-      [[d["label"], f"{d['rank_acev2']:g}", f"{d['rank_arithmetic']:g}", f"{d['rank_on_chip']:g}",
-        f"{d['rank_with_dram']:g}", f"{100 * d['sram_share']:.1f}",
-        f"{d['traffic_bits_per_acev2']:.3f}"] for d in dis[:10]])
-  body = "\n\n".join([
+    [
+      "model",
+      "rank by ACEv2",
+      "by arithmetic energy",
+      "by on-chip energy",
+      "by energy with DRAM weights",
+      "SRAM % of on-chip",
+      "traffic bits per ACEv2 bit-op",
+    ],
+    [
+      [
+        d["label"],
+        f"{d['rank_acev2']:g}",
+        f"{d['rank_arithmetic']:g}",
+        f"{d['rank_on_chip']:g}",
+        f"{d['rank_with_dram']:g}",
+        f"{100 * d['sram_share']:.1f}",
+        f"{d['traffic_bits_per_acev2']:.3f}",
+      ]
+      for d in dis[:10]
+    ],
+  )
+  body = "\n\n".join(
+    [
       f"Per image at {res}, batch 1. Op counts and widths: the ACEv2 analyzer (float operands "
       "fp32, accumulators 32 bits); the same counts give ACEv2.",
-      "## Energy table", f"From {em.CITATION}:", energy_table, em.INTERPOLATION,
-      "## Per model", model_table(rows),
-      "## Correlation across the models", corr_table(corr) if corr else "(fewer than 3 models)",
+      "## Energy table",
+      f"From {em.CITATION}:",
+      energy_table,
+      em.INTERPOLATION,
+      "## Per model",
+      model_table(rows),
+      "## Correlation across the models",
+      corr_table(corr) if corr else "(fewer than 3 models)",
       "## Where ACEv2 and the energy estimate disagree",
       "Models sorted by |rank by ACEv2 − rank by on-chip energy| (rank 1 = cheapest; the 10 "
-      "largest):", dis_table,
-      f"Wall time: {clock.seconds:.0f} s."])
-  results.write(args.out_dir, NAME, "Energy estimate vs ACE and ACEv2", body,
-                 {"image_size": size or 224, "citation": em.CITATION,
-                  "table_pj": [list(t) for t in em.TABLE], "interpolation": em.INTERPOLATION,
-                  "rows": rows, "correlations": corr, "disagreements": dis}, figure)
+      "largest):",
+      dis_table,
+      f"Wall time: {clock.seconds:.0f} s.",
+    ]
+  )
+  results.write(
+    args.out_dir,
+    NAME,
+    "Energy estimate vs ACE and ACEv2",
+    body,
+    {
+      "image_size": size or 224,
+      "citation": em.CITATION,
+      "table_pj": [list(t) for t in em.TABLE],
+      "interpolation": em.INTERPOLATION,
+      "rows": rows,
+      "correlations": corr,
+      "disagreements": dis,
+    },
+    figure,
+  )
 
 
 if __name__ == "__main__":

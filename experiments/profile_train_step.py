@@ -9,6 +9,7 @@ steps, for both models, largest PikeLPN − float difference first, and the numb
 (operations of the compiled step's entry computation). Use it to see which fused computations a
 quantized model adds; names are XLA's and change with its version.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,12 @@ import tempfile
 if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from pikelpn_jax.allocator import use_tcmalloc
+
   use_tcmalloc()
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                           " --xla_cpu_enable_xprof_traceme=true").strip()
+os.environ["XLA_FLAGS"] = (
+  os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true"
+).strip()
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
@@ -56,7 +59,7 @@ def op_times(run, steps: int) -> dict:
 
 def thunk_count(hlo_text: str) -> int:
   """Operations XLA:CPU runs one by one: the entry computation's instructions, less the free ones."""
-  entry = hlo_text[hlo_text.index("ENTRY"):]
+  entry = hlo_text[hlo_text.index("ENTRY") :]
   ops = re.findall(r"^\s*(?:ROOT )?%\S+ = \S+ ([\w-]+)\(", entry, re.M)
   return sum(op not in NOT_THUNKS for op in ops)
 
@@ -71,7 +74,10 @@ def main(argv=None):
   ap.add_argument("--rows", type=int, default=15)
   args = ap.parse_args(argv)
   prof, thunks = {}, {}
-  for name, spec in (("float", "configs/mobilenet_v1.py:float"), ("pikelpn", "configs/pikelpn.py:1x")):
+  for name, spec in (
+    ("float", "configs/mobilenet_v1.py:float"),
+    ("pikelpn", "configs/pikelpn.py:1x"),
+  ):
     cfg = load_config(spec)
     cfg.model.width, cfg.dataset.num_classes, cfg.dataset.image_size = args.width, 10, args.size
     run, _ = make_step(cfg, args.dw_impl, args.batch, args.size)
@@ -80,11 +86,13 @@ def main(argv=None):
     prof[name] = op_times(run, args.steps)
     thunks[name] = thunk_count(run.compiled_text())
   f, p = prof["float"], prof["pikelpn"]
-  print(f"op time per step (ms, both threads summed): float {sum(f.values()):.1f}, "
-        f"PikeLPN {sum(p.values()):.1f}; thunks per step: float {thunks['float']}, "
-        f"PikeLPN {thunks['pikelpn']}")
+  print(
+    f"op time per step (ms, both threads summed): float {sum(f.values()):.1f}, "
+    f"PikeLPN {sum(p.values()):.1f}; thunks per step: float {thunks['float']}, "
+    f"PikeLPN {thunks['pikelpn']}"
+  )
   print(f"{'fusion kind':<32} {'float':>8} {'PikeLPN':>8} {'diff':>8}")
-  for k in sorted(set(f) | set(p), key=lambda k: -(p[k] - f[k]))[:args.rows]:
+  for k in sorted(set(f) | set(p), key=lambda k: -(p[k] - f[k]))[: args.rows]:
     print(f"{k:<32} {f[k]:8.2f} {p[k]:8.2f} {p[k] - f[k]:8.2f}")
 
 

@@ -9,6 +9,7 @@ Three things need them:
 
 Everything here targets jax 0.10.2 (pinned). If a JAX upgrade breaks the canary test, fix it here only.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,16 @@ TAG_KINDS = ("weight", "act", "norm", "scale", "param")
 SCALE_FORMATS = ("none", "pow2", "fixed")
 
 
-def tag(x, *, bits: int, signed: bool, kind: str, scale: str = "none", scale_bits: int = 0,
-        folded: bool = False):
+def tag(
+  x,
+  *,
+  bits: int,
+  signed: bool,
+  kind: str,
+  scale: str = "none",
+  scale_bits: int = 0,
+  folded: bool = False,
+):
   """Marks `x` as holding integer codes of `bits` bits (identity on values, free at runtime).
 
   kind: what the value is (weight | act | norm | scale | param).
@@ -42,8 +51,15 @@ def tag(x, *, bits: int, signed: bool, kind: str, scale: str = "none", scale_bit
     raise ValueError(f"tag kind={kind!r}; allowed: {TAG_KINDS}")
   if scale not in SCALE_FORMATS:
     raise ValueError(f"tag scale={scale!r}; allowed: {SCALE_FORMATS}")
-  return qtag_p.bind(x, bits=int(bits), signed=bool(signed), kind=kind, scale=scale,
-                     scale_bits=int(scale_bits), folded=bool(folded))
+  return qtag_p.bind(
+    x,
+    bits=int(bits),
+    signed=bool(signed),
+    kind=kind,
+    scale=scale,
+    scale_bits=int(scale_bits),
+    folded=bool(folded),
+  )
 
 
 qtag_p.def_impl(lambda x, **_: x)
@@ -89,16 +105,21 @@ def materialize(x):
 
 def _materialize_lowering(x):
   import jax.numpy as jnp
+
   pair = jnp.stack([x, jnp.full_like(x, -jnp.inf)])
   return [jax.lax.reduce_max(pair, axes=(0,))]
 
 
 materialize_p.def_impl(lambda x: x)
 materialize_p.def_abstract_eval(lambda x: x)
-ad.primitive_jvps[materialize_p] = lambda primals, tangents: (materialize_p.bind(primals[0]),
-                                                              tangents[0])
-batching.primitive_batchers[materialize_p] = lambda args, dims: (materialize_p.bind(args[0]),
-                                                                 dims[0])
+ad.primitive_jvps[materialize_p] = lambda primals, tangents: (
+  materialize_p.bind(primals[0]),
+  tangents[0],
+)
+batching.primitive_batchers[materialize_p] = lambda args, dims: (
+  materialize_p.bind(args[0]),
+  dims[0],
+)
 mlir.register_lowering(materialize_p, mlir.lower_fun(_materialize_lowering, multiple_results=True))
 
 
@@ -195,8 +216,9 @@ def tag_params(eqn) -> dict:
 
 def is_quantizer_call(eqn) -> bool:
   """A quantizer's integer-code STE (custom_jvp_call of quantize_ste); jax.nn.relu is not one."""
-  return eqn.primitive.name == "custom_jvp_call" and \
-      custom_call_function_name(eqn) == QUANTIZER_FUNCTION
+  return (
+    eqn.primitive.name == "custom_jvp_call" and custom_call_function_name(eqn) == QUANTIZER_FUNCTION
+  )
 
 
 def call_body(eqn):
@@ -208,8 +230,13 @@ def call_body(eqn):
   name = eqn.primitive.name
   if name in ("jit", "pjit", "remat2", "checkpoint"):
     return eqn.params["jaxpr"]
-  if name in ("closed_call", "core_call", "custom_jvp_call", "custom_vjp_call",
-              "custom_vjp_call_jaxpr"):
+  if name in (
+    "closed_call",
+    "core_call",
+    "custom_jvp_call",
+    "custom_vjp_call",
+    "custom_vjp_call_jaxpr",
+  ):
     return eqn.params["call_jaxpr"]
   return None
 
@@ -232,17 +259,17 @@ def conv_geometry(eqn) -> dict:
   lhs_spec, rhs_spec, out_spec = dn.lhs_spec, dn.rhs_spec, dn.out_spec
   lshape, rshape = var_shape(lhs), var_shape(rhs)
   return {
-      "lhs_spatial": tuple(lshape[d] for d in lhs_spec[2:]),
-      "rhs_spatial": tuple(rshape[d] for d in rhs_spec[2:]),
-      "rhs_out_features": rshape[rhs_spec[0]],
-      "rhs_in_features": rshape[rhs_spec[1]],
-      "out_batch_features": tuple(var_shape(eqn.outvars[0])[d] for d in out_spec[:2]),
-      "strides": tuple(p["window_strides"]),
-      "padding": tuple(tuple(int(a) for a in pr) for pr in p["padding"]),
-      "lhs_dilation": tuple(p["lhs_dilation"] or (1,) * len(lshape[2:])),
-      "rhs_dilation": tuple(p["rhs_dilation"] or (1,) * len(lshape[2:])),
-      "feature_group_count": int(p["feature_group_count"]),
-      "batch_group_count": int(p["batch_group_count"]),
+    "lhs_spatial": tuple(lshape[d] for d in lhs_spec[2:]),
+    "rhs_spatial": tuple(rshape[d] for d in rhs_spec[2:]),
+    "rhs_out_features": rshape[rhs_spec[0]],
+    "rhs_in_features": rshape[rhs_spec[1]],
+    "out_batch_features": tuple(var_shape(eqn.outvars[0])[d] for d in out_spec[:2]),
+    "strides": tuple(p["window_strides"]),
+    "padding": tuple(tuple(int(a) for a in pr) for pr in p["padding"]),
+    "lhs_dilation": tuple(p["lhs_dilation"] or (1,) * len(lshape[2:])),
+    "rhs_dilation": tuple(p["rhs_dilation"] or (1,) * len(lshape[2:])),
+    "feature_group_count": int(p["feature_group_count"]),
+    "batch_group_count": int(p["batch_group_count"]),
   }
 
 
@@ -267,12 +294,12 @@ def window_geometry(eqn) -> dict:
   """reduce_window_* params, as conv-like per-dimension tuples."""
   p = eqn.params
   return {
-      "in_shape": var_shape(eqn.invars[0]),
-      "window": tuple(int(a) for a in p["window_dimensions"]),
-      "strides": tuple(int(a) for a in p["window_strides"]),
-      "padding": tuple(tuple(int(a) for a in pr) for pr in p["padding"]),
-      "base_dilation": tuple(int(a) for a in p["base_dilation"]),
-      "window_dilation": tuple(int(a) for a in p["window_dilation"]),
+    "in_shape": var_shape(eqn.invars[0]),
+    "window": tuple(int(a) for a in p["window_dimensions"]),
+    "strides": tuple(int(a) for a in p["window_strides"]),
+    "padding": tuple(tuple(int(a) for a in pr) for pr in p["padding"]),
+    "base_dilation": tuple(int(a) for a in p["base_dilation"]),
+    "window_dilation": tuple(int(a) for a in p["window_dilation"]),
   }
 
 
@@ -297,11 +324,15 @@ def conv_attrs(eqn) -> dict:
   """conv_general_dilated's window and layout params as JSON-ready values (the export's attrs)."""
   p = eqn.params
   dn = p["dimension_numbers"]
-  return {"window_strides": list(p["window_strides"]), "padding": _plain(p["padding"]),
-          "lhs_dilation": list(p["lhs_dilation"]), "rhs_dilation": list(p["rhs_dilation"]),
-          "dimension_numbers": [list(dn.lhs_spec), list(dn.rhs_spec), list(dn.out_spec)],
-          "feature_group_count": int(p["feature_group_count"]),
-          "batch_group_count": int(p["batch_group_count"])}
+  return {
+    "window_strides": list(p["window_strides"]),
+    "padding": _plain(p["padding"]),
+    "lhs_dilation": list(p["lhs_dilation"]),
+    "rhs_dilation": list(p["rhs_dilation"]),
+    "dimension_numbers": [list(dn.lhs_spec), list(dn.rhs_spec), list(dn.out_spec)],
+    "feature_group_count": int(p["feature_group_count"]),
+    "batch_group_count": int(p["batch_group_count"]),
+  }
 
 
 def dot_dimension_numbers(eqn) -> tuple:
@@ -313,8 +344,10 @@ def dot_dimension_numbers(eqn) -> tuple:
 def window_attrs(eqn) -> dict:
   """reduce_window_*'s params under their jaxpr names, JSON-ready (the export's attrs)."""
   p = eqn.params
-  return {k: _plain(p[k]) for k in ("window_dimensions", "window_strides", "padding",
-                                    "base_dilation", "window_dilation")}
+  return {
+    k: _plain(p[k])
+    for k in ("window_dimensions", "window_strides", "padding", "base_dilation", "window_dilation")
+  }
 
 
 def layout_params(eqn, keys) -> dict:
@@ -350,7 +383,7 @@ def sub_jaxprs(eqn) -> list:
   """Every sub-jaxpr in an eqn's params: call bodies, scan/while bodies, cond branches."""
   out = []
   for v in eqn.params.values():
-    for sub in (v if isinstance(v, (tuple, list)) else (v,)):
+    for sub in v if isinstance(v, (tuple, list)) else (v,):
       if isinstance(sub, (Jaxpr, ClosedJaxpr)):
         out.append(sub)
   return out

@@ -14,6 +14,7 @@ libtcmalloc_minimal, when that library is installed (Debian: `libtcmalloc-minima
 Where the library is absent, or on a platform without LD_PRELOAD, `use_tcmalloc()` does nothing.
 `allocator_in_use()` says which allocator the running process has (results.json, benchmark stamps).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,11 +25,23 @@ from typing import Optional, Sequence
 OFF_SWITCH = "PIKELPN_TCMALLOC"
 # Set in the re-executed process, so it never re-executes again (even if the preload failed).
 GUARD = "PIKELPN_TCMALLOC_REEXEC"
-LIBRARY_NAMES = ("libtcmalloc_minimal.so.4", "libtcmalloc_minimal.so", "libtcmalloc.so.4",
-                 "libtcmalloc.so")
-SEARCH_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64",
-               "/usr/lib", "/usr/local/lib", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
-               "/lib64", "/lib")
+LIBRARY_NAMES = (
+  "libtcmalloc_minimal.so.4",
+  "libtcmalloc_minimal.so",
+  "libtcmalloc.so.4",
+  "libtcmalloc.so",
+)
+SEARCH_DIRS = (
+  "/usr/lib/x86_64-linux-gnu",
+  "/usr/lib/aarch64-linux-gnu",
+  "/usr/lib64",
+  "/usr/lib",
+  "/usr/local/lib",
+  "/lib/x86_64-linux-gnu",
+  "/lib/aarch64-linux-gnu",
+  "/lib64",
+  "/lib",
+)
 # tcmalloc prints a "large alloc" line for every allocation above 1 GiB by default; XLA makes
 # such allocations legitimately (datasets, big batches). 100 GiB silences it.
 _REPORT_THRESHOLD = ("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(100 << 30))
@@ -95,6 +108,8 @@ def allocator_in_use() -> str:
     hits = sorted(os.path.basename(p) for p in libs if name in os.path.basename(p))
     if hits:
       return f"{name} ({hits[0]})"
-  libc = any(os.path.basename(p).startswith("libc.so") or os.path.basename(p).startswith("libc-")
-             for p in libs)
+  libc = any(
+    os.path.basename(p).startswith("libc.so") or os.path.basename(p).startswith("libc-")
+    for p in libs
+  )
   return "glibc malloc" if libc else "system malloc"

@@ -8,6 +8,7 @@ Top-level fields (a contract: tools and users rely on these names):
   dtype            compute dtype: float32 | bfloat16
   optimizer, schedule, ... (training), distill (knowledge distillation), quant_schedule, ace
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,25 +23,25 @@ DATASETS = ("imagenet2012", "fashion_mnist", "image_folder", "synthetic")
 def dataset_config(name: str = "imagenet2012") -> ml_collections.ConfigDict:
   d = ml_collections.ConfigDict()
   d.name = name
-  d.data_dir = ml_collections.config_dict.placeholder(str)   # tfds data_dir / folder root
+  d.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir / folder root
   d.fmnist_dir = "/usr/share/datasets/fashion-mnist"
   if name == "fashion_mnist":
-    d.image_size = 32          # 28×28 padded to 32×32 (MobileNet strides divide it)
-    d.channels = 1             # replicate to 3 by setting channels=3
+    d.image_size = 32  # 28×28 padded to 32×32 (MobileNet strides divide it)
+    d.channels = 1  # replicate to 3 by setting channels=3
     d.num_classes = 10
-    d.resize = "pad"           # pad | resize
-    d.train_examples = 60000   # use a prefix of the training set (quick runs)
-    d.augment = "none"         # training augmentation: none | flip | shift | flip_shift
-    d.max_shift = 2            # pixels, for shift / flip_shift (zero fill)
+    d.resize = "pad"  # pad | resize
+    d.train_examples = 60000  # use a prefix of the training set (quick runs)
+    d.augment = "none"  # training augmentation: none | flip | shift | flip_shift
+    d.max_shift = 2  # pixels, for shift / flip_shift (zero fill)
   else:
     d.image_size = 224
     d.channels = 3
     d.num_classes = 1000
     d.resize = "resize"
     d.train_examples = -1
-  d.eval_examples = -1         # -1: the whole eval split
-  d.worker_count = -1          # grain decode processes (image_folder/imagenet2012): -1 = automatic
-                               # (cores − 1; 0 on ≤ 2 cores), 0 = in the training process
+  d.eval_examples = -1  # -1: the whole eval split
+  d.worker_count = -1  # grain decode processes (image_folder/imagenet2012): -1 = automatic
+  # (cores − 1; 0 on ≤ 2 cores), 0 = in the training process
   return d
 
 
@@ -48,12 +49,12 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   c = ml_collections.ConfigDict()
   c.model = ml_collections.ConfigDict()
   c.model.name = model_name
-  c.model.pw_impl = "auto"     # 1×1 convs: auto (matmul on CPU, conv elsewhere) | conv | dot
+  c.model.pw_impl = "auto"  # 1×1 convs: auto (matmul on CPU, conv elsewhere) | conv | dot
   c.dataset = dataset_config(dataset)
 
   c.seed = 0
-  c.dtype = "float32"          # compute dtype of activations/convs: float32 | bfloat16 (params,
-                               # optimizer state, losses and norm statistics stay float32)
+  c.dtype = "float32"  # compute dtype of activations/convs: float32 | bfloat16 (params,
+  # optimizer state, losses and norm statistics stay float32)
   c.batch_size = 256
   c.eval_batch_size = 256
   c.num_train_steps = 100_000
@@ -63,20 +64,20 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   c.log_every_steps = 100
 
   c.learning_rate = 1e-3
-  c.optimizer = "adamw"         # sgd | adam | adamw
-  c.momentum = 0.9              # sgd: momentum; adam/adamw: b1, the first-moment decay
-  c.nesterov = False            # sgd only
+  c.optimizer = "adamw"  # sgd | adam | adamw
+  c.momentum = 0.9  # sgd: momentum; adam/adamw: b1, the first-moment decay
+  c.nesterov = False  # sgd only
   c.b2 = 0.999
-  c.weight_decay = 5e-5         # kernels only
-  c.schedule = "cosine"         # cosine | linear | piecewise | constant
+  c.weight_decay = 5e-5  # kernels only
+  c.schedule = "cosine"  # cosine | linear | piecewise | constant
   c.warmup_steps = 0
-  c.schedule_knee_step = -1     # piecewise (PokeBNN): linear to 0 at the knee
+  c.schedule_knee_step = -1  # piecewise (PokeBNN): linear to 0 at the knee
   c.label_smoothing = 0.0
 
   c.distill = ml_collections.ConfigDict()
-  c.distill.teacher_config = ""     # 'configs/x.py:variant' ('' = no distillation)
+  c.distill.teacher_config = ""  # 'configs/x.py:variant' ('' = no distillation)
   c.distill.teacher_workdir = ""
-  c.distill.alpha = 1.0             # weight of the KD term; 1.0 = pure KD (PokeBNN)
+  c.distill.alpha = 1.0  # weight of the KD term; 1.0 = pure KD (PokeBNN)
   c.distill.temperature = 1.0
 
   c.quant_schedule = ml_collections.ConfigDict()
@@ -89,12 +90,22 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   return c
 
 
-def check_int(field: str, value, lo: Optional[int] = None, hi: Optional[int] = None, *,
-              allowed: Optional[str] = None) -> int:
+def check_int(
+  field: str,
+  value,
+  lo: Optional[int] = None,
+  hi: Optional[int] = None,
+  *,
+  allowed: Optional[str] = None,
+) -> int:
   """`value` when it is an int (not a bool) in [lo, hi]; else a one-line ValueError naming the
   field, the value and what is allowed (`allowed` overrides the generated wording)."""
-  if (isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo)
-      or (hi is not None and value > hi)):
+  if (
+    isinstance(value, bool)
+    or not isinstance(value, int)
+    or (lo is not None and value < lo)
+    or (hi is not None and value > hi)
+  ):
     if allowed is None:
       if lo is not None and hi is not None:
         allowed = f"an integer in {lo}..{hi}"
@@ -120,10 +131,13 @@ def load_config(spec: str, what: str = "config") -> ml_collections.ConfigDict:
   found = next((p for p in (path, os.path.join(REPO_ROOT, path)) if os.path.isfile(p)), None)
   if found is None or not path.endswith(".py"):
     files = sorted(f for f in os.listdir(os.path.join(REPO_ROOT, "configs")) if f.endswith(".py"))
-    raise FileNotFoundError(f"{what}={spec!r}: no config file {path!r}; use "
-                            f"'configs/<name>.py:<variant>' with <name>.py one of {files}")
+    raise FileNotFoundError(
+      f"{what}={spec!r}: no config file {path!r}; use "
+      f"'configs/<name>.py:<variant>' with <name>.py one of {files}"
+    )
   module_spec = importlib.util.spec_from_file_location(
-      f"_pikelpn_cfg_{abs(hash(os.path.abspath(found)))}", found)
+    f"_pikelpn_cfg_{abs(hash(os.path.abspath(found)))}", found
+  )
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):

@@ -20,6 +20,7 @@ which first checks the spec and the override names with the functions above, the
 absl or ml_collections still raise (unknown flag, missing required flag, a value of the wrong
 type, a stray argument) into one line.
 """
+
 from __future__ import annotations
 
 import ast
@@ -46,8 +47,9 @@ class ConfigSpecError(ValueError):
 # ----------------------------------------------------------------------------- config specs
 
 
-def split_config_args(args: Sequence[str], flag: str = "config"
-                      ) -> Tuple[Optional[str], List[Tuple[str, Optional[str]]], List[str]]:
+def split_config_args(
+  args: Sequence[str], flag: str = "config"
+) -> Tuple[Optional[str], List[Tuple[str, Optional[str]]], List[str]]:
   """(spec, [(dotted field, value or None)], the other args) of a command line (argv[1:]).
 
   Accepts absl's spellings: --config X, --config=X, -config X; --config.a.b=V, --config.a.b V,
@@ -60,14 +62,14 @@ def split_config_args(args: Sequence[str], flag: str = "config"
     m = re.match(rf"^--?(no)?{re.escape(flag)}(\.[^=]+)?(=(.*))?$", a, re.S)
     if m is None or (m.group(1) and not m.group(2)):
       rest.append(a)
-    elif not m.group(2):   # the spec
+    elif not m.group(2):  # the spec
       if m.group(3) is None:
         if i + 1 >= len(args):
           raise ConfigSpecError(f"--{flag} needs a value: '--{flag} configs/<name>.py:<variant>'")
         spec, i = args[i + 1], i + 1
       else:
         spec = m.group(4)
-    else:                  # an override
+    else:  # an override
       name, value = m.group(2)[1:], m.group(4)
       if m.group(1):
         value = "false"
@@ -83,8 +85,10 @@ def _config_file(path: str, spec: str, what: str) -> str:
   found = next((p for p in (path, os.path.join(REPO_ROOT, path)) if os.path.isfile(p)), None)
   if found is None or not path.endswith(".py"):
     files = sorted(f for f in os.listdir(os.path.join(REPO_ROOT, "configs")) if f.endswith(".py"))
-    raise ConfigSpecError(f"{what}={spec!r}: no config file {path!r}; use "
-                          f"'configs/<name>.py:<variant>' with <name>.py one of {files}")
+    raise ConfigSpecError(
+      f"{what}={spec!r}: no config file {path!r}; use "
+      f"'configs/<name>.py:<variant>' with <name>.py one of {files}"
+    )
   return found
 
 
@@ -96,30 +100,35 @@ def default_variant(path: str, what: str = "config") -> Optional[str]:
   try:
     spec.loader.exec_module(module)
   except Exception as e:  # noqa: BLE001 - a config file that does not import is bad input
-    raise ConfigSpecError(f"{what}={path!r} does not import: {type(e).__name__}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''}") from e
+    raise ConfigSpecError(
+      f"{what}={path!r} does not import: {type(e).__name__}: "
+      f"{str(e).splitlines()[0] if str(e) else ''}"
+    ) from e
   params = list(inspect.signature(getattr(module, "get_config", lambda: None)).parameters.values())
   if not params or params[0].default is inspect.Parameter.empty:
     return None
   return str(params[0].default)
 
 
-def load_config_spec(spec: Optional[str], what: str = "config"
-                     ) -> Tuple[ml_collections.ConfigDict, str, bool]:
+def load_config_spec(
+  spec: Optional[str], what: str = "config"
+) -> Tuple[ml_collections.ConfigDict, str, bool]:
   """(config, 'path:variant' actually loaded, whether the variant was the file's default).
 
   A spec without ':variant' loads the file's documented default variant (get_config's default)
   and says so through the returned flag."""
   if not spec:
-    raise ConfigSpecError(f"--{what.lstrip('-')} is required: "
-                          f"'--{what.lstrip('-')} configs/<name>.py:<variant>'")
+    raise ConfigSpecError(
+      f"--{what.lstrip('-')} is required: '--{what.lstrip('-')} configs/<name>.py:<variant>'"
+    )
   path, colon, variant = spec.partition(":")
   defaulted = not variant
   if defaulted:
     variant = default_variant(path, what)
     if variant is None:
-      raise ConfigSpecError(f"{what}={spec!r} names no variant and {path} has no default one; "
-                            f"use '{path}:<variant>'")
+      raise ConfigSpecError(
+        f"{what}={spec!r} names no variant and {path} has no default one; use '{path}:<variant>'"
+      )
   try:
     config = load_config(f"{path}:{variant}", what)
   except (ValueError, FileNotFoundError, TypeError, KeyError) as e:
@@ -137,8 +146,7 @@ def config_field(config: ml_collections.ConfigDict, name: str):
     if not isinstance(node, ml_collections.ConfigDict) or key not in node:
       where = ".".join(parts[:i]) or "the config"
       allowed = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
-      raise ConfigSpecError(f"--config.{name}: {where} has no field {key!r}; fields: "
-                            f"{allowed}")
+      raise ConfigSpecError(f"--config.{name}: {where} has no field {key!r}; fields: {allowed}")
     if i < len(parts) - 1:
       node = node[key]
   return node, parts[-1]
@@ -171,14 +179,17 @@ def _parse(name: str, raw: Optional[str], kind: type, current):
       except (ValueError, SyntaxError):
         return raw
   except (ValueError, SyntaxError):
-    raise ConfigSpecError(f"--config.{name}={raw!r} is not allowed; use a {kind.__name__}") \
-        from None
-  raise ConfigSpecError(f"--config.{name} has type {kind.__name__}: it cannot be set from the "
-                        "command line")
+    raise ConfigSpecError(
+      f"--config.{name}={raw!r} is not allowed; use a {kind.__name__}"
+    ) from None
+  raise ConfigSpecError(
+    f"--config.{name} has type {kind.__name__}: it cannot be set from the command line"
+  )
 
 
-def apply_overrides(config: ml_collections.ConfigDict,
-                    overrides: Sequence[Tuple[str, Optional[str]]]) -> List[str]:
+def apply_overrides(
+  config: ml_collections.ConfigDict, overrides: Sequence[Tuple[str, Optional[str]]]
+) -> List[str]:
   """Sets each dotted field (it must exist) from its string value, typed as the field is;
   returns the overrides as 'field=value' strings."""
   applied = []
@@ -186,14 +197,16 @@ def apply_overrides(config: ml_collections.ConfigDict,
     node, key = config_field(config, name)
     current = node[key]
     if isinstance(current, ml_collections.ConfigDict):
-      raise ConfigSpecError(f"--config.{name} is a group of fields; set one of "
-                            f"{sorted(current.keys())}")
+      raise ConfigSpecError(
+        f"--config.{name} is a group of fields; set one of {sorted(current.keys())}"
+      )
     value = _parse(name, raw, node.get_type(key), current)
     try:
       setattr(node, key, value)
     except (TypeError, ValueError) as e:
-      raise ConfigSpecError(f"--config.{name}={raw!r} is not allowed: "
-                            f"{str(e).splitlines()[0]}") from None
+      raise ConfigSpecError(
+        f"--config.{name}={raw!r} is not allowed: {str(e).splitlines()[0]}"
+      ) from None
     applied.append(f"{name}={value!r}" if raw is not None else f"{name}=True")
   return applied
 
@@ -230,13 +243,17 @@ def _explain(e: Exception, overrides, config) -> str:
     if config is not None and f"--config.{path}" in msg:
       node, key = config_field(config, path)
       cur = node[key]
-      return (f"--config.{path}={value!r} is not allowed: {msg.split(': ', 1)[-1]}; "
-              f"config.{path} has type {type(cur).__name__} (now {cur!r})")
+      return (
+        f"--config.{path}={value!r} is not allowed: {msg.split(': ', 1)[-1]}; "
+        f"config.{path} has type {type(cur).__name__} (now {cur!r})"
+      )
   m = re.match(r"flag --(\w+)=(.*?): (.*)$", msg)
   if m and m.group(1) in FLAGS:
     name, value, reason = m.groups()
-    return (f"--{name}={value!r} is not allowed: {reason}; --{name} takes "
-            f"{FLAGS[name].flag_type()} values")
+    return (
+      f"--{name}={value!r} is not allowed: {reason}; --{name} takes "
+      f"{FLAGS[name].flag_type()} values"
+    )
   return msg
 
 
@@ -254,18 +271,21 @@ def parse_flags(argv: Sequence[str]) -> List[str]:
       if spec is not None:
         config = load_config_spec(spec, what="--config")[0]
         for path, _ in overrides:
-          if "[" not in path:   # indexing into a tuple is left to ml_collections
+          if "[" not in path:  # indexing into a tuple is left to ml_collections
             config_field(config, path)
     rest = FLAGS(argv)
     if len(rest) > 1:
-      raise ConfigSpecError(f"unexpected arguments {rest[1:]}; every input is a --flag, "
-                            f"flags: {_program_flags()}")
+      raise ConfigSpecError(
+        f"unexpected arguments {rest[1:]}; every input is a --flag, flags: {_program_flags()}"
+      )
     if config is not None and not isinstance(FLAGS["config"].value, ml_collections.ConfigDict):
       # ml_collections reads the path from the cwd only; load_config also from the repo root.
-      raise ConfigSpecError(f"--config={spec!r}: ml_collections could not load this file from "
-                            f"{os.getcwd()!r}; give its path from there")
+      raise ConfigSpecError(
+        f"--config={spec!r}: ml_collections could not load this file from "
+        f"{os.getcwd()!r}; give its path from there"
+      )
   except ConfigSpecError as e:
     fail(str(e))
-  except Exception as e:    # noqa: BLE001  (whatever the parsers raise becomes one line)
+  except Exception as e:  # noqa: BLE001  (whatever the parsers raise becomes one line)
     fail(_explain(e, overrides, config))
   return rest

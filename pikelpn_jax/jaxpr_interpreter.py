@@ -12,6 +12,7 @@ they are read through pikelpn_jax/_jax_internals.py, guarded by its canary test)
 Also here, shared by the analyzer and the export: the table of layout primitives and
 `split_stack` (module path and cost category of a name stack).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -21,25 +22,28 @@ from pikelpn_jax import _jax_internals as jint
 # --------------------------------------------------------------------------------------------
 # Equations and frames.
 
+
 class Frame:
   """One jaxpr being interpreted: its equations and outputs, where it sits, the visitor's state."""
+
   __slots__ = ("jaxpr", "eqns", "outvars", "prefix", "path", "state")
 
   def __init__(self, jaxpr, eqns, outvars, prefix: str, path: tuple, state: Any):
     self.jaxpr = jaxpr
     self.eqns = eqns
     self.outvars = outvars
-    self.prefix = prefix        # absolute name stack of the calling equation ('' at top level)
-    self.path = path            # eqn indices down the call nesting of the calling equation
-    self.state = state          # whatever the visitor passed to Interpreter.run
+    self.prefix = prefix  # absolute name stack of the calling equation ('' at top level)
+    self.path = path  # eqn indices down the call nesting of the calling equation
+    self.state = state  # whatever the visitor passed to Interpreter.run
 
 
 class Eqn:
   """A view of one equation with typed accessors (see _jax_internals for what they read)."""
+
   __slots__ = ("raw", "index", "frame")
 
   def __init__(self, raw, index: int, frame: Frame):
-    self.raw = raw              # for rule functions that take the equation itself
+    self.raw = raw  # for rule functions that take the equation itself
     self.index = index
     self.frame = frame
 
@@ -128,8 +132,9 @@ class Interpreter:
     self.visitor = visitor
     self._qtag_inputs: Dict[int, tuple] = {}
 
-  def run(self, jaxpr, ins: Optional[Sequence[Any]], *, parent: Optional[Eqn] = None,
-          state: Any = None) -> list:
+  def run(
+    self, jaxpr, ins: Optional[Sequence[Any]], *, parent: Optional[Eqn] = None, state: Any = None
+  ) -> list:
     """Outputs of `jaxpr` on `ins` (None: every input None). `parent`: the equation whose
     sub-jaxpr this is (its absolute stack and position prefix the equations inside)."""
     invars, constvars, outvars, eqns, consts = jint.jaxpr_parts(jaxpr)
@@ -164,7 +169,7 @@ class Interpreter:
         v = jint.eqn_inputs(raw)[0]
         if not jint.is_literal(v):
           tags[v] = jint.tag_params(raw)
-    self._qtag_inputs[id(frame.jaxpr)] = (frame.jaxpr, tags)   # keeps the id unique
+    self._qtag_inputs[id(frame.jaxpr)] = (frame.jaxpr, tags)  # keeps the id unique
     return tags
 
 
@@ -190,11 +195,13 @@ def all_eqns(jaxpr) -> list:
 # --------------------------------------------------------------------------------------------
 # Layout primitives: they move or reinterpret data and do no arithmetic.
 
+
 class Layout(NamedTuple):
   """free: the analyzer prices it at nothing and keeps operand 0's type (ace/rules.py).
   keeps_codes: a constant's quantizer codes stay codes through it (export/lower.py).
   params: the params the export writes for it (None: the export cannot lower it).
   runtime: the integer runtime executes it as a 'layout' op (export/ops.py)."""
+
   free: bool
   keeps_codes: bool
   params: Optional[Tuple[str, ...]]
@@ -202,32 +209,32 @@ class Layout(NamedTuple):
 
 
 LAYOUT_TABLE: Dict[str, Layout] = {
-    "reshape": Layout(True, True, ("new_sizes",), True),
-    "broadcast_in_dim": Layout(True, True, ("shape", "broadcast_dimensions"), True),
-    "squeeze": Layout(True, True, ("dimensions",), True),
-    "expand_dims": Layout(True, True, ("dimensions",), True),
-    "transpose": Layout(True, True, ("permutation",), True),
-    "slice": Layout(True, True, ("start_indices", "limit_indices", "strides"), True),
-    "rev": Layout(True, True, ("dimensions",), True),
-    "copy": Layout(True, True, None, True),
-    "stop_gradient": Layout(True, True, None, False),
-    "materialize": Layout(True, True, None, False),
-    "dynamic_slice": Layout(True, False, None, False),
-    "gather": Layout(True, False, None, False),
-    "copy_p": Layout(True, False, None, False),
-    "sharding_constraint": Layout(True, False, None, False),
-    "device_put": Layout(True, False, None, False),
-    "optimization_barrier": Layout(True, False, None, False),
-    "name": Layout(True, False, None, False),
-    "split": Layout(True, False, None, False),
-    "tile": Layout(True, False, None, False),
-    "unstack": Layout(True, False, None, False),
-    "reduce_precision": Layout(True, False, None, False),
-    # Not free for the analyzer: operands of different types join (pad, concatenate) or the
-    # dtype sets the type (convert_element_type); see ace/rules.py.
-    "pad": Layout(False, True, ("padding_config",), True),
-    "concatenate": Layout(False, True, ("dimension",), True),
-    "convert_element_type": Layout(False, True, None, True),
+  "reshape": Layout(True, True, ("new_sizes",), True),
+  "broadcast_in_dim": Layout(True, True, ("shape", "broadcast_dimensions"), True),
+  "squeeze": Layout(True, True, ("dimensions",), True),
+  "expand_dims": Layout(True, True, ("dimensions",), True),
+  "transpose": Layout(True, True, ("permutation",), True),
+  "slice": Layout(True, True, ("start_indices", "limit_indices", "strides"), True),
+  "rev": Layout(True, True, ("dimensions",), True),
+  "copy": Layout(True, True, None, True),
+  "stop_gradient": Layout(True, True, None, False),
+  "materialize": Layout(True, True, None, False),
+  "dynamic_slice": Layout(True, False, None, False),
+  "gather": Layout(True, False, None, False),
+  "copy_p": Layout(True, False, None, False),
+  "sharding_constraint": Layout(True, False, None, False),
+  "device_put": Layout(True, False, None, False),
+  "optimization_barrier": Layout(True, False, None, False),
+  "name": Layout(True, False, None, False),
+  "split": Layout(True, False, None, False),
+  "tile": Layout(True, False, None, False),
+  "unstack": Layout(True, False, None, False),
+  "reduce_precision": Layout(True, False, None, False),
+  # Not free for the analyzer: operands of different types join (pad, concatenate) or the
+  # dtype sets the type (convert_element_type); see ace/rules.py.
+  "pad": Layout(False, True, ("padding_config",), True),
+  "concatenate": Layout(False, True, ("dimension",), True),
+  "convert_element_type": Layout(False, True, None, True),
 }
 
 
@@ -239,6 +246,7 @@ def layout_names(column: str) -> tuple:
 # --------------------------------------------------------------------------------------------
 # Name stacks.
 
+
 def split_stack(stack: str, categories: Optional[Sequence[str]] = None) -> Tuple[str, str]:
   """(module path, cost category) of a name stack, e.g. 'PikeLPN/block0/dw/acev2:norm' ->
   ('PikeLPN/block0/dw', 'norm'). acev2:<cat> scopes set the category (innermost wins, '' when
@@ -248,10 +256,11 @@ def split_stack(stack: str, categories: Optional[Sequence[str]] = None) -> Tuple
   kept: List[str] = []
   for part in stack.split("/") if stack else ():
     if part.startswith(jint.CATEGORY_PREFIX):
-      category = part[len(jint.CATEGORY_PREFIX):]
+      category = part[len(jint.CATEGORY_PREFIX) :]
       if categories is not None and category not in categories:
-        raise ValueError(f"cost_category {category!r} at {stack!r} is not allowed; use one of "
-                         f"{categories}")
+        raise ValueError(
+          f"cost_category {category!r} at {stack!r} is not allowed; use one of {categories}"
+        )
       continue
     if kept and part.startswith(kept[-1] + "."):
       continue

@@ -1,4 +1,5 @@
 """Test-wide settings: tcmalloc and fast compiles on CPU (the suite must stay under ~15 min on 2 cores)."""
+
 import os
 
 import pytest
@@ -13,6 +14,7 @@ def pytest_configure(config):
   use_tcmalloc()  # re-executes `python -m pytest ...` once under tcmalloc if installed
   os.environ.setdefault("XLA_FLAGS", "")
   import jax
+
   jax.config.update("jax_disable_most_optimizations", True)
   if os.environ.get("PIKELPN_TEST_CPU", "1") == "1":
     jax.config.update("jax_platforms", "cpu")

@@ -1,4 +1,5 @@
 """The tcmalloc launcher: when it re-executes, when it does not, and allocator detection."""
+
 import os
 import subprocess
 import sys
@@ -10,15 +11,25 @@ from pikelpn_jax import allocator
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_LIB = allocator.find_tcmalloc()
 # Prints what the (possibly re-executed) process sees; extra argv must survive the re-exec.
-PROBE = ("import os, sys; from pikelpn_jax import allocator as a; a.use_tcmalloc({dirs}); "
-         "print(os.environ.get(a.GUARD), os.environ.get('LD_PRELOAD'), sys.argv[1:], "
-         "a.allocator_in_use(), sep='|')")
+PROBE = (
+  "import os, sys; from pikelpn_jax import allocator as a; a.use_tcmalloc({dirs}); "
+  "print(os.environ.get(a.GUARD), os.environ.get('LD_PRELOAD'), sys.argv[1:], "
+  "a.allocator_in_use(), sep='|')"
+)
 
 
 def _clean_env(**extra):
-  env = {k: v for k, v in os.environ.items()
-         if k not in ("LD_PRELOAD", allocator.GUARD, allocator.OFF_SWITCH,
-                      "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD")}
+  env = {
+    k: v
+    for k, v in os.environ.items()
+    if k
+    not in (
+      "LD_PRELOAD",
+      allocator.GUARD,
+      allocator.OFF_SWITCH,
+      "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD",
+    )
+  }
   env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
   env.update(extra)
   return env
@@ -26,8 +37,14 @@ def _clean_env(**extra):
 
 def _probe(env, dirs=None):
   code = PROBE.format(dirs="" if dirs is None else repr([str(d) for d in dirs]))
-  out = subprocess.run([sys.executable, "-c", code, "x", "--y=1"], env=env, capture_output=True,
-                       text=True, timeout=60, check=True)
+  out = subprocess.run(
+    [sys.executable, "-c", code, "x", "--y=1"],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=60,
+    check=True,
+  )
   guard, preload, argv, alloc = out.stdout.strip().splitlines()[-1].split("|")
   return guard, preload, argv, alloc, out.stderr
 
@@ -50,9 +67,15 @@ def test_reexec_env_decisions(tmp_path):
   lib = _fake_lib(tmp_path)
   env = allocator.reexec_env({"LD_PRELOAD": "/x/libother.so", "KEEP": "1"}, dirs)
   assert env["LD_PRELOAD"] == lib + ":/x/libother.so" and env["KEEP"] == "1"
-  assert env[allocator.GUARD] == "1" and int(env["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"]) >= 1 << 34
-  assert allocator.reexec_env({"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": "5"}, dirs)[
-      "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"] == "5"  # a user's own setting wins
+  assert (
+    env[allocator.GUARD] == "1" and int(env["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"]) >= 1 << 34
+  )
+  assert (
+    allocator.reexec_env({"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": "5"}, dirs)[
+      "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"
+    ]
+    == "5"
+  )  # a user's own setting wins
   for off in ("0", "false", "off"):
     assert allocator.reexec_env({allocator.OFF_SWITCH: off}, dirs) is None
   assert allocator.reexec_env({allocator.OFF_SWITCH: "1"}, dirs) is not None
@@ -73,9 +96,11 @@ def test_no_reexec(tmp_path, why):
   libdir.mkdir()
   if why != "absent":
     _fake_lib(libdir)  # would be preloaded, but for the reason under test
-  env = {"off_switch": _clean_env(PIKELPN_TCMALLOC="0"),
-         "already_set": _clean_env(LD_PRELOAD=str(tmp_path / "libtcmalloc_minimal.so.4")),
-         "absent": _clean_env()}[why]
+  env = {
+    "off_switch": _clean_env(PIKELPN_TCMALLOC="0"),
+    "already_set": _clean_env(LD_PRELOAD=str(tmp_path / "libtcmalloc_minimal.so.4")),
+    "absent": _clean_env(),
+  }[why]
   guard, preload, argv, _, _ = _probe(env, dirs=[libdir])
   assert (guard, argv) == ("None", "['x', '--y=1']")
   assert preload == env.get("LD_PRELOAD", "None")
@@ -90,8 +115,10 @@ def test_real_tcmalloc_is_detected():
   assert alloc_off == "glibc malloc"
 
 
-@pytest.mark.skipif(REAL_LIB is None or os.environ.get(allocator.OFF_SWITCH) == "0",
-                    reason="libtcmalloc-minimal4 is not installed or switched off")
+@pytest.mark.skipif(
+  REAL_LIB is None or os.environ.get(allocator.OFF_SWITCH) == "0",
+  reason="libtcmalloc-minimal4 is not installed or switched off",
+)
 def test_suite_runs_under_tcmalloc():
   # tests/conftest.py re-executed pytest under tcmalloc.
   assert allocator.allocator_in_use().startswith("tcmalloc")

@@ -3,6 +3,7 @@
 Each answers with one line on stderr naming the bad value and what is allowed, exit code 1, and
 writes nothing: no workdir, no output file.
 """
+
 import os
 import subprocess
 import sys
@@ -14,39 +15,52 @@ TINY = "tests/train/tiny_config.py:tiny"
 
 # (extra argv, fragments the one line must contain); main.py also gets --workdir <tmp>/w.
 MAIN_CASES = {
-    "missing_file": (["--config", "configs/no_such_file.py"],
-                     ["'configs/no_such_file.py'", "pikelpn.py"]),
-    "bad_variant": (["--config", "configs/pikelpn.py:no_such_variant"],
-                    ["'no_such_variant'", "'fmnist'"]),
-    "unknown_field": (["--config", TINY, "--config.no_such_field=3"],
-                      ["--config.no_such_field", "batch_size"]),
-    "unknown_nested_field": (["--config", TINY, "--config.model.quant_nrm=False"],
-                             ["--config.model.quant_nrm", "quantnorm"]),
-    "bad_int": (["--config", TINY, "--config.batch_size=abc"], ["'abc'", "int"]),
-    "bad_bool": (["--config", TINY, "--config.model.quantnorm=maybe"], ["'maybe'", "bool"]),
-    "bad_value": (["--config", TINY, "--config.num_train_steps=0"],
-                  ["num_train_steps=0", "positive integer"]),
-    "unknown_flag": (["--config", TINY, "--epochs=3"], ["--epochs", "workdir"]),
-    "positional": (["--config", TINY, "stray"], ["'stray'"]),
-    "no_config": ([], ["--config", "required"]),
+  "missing_file": (
+    ["--config", "configs/no_such_file.py"],
+    ["'configs/no_such_file.py'", "pikelpn.py"],
+  ),
+  "bad_variant": (
+    ["--config", "configs/pikelpn.py:no_such_variant"],
+    ["'no_such_variant'", "'fmnist'"],
+  ),
+  "unknown_field": (
+    ["--config", TINY, "--config.no_such_field=3"],
+    ["--config.no_such_field", "batch_size"],
+  ),
+  "unknown_nested_field": (
+    ["--config", TINY, "--config.model.quant_nrm=False"],
+    ["--config.model.quant_nrm", "quantnorm"],
+  ),
+  "bad_int": (["--config", TINY, "--config.batch_size=abc"], ["'abc'", "int"]),
+  "bad_bool": (["--config", TINY, "--config.model.quantnorm=maybe"], ["'maybe'", "bool"]),
+  "bad_value": (
+    ["--config", TINY, "--config.num_train_steps=0"],
+    ["num_train_steps=0", "positive integer"],
+  ),
+  "unknown_flag": (["--config", TINY, "--epochs=3"], ["--epochs", "workdir"]),
+  "positional": (["--config", TINY, "stray"], ["'stray'"]),
+  "no_config": ([], ["--config", "required"]),
 }
 
 EXPORT_CASES = {
-    "missing_file": (["--config", "configs/no_such_file.py"], ["'configs/no_such_file.py'"]),
-    "bad_variant": (["--config", "configs/resnet.py:34"], ["'34'", "'18_float'"]),
-    "unknown_field": (["--config", TINY, "--config.dataset.no_such=1"],
-                      ["--config.dataset.no_such", "image_size"]),
-    "bad_probe_examples": (["--probe_examples=0"], ["--probe_examples=0", "positive integer"]),
-    "probe_examples_not_int": (["--probe_examples=many"], ["'many'", "int"]),
-    "unknown_flag": (["--output=x"], ["--output", "out"]),
-    "no_config_json": ([], ["config.json", "--config"]),
+  "missing_file": (["--config", "configs/no_such_file.py"], ["'configs/no_such_file.py'"]),
+  "bad_variant": (["--config", "configs/resnet.py:34"], ["'34'", "'18_float'"]),
+  "unknown_field": (
+    ["--config", TINY, "--config.dataset.no_such=1"],
+    ["--config.dataset.no_such", "image_size"],
+  ),
+  "bad_probe_examples": (["--probe_examples=0"], ["--probe_examples=0", "positive integer"]),
+  "probe_examples_not_int": (["--probe_examples=many"], ["'many'", "int"]),
+  "unknown_flag": (["--output=x"], ["--output", "out"]),
+  "no_config_json": ([], ["config.json", "--config"]),
 }
 
 
 def run(args, cwd=REPO):
   env = dict(os.environ, PYTHONPATH=REPO)
-  return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
-                        text=True, timeout=300)
+  return subprocess.run(
+    [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+  )
 
 
 def check_one_line(p, fragments):
@@ -76,10 +90,13 @@ def test_export_bad_input(tmp_path, case):
   assert sorted(os.listdir(tmp_path)) == ["w"] and not os.listdir(workdir)
 
 
-@pytest.mark.parametrize("args,fragments", [
+@pytest.mark.parametrize(
+  "args,fragments",
+  [
     (["--out", "{tmp}/no_dir/m.plpn"], ["no_dir", "existing directory"]),
     (["--workdir", "{tmp}/no_workdir"], ["'{tmp}/no_workdir'", "training workdir"]),
-])
+  ],
+)
 def test_export_bad_paths(tmp_path, args, fragments):
   args = [a.format(tmp=tmp_path) for a in args]
   base = {"--workdir": str(tmp_path), "--out": str(tmp_path / "m.plpn")}

@@ -3,6 +3,7 @@ and raw jaxpr equation params read only by pikelpn_jax/_jax_internals.py.
 
 Imports inside functions count too: a cycle dodged by a late import is still a cycle.
 """
+
 import ast
 import os
 import re
@@ -31,7 +32,9 @@ def modules():
       for f in files:
         if f.endswith(".py"):
           rel = os.path.relpath(os.path.join(root, f), REPO)[:-3].replace(os.sep, ".")
-          out[rel[:-len(".__init__")] if rel.endswith(".__init__") else rel] = os.path.join(root, f)
+          out[rel[: -len(".__init__")] if rel.endswith(".__init__") else rel] = os.path.join(
+            root, f
+          )
   return out
 
 
@@ -56,8 +59,9 @@ def imports(module, path):
     elif isinstance(node, ast.ImportFrom):
       base = node.module or ""
       if node.level:
-        base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] +
-                        ([base] if base else []))
+        base = ".".join(
+          package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+        )
       for a in node.names:
         full = f"{base}.{a.name}"
         if full in MODULES:
@@ -67,8 +71,12 @@ def imports(module, path):
           out.append((base, full if is_private(a.name) else None))
   # module._name: a private attribute of an imported project module
   for node in ast.walk(tree):
-    if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-        and node.value.id in bound and is_private(node.attr)):
+    if (
+      isinstance(node, ast.Attribute)
+      and isinstance(node.value, ast.Name)
+      and node.value.id in bound
+      and is_private(node.attr)
+    ):
       out.append((bound[node.value.id], f"{bound[node.value.id]}.{node.attr}"))
   return out
 
@@ -124,7 +132,9 @@ def cycles():
 
 
 def test_the_graph_sees_the_packages():
-  assert {"pikelpn_jax.export.rules", "pikelpn_jax.train.loop", "experiments.ablations"} <= set(MODULES)
+  assert {"pikelpn_jax.export.rules", "pikelpn_jax.train.loop", "experiments.ablations"} <= set(
+    MODULES
+  )
   assert ("pikelpn_jax.export.helpers", None) in GRAPH["pikelpn_jax.export.rules"]
 
 
@@ -143,8 +153,10 @@ def test_no_private_names_across_modules():
 def test_the_checks_catch_what_they_look_for(tmp_path):
   # A private import and a module-attribute access are both seen.
   p = tmp_path / "m.py"
-  p.write_text("from pikelpn_jax.export.helpers import _x\nfrom pikelpn_jax.models import bit_rules\n"
-               "bit_rules._y()\n")
+  p.write_text(
+    "from pikelpn_jax.export.helpers import _x\nfrom pikelpn_jax.models import bit_rules\n"
+    "bit_rules._y()\n"
+  )
   found = {priv for _, priv in imports("experiments.m", str(p)) if priv}
   assert found == {"pikelpn_jax.export.helpers._x", "pikelpn_jax.models.bit_rules._y"}
 

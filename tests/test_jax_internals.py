@@ -1,5 +1,6 @@
 """Canary for pikelpn_jax/_jax_internals.py: fails first, and says where, when a JAX upgrade
 changes what the tag and the ACEv2 analyzer rely on."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -36,10 +37,13 @@ def test_tag_survives_transforms_with_equal_gradients(transform):
     if transform == "vmap":
       return jax.vmap(jax.grad(_loss(f)))
     if transform == "scan":
+
       def scanned(x):
         return jax.lax.scan(lambda c, xi: (c, jax.grad(_loss(f))(xi)), 0.0, x)[1]
+
       return scanned
     return jax.grad(_loss(jax.checkpoint(f)))
+
   np.testing.assert_allclose(wrap(_tagged)(X), wrap(_plain)(X), rtol=0, atol=0)
   assert "qtag[" in str(jax.make_jaxpr(wrap(_tagged))(X))
 
@@ -48,8 +52,9 @@ def test_tag_lowers_to_nothing():
   tagged = jax.jit(_tagged).lower(X).as_text()
   plain = jax.jit(_plain).lower(X).as_text()
   assert "qtag" not in tagged
-  ops = lambda text: sorted(l.split("=")[-1].split()[0] for l in text.splitlines()
-                            if "stablehlo." in l)
+  ops = lambda text: sorted(
+    l.split("=")[-1].split()[0] for l in text.splitlines() if "stablehlo." in l
+  )
   assert ops(tagged) == ops(plain)
 
 
@@ -63,11 +68,13 @@ def test_tag_rejects_bad_kind_and_scale():
 @pytest.mark.parametrize("transform", ["jit", "grad", "vmap", "scan", "remat"])
 def test_materialize_is_an_identity_under_transforms(transform):
   mat = lambda x: jint.materialize(x * 2.0)
-  f = {"jit": lambda f: jax.jit(jax.grad(_loss(f))), "grad": lambda f: jax.grad(_loss(f)),
-       "vmap": lambda f: jax.vmap(jax.grad(_loss(f))),
-       "scan": lambda f: (lambda x: jax.lax.scan(lambda c, xi: (c, jax.grad(_loss(f))(xi)),
-                                                 0.0, x)[1]),
-       "remat": lambda f: jax.grad(_loss(jax.checkpoint(f)))}[transform]
+  f = {
+    "jit": lambda f: jax.jit(jax.grad(_loss(f))),
+    "grad": lambda f: jax.grad(_loss(f)),
+    "vmap": lambda f: jax.vmap(jax.grad(_loss(f))),
+    "scan": lambda f: lambda x: jax.lax.scan(lambda c, xi: (c, jax.grad(_loss(f))(xi)), 0.0, x)[1],
+    "remat": lambda f: jax.grad(_loss(jax.checkpoint(f))),
+  }[transform]
   np.testing.assert_allclose(f(mat)(X), f(_plain)(X), rtol=0, atol=0)
   assert "materialize" in str(jax.make_jaxpr(f(mat))(X))
 
@@ -78,14 +85,17 @@ def test_materialize_is_exact_and_stays_a_separate_buffer():
   y = np.asarray(jax.jit(jint.materialize)(x))
   np.testing.assert_array_equal(y, np.asarray(x))
   assert np.array_equal(np.signbit(y), np.signbit(np.asarray(x)))
+
   # Its point: XLA computes the small value once, in its own (reduction) fusion, instead of
   # fusing it into the activation-sized consumer; without it there is a single fusion.
   def fused(materialized):
-    f = lambda w, a: a * (jint.materialize if materialized else (lambda v: v))(
-        jnp.floor(w * 3.3 + 0.5)) + 1.0
+    f = lambda w, a: (
+      a * (jint.materialize if materialized else (lambda v: v))(jnp.floor(w * 3.3 + 0.5)) + 1.0
+    )
     text = jax.jit(f).lower(jnp.ones(8), jnp.ones((64, 8))).compile().as_text()
-    entry = text[text.index("ENTRY"):]
+    entry = text[text.index("ENTRY") :]
     return [l for l in entry.splitlines() if " fusion(" in l]
+
   assert len(fused(False)) == 1
   assert len(fused(True)) == 2 and any("reduce" in l for l in fused(True))
 
@@ -93,8 +103,9 @@ def test_materialize_is_exact_and_stays_a_separate_buffer():
 class _Tiny(nn.Module):
   @nn.compact
   def __call__(self, x):
-    y = QConv(4, kernel_size=3, strides=2, w_quant=weight_quant(4), x_quant=act_quant(4),
-              name="conv")(x)
+    y = QConv(
+      4, kernel_size=3, strides=2, w_quant=weight_quant(4), x_quant=act_quant(4), name="conv"
+    )(x)
     return relu(y)
 
 
@@ -103,7 +114,8 @@ def _tiny_jaxpr():
   x = jnp.ones((1, 5, 5, 2))
   v = m.init(jax.random.PRNGKey(0), x)
   return jax.make_jaxpr(lambda p, b, x: m.apply({"params": p, "batch_stats": b}, x))(
-      v["params"], v["batch_stats"], x)
+    v["params"], v["batch_stats"], x
+  )
 
 
 def _eqns(closed, name):
@@ -124,16 +136,23 @@ def test_custom_jvp_call_params_and_function_names():
   tagged = [t for t in tags if jint.eqn_inputs(t)[0] in quant_outs]
   assert len(tagged) == 2
   assert {jint.tag_params(t)["kind"] for t in tagged} == {"act", "weight"}
-  assert set(jint.tag_params(tagged[0])) == {"bits", "signed", "kind", "scale", "scale_bits",
-                                              "folded"}
+  assert set(jint.tag_params(tagged[0])) == {
+    "bits",
+    "signed",
+    "kind",
+    "scale",
+    "scale_bits",
+    "folded",
+  }
 
 
 def test_name_stack_holds_module_path_and_category():
   closed = _tiny_jaxpr()
   conv = _eqns(closed, "conv_general_dilated")[0]
   assert jint.name_stack(conv) == "_Tiny/conv"
-  relu_call = [e for e in _eqns(closed, "custom_jvp_call")
-               if jint.custom_call_function_name(e) == "relu"][0]
+  relu_call = [
+    e for e in _eqns(closed, "custom_jvp_call") if jint.custom_call_function_name(e) == "relu"
+  ][0]
   assert jint.name_stack(relu_call) == "_Tiny/" + jint.CATEGORY_PREFIX + "activation"
   # Inside a sub-jaxpr the stack is relative (empty here): the walker joins them.
   inner = jint.jaxpr_parts(jint.call_body(relu_call))[3]
@@ -148,19 +167,25 @@ def test_higher_order_params():
   assert isinstance(jint.call_body(jit_eqn), jint.ClosedJaxpr)
   remat_eqn = jint.jaxpr_parts(jax.make_jaxpr(jax.checkpoint(f))(X))[3][0]
   assert jint.call_body(remat_eqn) is not None
-  scan_eqn = jint.jaxpr_parts(jax.make_jaxpr(
-      lambda x: jax.lax.scan(lambda c, _: (c + f(x), None), x, None, length=3)[0])(X))[3][0]
+  scan_eqn = jint.jaxpr_parts(
+    jax.make_jaxpr(lambda x: jax.lax.scan(lambda c, _: (c + f(x), None), x, None, length=3)[0])(X)
+  )[3][0]
   body, length, n_consts, n_carry = jint.scan_info(scan_eqn)
   assert (length, n_consts, n_carry) == (3, 1, 1) and body is not None
-  cond_eqn = [e for e in jint.jaxpr_parts(jax.make_jaxpr(
-      lambda x: jax.lax.cond(x.sum() > 0, f, jnp.sin, x))(X))[3]
-      if jint.primitive_name(e) == "cond"][0]
+  cond_eqn = [
+    e
+    for e in jint.jaxpr_parts(
+      jax.make_jaxpr(lambda x: jax.lax.cond(x.sum() > 0, f, jnp.sin, x))(X)
+    )[3]
+    if jint.primitive_name(e) == "cond"
+  ][0]
   assert len(jint.cond_branches(cond_eqn)) == 2
   # sub_jaxprs finds every body: call, scan, both cond branches, while's cond and body.
   assert len(jint.sub_jaxprs(jit_eqn)) == 1 and len(jint.sub_jaxprs(scan_eqn)) == 1
   assert len(jint.sub_jaxprs(cond_eqn)) == 2
-  while_eqn = jint.jaxpr_parts(jax.make_jaxpr(
-      lambda x: jax.lax.while_loop(lambda c: c.sum() < 9, f, x))(X))[3][0]
+  while_eqn = jint.jaxpr_parts(
+    jax.make_jaxpr(lambda x: jax.lax.while_loop(lambda c: c.sum() < 9, f, x))(X)
+  )[3][0]
   assert jint.primitive_name(while_eqn) == "while" and len(jint.sub_jaxprs(while_eqn)) == 2
   assert jint.sub_jaxprs(jint.jaxpr_parts(jax.make_jaxpr(f)(X))[3][0]) == []
 
@@ -174,8 +199,9 @@ def test_shape_accessors():
   assert g["feature_group_count"] == 1 and g["out_batch_features"] == (1, 4)
   dot = jint.jaxpr_parts(jax.make_jaxpr(jnp.matmul)(jnp.ones((2, 5)), jnp.ones((5, 3))))[3][0]
   assert jint.dot_contracting_size(dot) == 5
-  pool = jint.jaxpr_parts(jax.make_jaxpr(lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME"))(
-      jnp.ones((1, 5, 5, 2))))[3][0]
+  pool = jint.jaxpr_parts(
+    jax.make_jaxpr(lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME"))(jnp.ones((1, 5, 5, 2)))
+  )[3][0]
   w = jint.window_geometry(pool)
   assert w["window"] == (1, 3, 3, 1) and w["padding"][1] == (1, 1)
   red = jint.jaxpr_parts(jax.make_jaxpr(lambda x: x.sum(axis=1))(X))[3][0]
@@ -193,14 +219,19 @@ def test_export_attr_accessors():
   assert a["dimension_numbers"] == [[0, 3, 1, 2], [3, 2, 0, 1], [0, 3, 1, 2]]
   dot = jint.jaxpr_parts(jax.make_jaxpr(jnp.matmul)(jnp.ones((2, 5)), jnp.ones((5, 3))))[3][0]
   assert jint.dot_dimension_numbers(dot) == (((1,), (0,)), ((), ()))
-  pool = jint.jaxpr_parts(jax.make_jaxpr(lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME"))(
-      jnp.ones((1, 5, 5, 2))))[3][0]
+  pool = jint.jaxpr_parts(
+    jax.make_jaxpr(lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME"))(jnp.ones((1, 5, 5, 2)))
+  )[3][0]
   w = jint.window_attrs(pool)
   assert w["window_dimensions"] == [1, 3, 3, 1] and w["padding"][1] == [1, 1]
-  pad = jint.jaxpr_parts(jax.make_jaxpr(lambda x: jax.lax.pad(x, 0.0, ((0, 0, 0), (1, 2, 0))))(X))[3][-1]
+  pad = jint.jaxpr_parts(jax.make_jaxpr(lambda x: jax.lax.pad(x, 0.0, ((0, 0, 0), (1, 2, 0))))(X))[
+    3
+  ][-1]
   assert jint.primitive_name(pad) == "pad"
   assert jint.layout_params(pad, ("padding_config", "nope")) == {
-      "padding_config": [[0, 0, 0], [1, 2, 0]], "nope": None}
+    "padding_config": [[0, 0, 0], [1, 2, 0]],
+    "nope": None,
+  }
 
 
 def test_lax_primitive_names_lists_the_primitives_by_their_bound_name():

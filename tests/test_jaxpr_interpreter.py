@@ -1,5 +1,6 @@
 """The one jaxpr interpreter: environment, literals/constants, sub-jaxprs with absolute stacks
 and positions; the layout table; split_stack."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,7 +46,7 @@ class _Eval(Visitor):
 def test_interpreter_evaluates_and_enters_call_bodies():
   closed = jax.make_jaxpr(_f)(X)
   v = _Eval()
-  out, = v.interp.run(closed, [X])
+  (out,) = v.interp.run(closed, [X])
   np.testing.assert_allclose(out, _f(X), rtol=1e-6)
   jit_pos = [p for p, _, prim in v.seen if prim == "jit"][0]
   inner = [(p, s, prim) for p, s, prim in v.seen if p[:-1] == jit_pos]
@@ -60,9 +61,10 @@ def test_all_eqns_lists_every_sub_jaxpr_depth_first():
   eqns = all_eqns(closed)
   names = [jint.primitive_name(e) for e in eqns]
   assert names.index("jit") < names.index("tanh") < names.index("cond")
-  assert {"sin", "cos"} <= set(names)          # both cond branches
-  scan = jax.make_jaxpr(lambda x: jax.lax.scan(lambda c, _: (jnp.exp(c), None), x, None,
-                                               length=2)[0])(X)
+  assert {"sin", "cos"} <= set(names)  # both cond branches
+  scan = jax.make_jaxpr(
+    lambda x: jax.lax.scan(lambda c, _: (jnp.exp(c), None), x, None, length=2)[0]
+  )(X)
   assert [jint.primitive_name(e) for e in all_eqns(scan)] == ["scan", "exp"]
 
 
@@ -84,11 +86,14 @@ def test_layout_table_columns():
   assert LAYOUT_TABLE["slice"].params == ("start_indices", "limit_indices", "strides")
 
 
-@pytest.mark.parametrize("stack,expected", [
+@pytest.mark.parametrize(
+  "stack,expected",
+  [
     ("", ("", "")),
     ("PikeLPN/block0/dw/acev2:norm", ("PikeLPN/block0/dw", "norm")),
     ("M/acev2:mac/conv/conv._finish/acev2:scaling", ("M/conv", "scaling")),
-])
+  ],
+)
 def test_split_stack(stack, expected):
   assert split_stack(stack) == expected
 

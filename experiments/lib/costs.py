@@ -4,6 +4,7 @@ Every table takes its cost numbers from `acev2(config, fold=...)`, never from a 
 change of the analyzer re-prices every row without retraining. Costs come from the config and
 abstract weights (shapes and quantizer tags; no trained value decides the pricing of our models).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,17 @@ def acev2(config, *, fold: str = "none", float_bits: int = 32) -> dict:
   """
   from experiments.lib import zoo
   from pikelpn_jax.train.config_io import config_to_dict
+
   k = (json.dumps(config_to_dict(config), sort_keys=True), fold, float_bits)
   if k not in _CACHE:
     from pikelpn_jax.ace import acev2_report
-    r = acev2_report(config, None, float_bits=float_bits,
-                     acc_bits=int(config.ace.get("acc_bits", 32)), fold=fold)
+
+    r = acev2_report(
+      config, None, float_bits=float_bits, acc_bits=int(config.ace.get("acc_bits", 32)), fold=fold
+    )
     if r.unaccounted:
-      raise RuntimeError(f"ACEv2 left primitives unpriced in {config.model.name}: "
-                         f"{list(r.unaccounted)[:3]}")
+      raise RuntimeError(
+        f"ACEv2 left primitives unpriced in {config.model.name}: {list(r.unaccounted)[:3]}"
+      )
     _CACHE[k] = zoo.summary(r.to_json())
   return _CACHE[k]

@@ -3,43 +3,53 @@
 M. Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014, pp. 10-14,
 Figure 1.1.9 (45 nm, 0.9 V). The table below is the subset we use, copied into every output.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-CITATION = ('M. Horowitz, "Computing\'s energy problem (and what we can do about it)", IEEE ISSCC '
-            "2014, pp. 10-14 (45 nm, 0.9 V)")
+CITATION = (
+  'M. Horowitz, "Computing\'s energy problem (and what we can do about it)", IEEE ISSCC '
+  "2014, pp. 10-14 (45 nm, 0.9 V)"
+)
 # pJ per operation / access.
 TABLE = (
-    ("int add 8 bit", 0.03), ("int add 32 bit", 0.1),
-    ("int mult 8 bit", 0.2), ("int mult 32 bit", 3.1),
-    ("fp16 add", 0.4), ("fp16 mult", 1.1), ("fp32 add", 0.9), ("fp32 mult", 3.7),
-    ("SRAM read 64 bit (8 KB)", 10.0), ("DRAM access 64 bit", "1300–2600"),
+  ("int add 8 bit", 0.03),
+  ("int add 32 bit", 0.1),
+  ("int mult 8 bit", 0.2),
+  ("int mult 32 bit", 3.1),
+  ("fp16 add", 0.4),
+  ("fp16 mult", 1.1),
+  ("fp32 add", 0.9),
+  ("fp32 mult", 3.7),
+  ("SRAM read 64 bit (8 KB)", 10.0),
+  ("DRAM access 64 bit", "1300–2600"),
 )
-INT_ADD = ((8, 0.03), (32, 0.1))          # (bits, pJ)
-INT_MULT = ((64, 0.2), (1024, 3.1))       # (b_x·b_y, pJ)
+INT_ADD = ((8, 0.03), (32, 0.1))  # (bits, pJ)
+INT_MULT = ((64, 0.2), (1024, 3.1))  # (b_x·b_y, pJ)
 FP = {32: {"add": 0.9, "mult": 3.7}, 16: {"add": 0.4, "mult": 1.1}}
 SRAM_PJ_PER_BIT = 10.0 / 64
 DRAM_PJ_PER_BIT = (1300.0 / 64, 2600.0 / 64)
 # A MAC's accumulate: the adder-tree width that sums ~2^10 products of b_x·b_y bits exactly.
 ACC_GROWTH_BITS = 10
 ACC_MAX_BITS = 32
-TRANSCENDENTAL_MULTS = 4   # as the analyzer's default (a short polynomial)
-EXPONENT_BITS = 8          # a float scaled by a power of two: an add on the exponent
+TRANSCENDENTAL_MULTS = 4  # as the analyzer's default (a short polynomial)
+EXPONENT_BITS = 8  # a float scaled by a power of two: an add on the exponent
 
 INTERPOLATION = (
-    "Integer add (also compare, and shift, which we price as an add of the same width: a barrel "
-    "shifter is about as many gates as an adder) ∝ b: through (8 b, 0.03 pJ) and (32 b, 0.1 pJ), "
-    "linear between them, proportional to b outside. Integer multiply ∝ b_x·b_y: through "
-    "(8×8, 0.2 pJ) and (32×32, 3.1 pJ), linear in b_x·b_y between them, proportional outside. "
-    f"An integer MAC is a b_x×b_w multiply plus an add of min({ACC_MAX_BITS}, b_x+b_w+"
-    f"{ACC_GROWTH_BITS}) bits (the accumulator a 1k-term dot product needs). Any op with a float "
-    "operand is an fp32 add or mult (a float MAC: one of each); a float multiplied by a power of "
-    f"two is an {EXPONENT_BITS}-bit integer add on the exponent; a transcendental is "
-    f"{TRANSCENDENTAL_MULTS} fp32 mults. Memory: every bit of the analyzer's unfused traffic "
-    "estimate (weights, scales and activations read and written by each priced op) is an SRAM "
-    "access at 10 pJ / 64 bit, and the weights (model_bits) come once per image from DRAM at "
-    "1.3 nJ / 64 bit (low end; 2.6 nJ doubles that term).")
+  "Integer add (also compare, and shift, which we price as an add of the same width: a barrel "
+  "shifter is about as many gates as an adder) ∝ b: through (8 b, 0.03 pJ) and (32 b, 0.1 pJ), "
+  "linear between them, proportional to b outside. Integer multiply ∝ b_x·b_y: through "
+  "(8×8, 0.2 pJ) and (32×32, 3.1 pJ), linear in b_x·b_y between them, proportional outside. "
+  f"An integer MAC is a b_x×b_w multiply plus an add of min({ACC_MAX_BITS}, b_x+b_w+"
+  f"{ACC_GROWTH_BITS}) bits (the accumulator a 1k-term dot product needs). Any op with a float "
+  "operand is an fp32 add or mult (a float MAC: one of each); a float multiplied by a power of "
+  f"two is an {EXPONENT_BITS}-bit integer add on the exponent; a transcendental is "
+  f"{TRANSCENDENTAL_MULTS} fp32 mults. Memory: every bit of the analyzer's unfused traffic "
+  "estimate (weights, scales and activations read and written by each priced op) is an SRAM "
+  "access at 10 pJ / 64 bit, and the weights (model_bits) come once per image from DRAM at "
+  "1.3 nJ / 64 bit (low end; 2.6 nJ doubles that term)."
+)
 
 
 def _interp(points, x: float) -> float:
@@ -98,9 +108,12 @@ def arithmetic_energy(by_bits: Dict[str, dict], float_width: int) -> Dict[str, f
 
 def memory_energy(traffic: Dict[str, int], model_bits: int) -> Dict[str, float]:
   bits = traffic["weight_bits"] + traffic["act_read_bits"] + traffic["act_write_bits"]
-  return {"traffic_bits": bits, "sram": bits * SRAM_PJ_PER_BIT,
-          "dram_weights_low": model_bits * DRAM_PJ_PER_BIT[0],
-          "dram_weights_high": model_bits * DRAM_PJ_PER_BIT[1]}
+  return {
+    "traffic_bits": bits,
+    "sram": bits * SRAM_PJ_PER_BIT,
+    "dram_weights_low": model_bits * DRAM_PJ_PER_BIT[0],
+    "dram_weights_high": model_bits * DRAM_PJ_PER_BIT[1],
+  }
 
 
 def ranks(values) -> List[float]:

@@ -9,6 +9,7 @@ the run's test set. A variant whose model has other variables than the checkpoin
     python -m experiments.lib.eval_swap --workdir /tmp/pikelpn_fmnist \\
         --set model.quantnorm_bits=16 --set model.double_quant=False --set model.dq_round=ceil
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,12 +48,13 @@ def apply_variant(config, changes):
   c = copy.deepcopy(config)
   for field, value in changes:
     if field.startswith("model.bit_rules."):
-      pattern, _, key = field[len("model.bit_rules."):].rpartition(".")
+      pattern, _, key = field[len("model.bit_rules.") :].rpartition(".")
       rules = [(p, dict(o)) for p, o in c.model.bit_rules]
       hits = [o for p, o in rules if p == pattern]
       if not hits:
-        raise ValueError(f"--set field {field!r}: no bit rule {pattern!r}; rules: "
-                         f"{[p for p, _ in rules]}")
+        raise ValueError(
+          f"--set field {field!r}: no bit rule {pattern!r}; rules: {[p for p, _ in rules]}"
+        )
       hits[0][key] = value
       c.model.bit_rules = tuple((p, o) for p, o in rules)
       continue
@@ -73,10 +75,11 @@ def evaluate(config, variables) -> Dict[str, float]:
 
   from pikelpn_jax.data.pipeline import InputPipeline
   from pikelpn_jax.train.model_init import make_model
+
   model = make_model(config)
 
   @jax.jit
-  def correct(variables, images, labels, mask):   # variables as arguments: no constant folding
+  def correct(variables, images, labels, mask):  # variables as arguments: no constant folding
     logits = model.apply(variables, images, train=False)
     return jnp.sum((jnp.argmax(logits, -1) == labels) * mask), jnp.sum(mask)
 
@@ -96,6 +99,7 @@ def main(argv=None) -> Dict[str, Any]:
   import ml_collections
 
   from pikelpn_jax.train.checkpoint import restore_latest
+
   path = os.path.join(args.workdir, "config.json")
   if not os.path.exists(path):
     raise SystemExit(f"error: --workdir={args.workdir!r} has no config.json")
@@ -110,7 +114,7 @@ def main(argv=None) -> Dict[str, Any]:
     name = ", ".join(f"{f}={v}" for f, v in changes)
     try:
       r = evaluate(c, variables)
-    except (ValueError, TypeError, KeyError) as e:   # e.g. a variant with other variables
+    except (ValueError, TypeError, KeyError) as e:  # e.g. a variant with other variables
       rows.append({"variant": name, "error": str(e).splitlines()[0][:300]})
       print(f"{name}: not evaluable ({rows[-1]['error']})", flush=True)
       continue

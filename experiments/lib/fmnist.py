@@ -5,6 +5,7 @@ ImageNet training is out of reach on a 2-core CPU, so each model is trained at i
 and for a fixed number of steps, with the project's training code
 (pikelpn_jax.train.train_and_evaluate), under the one study recipe of experiments/lib/recipe.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,7 @@ def enable_compile_cache(directory: str) -> None:
   one cache between scripts that train the same quick model).
   """
   import jax
+
   directory = os.environ.get("PIKELPN_COMPILE_CACHE") or directory
   os.makedirs(directory, exist_ok=True)
   jax.config.update("jax_compilation_cache_dir", directory)
@@ -43,14 +45,16 @@ def train(config, workdir: str, log=print) -> Dict[str, Any]:
   """
   from pikelpn_jax.train import NonFiniteLossError, train_and_evaluate
   from pikelpn_jax.train.config_io import config_to_dict
+
   done = _finished(config, workdir)
   if done is not None:
     log(f"  reusing the finished run in {workdir}")
     return done
   if os.path.exists(os.path.join(workdir, "config.json")) and not _same_config(config, workdir):
     # train_and_evaluate would resume from that checkpoint: weights of another config or code.
-    raise ValueError(f"workdir {workdir!r} holds a run of a different config; remove it or use "
-                     "another --work_root")
+    raise ValueError(
+      f"workdir {workdir!r} holds a run of a different config; remove it or use another --work_root"
+    )
   try:
     out = train_and_evaluate(config, workdir)
   except NonFiniteLossError as e:
@@ -63,6 +67,7 @@ def train(config, workdir: str, log=print) -> Dict[str, Any]:
 
 def _same_config(config, workdir: str) -> bool:
   from pikelpn_jax.train.config_io import config_to_dict
+
   with open(os.path.join(workdir, "config.json")) as f:
     saved = json.load(f)
   return saved == json.loads(json.dumps(config_to_dict(config)))

@@ -1,4 +1,5 @@
 """What every experiment script shares: its command line and how it writes results/<name>.*"""
+
 from __future__ import annotations
 
 import argparse
@@ -15,10 +16,16 @@ DEFAULT_OUT = os.path.join(REPO, "results")
 
 def parser(description: str) -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(description=description)
-  p.add_argument("--quick", action="store_true",
-                 help="tiny budget (seconds; for CI): few small models, a few training steps")
-  p.add_argument("--out_dir", default=DEFAULT_OUT,
-                 help="where <name>.md/.json/.png go (default: results/ of the repo)")
+  p.add_argument(
+    "--quick",
+    action="store_true",
+    help="tiny budget (seconds; for CI): few small models, a few training steps",
+  )
+  p.add_argument(
+    "--out_dir",
+    default=DEFAULT_OUT,
+    help="where <name>.md/.json/.png go (default: results/ of the repo)",
+  )
   return p
 
 
@@ -40,8 +47,9 @@ def run_main(main: Callable[[argparse.Namespace], None], args: argparse.Namespac
     fail(str(e))
 
 
-def write(out_dir: str, name: str, title: str, body: str, data: Dict[str, Any],
-          figure: Optional[str] = None) -> Dict[str, str]:
+def write(
+  out_dir: str, name: str, title: str, body: str, data: Dict[str, Any], figure: Optional[str] = None
+) -> Dict[str, str]:
   """results/<name>.md (title, stamp, body) and <name>.json (data + stamp); returns the paths."""
   line = stamp()
   md = os.path.join(out_dir, name + ".md")
@@ -67,8 +75,10 @@ def figure_path(out_dir: str, name: str) -> str:
 def pyplot():
   """matplotlib.pyplot on the Agg backend (no display here or in CI)."""
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   return plt
 
 
@@ -103,6 +113,7 @@ def _atomic(path: str, text: str) -> None:
 def _plain(v):
   try:
     import numpy as np
+
     if isinstance(v, np.generic):
       return v.item()
     if isinstance(v, np.ndarray):

@@ -11,6 +11,7 @@ column from the config with the current analyzer: analyzer changes never invalid
 
 Full sweeps write results/runs/ (committed); --quick writes its own directory (see runs_dir).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,9 +26,21 @@ DEFAULT_DIR = os.path.join(REPO, "results", "runs")
 SCHEMA = 1
 # Dotted config fields that do not change the trained weights or the measured accuracy (where the
 # same data lives on a machine, how many threads decode it, logging, checkpoints, labels).
-NOT_TRAINING = ("seed", "num_train_steps", "eval_every_steps", "checkpoint_every_steps",
-                "log_every_steps", "keep_checkpoints", "eval_batch_size", "ace", "reported_top1",
-                "model.variant", "dataset.fmnist_dir", "dataset.data_dir", "dataset.num_workers")
+NOT_TRAINING = (
+  "seed",
+  "num_train_steps",
+  "eval_every_steps",
+  "checkpoint_every_steps",
+  "log_every_steps",
+  "keep_checkpoints",
+  "eval_batch_size",
+  "ace",
+  "reported_top1",
+  "model.variant",
+  "dataset.fmnist_dir",
+  "dataset.data_dir",
+  "dataset.num_workers",
+)
 
 
 def runs_dir(quick: bool, out_dir: str, explicit: str = "") -> str:
@@ -40,6 +53,7 @@ def runs_dir(quick: bool, out_dir: str, explicit: str = "") -> str:
 def training_dict(config) -> Dict[str, Any]:
   """The config as JSON types, minus the fields that do not change training."""
   from pikelpn_jax.train.config_io import config_to_dict
+
   d = json.loads(json.dumps(config_to_dict(config)))
   for dotted in NOT_TRAINING:
     *parents, leaf = dotted.split(".")
@@ -56,8 +70,11 @@ def config_hash(config) -> str:
 
 
 def key(config) -> Dict[str, Any]:
-  return {"config_hash": config_hash(config), "seed": int(config.seed),
-          "steps": int(config.num_train_steps)}
+  return {
+    "config_hash": config_hash(config),
+    "seed": int(config.seed),
+    "steps": int(config.num_train_steps),
+  }
 
 
 def record_name(k: Dict[str, Any]) -> str:
@@ -102,25 +119,39 @@ class RunStore:
 def make_record(config, results: Dict[str, Any], wall_s: float, label: str = "") -> Dict[str, Any]:
   """A record from train_and_evaluate's results.json dict (or a divergence: eval_top1 None)."""
   import jax
+
   dev = jax.devices()[0]
   return {
-      "schema": SCHEMA, "key": key(config), "label": label,
-      "top1": results.get("eval_top1"), "top5": results.get("eval_top5"),
-      "eval_loss": results.get("eval_loss"), "error": results.get("error"),
-      "acev2_at_training": results.get("acev2"), "params_sha256": results.get("params_sha256"),
-      "num_params": results.get("num_params"), "train_wall_s": results.get("train_wall_s"),
-      "wall_s": round(float(wall_s), 1),
-      "device": f"{jax.default_backend()} {getattr(dev, 'device_kind', dev.platform)} "
-                f"×{jax.device_count()}",
-      "cpu_count": os.cpu_count(), "allocator": allocator(), "commit": git_commit(),
-      "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-      "config": training_dict(config),
+    "schema": SCHEMA,
+    "key": key(config),
+    "label": label,
+    "top1": results.get("eval_top1"),
+    "top5": results.get("eval_top5"),
+    "eval_loss": results.get("eval_loss"),
+    "error": results.get("error"),
+    "acev2_at_training": results.get("acev2"),
+    "params_sha256": results.get("params_sha256"),
+    "num_params": results.get("num_params"),
+    "train_wall_s": results.get("train_wall_s"),
+    "wall_s": round(float(wall_s), 1),
+    "device": f"{jax.default_backend()} {getattr(dev, 'device_kind', dev.platform)} "
+    f"×{jax.device_count()}",
+    "cpu_count": os.cpu_count(),
+    "allocator": allocator(),
+    "commit": git_commit(),
+    "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    "config": training_dict(config),
   }
 
 
-def ensure(config, store: RunStore, work_root: str, label: str = "",
-           log: Callable[[str], None] = print,
-           trainer: Optional[Callable[[Any, str], Dict[str, Any]]] = None) -> Dict[str, Any]:
+def ensure(
+  config,
+  store: RunStore,
+  work_root: str,
+  label: str = "",
+  log: Callable[[str], None] = print,
+  trainer: Optional[Callable[[Any, str], Dict[str, Any]]] = None,
+) -> Dict[str, Any]:
   """The record of `config`'s run: read from the store, or trained now in work_root and stored.
 
   A run whose loss became non-finite is recorded too (top1 None, its error): it is deterministic,
@@ -132,10 +163,11 @@ def ensure(config, store: RunStore, work_root: str, label: str = "",
     log(f"  cached: {label} seed {config.seed} ({os.path.relpath(store.path(config))})")
     return rec
   k = key(config)
-  workdir = os.path.join(work_root, record_name(k)[:-len(".json")])
+  workdir = os.path.join(work_root, record_name(k)[: -len(".json")])
   t0 = time.perf_counter()
   if trainer is None:
     from pikelpn_jax.train import NonFiniteLossError, train_and_evaluate
+
     try:
       results = train_and_evaluate(config, workdir)
     except NonFiniteLossError as e:
@@ -153,13 +185,15 @@ def import_workdir(config, workdir: str, store: RunStore, label: str = "") -> Di
   with open(os.path.join(workdir, "config.json")) as f:
     saved = json.load(f)
   from ml_collections import ConfigDict
+
   if config_hash(ConfigDict(saved)) != config_hash(config) or saved.get("seed") != config.seed:
     raise ValueError(f"{workdir} holds a run of another config than the one to record")
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
   if results.get("step") != config.num_train_steps:
-    raise ValueError(f"{workdir} stopped at step {results.get('step')}, not "
-                     f"{config.num_train_steps}")
+    raise ValueError(
+      f"{workdir} stopped at step {results.get('step')}, not {config.num_train_steps}"
+    )
   rec = make_record(config, results, results.get("train_wall_s") or 0.0, label)
   rec["imported_from"] = workdir
   store.put(rec)

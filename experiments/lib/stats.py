@@ -4,6 +4,7 @@ Seed k gives every setting the same initialisation and the same data order (a ba
 function of (seed, step), docs/training.md), so an effect is the mean of the per-seed
 differences, with a 95 % t-interval over them; an interval containing 0 is no measurable effect.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,19 +22,29 @@ def mean_std(values: Sequence[Optional[float]]):
   return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0), len(vals)
 
 
-def paired_interval(on: Dict[int, Optional[float]], off: Dict[int, Optional[float]],
-                    confidence: float = 0.95) -> Dict[str, object]:
+def paired_interval(
+  on: Dict[int, Optional[float]], off: Dict[int, Optional[float]], confidence: float = 0.95
+) -> Dict[str, object]:
   """Mean of on[k] − off[k] over the seeds both have, with its two-sided t-interval.
 
   Returns n, mean, sd (of the differences), half_width, lo, hi, seeds and verdict. With fewer than
   2 pairs there is no interval (lo = hi = None, verdict 'too few seeds').
   """
   from scipy import stats as st
+
   seeds = sorted(k for k in on if k in off and on[k] is not None and off[k] is not None)
   diffs = [on[k] - off[k] for k in seeds]
   n = len(diffs)
-  out = {"n": n, "seeds": seeds, "mean": statistics.mean(diffs) if diffs else None,
-         "sd": None, "half_width": None, "lo": None, "hi": None, "confidence": confidence}
+  out = {
+    "n": n,
+    "seeds": seeds,
+    "mean": statistics.mean(diffs) if diffs else None,
+    "sd": None,
+    "half_width": None,
+    "lo": None,
+    "hi": None,
+    "confidence": confidence,
+  }
   if n < 2:
     out["verdict"] = "too few seeds"
     return out

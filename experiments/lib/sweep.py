@@ -4,6 +4,7 @@ Jobs are trained in the order given (scripts order them seed-major, so an interr
 already holds complete pairs); a job whose record exists is read, not trained. `train=False`
 (the scripts' --no_train) only reads, leaving the missing jobs missing.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,9 +16,9 @@ from experiments.lib import runs
 
 @dataclasses.dataclass
 class Job:
-  row: str          # the table row the run belongs to
-  config: Any       # the full training config (seed and steps included)
-  label: str = ""   # stored in the record, for people reading results/runs/
+  row: str  # the table row the run belongs to
+  config: Any  # the full training config (seed and steps included)
+  label: str = ""  # stored in the record, for people reading results/runs/
 
   @property
   def seed(self) -> int:
@@ -26,24 +27,34 @@ class Job:
 
 @dataclasses.dataclass
 class Outcome:
-  records: Dict[str, Dict[int, dict]]      # row -> seed -> record
-  missing: Dict[str, List[int]]            # row -> seeds without a record
-  trained: int                             # runs trained by this invocation
+  records: Dict[str, Dict[int, dict]]  # row -> seed -> record
+  missing: Dict[str, List[int]]  # row -> seeds without a record
+  trained: int  # runs trained by this invocation
 
 
-def run(jobs: Sequence[Job], store: runs.RunStore, work_root: str, *, train: bool = True,
-        log: Callable[[str], None] = print, max_runs: Optional[int] = None,
-        trainer=None) -> Outcome:
+def run(
+  jobs: Sequence[Job],
+  store: runs.RunStore,
+  work_root: str,
+  *,
+  train: bool = True,
+  log: Callable[[str], None] = print,
+  max_runs: Optional[int] = None,
+  trainer=None,
+) -> Outcome:
   records: Dict[str, Dict[int, dict]] = {}
   missing: Dict[str, List[int]] = {}
   trained = 0
   for job in jobs:
     rec = store.get(job.config)
     if rec is None and train and (max_runs is None or trained < max_runs):
-      log(f"training {job.label or job.row} seed {job.seed} "
-          f"({job.config.num_train_steps} steps) [{runs.record_name(runs.key(job.config))}]")
-      rec = runs.ensure(job.config, store, work_root, job.label or job.row, log=log,
-                        trainer=trainer)
+      log(
+        f"training {job.label or job.row} seed {job.seed} "
+        f"({job.config.num_train_steps} steps) [{runs.record_name(runs.key(job.config))}]"
+      )
+      rec = runs.ensure(
+        job.config, store, work_root, job.label or job.row, log=log, trainer=trainer
+      )
       trained += 1
     records.setdefault(job.row, {})
     missing.setdefault(job.row, [])
@@ -60,12 +71,17 @@ def top1s(records: Dict[int, dict]) -> Dict[int, Optional[float]]:
 
 def incomplete_note(missing: Dict[str, List[int]], names: Dict[str, str]) -> str:
   """One markdown line per incomplete row ('' when every row is complete)."""
-  lines = [f"* **{names.get(r, r)}**: seeds {', '.join(map(str, s))} not trained yet"
-           for r, s in missing.items() if s]
+  lines = [
+    f"* **{names.get(r, r)}**: seeds {', '.join(map(str, s))} not trained yet"
+    for r, s in missing.items()
+    if s
+  ]
   if not lines:
     return ""
-  return ("**Incomplete sweep.** Rows below lack runs; their statistics use the seeds that exist. "
-          "Run the same command again to train the rest:\n\n" + "\n".join(lines))
+  return (
+    "**Incomplete sweep.** Rows below lack runs; their statistics use the seeds that exist. "
+    "Run the same command again to train the rest:\n\n" + "\n".join(lines)
+  )
 
 
 def default_work_root(out_dir: str, quick: bool, name: str) -> str:

@@ -13,12 +13,16 @@
   --by layer|category
 Bad input exits with code 1 and one line on stderr, before any work.
 """
+
 import json
 import os
 import sys
 
-if __name__ == "__main__":  # re-executes once under tcmalloc if installed (pikelpn_jax/allocator.py)
+if (
+  __name__ == "__main__"
+):  # re-executes once under tcmalloc if installed (pikelpn_jax/allocator.py)
   from pikelpn_jax.allocator import use_tcmalloc
+
   use_tcmalloc()
 
 from absl import flags, logging  # noqa: E402
@@ -50,8 +54,9 @@ def _check_paths(json_path, workdir) -> None:
     if not json_path or os.path.isdir(json_path):
       raise ValueError(f"--json={json_path!r} is not allowed; use a file path")
     if not os.path.isdir(target):
-      raise ValueError(f"--json={json_path!r}: directory {target!r} does not exist; create it "
-                       "or use another path")
+      raise ValueError(
+        f"--json={json_path!r}: directory {target!r} does not exist; create it or use another path"
+      )
     if not os.access(target, os.W_OK):
       raise ValueError(f"--json={json_path!r}: directory {target!r} is not writable")
   if workdir is not None and not os.path.isdir(workdir):
@@ -62,6 +67,7 @@ def parse(argv):
   """(config, spec loaded, variant defaulted, overrides applied, settings kwargs) or a one-line
   ValueError; nothing is traced or written here."""
   from pikelpn_jax.ace.values import AceSettings
+
   spec, overrides, rest = split_config_args(argv[1:])
   try:
     extra = FLAGS(argv[:1] + rest)
@@ -77,10 +83,13 @@ def parse(argv):
   _check_paths(FLAGS.json, FLAGS.workdir)
   config, source, defaulted = load_config_spec(spec)
   applied = apply_overrides(config, overrides)
-  kw = {"float_bits": FLAGS.float_bits if FLAGS.float_bits is not None
-        else _ace_default(config, "float_bits"),
-        "acc_bits": FLAGS.acc_bits if FLAGS.acc_bits is not None
-        else _ace_default(config, "acc_bits"), "fold": FLAGS.fold}
+  kw = {
+    "float_bits": FLAGS.float_bits
+    if FLAGS.float_bits is not None
+    else _ace_default(config, "float_bits"),
+    "acc_bits": FLAGS.acc_bits if FLAGS.acc_bits is not None else _ace_default(config, "acc_bits"),
+    "fold": FLAGS.fold,
+  }
   AceSettings(**kw)
   return config, source, defaulted, applied, kw
 
@@ -96,14 +105,17 @@ def main(argv=None) -> int:
     print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
     return 1
   from pikelpn_jax.ace import acev2_report
-  logging.set_verbosity(logging.WARNING)   # orbax logs every restore at INFO
+
+  logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
   try:
     variables = None
     if FLAGS.workdir:
       from pikelpn_jax.train.checkpoint import restore_latest
+
       variables = restore_latest(FLAGS.workdir, config)
-    report = acev2_report(config, variables, config_source=source, overrides=applied,
-                          variant_defaulted=defaulted, **kw)
+    report = acev2_report(
+      config, variables, config_source=source, overrides=applied, variant_defaulted=defaulted, **kw
+    )
   except (ValueError, FileNotFoundError) as e:
     print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
     return 1

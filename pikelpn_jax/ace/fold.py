@@ -11,6 +11,7 @@ intermediate must exist and its ops stay priced), and only inside one jaxpr (a c
 ReLU, a select or any other op ends the chain). Types are the same under both folds: only costs
 change. A pow2 multiply (a shift) followed by a real multiply is re-priced as that one multiply.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,6 +26,7 @@ AFFINE_PRIMITIVES = ("mul", "div", "add", "sub")
 @dataclasses.dataclass(frozen=True)
 class Chain:
   """The charged multiply and add of a chain (None: not charged yet), and their counts."""
+
   mul: Optional[CostKey] = None
   mul_n: int = 0
   add: Optional[CostKey] = None
@@ -38,7 +40,7 @@ def use_counts(eqns, outvars) -> Dict[object, int]:
         uses[v] = uses.get(v, 0) + 1
   for v in outvars:
     if not jint.is_literal(v):
-      uses[v] = uses.get(v, 0) + 2          # a result of the jaxpr is always materialized
+      uses[v] = uses.get(v, 0) + 2  # a result of the jaxpr is always materialized
   return uses
 
 
@@ -88,7 +90,7 @@ class FoldState:
         chain = dataclasses.replace(chain, mul=key, mul_n=n)
         charged = True
       elif chain.mul.op == "shift" and op == "mul":
-        costs[chain.mul] -= chain.mul_n             # the shift merges into this multiplier
+        costs[chain.mul] -= chain.mul_n  # the shift merges into this multiplier
         costs[key] += n
         chain = dataclasses.replace(chain, mul=key, mul_n=n)
         charged = True

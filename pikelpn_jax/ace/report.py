@@ -1,4 +1,5 @@
 """CostReport: the frozen, addable result of an ACEv2 analysis, as a terminal table or JSON."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,14 +25,15 @@ def _add_maps(a: Mapping, b: Mapping) -> dict:
 @dataclasses.dataclass(frozen=True)
 class LayerRow:
   """Costs of one Flax module path; traffic is an unfused estimate (docs/acev2.md)."""
+
   path: str
   macs: int = 0
   ace: int = 0
   acev2: int = 0
-  ops: int = 0                # elementary operations (a MAC counts one)
-  weight_bits: int = 0        # bits of stored constants read (weights, scales, biases)
-  act_read_bits: int = 0      # bits of activations read by priced ops
-  act_write_bits: int = 0     # bits of activations written by priced ops
+  ops: int = 0  # elementary operations (a MAC counts one)
+  weight_bits: int = 0  # bits of stored constants read (weights, scales, biases)
+  act_read_bits: int = 0  # bits of activations read by priced ops
+  act_write_bits: int = 0  # bits of activations written by priced ops
   breakdown: Mapping[str, int] = dataclasses.field(default_factory=lambda: _FROZEN({}))
 
   @property
@@ -46,17 +48,31 @@ class LayerRow:
   def __add__(self, other: "LayerRow") -> "LayerRow":
     if other.path != self.path:
       raise ValueError(f"cannot add rows of different layers {self.path!r} and {other.path!r}")
-    return LayerRow(self.path, self.macs + other.macs, self.ace + other.ace,
-                    self.acev2 + other.acev2, self.ops + other.ops,
-                    self.weight_bits + other.weight_bits, self.act_read_bits + other.act_read_bits,
-                    self.act_write_bits + other.act_write_bits,
-                    frozen(_add_maps(self.breakdown, other.breakdown)))
+    return LayerRow(
+      self.path,
+      self.macs + other.macs,
+      self.ace + other.ace,
+      self.acev2 + other.acev2,
+      self.ops + other.ops,
+      self.weight_bits + other.weight_bits,
+      self.act_read_bits + other.act_read_bits,
+      self.act_write_bits + other.act_write_bits,
+      frozen(_add_maps(self.breakdown, other.breakdown)),
+    )
 
   def to_json(self) -> dict:
-    return {"path": self.path, "macs": self.macs, "ace": self.ace, "acev2": self.acev2,
-            "ops": self.ops, "breakdown": dict(self.breakdown), "weight_bits": self.weight_bits,
-            "act_read_bits": self.act_read_bits, "act_write_bits": self.act_write_bits,
-            "intensity_ops_per_byte": round(self.intensity, 4)}
+    return {
+      "path": self.path,
+      "macs": self.macs,
+      "ace": self.ace,
+      "acev2": self.acev2,
+      "ops": self.ops,
+      "breakdown": dict(self.breakdown),
+      "weight_bits": self.weight_bits,
+      "act_read_bits": self.act_read_bits,
+      "act_write_bits": self.act_write_bits,
+      "intensity_ops_per_byte": round(self.intensity, 4),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +86,7 @@ class CostReport:
   unaccounted: primitives that could not be priced (non-strict mode only; must be empty).
   notes: conventions applied that change a type (pad widening, cond branches disagreeing).
   """
+
   macs: int
   ace: int
   acev2: int
@@ -97,8 +114,10 @@ class CostReport:
     if not isinstance(other, CostReport):
       return NotImplemented
     if dict(self.settings) != dict(other.settings):
-      raise ValueError("cannot add CostReports made with different settings: "
-                       f"{dict(self.settings)} vs {dict(other.settings)}")
+      raise ValueError(
+        "cannot add CostReports made with different settings: "
+        f"{dict(self.settings)} vs {dict(other.settings)}"
+      )
     rows = {r.path: r for r in self.layers}
     for r in other.layers:
       rows[r.path] = rows[r.path] + r if r.path in rows else r
@@ -106,37 +125,50 @@ class CostReport:
     for k, v in other.by_bits.items():
       by_bits[k] = _add_maps(by_bits.get(k, {}), v)
     return CostReport(
-        self.macs + other.macs, self.ace + other.ace, self.acev2 + other.acev2,
-        self.params + other.params, self.model_bits + other.model_bits,
-        frozen(_add_maps(self.breakdown, other.breakdown)),
-        frozen({k: frozen(v) for k, v in sorted(by_bits.items())}),
-        tuple(rows.values()), self.unaccounted + other.unaccounted,
-        tuple(dict.fromkeys(self.notes + other.notes)), self.settings,
-        frozen(_add_maps(self.timing, other.timing)))
+      self.macs + other.macs,
+      self.ace + other.ace,
+      self.acev2 + other.acev2,
+      self.params + other.params,
+      self.model_bits + other.model_bits,
+      frozen(_add_maps(self.breakdown, other.breakdown)),
+      frozen({k: frozen(v) for k, v in sorted(by_bits.items())}),
+      tuple(rows.values()),
+      self.unaccounted + other.unaccounted,
+      tuple(dict.fromkeys(self.notes + other.notes)),
+      self.settings,
+      frozen(_add_maps(self.timing, other.timing)),
+    )
 
   def __radd__(self, other):
-    if other == 0:        # sum([...])
+    if other == 0:  # sum([...])
       return self
     return NotImplemented
 
   def to_json(self) -> dict:
     return {
-        "macs": self.macs, "ace": self.ace, "acev2": self.acev2, "params": self.params,
-        "model_bits": self.model_bits, "breakdown": dict(self.breakdown),
-        "by_bits": {k: dict(v) for k, v in self.by_bits.items()},
-        "layers": [r.to_json() for r in self.layers],
-        "unaccounted": list(self.unaccounted), "notes": list(self.notes),
-        "settings": dict(self.settings), "timing": dict(self.timing),
+      "macs": self.macs,
+      "ace": self.ace,
+      "acev2": self.acev2,
+      "params": self.params,
+      "model_bits": self.model_bits,
+      "breakdown": dict(self.breakdown),
+      "by_bits": {k: dict(v) for k, v in self.by_bits.items()},
+      "layers": [r.to_json() for r in self.layers],
+      "unaccounted": list(self.unaccounted),
+      "notes": list(self.notes),
+      "settings": dict(self.settings),
+      "timing": dict(self.timing),
     }
 
   def render(self, by: str = "layer") -> str:
     if by not in ("layer", "category"):
       raise ValueError(f"render(by={by!r}) is not allowed; use 'layer' or 'category'")
-    head = [f"MACs {_si(self.macs)}  ACE {_si(self.ace)}  ACEv2 {_si(self.acev2)}  "
-            f"params {_si(self.params)}  model {_si(self.model_bits / 8)}B  "
-            f"(float {self.settings.get('float_bits')}b, acc {self.settings.get('acc_bits')}b"
-            + (f", fold {self.settings['fold']})" if self.settings.get("fold", "none") != "none"
-               else ")")]
+    head = [
+      f"MACs {_si(self.macs)}  ACE {_si(self.ace)}  ACEv2 {_si(self.acev2)}  "
+      f"params {_si(self.params)}  model {_si(self.model_bits / 8)}B  "
+      f"(float {self.settings.get('float_bits')}b, acc {self.settings.get('acc_bits')}b"
+      + (f", fold {self.settings['fold']})" if self.settings.get("fold", "none") != "none" else ")")
+    ]
     src = self.settings.get("config_source")
     if src:
       line = f"config {src}"
@@ -146,15 +178,31 @@ class CostReport:
         line += "  overrides " + " ".join(self.settings["config_overrides"])
       head.append(line)
     if by == "category":
-      body = _table(["category", "ACEv2", "%"],
-                    [[c, _si(v), _pct(v, self.acev2)] for c, v in self.breakdown.items()])
-      bits = _table(["op bits", "count", "ACEv2", "%"],
-                    [[k, _si(v["count"]), _si(v["acev2"]), _pct(v["acev2"], self.acev2)]
-                     for k, v in sorted(self.by_bits.items(), key=lambda kv: -kv[1]["acev2"])])
+      body = _table(
+        ["category", "ACEv2", "%"],
+        [[c, _si(v), _pct(v, self.acev2)] for c, v in self.breakdown.items()],
+      )
+      bits = _table(
+        ["op bits", "count", "ACEv2", "%"],
+        [
+          [k, _si(v["count"]), _si(v["acev2"]), _pct(v["acev2"], self.acev2)]
+          for k, v in sorted(self.by_bits.items(), key=lambda kv: -kv[1]["acev2"])
+        ],
+      )
       out = head + [body, "", bits]
     else:
-      rows = [[r.path or "<top>", _si(r.macs), _si(r.ace), _si(r.acev2), _pct(r.acev2, self.acev2),
-               _si(r.traffic_bits / 8) + "B", f"{r.intensity:.2f}"] for r in self.layers]
+      rows = [
+        [
+          r.path or "<top>",
+          _si(r.macs),
+          _si(r.ace),
+          _si(r.acev2),
+          _pct(r.acev2, self.acev2),
+          _si(r.traffic_bits / 8) + "B",
+          f"{r.intensity:.2f}",
+        ]
+        for r in self.layers
+      ]
       out = head + [_table(["layer", "MACs", "ACE", "ACEv2", "%", "traffic", "ops/B"], rows)]
     if self.unaccounted:
       out.append("UNACCOUNTED: " + "; ".join(self.unaccounted))
@@ -177,7 +225,10 @@ def _pct(v: float, total: float) -> str:
 def _table(header, rows) -> str:
   cols = list(zip(*([header] + rows))) if rows else [[h] for h in header]
   widths = [max(len(str(c)) for c in col) for col in cols]
+
   def line(cells):
-    return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                     for i, (c, w) in enumerate(zip(cells, widths)))
+    return "  ".join(
+      str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+    )
+
   return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])

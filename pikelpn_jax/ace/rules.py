@@ -14,6 +14,7 @@ acc_bits (values.grown / values.summed); an integer dtype is a bit-width source 
   transc T·b_x·b_x   (exp, tanh, rsqrt, ...; T = settings.transcendental_mults)
 Rules run only when some operand is data: anything computed from constants alone is free.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,6 +48,7 @@ from pikelpn_jax.jaxpr_interpreter import layout_names
 @dataclasses.dataclass(frozen=True)
 class Cost:
   """Priced operations (op, b_x, b_y, count, forced category or '') and notes; addable."""
+
   ops: Tuple[Tuple[str, int, int, int, str], ...] = ()
   notes: Tuple[str, ...] = ()
 
@@ -74,24 +76,89 @@ CONVERSION_PRIMITIVES = ("convert_element_type", "bitcast_convert_type")
 # lax primitives the analyzer refuses by design (an AceError naming them, like any primitive
 # without a rule): their cost depends on data, communication or randomness, or they are complex.
 REFUSED_PRIMITIVES = (
-    "after_all", "all_gather", "all_to_all", "approx_top_k", "axis_index", "bessel_i0e",
-    "bessel_i1e", "clz", "complex", "conj", "create_token", "dce_sink", "eq_to", "fft",
-    "igamma", "igamma_grad_a", "igammac", "imag", "le_to", "custom_linear_solve", "lt_to",
-    "mulhi",
-    "nextafter", "pmax", "pmin", "polygamma", "population_count", "ppermute", "psum",
-    "ragged_all_to_all", "real", "reduce", "reduce_window", "regularized_incomplete_beta",
-    "rng_bit_generator", "rng_uniform", "scatter", "scatter-add", "scatter-max", "scatter-min",
-    "scatter-mul", "scatter-sub", "select_and_gather_add", "select_and_scatter",
-    "select_and_scatter_add", "sort", "stage", "top_k", "zeta",
+  "after_all",
+  "all_gather",
+  "all_to_all",
+  "approx_top_k",
+  "axis_index",
+  "bessel_i0e",
+  "bessel_i1e",
+  "clz",
+  "complex",
+  "conj",
+  "create_token",
+  "dce_sink",
+  "eq_to",
+  "fft",
+  "igamma",
+  "igamma_grad_a",
+  "igammac",
+  "imag",
+  "le_to",
+  "custom_linear_solve",
+  "lt_to",
+  "mulhi",
+  "nextafter",
+  "pmax",
+  "pmin",
+  "polygamma",
+  "population_count",
+  "ppermute",
+  "psum",
+  "ragged_all_to_all",
+  "real",
+  "reduce",
+  "reduce_window",
+  "regularized_incomplete_beta",
+  "rng_bit_generator",
+  "rng_uniform",
+  "scatter",
+  "scatter-add",
+  "scatter-max",
+  "scatter-min",
+  "scatter-mul",
+  "scatter-sub",
+  "select_and_gather_add",
+  "select_and_scatter",
+  "select_and_scatter_add",
+  "sort",
+  "stage",
+  "top_k",
+  "zeta",
 )
 
 # lax primitives with sub-jaxprs that the walker handles itself (walker.py): not in RULES.
 WALKED_PRIMITIVES = ("scan", "cond", "while")
 
 TRANSCENDENTALS = (
-    "exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "tan", "asin",
-    "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "sqrt", "rsqrt", "cbrt", "erf",
-    "erfc", "erf_inv", "lgamma", "digamma", "pow", "atan2",
+  "exp",
+  "exp2",
+  "log",
+  "log1p",
+  "expm1",
+  "tanh",
+  "logistic",
+  "sin",
+  "cos",
+  "tan",
+  "asin",
+  "acos",
+  "atan",
+  "sinh",
+  "cosh",
+  "asinh",
+  "acosh",
+  "atanh",
+  "sqrt",
+  "rsqrt",
+  "cbrt",
+  "erf",
+  "erfc",
+  "erf_inv",
+  "lgamma",
+  "digamma",
+  "pow",
+  "atan2",
 )
 
 
@@ -100,6 +167,7 @@ def register(*names: str):
     for n in names:
       RULES[n] = fn
     return fn
+
   return deco
 
 
@@ -113,10 +181,11 @@ def out_size(eqn) -> int:
 
 # ---------------------------------------------------------------------------------- layout
 
+
 @register(*LAYOUT_PRIMITIVES)
 def _layout(eqn, vals, settings):
   c = FREE
-  if jint.primitive_name(eqn) == "optimization_barrier":      # n operands -> n results
+  if jint.primitive_name(eqn) == "optimization_barrier":  # n operands -> n results
     return [as_data(v) for v in vals], c
   v = as_data(vals[0])
   return [v] * len(jint.eqn_outputs(eqn)), c
@@ -137,7 +206,7 @@ def _concat(eqn, vals, settings):
 def _select(eqn, vals, settings):
   cases = vals[1:]
   if all(same_type(cases[0], v) for v in cases[1:]):
-    return [as_data(cases[0])], FREE     # a multiplexer; the compare making its predicate is priced
+    return [as_data(cases[0])], FREE  # a multiplexer; the compare making its predicate is priced
   out = cases[0]
   for v in cases[1:]:
     out = join(out, v, settings)
@@ -151,17 +220,21 @@ def _convert(eqn, vals, settings):
   x = vals[0]
   dtype = jint.var_dtype(jint.eqn_outputs(eqn)[0])
   signed = integer_dtype(dtype)
-  kind = "b" if getattr(dtype, "kind", "f") == "b" else "f" if signed is None else \
-      "i" if signed else "u"
-  if jint.primitive_name(eqn) == "bitcast_convert_type":    # reinterpreted bits: only the dtype
+  kind = (
+    "b" if getattr(dtype, "kind", "f") == "b" else "f" if signed is None else "i" if signed else "u"
+  )
+  if jint.primitive_name(eqn) == "bitcast_convert_type":  # reinterpreted bits: only the dtype
     return [input_val(dtype, settings, False, 0)], FREE
   if kind == "b":
     return [BOOL_VAL], FREE
   if kind in "iu":
     bits = min(dtype_bits(dtype), settings.acc_bits)
     unsigned_in_signed = 1 if kind == "i" and not x.signed else 0
-    if x.cls != FLOAT and width(x, settings) + unsigned_in_signed <= bits and \
-        (kind == "i" or not x.signed):      # the values fit: the type is unchanged
+    if (
+      x.cls != FLOAT
+      and width(x, settings) + unsigned_in_signed <= bits
+      and (kind == "i" or not x.signed)
+    ):  # the values fit: the type is unchanged
       return [as_data(x)._replace(fmt="none")], FREE
     return [Val(INT, bits, signed=kind == "i")], FREE
   return [as_data(x)], FREE
@@ -183,7 +256,7 @@ def on_grid(value, v: Val) -> bool:
   if v.signed:
     hi = 2 ** (v.bits - 1) - 1
     return -hi <= value <= hi
-  return 0 <= value <= 2 ** v.bits - 1
+  return 0 <= value <= 2**v.bits - 1
 
 
 @register("pad")
@@ -197,19 +270,23 @@ def _pad(eqn, vals, settings):
   if value is not None and value == int(value):
     iv = int(value)
     signed = x.signed or iv < 0
-    bits = max(x.bits + (1 if signed and not x.signed else 0),
-               max(1, abs(iv).bit_length()) + (1 if signed else 0))
+    bits = max(
+      x.bits + (1 if signed and not x.signed else 0),
+      max(1, abs(iv).bit_length()) + (1 if signed else 0),
+    )
     if x.bits == 1 and x.signed:
-      bits = max(bits, 2)            # {-1, 0, +1}: ternary
+      bits = max(bits, 2)  # {-1, 0, +1}: ternary
     out = Val(ACC if x.cls == ACC else INT, bits, signed=signed)
   else:
     out = float_val(settings)
-  c += Cost(notes=(f"pad of {x.describe()} with {value!r} (not on its grid): widened to "
-                   f"{out.describe()}",))
+  c += Cost(
+    notes=(f"pad of {x.describe()} with {value!r} (not on its grid): widened to {out.describe()}",)
+  )
   return [out], c
 
 
 # ------------------------------------------------------------------------------ elementwise
+
 
 def _mul_width(v: Val, s) -> int:
   return v.bits if v.fmt == FIXED else width(v, s)
@@ -225,7 +302,7 @@ def _multiply(eqn, vals, settings):
   s = settings
   a, b = vals
   if (a.const and not b.const) or (not b.const and a.fmt == POW2 and b.fmt != POW2):
-    a, b = b, a     # a: the data operand; b: the multiplier (a constant, or a pow2 data scale)
+    a, b = b, a  # a: the data operand; b: the multiplier (a constant, or a pow2 data scale)
   n = out_size(eqn)
   if b.fmt == POW2:
     c += cost("shift", width(a, s), 0, n)
@@ -233,7 +310,7 @@ def _multiply(eqn, vals, settings):
   c += cost("mul", _mul_width(a, s), _mul_width(b, s), n)
   if is_integer(a) and is_integer(b):
     return [grown(a, b, s, "mul")], c
-  if _integer_like(a) and _integer_like(b):       # a fixed-point multiplier: on the accumulator
+  if _integer_like(a) and _integer_like(b):  # a fixed-point multiplier: on the accumulator
     return [Val(ACC, s.acc_bits)], c
   return [float_val(s)], c
 
@@ -319,7 +396,7 @@ def _shift(eqn, vals, settings):
   x, k = vals
   c += cost("shift", width(x, settings), 0, out_size(eqn))
   if jint.primitive_name(eqn) == "shift_left" and x.cls in (INT, ACC):
-    by = int(k.value) if k.value is not None else settings.acc_bits   # unknown: up to acc_bits
+    by = int(k.value) if k.value is not None else settings.acc_bits  # unknown: up to acc_bits
     return [Val(x.cls, min(x.bits + max(0, by), settings.acc_bits), signed=x.signed)], c
   return [as_data(x)], c
 
@@ -341,22 +418,28 @@ def _integer_pow(eqn, vals, settings):
   x = vals[0]
   y = jint.integer_pow_exponent(eqn) if jint.primitive_name(eqn) == "integer_pow" else 2
   e = abs(y)
-  mults = max(0, e.bit_length() - 1 + bin(e).count("1") - 1)   # square-and-multiply
+  mults = max(0, e.bit_length() - 1 + bin(e).count("1") - 1)  # square-and-multiply
   n = out_size(eqn)
   if mults:
     c += cost("mul", width(x, s), width(x, s), mults * n)
   if y < 0:
-    c += cost("mul", s.float_bits, width(x, s), n)               # the reciprocal
+    c += cost("mul", s.float_bits, width(x, s), n)  # the reciprocal
     return [float_val(s)], c
   if e <= 1:
     return [as_data(x)], c
   if is_integer(x):
-    return [Val(ACC if x.cls == ACC else INT, min(width(x, s) * e, s.acc_bits),
-                signed=x.signed and e % 2 == 1)], c
+    return [
+      Val(
+        ACC if x.cls == ACC else INT,
+        min(width(x, s) * e, s.acc_bits),
+        signed=x.signed and e % 2 == 1,
+      )
+    ], c
   return [float_val(s)], c
 
 
 # ------------------------------------------------------------------------------- unit costs
+
 
 def unit_cost(op: str, bx: int, by: int, settings) -> int:
   if op in ("mac", "mul"):

@@ -1,5 +1,6 @@
 """Rules of the accumulating primitives: MACs (conv_general_dilated, dot_general), reductions,
 cumulative ops and pooling windows. Registered into rules.RULES when rules.py is imported."""
+
 from __future__ import annotations
 
 import math
@@ -22,6 +23,7 @@ from pikelpn_jax.ace.values import (
 )
 
 # ------------------------------------------------------------------------------------ MACs
+
 
 def _mac(eqn, vals, settings, macs: int):
   c = FREE
@@ -54,8 +56,14 @@ def _conv(eqn, vals, settings):
   else:
     taps = 1
     for i, n in enumerate(g["lhs_spatial"]):
-      taps *= valid_taps(n, g["rhs_spatial"][i], g["strides"][i], *g["padding"][i],
-                         g["lhs_dilation"][i], g["rhs_dilation"][i])
+      taps *= valid_taps(
+        n,
+        g["rhs_spatial"][i],
+        g["strides"][i],
+        *g["padding"][i],
+        g["lhs_dilation"][i],
+        g["rhs_dilation"][i],
+      )
     macs = math.prod(g["out_batch_features"]) * in_feats * taps
   return _mac(eqn, vals, settings, macs)
 
@@ -67,18 +75,27 @@ def _dot(eqn, vals, settings):
 
 # ------------------------------------------------------------------------------- reductions
 
+
 def _sum_type(x: Val, s, n: int) -> Val:
   """A sum of n values of x's type (n-fold product for 'prod' callers: see _reduced_type)."""
   return summed(x, n, s) if is_integer(x) else float_val(s)
 
 
-_REDUCE_OPS = {"reduce_sum": "add", "reduce_max": "cmp", "reduce_min": "cmp", "reduce_prod": "mul",
-               "reduce_and": "cmp", "reduce_or": "cmp", "reduce_xor": "cmp", "argmax": "cmp",
-               "argmin": "cmp"}
+_REDUCE_OPS = {
+  "reduce_sum": "add",
+  "reduce_max": "cmp",
+  "reduce_min": "cmp",
+  "reduce_prod": "mul",
+  "reduce_and": "cmp",
+  "reduce_or": "cmp",
+  "reduce_xor": "cmp",
+  "argmax": "cmp",
+  "argmin": "cmp",
+}
 
 
 def _reduced_type(name: str, x: Val, eqn, s) -> Val:
-  n = size_of(jint.eqn_inputs(eqn)[0]) // max(1, out_size(eqn))     # terms per output
+  n = size_of(jint.eqn_inputs(eqn)[0]) // max(1, out_size(eqn))  # terms per output
   if name == "reduce_sum":
     return _sum_type(x, s, n)
   if name == "reduce_prod":
@@ -96,15 +113,20 @@ def _reduce(eqn, vals, settings):
   s = settings
   x = vals[0]
   name = jint.primitive_name(eqn)
-  n = size_of(jint.eqn_inputs(eqn)[0]) - out_size(eqn)        # n-1 ops per output element
+  n = size_of(jint.eqn_inputs(eqn)[0]) - out_size(eqn)  # n-1 ops per output element
   op = _REDUCE_OPS[name]
   if n > 0:
     c += cost(op, width(x, s), width(x, s) if op == "mul" else 0, n)
   return [_reduced_type(name, x, eqn, s)], c
 
 
-_CUMULATIVE = {"cumsum": "add", "cummax": "cmp", "cummin": "cmp", "cumprod": "mul",
-               "cumlogsumexp": "transc"}
+_CUMULATIVE = {
+  "cumsum": "add",
+  "cummax": "cmp",
+  "cummin": "cmp",
+  "cumprod": "mul",
+  "cumlogsumexp": "transc",
+}
 
 
 @register(*_CUMULATIVE)
@@ -121,8 +143,9 @@ def _cumulative(eqn, vals, settings):
   if op == "transc" or (op == "mul" and not is_integer(x)):
     return [float_val(s)], c
   if op == "mul":
-    return [Val(ACC if x.cls == ACC else INT, min(width(x, s) * shape[axis], s.acc_bits),
-                signed=x.signed)], c
+    return [
+      Val(ACC if x.cls == ACC else INT, min(width(x, s) * shape[axis], s.acc_bits), signed=x.signed)
+    ], c
   return [_sum_type(x, s, shape[axis]) if op == "add" else as_data(x)], c
 
 
@@ -142,10 +165,15 @@ def _reduce_window(eqn, vals, settings):
   else:
     taps = 1
     for i, n in enumerate(g["in_shape"]):
-      taps *= valid_taps(n, g["window"][i], g["strides"][i], *g["padding"][i],
-                         g["base_dilation"][i], g["window_dilation"][i])
+      taps *= valid_taps(
+        n,
+        g["window"][i],
+        g["strides"][i],
+        *g["padding"][i],
+        g["base_dilation"][i],
+        g["window_dilation"][i],
+      )
   name = jint.primitive_name(eqn)
   if taps > n_out:
     c += cost(_WINDOW_OPS[name], width(x, s), 0, taps - n_out)
-  return [_sum_type(x, s, math.prod(g["window"])) if name == "reduce_window_sum"
-          else as_data(x)], c
+  return [_sum_type(x, s, math.prod(g["window"])) if name == "reduce_window_sum" else as_data(x)], c

@@ -13,6 +13,7 @@ every op on consts alone is free. A const still carries the type it has as an op
 tagged int4 is priced at 4 bits in its MAC) and a scale format: pow2 (multiplying by it is a
 shift) or fixed(b) (a b-bit mantissa times a power of two: a b_x·b multiply).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,6 +40,7 @@ class AceSettings:
     adds by per-channel or scalar constants on one tensor into one multiply and one add, as an
     inference compiler would (docs/acev2.md, "Deployment folding").
   """
+
   float_bits: int = 32
   acc_bits: int = 32
   count_padded_taps: bool = True
@@ -51,8 +53,9 @@ class AceSettings:
       if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64:
         raise ValueError(f"{name}={v!r} is not allowed; use an integer 1..64")
     if not isinstance(self.count_padded_taps, bool):
-      raise ValueError(f"count_padded_taps={self.count_padded_taps!r} is not allowed; "
-                       "use True or False")
+      raise ValueError(
+        f"count_padded_taps={self.count_padded_taps!r} is not allowed; use True or False"
+      )
     t = self.transcendental_mults
     if isinstance(t, bool) or not isinstance(t, int) or t < 1:
       raise ValueError(f"transcendental_mults={t!r} is not allowed; use a positive integer")
@@ -64,32 +67,46 @@ class AceSettings:
 
 
 class _ValFields(NamedTuple):
-  cls: str                 # int | acc | float | bool
-  bits: int                # operand width (mantissa bits for a fixed-format scale)
+  cls: str  # int | acc | float | bool
+  bits: int  # operand width (mantissa bits for a fixed-format scale)
   signed: bool = True
   const: bool = False
-  fmt: str = SCALE_NONE    # none | pow2 | fixed: multiplying by this value is a mult / shift
-  stored: int = 0          # const: elements of the stored tensor it views (0: an immediate)
-  origin: int = -1         # const: index of the parameter leaf it is a layout view of (-1: none)
-  value: Optional[float] = None   # scalar const whose value is known (literals)
+  fmt: str = SCALE_NONE  # none | pow2 | fixed: multiplying by this value is a mult / shift
+  stored: int = 0  # const: elements of the stored tensor it views (0: an immediate)
+  origin: int = -1  # const: index of the parameter leaf it is a layout view of (-1: none)
+  value: Optional[float] = None  # scalar const whose value is known (literals)
 
 
 class Val(_ValFields):
   """The abstract value of one jaxpr variable: Val(cls, bits, signed=..., const=..., ...).
   Everything after the width is keyword-only (no booleans by position); `_replace` works."""
+
   __slots__ = ()
 
-  def __new__(cls, kind: str, bits: int, *, signed: bool = True, const: bool = False,
-              fmt: str = SCALE_NONE, stored: int = 0, origin: int = -1,
-              value: Optional[float] = None):
+  def __new__(
+    cls,
+    kind: str,
+    bits: int,
+    *,
+    signed: bool = True,
+    const: bool = False,
+    fmt: str = SCALE_NONE,
+    stored: int = 0,
+    origin: int = -1,
+    value: Optional[float] = None,
+  ):
     return tuple.__new__(cls, (kind, bits, signed, const, fmt, stored, origin, value))
 
-  def __reduce__(self):                     # pickle through the positional _make
+  def __reduce__(self):  # pickle through the positional _make
     return type(self)._make, (tuple(self),)
 
   def describe(self) -> str:
-    base = {INT: f"{'i' if self.signed else 'u'}{self.bits}", ACC: f"acc{self.bits}",
-            FLOAT: f"f{self.bits}", BOOL: "bool"}[self.cls]
+    base = {
+      INT: f"{'i' if self.signed else 'u'}{self.bits}",
+      ACC: f"acc{self.bits}",
+      FLOAT: f"f{self.bits}",
+      BOOL: "bool",
+    }[self.cls]
     if self.fmt == POW2:
       base += "(pow2)"
     elif self.fmt == FIXED:
@@ -100,6 +117,7 @@ class Val(_ValFields):
 class CostKey(NamedTuple):
   """What a tally counts: `op` at operand widths (bx, by) at name stack `stack`; `category`
   forces the cost category (e.g. 'scaling' for a requantization; '' takes the stack's)."""
+
   stack: str
   category: str
   op: str
@@ -144,7 +162,7 @@ def literal_val(value: float, is_bool: bool, s: AceSettings) -> Val:
     return Val(BOOL, 1, signed=False, const=True, value=float(value))
   v = float(value)
   fmt = POW2 if _is_pow2(abs(v)) else SCALE_NONE
-  if math.isfinite(v) and v == int(v) and abs(v) < 2 ** 62:
+  if math.isfinite(v) and v == int(v) and abs(v) < 2**62:
     iv = int(v)
     bits = max(1, abs(iv).bit_length()) + (1 if iv < 0 else 0)
     return Val(INT, bits, signed=iv < 0, const=True, fmt=fmt, value=v)
@@ -154,6 +172,7 @@ def literal_val(value: float, is_bool: bool, s: AceSettings) -> Val:
 def dtype_bits(dtype) -> int:
   """Bits of an integer dtype (int4 is 4, not its 8-bit container); 0 if it is not one."""
   import ml_dtypes
+
   try:
     return int(ml_dtypes.iinfo(dtype).bits)
   except (TypeError, ValueError):
@@ -163,6 +182,7 @@ def dtype_bits(dtype) -> int:
 def integer_dtype(dtype) -> Optional[bool]:
   """True/False: a signed/unsigned integer dtype (ml_dtypes' int2/int4 included); None: not one."""
   import ml_dtypes
+
   try:
     return int(ml_dtypes.iinfo(dtype).min) < 0
   except (TypeError, ValueError):
@@ -176,8 +196,14 @@ def input_val(dtype, s: AceSettings, const: bool, stored: int, origin: int = -1)
     return Val(BOOL, 1, signed=False, const=const, stored=stored, origin=origin)
   signed = integer_dtype(dtype)
   if signed is not None:
-    return Val(INT, min(dtype_bits(dtype), s.acc_bits), signed=signed, const=const,
-               stored=stored, origin=origin)
+    return Val(
+      INT,
+      min(dtype_bits(dtype), s.acc_bits),
+      signed=signed,
+      const=const,
+      stored=stored,
+      origin=origin,
+    )
   return Val(FLOAT, s.float_bits, const=const, stored=stored, origin=origin)
 
 
@@ -251,7 +277,7 @@ def grown(a: Val, b: Val, s: AceSettings, op: str) -> Val:
   signed = a.signed or b.signed or op == "sub"
   wa, wb = _signed_width(a, s, signed), _signed_width(b, s, signed)
   if op == "mul":
-    if a.cls == BOOL or b.cls == BOOL:        # a·{0,1} is a or 0: no growth
+    if a.cls == BOOL or b.cls == BOOL:  # a·{0,1} is a or 0: no growth
       bits = wb if a.cls == BOOL else wa
     else:
       bits = width(a, s) + width(b, s)
@@ -266,5 +292,6 @@ def summed(x: Val, n: int, s: AceSettings) -> Val:
   """The exact type of a sum of n integers of x's type: ceil(log2 n) more bits, capped."""
   extra = max(0, (int(n) - 1).bit_length()) if n > 1 else 0
   base = Val(INT, 1, signed=False) if x.cls == BOOL else x
-  return Val(ACC if x.cls == ACC else INT, min(width(base, s) + extra, s.acc_bits),
-             signed=base.signed)
+  return Val(
+    ACC if x.cls == ACC else INT, min(width(base, s) + extra, s.acc_bits), signed=base.signed
+  )

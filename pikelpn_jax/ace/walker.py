@@ -8,6 +8,7 @@ A quantizer is a custom_jvp_call of quantize_ste whose output feeds a qtag: the 
 requantization (see _quantizer) and its internals are not walked. Sub-jaxpr results are cached by
 (jaxpr, operand types), so a helper like jnp.clip is walked once per distinct typing.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,11 +44,12 @@ class AceError(ValueError):
 
 class Tally:
   """Priced operations of one (sub-)jaxpr, keyed by name stack relative to that jaxpr."""
+
   __slots__ = ("costs", "traffic", "notes", "unaccounted", "param_bits")
 
   def __init__(self):
-    self.costs: Dict[CostKey, int] = defaultdict(int)     # CostKey -> number of ops
-    self.traffic: Dict[str, List[int]] = {}              # stack -> [weight, read, write] bits
+    self.costs: Dict[CostKey, int] = defaultdict(int)  # CostKey -> number of ops
+    self.traffic: Dict[str, List[int]] = {}  # stack -> [weight, read, write] bits
     self.notes: List[Tuple[str, str]] = []
     self.unaccounted: List[Tuple[str, str]] = []
     self.param_bits: Dict[int, int] = {}
@@ -81,6 +83,7 @@ def _size(v) -> int:
 
 class _Frame(NamedTuple):
   """The walker's state for one jaxpr: its tally, its qtag map, its fold chains (or None)."""
+
   tally: Tally
   tags: dict
   folds: Optional[fold.FoldState]
@@ -94,7 +97,7 @@ class Walker(Visitor):
     self.strict = strict
     self._interp = Interpreter(self)
     self._cache: Dict[tuple, tuple] = {}
-    self._folds: List[fold.FoldState] = []   # fold='affine': chains of the jaxprs being walked
+    self._folds: List[fold.FoldState] = []  # fold='affine': chains of the jaxprs being walked
 
   # ------------------------------------------------------------------------------ jaxprs
   def run(self, jaxpr, in_vals, parent: Optional[Eqn] = None) -> Tuple[Tally, List[Val]]:
@@ -104,7 +107,7 @@ class Walker(Visitor):
       return hit[1], hit[2]
     tally = Tally()
     outs = self._interp.run(jaxpr, list(in_vals), parent=parent, state=tally)
-    self._cache[key] = (jaxpr, tally, outs)      # keeps jaxpr alive so its id stays unique
+    self._cache[key] = (jaxpr, tally, outs)  # keeps jaxpr alive so its id stays unique
     return tally, outs
 
   def literal(self, value, dtype) -> Val:
@@ -144,20 +147,24 @@ class Walker(Visitor):
     if all(v.const for v in ins):
       return self._const_outputs(eqn, prim, ins)
     if prim == "while":
-      raise AceError(f"'while' on data at {self._path(e)}: a data-dependent loop has no "
-                     "static cost; use lax.scan or a Python loop")
+      raise AceError(
+        f"'while' on data at {self._path(e)}: a data-dependent loop has no "
+        "static cost; use lax.scan or a Python loop"
+      )
     rule = rules.RULES.get(prim)
     if rule is None:
       return self._unknown(e, prim, tally, stack)
     outs, cost = rule(eqn, ins, self.settings)
     if cost.ops:
       costs = tally.costs
-      keyed = [(CostKey(stack, category, op, bx, by), count)
-               for op, bx, by, count, category in cost.ops]
+      keyed = [
+        (CostKey(stack, category, op, bx, by), count) for op, bx, by, count, category in cost.ops
+      ]
       i = fold.affine_operand(eqn, prim, ins) if self._folds else None
       if i is not None:
-        charged = self._folds[-1].price(costs, jint.eqn_outputs(eqn)[0],
-                                        jint.eqn_inputs(eqn)[i], keyed)
+        charged = self._folds[-1].price(
+          costs, jint.eqn_outputs(eqn)[0], jint.eqn_inputs(eqn)[i], keyed
+        )
       else:
         charged = True
         for key, count in keyed:
@@ -173,8 +180,10 @@ class Walker(Visitor):
     return e.stack or "<top level>"
 
   def _unknown(self, e: Eqn, prim, tally, stack) -> List[Val]:
-    msg = (f"no ACEv2 rule for primitive '{prim}' (module path {self._path(e)}); add one in "
-           "pikelpn_jax/ace/rules.py")
+    msg = (
+      f"no ACEv2 rule for primitive '{prim}' (module path {self._path(e)}); add one in "
+      "pikelpn_jax/ace/rules.py"
+    )
     if self.strict:
       raise AceError(msg)
     tally.unaccounted.append((stack, f"{prim}"))
@@ -198,8 +207,14 @@ class Walker(Visitor):
       return Val(FLOAT, bits, const=v.const, fmt=fmt, stored=v.stored, origin=v.origin)
     # No integer of an integer pipeline is wider than its accumulator: a bias tagged 32 bits
     # ("on the accumulator grid") is acc_bits wide when acc_bits is smaller.
-    return Val(INT, min(p["bits"], self.settings.acc_bits), signed=p["signed"], const=v.const,
-               stored=v.stored, origin=v.origin)
+    return Val(
+      INT,
+      min(p["bits"], self.settings.acc_bits),
+      signed=p["signed"],
+      const=v.const,
+      stored=v.stored,
+      origin=v.origin,
+    )
 
   def _const_outputs(self, eqn, prim, ins) -> List[Val]:
     """Constant folding: free; the output keeps the type a later data op will see."""
@@ -209,20 +224,24 @@ class Walker(Visitor):
       return list(ins)
     if prim in rules.LAYOUT_PRIMITIVES:
       return [ins[0]] * len(outvars)
-    if prim == "convert_element_type" and integer_dtype(jint.var_dtype(outvars[0])) is None \
-        and getattr(jint.var_dtype(outvars[0]), "kind", "f") != "b":
-      return [ins[0]]                      # a view of the same values in a float container
+    if (
+      prim == "convert_element_type"
+      and integer_dtype(jint.var_dtype(outvars[0])) is None
+      and getattr(jint.var_dtype(outvars[0]), "kind", "f") != "b"
+    ):
+      return [ins[0]]  # a view of the same values in a float container
     if prim in ("mul", "div"):
       outs = [const_product(ins[0], ins[1], prim == "div", s)]
     else:
       rule = rules.RULES.get(prim)
-      if rule is not None:                 # the type the rule gives data, computed offline: free
+      if rule is not None:  # the type the rule gives data, computed offline: free
         outs = rule(eqn, ins, s)[0]
-      else:                                # no rule needed to fold it: its type is its dtype
+      else:  # no rule needed to fold it: its type is its dtype
         outs = [input_val(jint.var_dtype(o), s, True, 0) for o in outvars]
     value = ins[0].value if prim == "convert_element_type" else None
-    return [v._replace(const=True, stored=_size(o), origin=-1, value=value)
-            for v, o in zip(outs, outvars)]
+    return [
+      v._replace(const=True, stored=_size(o), origin=-1, value=value) for v, o in zip(outs, outvars)
+    ]
 
   # --------------------------------------------------------------------- quantizer pair
   def _quantizer(self, e: Eqn, ins, tally, tags, stack) -> List[Val]:
@@ -233,8 +252,10 @@ class Walker(Visitor):
     out = jint.eqn_outputs(eqn)[0]
     p = tags.get(out)
     if p is None:
-      raise AceError(f"quantize_ste at {self._path(e)} has no qtag on its output: the "
-                     "analyzer cannot know its bit width (use quant.quantizer.codes)")
+      raise AceError(
+        f"quantize_ste at {self._path(e)} has no qtag on its output: the "
+        "analyzer cannot know its bit width (use quant.quantizer.codes)"
+      )
     x = ins[0]
     if x.const and x.origin >= 0:
       tally.param_bits[x.origin] = p["bits"]
@@ -275,18 +296,20 @@ class Walker(Visitor):
 
   def _scan(self, e: Eqn, ins, tally, stack) -> List[Val]:
     body, length, n_consts, n_carry = e.scan
-    carry = ins[n_consts:n_consts + n_carry]
+    carry = ins[n_consts : n_consts + n_carry]
     sub, outs = self.run(body, ins, e)
     # Integer widths grow (c·c doubles them each step) up to acc_bits: iterate to the fixed
     # point of the carry types, which then bounds every step. Joins only widen, and widths
     # are capped, so this ends.
     for _ in range(2 * self.settings.acc_bits + 4):
-      new_carry = [join(a, b, self.settings) if not same_type(a, b) else a
-                   for a, b in zip(carry, outs[:n_carry])]
+      new_carry = [
+        join(a, b, self.settings) if not same_type(a, b) else a
+        for a, b in zip(carry, outs[:n_carry])
+      ]
       if all(same_type(a, b) for a, b in zip(carry, new_carry)):
         break
       carry = new_carry
-      ins = ins[:n_consts] + new_carry + ins[n_consts + n_carry:]
+      ins = ins[:n_consts] + new_carry + ins[n_consts + n_carry :]
       sub, outs = self.run(body, ins, e)
     tally.merge(sub, stack, length)
     return outs
@@ -303,7 +326,12 @@ class Walker(Visitor):
           outs[i] = join(outs[i], v, self.settings)
           agree = False
     if not agree:
-      tally.notes.append((stack, "cond branches disagree in cost or type: took the costliest "
-                                 "branch and the join of the output types"))
+      tally.notes.append(
+        (
+          stack,
+          "cond branches disagree in cost or type: took the costliest "
+          "branch and the join of the output types",
+        )
+      )
     tally.merge(results[pick][0], stack, 1)
     return [as_data(v) if not all(i.const for i in ins) else v for v in outs]

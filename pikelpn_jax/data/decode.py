@@ -8,6 +8,7 @@ bicubic resize is OpenCV's INTER_CUBIC, i.e. the resize of the flax/TF ImageNet 
 (tf.image.resize bicubic, no antialiasing); PIL's bicubic antialiases when it downscales, so the two
 paths differ by a few grey levels (tests/data/test_decode.py states the tolerance).
 """
+
 from __future__ import annotations
 
 import io
@@ -31,15 +32,16 @@ def decode(encoded: bytes, channels: int) -> np.ndarray:
   """uint8 (H, W, channels): BGR for channels=3 (OpenCV's order; decode_crop_resize swaps it)."""
   buf = np.frombuffer(encoded, np.uint8)
   img = cv2.imdecode(buf, _GREY if channels == 1 else _COLOR)
-  if img is None:   # a format OpenCV does not read (e.g. GIF): PIL, converted to OpenCV's layout
+  if img is None:  # a format OpenCV does not read (e.g. GIF): PIL, converted to OpenCV's layout
     with Image.open(io.BytesIO(encoded)) as im:
       img = np.asarray(im.convert("L" if channels == 1 else "RGB"))
     img = img if channels == 1 else img[..., ::-1]
   return img[..., None] if img.ndim == 2 else img
 
 
-def decode_crop_resize(encoded: bytes, size: int, channels: int,
-                       rng: Optional[np.random.Generator]) -> np.ndarray:
+def decode_crop_resize(
+  encoded: bytes, size: int, channels: int, rng: Optional[np.random.Generator]
+) -> np.ndarray:
   """Encoded image -> uint8 (size, size, channels) RGB; rng=None gives the eval transform."""
   img = decode(encoded, channels)
   h, w = img.shape[:2]

@@ -6,6 +6,7 @@ on the device, overlap with the running step (flax's prefetch_to_device pattern,
 thread: JAX dispatch is asynchronous). It also counts the seconds spent blocked on the host
 iterator: the training loop logs their share of the step time as `input_wait_fraction`.
 """
+
 from __future__ import annotations
 
 import collections
@@ -22,7 +23,9 @@ def _normalizer(mean_std, sharding):
 
   def normalize(x):
     m, s = mean, std
-    if m.size != x.shape[-1]:   # grey images with RGB statistics: their average (as images.normalize)
+    if (
+      m.size != x.shape[-1]
+    ):  # grey images with RGB statistics: their average (as images.normalize)
       m, s = m.mean(keepdims=True), s.mean(keepdims=True)
     return (x.astype(jnp.float32) - m) / s
 
@@ -65,7 +68,7 @@ class DeviceFeeder:
         yield item
     finally:
       close = getattr(it, "close", None)
-      if close is not None:   # stops grain's worker processes when the consumer stops early
+      if close is not None:  # stops grain's worker processes when the consumer stops early
         close()
 
   def pop_wait(self) -> float:

@@ -8,6 +8,7 @@ augments it with a Generator seeded by (seed, p). Element k is therefore a pure 
 iterator state to save. grain batches inside the workers and hands back uint8 arrays through shared
 memory; normalisation happens on the device (device_input.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,9 +28,11 @@ def auto_worker_count() -> int:
 
 def resolve_worker_count(value) -> int:
   if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-    raise ValueError(f"dataset.worker_count={value!r} is not allowed; use -1 (automatic: "
-                     f"{auto_worker_count()} here), 0 (decode in the training process) or a "
-                     "positive number of worker processes")
+    raise ValueError(
+      f"dataset.worker_count={value!r} is not allowed; use -1 (automatic: "
+      f"{auto_worker_count()} here), 0 (decode in the training process) or a "
+      "positive number of worker processes"
+    )
   return auto_worker_count() if value == -1 else value
 
 
@@ -37,6 +40,7 @@ def _ensure_absl_flags_parsed() -> None:
   # grain's worker processes read absl flags; outside an absl app (tests, notebooks, benchmarks)
   # nothing has parsed them yet.
   from absl import flags
+
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
 
@@ -80,6 +84,7 @@ class EvalExample:
 def batch_dataset(example, begin: int, end: int, per_host: int, worker_count: int):
   """The grain IterDataset of this host's batches begin..end-1 (a fresh one starts at any step)."""
   import grain  # only the decoded-image data sets need it
+
   ds = grain.MapDataset.range(begin * per_host, end * per_host).map(example)
   ds = ds.batch(per_host, drop_remainder=True)
   if worker_count <= 0:
@@ -89,8 +94,9 @@ def batch_dataset(example, begin: int, end: int, per_host: int, worker_count: in
   # One reader thread per worker: the worker processes are the parallelism.
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=1))
   _ensure_absl_flags_parsed()
-  return it.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count,
-                                                     per_worker_buffer_size=2))
+  return it.mp_prefetch(
+    grain.MultiprocessingOptions(num_workers=worker_count, per_worker_buffer_size=2)
+  )
 
 
 def iterate(dataset) -> Iterator:

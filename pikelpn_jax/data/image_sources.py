@@ -5,6 +5,7 @@ decoded once, by decode.decode_crop_resize (OpenCV), inside grain's worker proce
 Every example's augmentation comes from its own numpy Generator, so the result does not depend
 on which worker computed it.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,10 +26,17 @@ class EncodedSource:
   Picklable (grain sends it to its worker processes). `mean`/`std` are the normalisation the
   consumer applies (on the device, see device_input.py).
   """
+
   mean, std = IMAGENET_MEAN, IMAGENET_STD
 
-  def __init__(self, n: int, read: Callable[[int], Tuple[bytes, int]], num_classes: int,
-               image_size: int, channels: int):
+  def __init__(
+    self,
+    n: int,
+    read: Callable[[int], Tuple[bytes, int]],
+    num_classes: int,
+    image_size: int,
+    channels: int,
+  ):
     self.n, self._read, self.num_classes = n, read, num_classes
     self.image_size, self.channels = image_size, channels
 
@@ -78,39 +86,54 @@ def _limit(n: int, limit) -> int:
 def tfds_source(name: str, dcfg, split: str, tfds_split: str) -> EncodedSource:
   """A prepared ArrayRecord tfds data set through tfds.data_source (TF-free random access)."""
   import tensorflow_datasets as tfds  # slow import; only when this data set is used
+
   try:
-    ds = tfds.data_source(name, split=tfds_split, data_dir=dcfg.data_dir, download=False,
-                          decoders={"image": tfds.decode.SkipDecoding()})
+    ds = tfds.data_source(
+      name,
+      split=tfds_split,
+      data_dir=dcfg.data_dir,
+      download=False,
+      decoders={"image": tfds.decode.SkipDecoding()},
+    )
     n = len(ds)
   except Exception as e:  # tfds raises several types for "not prepared"
     raise FileNotFoundError(
-        f"{name} split {tfds_split!r} is not prepared under dataset.data_dir={dcfg.data_dir!r} "
-        f"({type(e).__name__}); prepare it as ArrayRecord with tfds (file_format='array_record') "
-        "and pass --config.dataset.data_dir") from None
+      f"{name} split {tfds_split!r} is not prepared under dataset.data_dir={dcfg.data_dir!r} "
+      f"({type(e).__name__}); prepare it as ArrayRecord with tfds (file_format='array_record') "
+      "and pass --config.dataset.data_dir"
+    ) from None
   n = _limit(n, dcfg.train_examples if split == "train" else dcfg.eval_examples)
   return EncodedSource(n, _TfdsRead(ds), dcfg.num_classes, dcfg.image_size, dcfg.channels)
 
 
 def _list_images(directory: str) -> List[str]:
-  return sorted(f for f in os.listdir(directory)
-                if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+  return sorted(
+    f
+    for f in os.listdir(directory)
+    if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+  )
 
 
 def folder_classes(root: str) -> List[str]:
-  return sorted(d for d in os.listdir(root)
-                if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+  return sorted(
+    d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
+  )
 
 
 def image_folder_split_dir(data_dir, split: str) -> str:
   if not data_dir or not os.path.isdir(data_dir):
-    raise FileNotFoundError(f"dataset.data_dir={data_dir!r} is not a directory; image_folder needs "
-                            "<data_dir>/train/<class>/<image> and <data_dir>/validation|val|test/<class>/<image>")
+    raise FileNotFoundError(
+      f"dataset.data_dir={data_dir!r} is not a directory; image_folder needs "
+      "<data_dir>/train/<class>/<image> and <data_dir>/validation|val|test/<class>/<image>"
+    )
   names = ("train",) if split == "train" else EVAL_SPLIT_DIRS
   for name in names:
     if os.path.isdir(os.path.join(data_dir, name)):
       return os.path.join(data_dir, name)
-  raise FileNotFoundError(f"no {' or '.join(names)} folder in dataset.data_dir={data_dir!r}; "
-                          "image_folder needs <data_dir>/train/<class>/... and <data_dir>/val/<class>/...")
+  raise FileNotFoundError(
+    f"no {' or '.join(names)} folder in dataset.data_dir={data_dir!r}; "
+    "image_folder needs <data_dir>/train/<class>/... and <data_dir>/val/<class>/..."
+  )
 
 
 def image_folder_source(dcfg, split: str) -> EncodedSource:
@@ -118,8 +141,10 @@ def image_folder_source(dcfg, split: str) -> EncodedSource:
   classes = folder_classes(image_folder_split_dir(dcfg.data_dir, "train"))
   root = image_folder_split_dir(dcfg.data_dir, split)
   if len(classes) != dcfg.num_classes:
-    raise ValueError(f"image_folder {dcfg.data_dir!r} has {len(classes)} class folders but "
-                     f"dataset.num_classes={dcfg.num_classes}; set --config.dataset.num_classes={len(classes)}")
+    raise ValueError(
+      f"image_folder {dcfg.data_dir!r} has {len(classes)} class folders but "
+      f"dataset.num_classes={dcfg.num_classes}; set --config.dataset.num_classes={len(classes)}"
+    )
   class_id = {c: i for i, c in enumerate(classes)}
   files: List[Tuple[str, int]] = []
   for c in folder_classes(root):

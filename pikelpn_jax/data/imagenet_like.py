@@ -8,6 +8,7 @@ JPEG bytes under `image`, the class id under `label` and `file_name`. This is wh
 `tfds build imagenet2012 --file_format=array_record` writes for the real data. Used by
 experiments/bench_input.py and by the tests of the grain path, multi-host and resume.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,19 +22,29 @@ from PIL import Image
 IMAGENET_SIZES = ((500, 375), (375, 500), (500, 333), (333, 500))
 
 
-def _jpeg(rng: np.random.Generator, size: Tuple[int, int], noise: np.ndarray, quality: int) -> bytes:
+def _jpeg(
+  rng: np.random.Generator, size: Tuple[int, int], noise: np.ndarray, quality: int
+) -> bytes:
   w, h = size
   small = rng.integers(0, 256, (max(2, h // 32), max(2, w // 32), 3), np.uint8)
   base = np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC), np.int16)
-  img = np.clip(base + noise[:h, :w], 0, 255).astype(np.uint8)   # photo-like file sizes
+  img = np.clip(base + noise[:h, :w], 0, 255).astype(np.uint8)  # photo-like file sizes
   buf = io.BytesIO()
   Image.fromarray(img).save(buf, "JPEG", quality=quality)
   return buf.getvalue()
 
 
-def write_imagenet_like(data_dir: str, splits: Dict[str, int], *, num_classes: int = 1000,
-                        sizes: Sequence[Tuple[int, int]] = IMAGENET_SIZES, quality: int = 90,
-                        num_shards: int = 1, seed: int = 0, noise_std: float = 16.0) -> str:
+def write_imagenet_like(
+  data_dir: str,
+  splits: Dict[str, int],
+  *,
+  num_classes: int = 1000,
+  sizes: Sequence[Tuple[int, int]] = IMAGENET_SIZES,
+  quality: int = 90,
+  num_shards: int = 1,
+  seed: int = 0,
+  noise_std: float = 16.0,
+) -> str:
   """Writes splits {'train': n, 'validation': m} of JPEGs (w×h from `sizes`, in turn) with labels
   i mod num_classes; returns the dataset directory. `num_classes` must be 1000 for tfds'
   imagenet2012 features (other values are for image_folder-style use only)."""
@@ -53,23 +64,32 @@ def write_imagenet_like(data_dir: str, splits: Dict[str, int], *, num_classes: i
     bounds = [n * k // num_shards for k in range(num_shards + 1)]
     lengths = [b - a for a, b in zip(bounds, bounds[1:])]
     file_template = tfds.core.ShardedFileTemplate(
-        data_dir=out, template=template, dataset_name="imagenet2012", split=split,
-        filetype_suffix="array_record")
+      data_dir=out,
+      template=template,
+      dataset_name="imagenet2012",
+      split=split,
+      filetype_suffix="array_record",
+    )
     for shard in range(num_shards):
       writer = ArrayRecordWriter(
-          os.fspath(file_template.sharded_filepath(shard_index=shard, num_shards=num_shards)),
-          "group_size:1")
-      for i in range(bounds[shard], bounds[shard + 1]):   # data_source index i = example i
+        os.fspath(file_template.sharded_filepath(shard_index=shard, num_shards=num_shards)),
+        "group_size:1",
+      )
+      for i in range(bounds[shard], bounds[shard + 1]):  # data_source index i = example i
         ex = tf_example_pb2.Example()
         f = ex.features.feature
         f["image"].bytes_list.value.append(
-            _jpeg(rng, sizes[i % len(sizes)], noises[i % len(noises)], quality))
+          _jpeg(rng, sizes[i % len(sizes)], noises[i % len(noises)], quality)
+        )
         f["label"].int64_list.value.append(i % num_classes)
         f["file_name"].bytes_list.value.append(f"{split}_{i:08d}.JPEG".encode())
         writer.write(ex.SerializeToString())
       writer.close()
-    infos.append(tfds.core.SplitInfo(name=split, shard_lengths=lengths, num_bytes=0,
-                                     filename_template=file_template))
+    infos.append(
+      tfds.core.SplitInfo(
+        name=split, shard_lengths=lengths, num_bytes=0, filename_template=file_template
+      )
+    )
   builder.info.set_splits(tfds.core.SplitDict(infos))
   builder.info.write_to_directory(out)
   return os.fspath(out)

@@ -9,6 +9,7 @@ The crop boxes here are shared by both implementations of the recipe: `preproces
 decoded image; the reference that tests/data/test_decode.py compares against) and
 decode.decode_crop_resize (OpenCV, on the encoded bytes; what the input pipeline runs).
 """
+
 from __future__ import annotations
 
 import math
@@ -38,9 +39,14 @@ def center_crop_box(h: int, w: int, size: int) -> Tuple[int, int, int, int]:
   return left, top, left + crop, top + crop
 
 
-def inception_crop_box(h: int, w: int, rng: np.random.Generator,
-                       area_range=(0.08, 1.0), ratio_range=(3 / 4, 4 / 3),
-                       attempts: int = 10) -> Optional[Tuple[int, int, int, int]]:
+def inception_crop_box(
+  h: int,
+  w: int,
+  rng: np.random.Generator,
+  area_range=(0.08, 1.0),
+  ratio_range=(3 / 4, 4 / 3),
+  attempts: int = 10,
+) -> Optional[Tuple[int, int, int, int]]:
   """A random crop box, or None when 10 tries found none that fits (caller falls back)."""
   area = h * w
   log_lo, log_hi = math.log(ratio_range[0]), math.log(ratio_range[1])
@@ -56,8 +62,9 @@ def inception_crop_box(h: int, w: int, rng: np.random.Generator,
   return None
 
 
-def preprocess(image: np.ndarray, size: int, channels: int,
-               rng: Optional[np.random.Generator]) -> np.ndarray:
+def preprocess(
+  image: np.ndarray, size: int, channels: int, rng: Optional[np.random.Generator]
+) -> np.ndarray:
   """uint8 HWC image -> uint8 (size, size, channels); rng=None gives the eval transform."""
   img = to_pil(image, channels)
   w, h = img.size

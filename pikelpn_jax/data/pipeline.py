@@ -6,6 +6,7 @@ takes positions [h·B/H, (h+1)·B/H) of each global batch. The decoded-image dat
 (imagenet2012, image_folder) stream through grain worker processes (grain_input.py) as uint8
 batches; the in-memory ones (fashion_mnist, synthetic) are sliced in this process as float32.
 """
+
 from __future__ import annotations
 
 from typing import Iterator, Optional, Tuple
@@ -31,8 +32,9 @@ def make_source(dcfg, split: str, seed: int):
   if dcfg.name == "synthetic":
     return sources.synthetic(dcfg, split, seed)
   if dcfg.name == "imagenet2012":
-    return image_sources.tfds_source("imagenet2012", dcfg, split,
-                                     "train" if split == "train" else "validation")
+    return image_sources.tfds_source(
+      "imagenet2012", dcfg, split, "train" if split == "train" else "validation"
+    )
   return image_sources.image_folder_source(dcfg, split)
 
 
@@ -51,11 +53,15 @@ class InputPipeline:
     self.train = make_source(dcfg, "train", self.seed)
     self.eval = make_source(dcfg, "eval", self.seed)
     if len(self.train) == 0 or len(self.eval) == 0:
-      raise ValueError(f"dataset {dcfg.name!r} has no examples (train {len(self.train)}, eval "
-                       f"{len(self.eval)}); check train_examples/eval_examples")
+      raise ValueError(
+        f"dataset {dcfg.name!r} has no examples (train {len(self.train)}, eval "
+        f"{len(self.eval)}); check train_examples/eval_examples"
+      )
     if self.train.num_classes != dcfg.num_classes:
-      raise ValueError(f"dataset {dcfg.name!r} has {self.train.num_classes} classes but "
-                       f"dataset.num_classes={dcfg.num_classes}")
+      raise ValueError(
+        f"dataset {dcfg.name!r} has {self.train.num_classes} classes but "
+        f"dataset.num_classes={dcfg.num_classes}"
+      )
 
   @property
   def streams_uint8(self) -> bool:
@@ -95,8 +101,9 @@ class InputPipeline:
       for step in range(start, stop):
         yield (step, *self.train_batch(step))
       return
-    example = grain_input.TrainExample(self.train, self.seed, self.batch_size,
-                                       self.process_index, self.process_count)
+    example = grain_input.TrainExample(
+      self.train, self.seed, self.batch_size, self.process_index, self.process_count
+    )
     ds = grain_input.batch_dataset(example, start, stop, example.per_host, self.worker_count)
     for step, (images, labels) in zip(range(start, stop), grain_input.iterate(ds)):
       yield step, images, labels
@@ -118,10 +125,12 @@ class InputPipeline:
     """This host's share of each eval batch, in order; padding rows have mask 0. Images as in
     train_iter (uint8 when streams_uint8)."""
     if self.streams_uint8:
-      example = grain_input.EvalExample(self.eval, self.eval_batch_size, self.process_index,
-                                        self.process_count)
-      ds = grain_input.batch_dataset(example, 0, self.num_eval_steps, example.per_host,
-                                     self.worker_count)
+      example = grain_input.EvalExample(
+        self.eval, self.eval_batch_size, self.process_index, self.process_count
+      )
+      ds = grain_input.batch_dataset(
+        example, 0, self.num_eval_steps, example.per_host, self.worker_count
+      )
       yield from grain_input.iterate(ds)
       return
     n = len(self.eval)

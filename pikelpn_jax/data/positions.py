@@ -5,6 +5,7 @@ epoch e = p div N, where perm_e is a permutation seeded by (seed, e), and augmen
 Generator seeded by (seed, p). Shared by the in-memory path (pipeline.py) and the grain workers
 (grain_input.py), so both see the same examples in the same order.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,7 +20,7 @@ DATA_ORDER_STREAM = 0xDA7A
 AUGMENT_STREAM = 0xA06
 
 
-@functools.lru_cache(maxsize=3)   # the current epoch and the next, per process
+@functools.lru_cache(maxsize=3)  # the current epoch and the next, per process
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
   return np.random.default_rng([seed, DATA_ORDER_STREAM, epoch]).permutation(n)
 

@@ -4,6 +4,7 @@ A source is random access: `get_batch(indices, seeds)` returns (float32 NHWC ima
 labels); `seeds` (one per example, or None for evaluation) drive any augmentation, so a batch
 depends only on which examples it holds and their seeds, never on call order.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -17,8 +18,10 @@ from PIL import Image
 from pikelpn_jax.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize
 
 FMNIST_INSTALL = "sudo apt-get install -y dataset-fashion-mnist"
-FMNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FMNIST_FILES = {
+  "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+  "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 AUGMENTS = ("none", "flip", "shift", "flip_shift")
 # Statistics of the Fashion-MNIST training images (pixel units).
 FMNIST_MEAN, FMNIST_STD = 0.2860 * 255, 0.3530 * 255
@@ -32,7 +35,7 @@ def read_idx(path: str) -> np.ndarray:
   zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
   if zero != 0 or dtype_code != 0x08:
     raise ValueError(f"{path} is not a uint8 idx file (header {data[:4]!r})")
-  shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+  shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
   arr = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
   if arr.size != int(np.prod(shape)):
     raise ValueError(f"{path} is truncated: header says {shape}, found {arr.size} bytes")
@@ -49,12 +52,14 @@ def _find_idx(directory: str, stem: str) -> Optional[str]:
 
 def check_fmnist_files(directory: str) -> None:
   """One-line error with the install command when any of the four idx files is missing."""
-  missing = [stem for pair in FMNIST_FILES.values() for stem in pair
-             if _find_idx(directory, stem) is None]
+  missing = [
+    stem for pair in FMNIST_FILES.values() for stem in pair if _find_idx(directory, stem) is None
+  ]
   if missing:
     raise FileNotFoundError(
-        f"Fashion-MNIST files {missing} not found in dataset.fmnist_dir={directory!r}; install them "
-        f"with `{FMNIST_INSTALL}` or point --config.dataset.fmnist_dir at the idx(.gz) files")
+      f"Fashion-MNIST files {missing} not found in dataset.fmnist_dir={directory!r}; install them "
+      f"with `{FMNIST_INSTALL}` or point --config.dataset.fmnist_dir at the idx(.gz) files"
+    )
 
 
 def _fit_size(images: np.ndarray, size: int, mode: str) -> np.ndarray:
@@ -64,13 +69,16 @@ def _fit_size(images: np.ndarray, size: int, mode: str) -> np.ndarray:
     return images
   if mode == "pad":
     if size < h:
-      raise ValueError(f"dataset.image_size={size} is smaller than the {h}×{h} images; "
-                       "use resize='resize' or image_size >= 28")
+      raise ValueError(
+        f"dataset.image_size={size} is smaller than the {h}×{h} images; "
+        "use resize='resize' or image_size >= 28"
+      )
     lo = (size - h) // 2
     return np.pad(images, ((0, 0), (lo, size - h - lo), (lo, size - h - lo)))
   if mode == "resize":
-    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR))
-                     for im in images])
+    return np.stack(
+      [np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images]
+    )
   raise ValueError(f"dataset.resize={mode!r} is not allowed; use 'pad' or 'resize'")
 
 
@@ -92,8 +100,8 @@ def augment_images(x: np.ndarray, seeds, augment: str, max_shift: int) -> np.nda
   padded = np.pad(x, ((0, 0), (m, m), (m, m), (0, 0))) if m else x
   for k, seed in enumerate(seeds):
     rng = np.random.default_rng(seed)
-    dy, dx = (rng.integers(-m, m + 1, 2) if m else (0, 0))
-    im = padded[k, m + dy:m + dy + h, m + dx:m + dx + w]
+    dy, dx = rng.integers(-m, m + 1, 2) if m else (0, 0)
+    im = padded[k, m + dy : m + dy + h, m + dx : m + dx + w]
     if "flip" in augment and rng.random() < 0.5:
       im = im[:, ::-1]
     out[k] = im
@@ -106,8 +114,17 @@ class ArraySource:
   augment / max_shift: training augmentation (see augment_images); evaluation passes no seeds.
   """
 
-  def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int, channels: int,
-               mean, std, augment: str = "none", max_shift: int = 0):
+  def __init__(
+    self,
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    channels: int,
+    mean,
+    std,
+    augment: str = "none",
+    max_shift: int = 0,
+  ):
     check_augment(augment, max_shift)
     self.images, self.labels = images, labels.astype(np.int32)
     self.num_classes, self.channels, self.mean, self.std = num_classes, channels, mean, std
@@ -122,7 +139,7 @@ class ArraySource:
       x = x[..., None]
     x = augment_images(x, seeds, self.augment, self.max_shift)
     if x.shape[-1] != self.channels:
-      x = np.repeat(x, self.channels, axis=-1) if x.shape[-1] == 1 else x[..., :self.channels]
+      x = np.repeat(x, self.channels, axis=-1) if x.shape[-1] == 1 else x[..., : self.channels]
     return normalize(x, self.mean, self.std), self.labels[indices]
 
 
@@ -138,10 +155,12 @@ def fashion_mnist(dcfg, split: str) -> ArraySource:
   labels = read_idx(_find_idx(dcfg.fmnist_dir, lbl_stem))
   n = _prefix(len(labels), dcfg.train_examples if split == "train" else dcfg.eval_examples)
   images = _fit_size(images[:n], dcfg.image_size, dcfg.get("resize", "pad"))
-  augment, max_shift = ("none", 0) if split != "train" else \
-      (dcfg.get("augment", "none"), dcfg.get("max_shift", 0))
-  return ArraySource(images, labels[:n], 10, dcfg.channels, FMNIST_MEAN, FMNIST_STD,
-                     augment, max_shift)
+  augment, max_shift = (
+    ("none", 0) if split != "train" else (dcfg.get("augment", "none"), dcfg.get("max_shift", 0))
+  )
+  return ArraySource(
+    images, labels[:n], 10, dcfg.channels, FMNIST_MEAN, FMNIST_STD, augment, max_shift
+  )
 
 
 class SyntheticSource:

@@ -1,6 +1,10 @@
 """python -m pikelpn_jax.export --workdir DIR --out FILE (see cli.py)."""
-if __name__ == "__main__":  # re-executes once under tcmalloc if installed (pikelpn_jax/allocator.py)
+
+if (
+  __name__ == "__main__"
+):  # re-executes once under tcmalloc if installed (pikelpn_jax/allocator.py)
   from pikelpn_jax.allocator import use_tcmalloc
+
   use_tcmalloc()
 
 from absl import app  # noqa: E402

@@ -8,6 +8,7 @@
    checked on `probe_x` against the fake-quant model as it is emitted.
 3. The program and its integer tensors are written bit-packed (format.py).
 """
+
 from __future__ import annotations
 
 import functools
@@ -70,19 +71,29 @@ def float_layers(model: nn.Module, variables, x) -> List[str]:
 
 def _finish_output(lw: Lowerer, out) -> Dict[str, Any]:
   if not isinstance(out, Sym) or out.pred:
-    raise ExportError("the model output is not an integer value of the program "
-                      f"({type(out).__name__}); it must depend on the input through quantizers")
+    raise ExportError(
+      "the model output is not an integer value of the program "
+      f"({type(out).__name__}); it must depend on the input through quantizers"
+    )
   if grid.uniform(out.scale) is None:
     e = grid.pow2_exponent(out.scale)
     if e is None:
-      raise ExportError("the output channels are on grids whose ratios are not powers of two; "
-                        "their integer logits cannot be compared")
+      raise ExportError(
+        "the output channels are on grids whose ratios are not powers of two; "
+        "their integer logits cannot be compared"
+      )
     out = shift_left(lw, out, e - e.min(), "model/output")
   scale = grid.uniform(out.scale)
   e = grid.pow2_exponent(scale)
-  return {"value": out.vid, "shape": [None] + list(out.shape[1:]), "scale": scale,
-          "scale_exp": None if e is None else int(e), "max_abs_err": out.err,
-          "lo": float(np.min(out.lo)), "hi": float(np.max(out.hi))}
+  return {
+    "value": out.vid,
+    "shape": [None] + list(out.shape[1:]),
+    "scale": scale,
+    "scale_exp": None if e is None else int(e),
+    "max_abs_err": out.err,
+    "lo": float(np.min(out.lo)),
+    "hi": float(np.max(out.hi)),
+  }
 
 
 def _prune(lw: Lowerer, output: str):
@@ -114,32 +125,51 @@ def lower_model(model: nn.Module, variables, probe_x):
   output = _finish_output(lw, outs[0])
   ops, tensors = _prune(lw, output["value"])
   live_values = {op["out"] for op in ops} | {"x"}
-  header = {"input": lw.input_spec, "output": output, "ops": ops,
-            "values": {k: v for k, v in lw.values.items() if k in live_values},
-            "tensors": {n: dict(spec) for n, (_, spec) in tensors.items()}}
+  header = {
+    "input": lw.input_spec,
+    "output": output,
+    "ops": ops,
+    "values": {k: v for k, v in lw.values.items() if k in live_values},
+    "tensors": {n: dict(spec) for n, (_, spec) in tensors.items()},
+  }
   arrays = {n: a for n, (a, _) in tensors.items()}
   env = jax.jit(functools.partial(integer_values, header))(
-      device_tensors(header, arrays), quantize_codes(lw.input_spec, probe_x).astype(
-          codes_dtype(lw.input_spec["bits"], lw.input_spec["signed"])))
+    device_tensors(header, arrays),
+    quantize_codes(lw.input_spec, probe_x).astype(
+      codes_dtype(lw.input_spec["bits"], lw.input_spec["signed"])
+    ),
+  )
   for vid, meta in header["values"].items():
     meta["dtype"] = str(env[vid].dtype)
   model_bits = sum(int(np.prod(s["shape"])) * s["bits"] for s in header["tensors"].values())
-  report = {"ops": len(ops), "tensors": len(tensors), "model_bits": model_bits,
-            "probe_batch": int(probe_x.shape[0]),
-            "probe_checks_failed": lw.check_probes({k: np.asarray(v) for k, v in env.items()
-                                                    if k in live_values}),
-            "rounded_constants": lw.rounded, "output_max_abs_err": output["max_abs_err"]}
+  report = {
+    "ops": len(ops),
+    "tensors": len(tensors),
+    "model_bits": model_bits,
+    "probe_batch": int(probe_x.shape[0]),
+    "probe_checks_failed": lw.check_probes(
+      {k: np.asarray(v) for k, v in env.items() if k in live_values}
+    ),
+    "rounded_constants": lw.rounded,
+    "output_max_abs_err": output["max_abs_err"],
+  }
   return header, arrays, report
 
 
-def export_model(model: nn.Module, variables, probe_x, path: str,
-                 source: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def export_model(
+  model: nn.Module, variables, probe_x, path: str, source: Optional[Dict[str, Any]] = None
+) -> Dict[str, Any]:
   """Lowers and writes the integer model file; returns the report (sizes, checks)."""
   header, arrays, report = lower_model(model, variables, probe_x)
   header["source"] = dict(source or {})
   size = fmt.write_file(path, header, arrays)
-  payload = sum(fmt.packed_nbytes(int(np.prod(t["shape"])), t["bits"])
-                for t in header["tensors"].values())
-  report.update(file=path, file_bytes=size, payload_bytes=payload,
-                header_bytes=size - payload - len(fmt.MAGIC) - 8)
+  payload = sum(
+    fmt.packed_nbytes(int(np.prod(t["shape"])), t["bits"]) for t in header["tensors"].values()
+  )
+  report.update(
+    file=path,
+    file_bytes=size,
+    payload_bytes=payload,
+    header_bytes=size - payload - len(fmt.MAGIC) - 8,
+  )
   return report

@@ -13,6 +13,7 @@ bytes). Encodings:
   sign   b = 1, the binary grid {-1, +1}: bit 1 is +1, bit 0 is -1
 So the payload is sum(ceil(numel·b / 8)) bytes: the model bits rounded up to a byte per tensor.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,27 +46,32 @@ def pack_bits(values: np.ndarray, bits: int, signed: bool, encoding: str = "twos
   if encoding not in ENCODINGS:
     raise FormatError(f"encoding={encoding!r} is not allowed; use one of {ENCODINGS}")
   if not isinstance(bits, int) or not 1 <= bits <= 32 or (encoding == "sign" and bits != 1):
-    raise FormatError(f"bits={bits!r} is not allowed for encoding {encoding!r}; use 1..32 "
-                      "(exactly 1 for 'sign')")
+    raise FormatError(
+      f"bits={bits!r} is not allowed for encoding {encoding!r}; use 1..32 (exactly 1 for 'sign')"
+    )
   v = np.asarray(values).reshape(-1).astype(np.int64)
   lo, hi = field_range(bits, signed, encoding)
   if v.size and (v.min() < lo or v.max() > hi or (encoding == "sign" and np.any(v == 0))):
-    raise FormatError(f"values in [{v.min()}, {v.max()}] do not fit {bits}-bit "
-                      f"{'signed' if signed else 'unsigned'} {encoding} fields (range [{lo}, {hi}])")
+    raise FormatError(
+      f"values in [{v.min()}, {v.max()}] do not fit {bits}-bit "
+      f"{'signed' if signed else 'unsigned'} {encoding} fields (range [{lo}, {hi}])"
+    )
   u = (v > 0).astype(np.uint64) if encoding == "sign" else (v & ((1 << bits) - 1)).astype(np.uint64)
   shifts = np.arange(bits, dtype=np.uint64)
   bit_matrix = ((u[:, None] >> shifts[None, :]) & np.uint64(1)).astype(np.uint8)
   return np.packbits(bit_matrix.reshape(-1), bitorder="little").tobytes()
 
 
-def unpack_bits(data: bytes, count: int, bits: int, signed: bool,
-                encoding: str = "twos") -> np.ndarray:
+def unpack_bits(
+  data: bytes, count: int, bits: int, signed: bool, encoding: str = "twos"
+) -> np.ndarray:
   """The inverse of pack_bits: `count` integers (int64)."""
   if len(data) != packed_nbytes(count, bits):
-    raise FormatError(f"{len(data)} bytes cannot hold {count} {bits}-bit fields "
-                      f"(need {packed_nbytes(count, bits)})")
+    raise FormatError(
+      f"{len(data)} bytes cannot hold {count} {bits}-bit fields (need {packed_nbytes(count, bits)})"
+    )
   flat = np.unpackbits(np.frombuffer(data, np.uint8), count=count * bits, bitorder="little")
-  weights = (np.uint64(1) << np.arange(bits, dtype=np.uint64))
+  weights = np.uint64(1) << np.arange(bits, dtype=np.uint64)
   u = (flat.reshape(count, bits).astype(np.uint64) * weights[None, :]).sum(axis=1).astype(np.int64)
   if encoding == "sign":
     return np.where(u > 0, 1, -1).astype(np.int64)
@@ -112,24 +118,30 @@ def read_file(path: str) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
   with open(path, "rb") as f:
     data = f.read()
   if data[:8] != MAGIC:
-    raise FormatError(f"{path!r} is not a pikelpn integer model (magic {data[:8]!r}, "
-                      f"expected {MAGIC!r})")
+    raise FormatError(
+      f"{path!r} is not a pikelpn integer model (magic {data[:8]!r}, expected {MAGIC!r})"
+    )
   (hlen,) = struct.unpack("<Q", data[8:16])
   try:
-    header = json.loads(data[16:16 + hlen].decode("utf-8"))
+    header = json.loads(data[16 : 16 + hlen].decode("utf-8"))
   except (UnicodeDecodeError, json.JSONDecodeError) as e:
     raise FormatError(f"{path!r}: unreadable header ({e})") from None
   if header.get("format") != FORMAT_NAME or header.get("version") != FORMAT_VERSION:
-    raise FormatError(f"{path!r}: format {header.get('format')!r} version {header.get('version')!r}; "
-                      f"this reader supports {FORMAT_NAME!r} version {FORMAT_VERSION}")
-  payload = data[16 + hlen:]
+    raise FormatError(
+      f"{path!r}: format {header.get('format')!r} version {header.get('version')!r}; "
+      f"this reader supports {FORMAT_NAME!r} version {FORMAT_VERSION}"
+    )
+  payload = data[16 + hlen :]
   if len(payload) != header["payload_nbytes"]:
-    raise FormatError(f"{path!r}: payload is {len(payload)} bytes, header says "
-                      f"{header['payload_nbytes']} (truncated or padded file)")
+    raise FormatError(
+      f"{path!r}: payload is {len(payload)} bytes, header says "
+      f"{header['payload_nbytes']} (truncated or padded file)"
+    )
   arrays = {}
   for name, spec in header["tensors"].items():
     count = int(math.prod(spec["shape"]))
-    blob = payload[spec["offset"]:spec["offset"] + spec["nbytes"]]
-    arrays[name] = unpack_bits(blob, count, spec["bits"], spec["signed"],
-                               spec.get("encoding", "twos")).reshape(spec["shape"])
+    blob = payload[spec["offset"] : spec["offset"] + spec["nbytes"]]
+    arrays[name] = unpack_bits(
+      blob, count, spec["bits"], spec["signed"], spec.get("encoding", "twos")
+    ).reshape(spec["shape"])
   return header, arrays

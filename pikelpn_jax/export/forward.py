@@ -9,6 +9,7 @@ jaxpr). Two steps stay outside the body, at the boundary, as in any integer depl
   dequantize       int32 logits · output scale (only needed for real-valued logits; the argmax,
                    i.e. the prediction, is taken on the integers).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,25 @@ from pikelpn_jax.export.format import read_file
 from pikelpn_jax.export.ops import codes_dtype, run_op, tag_tensors
 from pikelpn_jax.jaxpr_interpreter import all_eqns
 
-FORBIDDEN_PRIMS = ("div", "rem", "exp", "exp2", "log", "sqrt", "rsqrt", "pow", "tanh", "logistic",
-                   "erf", "sin", "cos", "round", "floor", "ceil", "reduce_precision")
+FORBIDDEN_PRIMS = (
+  "div",
+  "rem",
+  "exp",
+  "exp2",
+  "log",
+  "sqrt",
+  "rsqrt",
+  "pow",
+  "tanh",
+  "logistic",
+  "erf",
+  "sin",
+  "cos",
+  "round",
+  "floor",
+  "ceil",
+  "reduce_precision",
+)
 
 
 def quantize_codes(spec: Dict[str, Any], x) -> np.ndarray:
@@ -66,7 +84,7 @@ def integer_body(header: Dict[str, Any], tensors: Dict[str, Any], x_codes):
 @dataclasses.dataclass
 class IntegerModel:
   header: Dict[str, Any]
-  tensors: Dict[str, Any]          # name -> jnp integer array (int8/int16/int32 container)
+  tensors: Dict[str, Any]  # name -> jnp integer array (int8/int16/int32 container)
 
   @property
   def ops(self) -> List[dict]:
@@ -105,8 +123,10 @@ class IntegerModel:
 
 
 def device_tensors(header: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> Dict[str, Any]:
-  return {n: jnp.asarray(arrays[n], codes_dtype(s["bits"], s["signed"]))
-          for n, s in header["tensors"].items()}
+  return {
+    n: jnp.asarray(arrays[n], codes_dtype(s["bits"], s["signed"]))
+    for n, s in header["tensors"].items()
+  }
 
 
 def load(path: str) -> IntegerModel:
@@ -123,12 +143,17 @@ def _is_int(dtype) -> bool:
 def integer_violations(fn, *args) -> List[str]:
   """Every equation of fn's jaxpr that touches a non-integer value or a forbidden primitive."""
   closed = jax.make_jaxpr(fn)(*args)
-  bad = [f"input {v} has dtype {var_dtype(v)}" for v in jaxpr_parts(closed)[0]
-         if not _is_int(var_dtype(v))]
+  bad = [
+    f"input {v} has dtype {var_dtype(v)}"
+    for v in jaxpr_parts(closed)[0]
+    if not _is_int(var_dtype(v))
+  ]
   for eqn in all_eqns(closed):
     name = primitive_name(eqn)
-    dtypes = [np.asarray(literal_value(v)).dtype if is_literal(v) else var_dtype(v)
-              for v in eqn_inputs(eqn) + eqn_outputs(eqn)]
+    dtypes = [
+      np.asarray(literal_value(v)).dtype if is_literal(v) else var_dtype(v)
+      for v in eqn_inputs(eqn) + eqn_outputs(eqn)
+    ]
     floats = sorted({str(d) for d in dtypes if not _is_int(d)})
     if floats:
       bad.append(f"{name} on {floats} at {name_stack(eqn)}")
@@ -140,5 +165,6 @@ def integer_violations(fn, *args) -> List[str]:
 def assert_integer_only(fn, *args) -> None:
   bad = integer_violations(fn, *args)
   if bad:
-    raise AssertionError(f"{len(bad)} non-integer operation(s) in the integer body, e.g. "
-                         + "; ".join(bad[:5]))
+    raise AssertionError(
+      f"{len(bad)} non-integer operation(s) in the integer body, e.g. " + "; ".join(bad[:5])
+    )

@@ -5,6 +5,7 @@ T are float64 arrays of the value's rank, compacted: an axis along which they do
 size 1 (so a per-tensor scale is all ones-shaped, a per-channel scale varies on the last axis).
 Layout ops move S and the bounds exactly as they move the values.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
@@ -60,8 +61,9 @@ def bits_for(lo: float, hi: float) -> Tuple[int, bool]:
   return max(hi.bit_length(), (-lo - 1).bit_length()) + 1, True
 
 
-def layout(prim: str, params: dict, a: np.ndarray, in_shape: Sequence[int],
-           out_shape: Sequence[int]) -> np.ndarray:
+def layout(
+  prim: str, params: dict, a: np.ndarray, in_shape: Sequence[int], out_shape: Sequence[int]
+) -> np.ndarray:
   """Applies layout primitive `prim` to a compact per-element array (grid or bound)."""
   a = np.asarray(a, np.float64)
   if prim in ("copy", "convert_element_type"):
@@ -85,17 +87,22 @@ def layout(prim: str, params: dict, a: np.ndarray, in_shape: Sequence[int],
     return np.flip(a, axis=tuple(d for d in params["dimensions"] if a.shape[d] > 1))
   if prim == "slice":
     strides = params.get("strides") or (1,) * a.ndim
-    idx = tuple(slice(None) if a.shape[d] == 1 else slice(s, l, st) for d, (s, l, st) in
-                enumerate(zip(params["start_indices"], params["limit_indices"], strides)))
+    idx = tuple(
+      slice(None) if a.shape[d] == 1 else slice(s, l, st)
+      for d, (s, l, st) in enumerate(zip(params["start_indices"], params["limit_indices"], strides))
+    )
     return compact(a[idx])
   if prim == "pad":
     cfg = params["padding_config"]
     if any(a.shape[d] > 1 and c[2] for d, c in enumerate(cfg)):
       raise ValueError("interior padding of a value with a varying grid is not supported")
-    widths = [(0, 0) if a.shape[d] == 1 else (max(c[0], 0), max(c[1], 0))
-              for d, c in enumerate(cfg)]
+    widths = [
+      (0, 0) if a.shape[d] == 1 else (max(c[0], 0), max(c[1], 0)) for d, c in enumerate(cfg)
+    ]
     out = np.pad(a, widths, mode="edge")
-    idx = tuple(slice(None) if a.shape[d] == 1 else
-                slice(-min(c[0], 0), out.shape[d] + min(c[1], 0)) for d, c in enumerate(cfg))
+    idx = tuple(
+      slice(None) if a.shape[d] == 1 else slice(-min(c[0], 0), out.shape[d] + min(c[1], 0))
+      for d, c in enumerate(cfg)
+    )
     return compact(out[idx])
   raise ValueError(f"layout prim={prim!r} has no grid rule")

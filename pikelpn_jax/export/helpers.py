@@ -2,6 +2,7 @@
 exact grid helpers every rule uses (rules.py: elementwise and quantizers, rules_mac.py: MACs,
 reductions, compares, layout). A module of its own so that the rule modules and lower.py import
 it rather than each other."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -16,8 +17,11 @@ from pikelpn_jax.jaxpr_interpreter import LAYOUT_TABLE, layout_names, split_stac
 def module_path(stack: str) -> str:
   """'PikeLPN/block0/dw/norm/acev2:norm' -> 'block0/dw/norm' (module components only: below the
   model, without cost-category and method scopes or transform names)."""
-  parts = [p for p in split_stack(stack)[0].split("/")
-           if p and ":" not in p and "." not in p and "(" not in p]
+  parts = [
+    p
+    for p in split_stack(stack)[0].split("/")
+    if p and ":" not in p and "." not in p and "(" not in p
+  ]
   return "/".join(parts[1:]) or (parts[0] if parts else "model")
 
 
@@ -75,8 +79,11 @@ def align(lw, syms, stack):
   for s in syms:
     e = grid.pow2_exponent(s.scale / target)
     if e is None:
-      fail(stack, "operands on grids whose ratio is not a power of two cannot be aligned "
-                   "exactly; use power-of-two scales (Double Quantization, dq_format='pow2')")
+      fail(
+        stack,
+        "operands on grids whose ratio is not a power of two cannot be aligned "
+        "exactly; use power-of-two scales (Double Quantization, dq_format='pow2')",
+      )
     out.append(shift_left(lw, s, e, stack))
   return out
 
@@ -84,13 +91,19 @@ def align(lw, syms, stack):
 def on_grid(stack, c: Const, s: Sym, what: str):
   ci = grid.compact(np.asarray(c.value, np.float64) / s.scale, s.ndim)
   if not grid.is_integer_valued(ci):
-    fail(stack, f"the float constant in this {what} is not on the integer grid of its operand "
-                 "(a float parameter: the layer is not fully quantized)")
+    fail(
+      stack,
+      f"the float constant in this {what} is not on the integer grid of its operand "
+      "(a float parameter: the layer is not fully quantized)",
+    )
   return ci
 
 
 def require_exact(stack, *syms):
   for s in syms:
     if s.err:
-      fail(stack, "a float constant rounded onto the grid upstream feeds a rounding or compare "
-                   "step here, so the integer result could differ; quantize that parameter")
+      fail(
+        stack,
+        "a float constant rounded onto the grid upstream feeds a rounding or compare "
+        "step here, so the integer result could differ; quantize that parameter",
+      )

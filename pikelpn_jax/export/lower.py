@@ -12,6 +12,7 @@ equation on a probe batch come from one compiled evaluation (record_values); aft
 integer program runs on the same batch and every value is compared with the variable it stands
 for (Lowerer.check_probes).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -27,7 +28,7 @@ from pikelpn_jax.jaxpr_interpreter import Eqn, Interpreter, Visitor, layout_name
 
 # Ops that keep integer codes integer codes (a tagged weight stays tagged through them).
 CODE_PRESERVING = layout_names("keeps_codes")
-INT32_LIMIT = 2 ** 31 - 1
+INT32_LIMIT = 2**31 - 1
 
 
 def _expands(e: Eqn) -> bool:
@@ -51,6 +52,7 @@ class _Recorder(Visitor):
 def record_values(closed, args) -> Dict[tuple, List[np.ndarray]]:
   """Every equation's outputs on `args`, keyed by its position (eqn indices down the call
   nesting), from ONE compiled evaluation (op-by-op evaluation compiles every op separately)."""
+
   def run(*flat):
     rec = _Recorder({})
     rec.interp.run(closed, list(flat))
@@ -65,13 +67,13 @@ class Lowerer(Visitor):
 
   def __init__(self, table: Dict[tuple, List[np.ndarray]]):
     self.interp = Interpreter(self)
-    self.table = table                           # fake-quant values of every equation
+    self.table = table  # fake-quant values of every equation
     self.ops: List[dict] = []
     self.values: Dict[str, dict] = {}
-    self.tensors: Dict[str, tuple] = {}          # name -> (int64 array, spec)
+    self.tensors: Dict[str, tuple] = {}  # name -> (int64 array, spec)
     self.input_spec: Optional[dict] = None
-    self.probes: List[tuple] = []                # (vid, grid, err, fake-quant value, path)
-    self.rounded: List[dict] = []                # float constants rounded onto a grid
+    self.probes: List[tuple] = []  # (vid, grid, err, fake-quant value, path)
+    self.rounded: List[dict] = []  # float constants rounded onto a grid
 
   # ------------------------------------------------------------------ interpretation
   def run(self, closed, args: List[Any]) -> List[Any]:
@@ -101,20 +103,25 @@ class Lowerer(Visitor):
     if any(isinstance(i, Input) for i in ins):
       if prim in ("convert_element_type", "copy"):
         return [ins[0]]
-      raise ExportError(f"{module_path(stack)}: the float model input feeds {prim!r} before any "
-                        "quantizer; integer export needs the input to go straight into the first "
-                        "layer's input quantizer (do normalisation in the data pipeline)")
+      raise ExportError(
+        f"{module_path(stack)}: the float model input feeds {prim!r} before any "
+        "quantizer; integer export needs the input to go straight into the first "
+        "layer's input quantizer (do normalisation in the data pipeline)"
+      )
     if _expands(e):
       return self.interp.run(e.body, ins, parent=e)
     rule = rules.RULES.get(prim)
     if rule is None:
-      raise ExportError(f"{module_path(stack)}: primitive {prim!r} on an integer value has no "
-                        f"integer lowering; supported: {sorted(rules.RULES)}")
+      raise ExportError(
+        f"{module_path(stack)}: primitive {prim!r} on an integer value has no "
+        f"integer lowering; supported: {sorted(rules.RULES)}"
+      )
     return rule(self, eqn, ins, refs, stack)
 
   # ------------------------------------------------------------------ emission
-  def add_tensor(self, stack: str, role: str, values, bits: int, signed: bool,
-                 encoding: str = "twos") -> str:
+  def add_tensor(
+    self, stack: str, role: str, values, bits: int, signed: bool, encoding: str = "twos"
+  ) -> str:
     """Stores an integer constant of the model (packed at `bits` in the file)."""
     values = np.asarray(values, np.float64)
     if not grid.is_integer_valued(values):
@@ -125,32 +132,63 @@ class Lowerer(Visitor):
       i += 1
       name = f"{base}_{i}"
     ints = np.round(values).astype(np.int64)
-    self.tensors[name] = (ints, {"shape": list(ints.shape), "bits": int(bits),
-                                 "signed": bool(signed), "encoding": encoding})
+    self.tensors[name] = (
+      ints,
+      {"shape": list(ints.shape), "bits": int(bits), "signed": bool(signed), "encoding": encoding},
+    )
     return name
 
-  def emit(self, kind: str, inputs: List[Sym], attrs: dict, stack: str,
-           tensors: Optional[dict] = None, category: Optional[str] = None) -> str:
+  def emit(
+    self,
+    kind: str,
+    inputs: List[Sym],
+    attrs: dict,
+    stack: str,
+    tensors: Optional[dict] = None,
+    category: Optional[str] = None,
+  ) -> str:
     """Appends one op; returns its value id."""
     vid = f"v{len(self.ops)}"
-    self.ops.append({"op": kind, "name": module_path(stack),
-                     "category": category or stack_category(stack),
-                     "in": [s.vid for s in inputs], "out": vid, "attrs": attrs,
-                     "tensors": tensors or {}})
+    self.ops.append(
+      {
+        "op": kind,
+        "name": module_path(stack),
+        "category": category or stack_category(stack),
+        "in": [s.vid for s in inputs],
+        "out": vid,
+        "attrs": attrs,
+        "tensors": tensors or {},
+      }
+    )
     return vid
 
-  def sym(self, vid, scale, lo, hi, ref, stack: str, *, err: float = 0.0,
-          pred: bool = False, codes=None) -> Sym:
+  def sym(
+    self, vid, scale, lo, hi, ref, stack: str, *, err: float = 0.0, pred: bool = False, codes=None
+  ) -> Sym:
     """A new integer value: checks the int32 range; queues the probe comparison."""
     nd = np.ndim(ref)
-    s = Sym(vid, grid.compact(scale, nd), grid.compact(lo, nd), grid.compact(hi, nd), ref,
-            err=float(err), pred=pred, codes=codes)
+    s = Sym(
+      vid,
+      grid.compact(scale, nd),
+      grid.compact(lo, nd),
+      grid.compact(hi, nd),
+      ref,
+      err=float(err),
+      pred=pred,
+      codes=codes,
+    )
     lo_v, hi_v = float(np.min(s.lo)), float(np.max(s.hi))
     if max(abs(lo_v), abs(hi_v)) > INT32_LIMIT:
-      raise ExportError(f"{module_path(stack)}: values may reach [{lo_v:.3g}, {hi_v:.3g}], beyond "
-                        f"int32 (at op {vid}); reduce bit widths or accumulate fewer terms")
-    self.values[vid] = {"shape": [None] + list(np.shape(ref))[1:], "lo": lo_v, "hi": hi_v,
-                        "bits": list(grid.bits_for(lo_v, hi_v))}
+      raise ExportError(
+        f"{module_path(stack)}: values may reach [{lo_v:.3g}, {hi_v:.3g}], beyond "
+        f"int32 (at op {vid}); reduce bit widths or accumulate fewer terms"
+      )
+    self.values[vid] = {
+      "shape": [None] + list(np.shape(ref))[1:],
+      "lo": lo_v,
+      "hi": hi_v,
+      "bits": list(grid.bits_for(lo_v, hi_v)),
+    }
     if not pred:
       self.probes.append((vid, s.scale, s.err, ref, module_path(stack)))
     return s
@@ -167,7 +205,13 @@ class Lowerer(Visitor):
       allowed = err + np.spacing(np.abs(np.asarray(ref, np.float32))) if err else 0.0
       worst = float(diff.max()) if diff.size else 0.0
       if np.any(diff > allowed):
-        failed.append({"op": vid, "name": name,
-                       "mismatches": int(np.count_nonzero(diff > allowed)),
-                       "max_abs_diff": worst, "numel": int(diff.size)})
+        failed.append(
+          {
+            "op": vid,
+            "name": name,
+            "mismatches": int(np.count_nonzero(diff > allowed)),
+            "max_abs_diff": worst,
+            "numel": int(diff.size),
+          }
+        )
     return failed

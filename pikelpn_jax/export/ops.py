@@ -10,6 +10,7 @@ An op is a JSON object:
 k > 0 (round half up, exactly floor(v/2^k + 0.5)), q = clamp(v << -k, lo, hi) for k <= 0, or the
 sign (v >= 0 ? +1 : -1) for binary grids.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,11 +52,17 @@ def _conv(op, inputs, tensors):
   w = tensors[op["tensors"]["w"]]
   dtype = jnp.promote_types(x.dtype, w.dtype)
   return lax.conv_general_dilated(
-      x.astype(dtype), w.astype(dtype), tuple(a["window_strides"]),
-      tuple(tuple(p) for p in a["padding"]), tuple(a["lhs_dilation"]), tuple(a["rhs_dilation"]),
-      dimension_numbers=lax.ConvDimensionNumbers(*(tuple(s) for s in a["dimension_numbers"])),
-      feature_group_count=a["feature_group_count"], batch_group_count=a["batch_group_count"],
-      preferred_element_type=I32)
+    x.astype(dtype),
+    w.astype(dtype),
+    tuple(a["window_strides"]),
+    tuple(tuple(p) for p in a["padding"]),
+    tuple(a["lhs_dilation"]),
+    tuple(a["rhs_dilation"]),
+    dimension_numbers=lax.ConvDimensionNumbers(*(tuple(s) for s in a["dimension_numbers"])),
+    feature_group_count=a["feature_group_count"],
+    batch_group_count=a["batch_group_count"],
+    preferred_element_type=I32,
+  )
 
 
 def _dot(op, inputs, tensors):
@@ -65,14 +72,18 @@ def _dot(op, inputs, tensors):
   dtype = jnp.promote_types(x.dtype, w.dtype)
   (lc, rc), (lb, rb) = a["dimension_numbers"]
   lhs, rhs = (x, w) if a.get("const_side", "rhs") == "rhs" else (w, x)
-  return lax.dot_general(lhs.astype(dtype), rhs.astype(dtype),
-                         ((tuple(lc), tuple(rc)), (tuple(lb), tuple(rb))),
-                         preferred_element_type=I32)
+  return lax.dot_general(
+    lhs.astype(dtype),
+    rhs.astype(dtype),
+    ((tuple(lc), tuple(rc)), (tuple(lb), tuple(rb))),
+    preferred_element_type=I32,
+  )
 
 
 def _binary(fn):
   def run(op, inputs, tensors):
     return fn(_wide(inputs[0]), _wide(_operand(op, inputs, tensors)))
+
   return run
 
 
@@ -83,8 +94,9 @@ def _shift_amount(op, tensors):
 
 
 def _shift_left(op, inputs, tensors):
-  return lax.shift_left(_wide(inputs[0]), jnp.broadcast_to(_shift_amount(op, tensors),
-                                                           inputs[0].shape))
+  return lax.shift_left(
+    _wide(inputs[0]), jnp.broadcast_to(_shift_amount(op, tensors), inputs[0].shape)
+  )
 
 
 def _round_shift_right(v, k):
@@ -133,9 +145,16 @@ def _reduce_max(op, inputs, tensors):
 def _reduce_window_max(op, inputs, tensors):
   a = op["attrs"]
   x = _wide(inputs[0])
-  return lax.reduce_window(x, jnp.iinfo(I32).min, lax.max, tuple(a["window_dimensions"]),
-                           tuple(a["window_strides"]), tuple(tuple(p) for p in a["padding"]),
-                           tuple(a["base_dilation"]), tuple(a["window_dilation"]))
+  return lax.reduce_window(
+    x,
+    jnp.iinfo(I32).min,
+    lax.max,
+    tuple(a["window_dimensions"]),
+    tuple(a["window_strides"]),
+    tuple(tuple(p) for p in a["padding"]),
+    tuple(a["base_dilation"]),
+    tuple(a["window_dilation"]),
+  )
 
 
 def _compare(op, inputs, tensors):
@@ -166,11 +185,16 @@ def _layout(op, inputs, tensors):
     return lax.transpose(x, tuple(prm["permutation"]))
   if p == "slice":
     strides = prm.get("strides")
-    return lax.slice(x, tuple(prm["start_indices"]), tuple(prm["limit_indices"]),
-                     None if strides is None else tuple(strides))
+    return lax.slice(
+      x,
+      tuple(prm["start_indices"]),
+      tuple(prm["limit_indices"]),
+      None if strides is None else tuple(strides),
+    )
   if p == "pad":
-    return lax.pad(x, jnp.asarray(prm["padding_value"], x.dtype),
-                   tuple(tuple(c) for c in prm["padding_config"]))
+    return lax.pad(
+      x, jnp.asarray(prm["padding_value"], x.dtype), tuple(tuple(c) for c in prm["padding_config"])
+    )
   if p == "rev":
     return lax.rev(x, tuple(prm["dimensions"]))
   if p == "concatenate":
@@ -180,22 +204,22 @@ def _layout(op, inputs, tensors):
 
 
 OPS: Dict[str, Callable[[dict, List[Any], Dict[str, Any]], Any]] = {
-    "conv": _conv,
-    "dot": _dot,
-    "mul": _binary(lambda a, b: a * b),
-    "add": _binary(lambda a, b: a + b),
-    "sub": _binary(lambda a, b: a - b),
-    "max": _binary(jnp.maximum),
-    "min": _binary(jnp.minimum),
-    "neg": lambda op, inputs, tensors: -_wide(inputs[0]),
-    "shift_left": _shift_left,
-    "requant": _requant,
-    "sum": _sum,
-    "reduce_max": _reduce_max,
-    "reduce_window_max": _reduce_window_max,
-    "compare": _compare,
-    "select": _select,
-    "layout": _layout,
+  "conv": _conv,
+  "dot": _dot,
+  "mul": _binary(lambda a, b: a * b),
+  "add": _binary(lambda a, b: a + b),
+  "sub": _binary(lambda a, b: a - b),
+  "max": _binary(jnp.maximum),
+  "min": _binary(jnp.minimum),
+  "neg": lambda op, inputs, tensors: -_wide(inputs[0]),
+  "shift_left": _shift_left,
+  "requant": _requant,
+  "sum": _sum,
+  "reduce_max": _reduce_max,
+  "reduce_window_max": _reduce_window_max,
+  "compare": _compare,
+  "select": _select,
+  "layout": _layout,
 }
 
 
@@ -217,8 +241,10 @@ def tag_tensors(ops: List[dict], specs: Dict[str, dict], tensors: Dict[str, Any]
   """Every stored tensor tagged with its stored bit width (free at runtime), so a bit-width
   analysis of the integer body sees what the file holds."""
   kinds = tensor_kind(ops)
-  return {n: tag(t, bits=specs[n]["bits"], signed=specs[n]["signed"], kind=kinds.get(n, "param"))
-          for n, t in tensors.items()}
+  return {
+    n: tag(t, bits=specs[n]["bits"], signed=specs[n]["signed"], kind=kinds.get(n, "param"))
+    for n, t in tensors.items()
+  }
 
 
 def run_op(op: dict, inputs: List[Any], tensors: Dict[str, Any]):
@@ -226,7 +252,9 @@ def run_op(op: dict, inputs: List[Any], tensors: Dict[str, Any]):
   integer body attributes it like the fake-quant layer it came from."""
   fn = OPS.get(op["op"])
   if fn is None:
-    raise ValueError(f"op {op['op']!r} (at {op.get('name')!r}) is not allowed; use one of {sorted(OPS)}")
+    raise ValueError(
+      f"op {op['op']!r} (at {op.get('name')!r}) is not allowed; use one of {sorted(OPS)}"
+    )
   with contextlib.ExitStack() as scopes:
     if op.get("name"):
       scopes.enter_context(jax.named_scope(op["name"]))

@@ -5,6 +5,7 @@ equation's output values. Rules never emit a float operation: a float constant e
 value's grid (multiply/divide by a positive constant), is put on the grid exactly (add, max, min,
 compare thresholds), or the rule refuses with the layer's path.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,11 @@ def quantize(lw, tag: dict, ins, ref, stack):
   requantization: a rounding shift when the grid ratio is a power of two, a sign when binary."""
   x, s = ins[-2], ins[-1]
   if not isinstance(s, Const):
-    fail(stack, "the quantizer step depends on the input (dynamic calibration); export needs "
-                 "fixed steps (EMA/fixed/LSQ activations, abs-max weights)")
+    fail(
+      stack,
+      "the quantizer step depends on the input (dynamic calibration); export needs "
+      "fixed steps (EMA/fixed/LSQ activations, abs-max weights)",
+    )
   num = Numerics(bits=tag["bits"], signed=tag["signed"])
   lo, hi, binary = int(num.qmin), int(num.qmax), num.is_binary
   bits, signed = tag["bits"], tag["signed"]
@@ -46,13 +50,25 @@ def quantize(lw, tag: dict, ins, ref, stack):
     if lw.input_spec is not None or st is None:
       fail(stack, "the model input must feed exactly one quantizer with a per-tensor step")
     e = grid.pow2_exponent(st)
-    lw.input_spec = {"name": "x", "shape": [None] + list(np.shape(x.ref))[1:], "step": st,
-                     "step_exp": None if e is None else int(e), "lo": lo, "hi": hi,
-                     "bits": bits, "signed": signed, "mode": mode, "path": module_path(stack)}
+    lw.input_spec = {
+      "name": "x",
+      "shape": [None] + list(np.shape(x.ref))[1:],
+      "step": st,
+      "step_exp": None if e is None else int(e),
+      "lo": lo,
+      "hi": hi,
+      "bits": bits,
+      "signed": signed,
+      "mode": mode,
+      "path": module_path(stack),
+    }
     # The boundary step must reproduce the model's own input quantizer exactly.
     if not np.array_equal(quantize_codes(lw.input_spec, x.ref), np.asarray(ref)):
-      fail(stack, "the input quantizer does not round half up on the grid [lo, hi] "
-                   "(floor(x/s + 0.5)); the boundary step cannot reproduce it")
+      fail(
+        stack,
+        "the input quantizer does not round half up on the grid [lo, hi] "
+        "(floor(x/s + 0.5)); the boundary step cannot reproduce it",
+      )
     return lw.sym("x", 1.0, lo, hi, ref, stack, codes=tag)
   require_exact(stack, x)
   attrs = {"mode": mode, "lo": lo, "hi": hi, "out_bits": bits, "out_signed": signed}
@@ -61,10 +77,13 @@ def quantize(lw, tag: dict, ins, ref, stack):
     e = grid.pow2_exponent(x.scale / step)
     if e is None:
       ratio = np.unique(np.asarray(x.scale / step).reshape(-1))[:3]
-      fail(stack, f"requantization ratio (value grid / quantizer step) {ratio.tolist()} is not a "
-                   "power of two, so it needs a float or fixed-point multiply; export needs "
-                   "power-of-two scales (Double Quantization: config.model.double_quant=True, "
-                   "dq_format='pow2')")
+      fail(
+        stack,
+        f"requantization ratio (value grid / quantizer step) {ratio.tolist()} is not a "
+        "power of two, so it needs a float or fixed-point multiply; export needs "
+        "power-of-two scales (Double Quantization: config.model.double_quant=True, "
+        "dq_format='pow2')",
+      )
     k = -grid.compact(e, x.ndim)
     u = grid.uniform(k)
     if u is not None:
@@ -73,7 +92,7 @@ def quantize(lw, tag: dict, ins, ref, stack):
       b, sg = grid.bits_for(float(k.min()), float(k.max()))
       tensors["shift"] = lw.add_tensor(stack, "shift", k, b, sg)
     head = float(max(np.max(np.abs(x.lo)), np.max(np.abs(x.hi))))
-    if head + 2.0 ** max(int(k.max()) - 1, 0) > 2 ** 31 - 1:
+    if head + 2.0 ** max(int(k.max()) - 1, 0) > 2**31 - 1:
       fail(stack, "the rounding add before the shift could overflow int32")
   vid = lw.emit("requant", [x], attrs, stack, tensors, category="scaling")
   return lw.sym(vid, 1.0, lo, hi, ref, stack, codes=tag)
@@ -82,8 +101,11 @@ def quantize(lw, tag: dict, ins, ref, stack):
 def qtag(lw, eqn, ins, refs, stack):
   s, p = ins[0], tag_params(eqn)
   if p["kind"] == "scale":
-    fail(stack, "a quantization scale computed from the input (dynamic calibration) cannot be "
-                 "exported; use fixed, EMA or learned steps")
+    fail(
+      stack,
+      "a quantization scale computed from the input (dynamic calibration) cannot be "
+      "exported; use fixed, EMA or learned steps",
+    )
   return [dataclasses.replace(s, codes={k: p[k] for k in ("bits", "signed", "kind")})]
 
 
@@ -100,25 +122,38 @@ def mul(lw, eqn, ins, refs, stack):
     require_exact(stack, a, b)
     vid = lw.emit("mul", [a, b], {}, stack)
     prods = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
-    return [lw.sym(vid, a.scale * b.scale, np.minimum.reduce(prods),
-                   np.maximum.reduce(prods), refs[0], stack)]
+    return [
+      lw.sym(
+        vid, a.scale * b.scale, np.minimum.reduce(prods), np.maximum.reduce(prods), refs[0], stack
+      )
+    ]
   c = grid.compact(b.value, a.ndim)
   if b.codes:
     enc = "sign" if b.codes["bits"] == 1 else "twos"
     name = lw.add_tensor(stack, "m", c, b.codes["bits"], b.codes["signed"], enc)
     vid = lw.emit("mul", [a], {}, stack, {"c": name})
     prods = [a.lo * c, a.hi * c]
-    return [lw.sym(vid, a.scale, np.minimum(*prods), np.maximum(*prods), refs[0], stack,
-                   err=a.err * float(np.max(np.abs(c))))]
+    return [
+      lw.sym(
+        vid,
+        a.scale,
+        np.minimum(*prods),
+        np.maximum(*prods),
+        refs[0],
+        stack,
+        err=a.err * float(np.max(np.abs(c))),
+      )
+    ]
   if np.all(c > 0):
-    return [lw.sym(a.vid, a.scale * c, a.lo, a.hi, refs[0], stack,
-                   err=a.err * float(np.max(c)))]
+    return [lw.sym(a.vid, a.scale * c, a.lo, a.hi, refs[0], stack, err=a.err * float(np.max(c)))]
   if np.all(c < 0):
     vid = lw.emit("neg", [a], {}, stack)
-    return [lw.sym(vid, a.scale * -c, -a.hi, -a.lo, refs[0], stack,
-                   err=a.err * float(np.max(-c)))]
-  fail(stack, "multiply by a float constant that is not integer codes and changes sign (or is "
-               "zero); quantize that parameter")
+    return [lw.sym(vid, a.scale * -c, -a.hi, -a.lo, refs[0], stack, err=a.err * float(np.max(-c)))]
+  fail(
+    stack,
+    "multiply by a float constant that is not integer codes and changes sign (or is "
+    "zero); quantize that parameter",
+  )
 
 
 def div(lw, eqn, ins, refs, stack):
@@ -126,8 +161,7 @@ def div(lw, eqn, ins, refs, stack):
   if not (isinstance(a, Sym) and isinstance(b, Const)) or not np.all(np.asarray(b.value) > 0):
     fail(stack, "only division of an integer value by a positive constant (a grid change) lowers")
   c = grid.compact(b.value, a.ndim)
-  return [lw.sym(a.vid, a.scale / c, a.lo, a.hi, refs[0], stack,
-                 err=a.err / float(np.min(c)))]
+  return [lw.sym(a.vid, a.scale / c, a.lo, a.hi, refs[0], stack, err=a.err / float(np.min(c)))]
 
 
 def _add_rounded(lw, a: Sym, c: Const, stack, ref):
@@ -139,13 +173,14 @@ def _add_rounded(lw, a: Sym, c: Const, stack, ref):
     bound = float(max(np.max(np.abs(a.lo)), np.max(np.abs(a.hi))))
     for g in range(16, -1, -1):
       fine = 2.0 ** (e_min - g)
-      if bound * float(np.max(a.scale)) / fine + float(np.max(np.abs(cv))) / fine < 2 ** 30:
+      if bound * float(np.max(a.scale)) / fine + float(np.max(np.abs(cv))) / fine < 2**30:
         break
     a = shift_left(lw, a, e - e_min + g, stack)
   ci = grid.compact(np.floor(cv / a.scale + 0.5), a.ndim)
   err = float(np.max(np.abs(ci * a.scale - cv)))
-  lw.rounded.append({"name": module_path(stack), "max_abs_err": err,
-                     "grid": float(np.max(a.scale))})
+  lw.rounded.append(
+    {"name": module_path(stack), "max_abs_err": err, "grid": float(np.max(a.scale))}
+  )
   bits, signed = grid.bits_for(float(ci.min()), float(ci.max()))
   name = lw.add_tensor(stack, "bias", ci, bits, signed)
   vid = lw.emit("add", [a], {}, stack, {"c": name})
@@ -160,7 +195,7 @@ def add_sub(lw, eqn, ins, refs, stack):
     vid = lw.emit(kind, [a, b], {}, stack)
     lo, hi = (a.lo + b.lo, a.hi + b.hi) if kind == "add" else (a.lo - b.hi, a.hi - b.lo)
     return [lw.sym(vid, a.scale, lo, hi, refs[0], stack, err=a.err + b.err)]
-  if isinstance(a, Const):          # c + s or c - s
+  if isinstance(a, Const):  # c + s or c - s
     if kind == "sub":
       vid = lw.emit("neg", [b], {}, stack)
       b = lw.sym(vid, b.scale, -b.hi, -b.lo, -np.asarray(b.ref), stack, err=b.err)
@@ -202,14 +237,29 @@ def max_min(lw, eqn, ins, refs, stack):
 
 
 RULES = {
-    "qtag": qtag, "stop_gradient": passthrough, "copy": passthrough, "materialize": passthrough,
-    "convert_element_type": passthrough,
-    "mul": mul, "div": div, "add": add_sub, "sub": add_sub, "neg": neg,
-    "max": max_min, "min": max_min,
-    "ge": rules_mac.compare, "gt": rules_mac.compare, "le": rules_mac.compare,
-    "lt": rules_mac.compare, "eq": rules_mac.compare, "ne": rules_mac.compare,
-    "select_n": rules_mac.select_n, "reduce_sum": rules_mac.reduce_sum,
-    "reduce_max": rules_mac.reduce_max, "reduce_window_max": rules_mac.reduce_max,
-    "conv_general_dilated": rules_mac.conv, "dot_general": rules_mac.dot,
-    **dict.fromkeys(LAYOUT_PARAMS, rules_mac.layout),
+  "qtag": qtag,
+  "stop_gradient": passthrough,
+  "copy": passthrough,
+  "materialize": passthrough,
+  "convert_element_type": passthrough,
+  "mul": mul,
+  "div": div,
+  "add": add_sub,
+  "sub": add_sub,
+  "neg": neg,
+  "max": max_min,
+  "min": max_min,
+  "ge": rules_mac.compare,
+  "gt": rules_mac.compare,
+  "le": rules_mac.compare,
+  "lt": rules_mac.compare,
+  "eq": rules_mac.compare,
+  "ne": rules_mac.compare,
+  "select_n": rules_mac.select_n,
+  "reduce_sum": rules_mac.reduce_sum,
+  "reduce_max": rules_mac.reduce_max,
+  "reduce_window_max": rules_mac.reduce_max,
+  "conv_general_dilated": rules_mac.conv,
+  "dot_general": rules_mac.dot,
+  **dict.fromkeys(LAYOUT_PARAMS, rules_mac.layout),
 }

@@ -1,4 +1,5 @@
 """Integer lowering rules for MACs, reductions, compares/selects and layout ops (rules.RULES lists them)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,8 +65,9 @@ def conv(lw, eqn, ins, refs, stack):
   out_c = rhs_spec[0]
   mask = [1] * np.ndim(refs[0])
   mask[out_spec[1]] = np.shape(w.value)[out_c]
-  lo, hi = _mac_bounds(x, np.moveaxis(np.asarray(w.value), out_c, -1),
-                       tuple(range(np.ndim(w.value) - 1)), mask)
+  lo, hi = _mac_bounds(
+    x, np.moveaxis(np.asarray(w.value), out_c, -1), tuple(range(np.ndim(w.value) - 1)), mask
+  )
   return [lw.sym(vid, s, lo, hi, refs[0], stack)]
 
 
@@ -82,15 +84,22 @@ def dot(lw, eqn, ins, refs, stack):
     fail(stack, "a dot of two integer values (or of two constants) is not supported")
   name, wtag = _weights(lw, stack, w, "dense layer")
   s = _input_scale(stack, x, "dense layer")
-  attrs = {"dimension_numbers": [[list(lc), list(rc)], [list(lb), list(rb)]], "const_side": side,
-           "w_bits": wtag, "x_bits": _x_bits(x)}
+  attrs = {
+    "dimension_numbers": [[list(lc), list(rc)], [list(lb), list(rb)]],
+    "const_side": side,
+    "w_bits": wtag,
+    "x_bits": _x_bits(x),
+  }
   vid = lw.emit("dot", [x], attrs, stack, {"w": name})
   wv = np.asarray(w.value)
   free = [d for d in range(wv.ndim) if d not in wc]
   wt = np.transpose(wv, list(wc) + free).reshape(-1, *[wv.shape[d] for d in free])
   nfree_x = x.ndim - len(lc if side == "rhs" else rc)
-  mask = ([1] * nfree_x + [wv.shape[d] for d in free]) if side == "rhs" else \
-      ([wv.shape[d] for d in free] + [1] * nfree_x)
+  mask = (
+    ([1] * nfree_x + [wv.shape[d] for d in free])
+    if side == "rhs"
+    else ([wv.shape[d] for d in free] + [1] * nfree_x)
+  )
   lo, hi = _mac_bounds(x, wt, (0,), mask)
   return [lw.sym(vid, s, lo, hi, refs[0], stack)]
 
@@ -102,11 +111,11 @@ def reduce_sum(lw, eqn, ins, refs, stack):
     fail(stack, "a sum over elements on different grids is not exact; requantize first")
   vid = lw.emit("sum", [x], {"axes": list(axes)}, stack)
   n = int(np.prod([x.shape[a] for a in axes]))
-  total = lambda b: np.sum(np.broadcast_to(b, [x.shape[a] if a in axes else b.shape[a]
-                                                for a in range(x.ndim)]), axis=axes)
+  total = lambda b: np.sum(
+    np.broadcast_to(b, [x.shape[a] if a in axes else b.shape[a] for a in range(x.ndim)]), axis=axes
+  )
   lo, hi = total(x.lo), total(x.hi)
-  return [lw.sym(vid, np.squeeze(x.scale, axis=axes), lo, hi, refs[0], stack,
-                 err=x.err * n)]
+  return [lw.sym(vid, np.squeeze(x.scale, axis=axes), lo, hi, refs[0], stack, err=x.err * n)]
 
 
 def reduce_max(lw, eqn, ins, refs, stack):
@@ -159,8 +168,11 @@ def compare(lw, eqn, ins, refs, stack):
 def select_n(lw, eqn, ins, refs, stack):
   pred, cases = ins[0], ins[1:]
   if not (isinstance(pred, Sym) and pred.pred) or not all(isinstance(c, Sym) for c in cases):
-    fail(stack, "select needs an integer predicate and integer cases (constant cases: put "
-                 "them through an integer op first)")
+    fail(
+      stack,
+      "select needs an integer predicate and integer cases (constant cases: put "
+      "them through an integer op first)",
+    )
   require_exact(stack, *cases)
   cases = align(lw, list(cases), stack)
   vid = lw.emit("select", [pred] + cases, {}, stack)
@@ -183,8 +195,17 @@ def layout(lw, eqn, ins, refs, stack):
     vid = lw.emit("layout", syms, {"prim": prim, "params": params}, stack)
     d = params["dimension"]
     cat = lambda arrs: np.concatenate([grid.full(a, s.shape) for a, s in zip(arrs, syms)], d)
-    return [lw.sym(vid, cat([s.scale for s in syms]), cat([s.lo for s in syms]),
-                   cat([s.hi for s in syms]), refs[0], stack, err=max(s.err for s in syms))]
+    return [
+      lw.sym(
+        vid,
+        cat([s.scale for s in syms]),
+        cat([s.lo for s in syms]),
+        cat([s.hi for s in syms]),
+        refs[0],
+        stack,
+        err=max(s.err for s in syms),
+      )
+    ]
   x = ins[0]
   lo_extra = hi_extra = None
   if prim == "pad":

@@ -10,6 +10,7 @@ Sym    an integer value of the integer program: id `vid`, grid `scale` (real val
        compared with its `ref`. `err` bounds |T·scale - exact| where a float constant had to be rounded onto the
        grid (only allowed on the way to the output).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,4 +52,3 @@ class Sym:
   @property
   def ndim(self):
     return len(self.shape)
-

@@ -4,6 +4,7 @@ hard-sigmoid squeeze-excite. Learnable multiplicative parameters (slopes) can be
 what an integer pipeline computes. Additive parameters (biases, thresholds) stay float: they are
 one add each and are priced at the float width.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -27,9 +28,13 @@ ACTIVATIONS = ("relu", "relu6", "prelu", "dprelu", "rprelu", "identity")
 
 
 def _param_config(bits, scale_format: str) -> QuantConfig:
-  return QuantConfig(numerics=Numerics(bits=check_bits(bits, "param_bits"), signed=True),
-                     calibration=Calibration("absmax"), granularity=Granularity(None),
-                     scale_quant=ScaleQuant(scale_format), kind="param")
+  return QuantConfig(
+    numerics=Numerics(bits=check_bits(bits, "param_bits"), signed=True),
+    calibration=Calibration("absmax"),
+    granularity=Granularity(None),
+    scale_quant=ScaleQuant(scale_format),
+    kind="param",
+  )
 
 
 def scaled_mul(x, p, bits, scale_format: str):
@@ -58,6 +63,7 @@ def identity(x):
 
 class PReLU(nn.Module):
   """max(x,0) + a·min(x,0) with a learnable per-channel slope a (init 0.25)."""
+
   param_bits: Optional[int] = None
   scale_format: str = "none"
   init_slope: float = 0.25
@@ -73,6 +79,7 @@ class PReLU(nn.Module):
 class DPReLU(nn.Module):
   """PokeBNN's DPReLU: slope·(x − bias_x) − bias_y, slope = pos_slope if x−bias_x ≥ 0 else
   neg_slope; four per-channel parameters (inits 0, 0, 1.0, 0.25)."""
+
   param_bits: Optional[int] = None
   scale_format: str = "none"
 
@@ -108,6 +115,7 @@ class RSign(nn.Module):
 
 class RPReLU(nn.Module):
   """ReActNet's RPReLU: x − γ + ζ if x > γ, else β·(x − γ) + ζ (per channel; β init 0.25)."""
+
   param_bits: Optional[int] = None
   scale_format: str = "none"
 
@@ -134,6 +142,7 @@ class SqueezeExcite(nn.Module):
   `dense` builds the two 1×1 layers (quantized as the caller injects, e.g. 4-bit in PokeBNN);
   the gate is computed from `x_in` and applied to `y` (PokeBNN computes SE from the unit's input).
   """
+
   features: int
   ratio: float = 0.125
   dense1: Callable[..., nn.Module] = None
@@ -153,8 +162,12 @@ class SqueezeExcite(nn.Module):
       return y * s[:, None, None, :]
 
 
-def make_activation(name: str, param_bits: Optional[int] = None, scale_format: str = "none",
-                    module_name: Optional[str] = None):
+def make_activation(
+  name: str,
+  param_bits: Optional[int] = None,
+  scale_format: str = "none",
+  module_name: Optional[str] = None,
+):
   """An activation by name: a function for parameter-free ones, a module otherwise."""
   if name == "relu":
     return relu

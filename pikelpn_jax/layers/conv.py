@@ -5,6 +5,7 @@ accumulator holds integers) and then multiplies by the combined scale s_x·s_w: 
 that a real integer pipeline performs. With `return_acc=True` the layer returns (acc, scale)
 instead, so a following QuantNorm can fold the scale into its multiplier (no separate multiply).
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,7 +23,7 @@ from pikelpn_jax.quant.ste import quantize_ste
 
 DW_IMPLS = ("auto", "grouped", "shift_add")
 PW_IMPLS = ("auto", "conv", "dot")
-BIAS_BITS = 32   # biases of quantized layers live on the accumulator grid
+BIAS_BITS = 32  # biases of quantized layers live on the accumulator grid
 _DN = ("NHWC", "HWIO", "NHWC")
 
 default_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -69,8 +70,12 @@ def _explicit_padding(x_shape, kernel, strides, padding):
 def _tap_slice(xp, i: int, j: int, strides, out_hw):
   """The (ho, wo) window of xp that tap (i, j) of a strided conv reads."""
   (sh, sw), (ho, wo) = strides, out_hw
-  return lax.slice(xp, (0, i, j, 0), (xp.shape[0], i + (ho - 1) * sh + 1,
-                                      j + (wo - 1) * sw + 1, xp.shape[3]), (1, sh, sw, 1))
+  return lax.slice(
+    xp,
+    (0, i, j, 0),
+    (xp.shape[0], i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, xp.shape[3]),
+    (1, sh, sw, 1),
+  )
 
 
 def _tap_sum(xp, w, strides, out_hw):
@@ -98,15 +103,27 @@ def _shift_add_bwd(strides, pads, res, g):
   kh, kw = w.shape[0], w.shape[1]
   (sh, sw), (_, ho, wo, c) = strides, g.shape
   h, wd = xp.shape[1] - sum(pads[0]), xp.shape[2] - sum(pads[1])
-  dw = jnp.stack([jnp.sum(_tap_slice(xp, i, j, strides, (ho, wo)) * g, axis=(0, 1, 2))
-                  for i in range(kh) for j in range(kw)]).reshape(kh, kw, 1, c)
+  dw = jnp.stack(
+    [
+      jnp.sum(_tap_slice(xp, i, j, strides, (ho, wo)) * g, axis=(0, 1, 2))
+      for i in range(kh)
+      for j in range(kw)
+    ]
+  ).reshape(kh, kw, 1, c)
   # The transposed conv: g dilated by the stride and padded to (k-1) + (h or w) rows/columns,
   # aligned so the forward's low padding drops out (lax.pad trims where a pad is negative),
   # read by the flipped taps at stride 1.
   lo_h, lo_w = kh - 1 - pads[0][0], kw - 1 - pads[1][0]
-  gd = lax.pad(g, jnp.zeros((), g.dtype),
-               ((0, 0, 0), (lo_h, kh - 1 + h - lo_h - (ho - 1) * sh - 1, sh - 1),
-                (lo_w, kw - 1 + wd - lo_w - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
+  gd = lax.pad(
+    g,
+    jnp.zeros((), g.dtype),
+    (
+      (0, 0, 0),
+      (lo_h, kh - 1 + h - lo_h - (ho - 1) * sh - 1, sh - 1),
+      (lo_w, kw - 1 + wd - lo_w - (wo - 1) * sw - 1, sw - 1),
+      (0, 0, 0),
+    ),
+  )
   dx = _tap_sum(gd, w[::-1, ::-1], (1, 1), (h, wd))
   return dx, dw
 
@@ -190,6 +207,7 @@ def in_compute_dtype(x, qx, qw):
 
 class _QuantizedLinearBase(nn.Module):
   """Shared fields of the quantized MAC layers."""
+
   features: int
   w_quant: QuantConfig = FLOAT
   x_quant: QuantConfig = FLOAT
@@ -199,16 +217,21 @@ class _QuantizedLinearBase(nn.Module):
 
   def _check(self):
     if not isinstance(self.features, int) or self.features <= 0:
-      raise ValueError(f"{type(self).__name__}.features={self.features!r} is not allowed; use a positive int")
+      raise ValueError(
+        f"{type(self).__name__}.features={self.features!r} is not allowed; use a positive int"
+      )
 
   def _finish(self, acc, scale, return_acc: bool):
     if return_acc:
       if self.use_bias:
-        raise ValueError(f"{type(self).__name__}: return_acc=True needs use_bias=False (the bias "
-                         "belongs to the following QuantNorm)")
+        raise ValueError(
+          f"{type(self).__name__}: return_acc=True needs use_bias=False (the bias "
+          "belongs to the following QuantNorm)"
+        )
       return acc, scale
-    bias = self.param("bias", self.bias_init, (self.features,), jnp.float32) \
-        if self.use_bias else None
+    bias = (
+      self.param("bias", self.bias_init, (self.features,), jnp.float32) if self.use_bias else None
+    )
     # Mixed precision: bias and scale join the accumulator in its dtype (float32 params).
     bias = None if bias is None else bias.astype(acc.dtype)
     scale = None if scale is None else scale.astype(acc.dtype)
@@ -217,8 +240,9 @@ class _QuantizedLinearBase(nn.Module):
     if bias is not None:
       # An integer pipeline adds the bias to the accumulator, on its grid (int32).
       hi = float(2 ** (BIAS_BITS - 1) - 1)
-      codes = tag(quantize_ste(bias, scale, -hi, hi, False), bits=BIAS_BITS, signed=True,
-                  kind="param")
+      codes = tag(
+        quantize_ste(bias, scale, -hi, hi, False), bits=BIAS_BITS, signed=True, kind="param"
+      )
       acc = acc + codes.astype(acc.dtype)
     with cost_category("scaling"):
       return acc * scale
@@ -231,6 +255,7 @@ class QConv(_QuantizedLinearBase):
   'conv' (lax.conv_general_dilated), 'dot' (pointwise_dot: a matmul with a hand-written VJP,
   faster on XLA:CPU) or 'auto' (the fast one for the backend).
   """
+
   kernel_size: Union[int, Sequence[int]] = 3
   strides: Union[int, Sequence[int]] = 1
   padding: Union[str, Sequence[Tuple[int, int]]] = "SAME"
@@ -243,21 +268,30 @@ class QConv(_QuantizedLinearBase):
     k, s = _pair(self.kernel_size), _pair(self.strides)
     cin = x.shape[-1]
     if cin % self.feature_group_count or self.features % self.feature_group_count:
-      raise ValueError(f"feature_group_count={self.feature_group_count} must divide the input "
-                       f"channels ({cin}) and features ({self.features})")
-    kernel = self.param("kernel", self.kernel_init,
-                        (*k, cin // self.feature_group_count, self.features), jnp.float32)
+      raise ValueError(
+        f"feature_group_count={self.feature_group_count} must divide the input "
+        f"channels ({cin}) and features ({self.features})"
+      )
+    kernel = self.param(
+      "kernel", self.kernel_init, (*k, cin // self.feature_group_count, self.features), jnp.float32
+    )
     impl = resolve_pw_impl(self.impl)
     qx, sx = Quantizer(self.x_quant, name="x_quant")(x.astype(jnp.float32), train)
     qw, sw = Quantizer(self.w_quant, name="w_quant")(kernel, train)
     qx, qw = in_compute_dtype(x, qx, qw)
     pads = _explicit_padding(x.shape, k, s, self.padding)
-    if impl == "dot" and k == (1, 1) and s == (1, 1) and self.feature_group_count == 1 and \
-        pads == ((0, 0), (0, 0)):
+    if (
+      impl == "dot"
+      and k == (1, 1)
+      and s == (1, 1)
+      and self.feature_group_count == 1
+      and pads == ((0, 0), (0, 0))
+    ):
       acc = pointwise_dot(qx, jnp.reshape(qw, qw.shape[2:]))
     else:
-      acc = lax.conv_general_dilated(qx, qw, s, pads, dimension_numbers=_DN,
-                                     feature_group_count=self.feature_group_count)
+      acc = lax.conv_general_dilated(
+        qx, qw, s, pads, dimension_numbers=_DN, feature_group_count=self.feature_group_count
+      )
     return self._finish(acc, combine_scales(sx, sw, self.features), return_acc)
 
 
@@ -267,6 +301,7 @@ class QDepthwiseConv(_QuantizedLinearBase):
   impl: 'grouped' (lax.conv_general_dilated with feature_group_count=C), 'shift_add' (a sum of
   strided slices; ~3× faster end to end on XLA:CPU) or 'auto' (the fast one for the backend).
   """
+
   kernel_size: Union[int, Sequence[int]] = 3
   strides: Union[int, Sequence[int]] = 1
   padding: Union[str, Sequence[Tuple[int, int]]] = "SAME"
@@ -278,7 +313,9 @@ class QDepthwiseConv(_QuantizedLinearBase):
     impl = resolve_dw_impl(self.impl)
     c = x.shape[-1]
     if self.features != c:
-      raise ValueError(f"QDepthwiseConv.features={self.features} must equal the input channels ({c})")
+      raise ValueError(
+        f"QDepthwiseConv.features={self.features} must equal the input channels ({c})"
+      )
     k, s = _pair(self.kernel_size), _pair(self.strides)
     kernel = self.param("kernel", self.kernel_init, (*k, 1, c), jnp.float32)
     qx, sx = Quantizer(self.x_quant, name="x_quant")(x.astype(jnp.float32), train)
@@ -295,6 +332,7 @@ class QDepthwiseConv(_QuantizedLinearBase):
 
 class QDense(_QuantizedLinearBase):
   """Quantized dense layer over the last axis."""
+
   # LeCun normal (flax Dense's default): the conv default (fan-out, gain 2) would give a
   # 10-class head logits of std ≈ 7 at init and a loss that starts near 8.
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()

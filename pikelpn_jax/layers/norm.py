@@ -11,6 +11,7 @@ which is exactly the integer pipeline `(A_int·acc + C_int) >> shift` when s_M i
 Training uses batch statistics (of the dequantized input acc·s_in) and STE; evaluation uses the
 running statistics. With bits=None it is the folded float batch norm (equal to flax BatchNorm).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -35,7 +36,7 @@ from pikelpn_jax.quant.quantizer import quantize_with_bound
 class QuantNorm(nn.Module):
   bits: Optional[int] = 8
   bias_bits: Optional[int] = 32
-  scale_format: str = "none"           # Double Quantization of s_M: none | pow2 | fixed
+  scale_format: str = "none"  # Double Quantization of s_M: none | pow2 | fixed
   scale_bits: int = 8
   momentum: float = 0.9
   epsilon: float = 1e-5
@@ -43,15 +44,23 @@ class QuantNorm(nn.Module):
   bias_init: nn.initializers.Initializer = nn.initializers.zeros
 
   def _m_config(self) -> QuantConfig:
-    return QuantConfig(numerics=Numerics(bits=self.bits, signed=True),
-                       calibration=Calibration("absmax"), granularity=Granularity(None),
-                       scale_quant=ScaleQuant(self.scale_format, self.scale_bits), kind="norm")
+    return QuantConfig(
+      numerics=Numerics(bits=self.bits, signed=True),
+      calibration=Calibration("absmax"),
+      granularity=Granularity(None),
+      scale_quant=ScaleQuant(self.scale_format, self.scale_bits),
+      kind="norm",
+    )
 
   @nn.compact
   def __call__(self, x, train: bool = False, in_scale=None):
     check_bits(self.bits, "QuantNorm.bits")
-    if self.bias_bits is not None and not (isinstance(self.bias_bits, int) and 2 <= self.bias_bits <= 32):
-      raise ValueError(f"QuantNorm.bias_bits={self.bias_bits!r} is not allowed; use an int 2..32 or None")
+    if self.bias_bits is not None and not (
+      isinstance(self.bias_bits, int) and 2 <= self.bias_bits <= 32
+    ):
+      raise ValueError(
+        f"QuantNorm.bias_bits={self.bias_bits!r} is not allowed; use an int 2..32 or None"
+      )
     c = x.shape[-1]
     gamma = self.param("scale", self.scale_init, (c,), jnp.float32)
     beta = self.param("bias", self.bias_init, (c,), jnp.float32)
@@ -63,7 +72,7 @@ class QuantNorm(nn.Module):
       # Statistics of the dequantized input (acc·s_in), so running stats have real units; they
       # carry gradient, as in BatchNorm.
       red = tuple(range(x.ndim - 1))
-      xs = x.astype(jnp.float32)   # statistics in float32 under bfloat16 compute too
+      xs = x.astype(jnp.float32)  # statistics in float32 under bfloat16 compute too
       mean = jnp.mean(xs, axis=red)
       var = jnp.maximum(jnp.mean(jnp.square(xs), axis=red) - jnp.square(mean), 0.0)
       if s_in is not None:

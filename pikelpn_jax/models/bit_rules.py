@@ -16,6 +16,7 @@ Keys of `defaults` and of every overrides mapping (LAYER_KEYS):
   a_signed            None: the model decides from what feeds the layer; True/False forces it
   half_shift          PokeBNN's half-shifted grid (binary values ±0.5·bound), weights and inputs
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,13 +26,28 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 from pikelpn_jax.config_base import check_int
 from pikelpn_jax.quant.config import CALIBRATIONS, check_bits
 
-LAYER_KEYS = ("w_bits", "a_bits", "w_per_channel", "w_channel_axis", "w_calibration",
-              "a_calibration", "a_bound", "a_signed", "half_shift")
+LAYER_KEYS = (
+  "w_bits",
+  "a_bits",
+  "w_per_channel",
+  "w_channel_axis",
+  "w_calibration",
+  "a_calibration",
+  "a_bound",
+  "a_signed",
+  "half_shift",
+)
 
 DEFAULT_LAYER = {
-    "w_bits": None, "a_bits": None, "w_per_channel": True, "w_channel_axis": -1,
-    "w_calibration": "absmax", "a_calibration": "ema", "a_bound": 6.0, "a_signed": None,
-    "half_shift": False,
+  "w_bits": None,
+  "a_bits": None,
+  "w_per_channel": True,
+  "w_channel_axis": -1,
+  "w_calibration": "absmax",
+  "a_calibration": "ema",
+  "a_bound": 6.0,
+  "a_signed": None,
+  "half_shift": False,
 }
 
 Frozen = Tuple[Tuple[str, Any], ...]
@@ -40,8 +56,9 @@ Frozen = Tuple[Tuple[str, Any], ...]
 def _check_bool(v, field, allow_none=False):
   if (v is None and allow_none) or isinstance(v, bool):
     return v
-  raise ValueError(f"{field}={v!r} is not allowed; use True or False" +
-                   (" or None" if allow_none else ""))
+  raise ValueError(
+    f"{field}={v!r} is not allowed; use True or False" + (" or None" if allow_none else "")
+  )
 
 
 def check_layer_settings(settings: Mapping[str, Any], where: str) -> None:
@@ -72,8 +89,9 @@ def freeze(m: Mapping[str, Any]) -> Frozen:
   return tuple(sorted((str(k), v) for k, v in dict(m).items()))
 
 
-def compile_rules(rules: Sequence, where: str = "config.model.bit_rules"
-                  ) -> Tuple[Tuple[str, Frozen], ...]:
+def compile_rules(
+  rules: Sequence, where: str = "config.model.bit_rules"
+) -> Tuple[Tuple[str, Frozen], ...]:
   """Validates rules once (regexes compile, overrides are valid) and freezes them (hashable)."""
   if rules is None:
     return ()
@@ -89,8 +107,10 @@ def compile_rules(rules: Sequence, where: str = "config.model.bit_rules"
     except (re.error, TypeError) as e:
       raise ValueError(f"{where}[{i}] regex {pattern!r} does not compile: {e}") from None
     if not isinstance(overrides, Mapping):
-      raise ValueError(f"{where}[{i}] ({pattern!r}): overrides={overrides!r} is not allowed; "
-                       "use a mapping of layer fields")
+      raise ValueError(
+        f"{where}[{i}] ({pattern!r}): overrides={overrides!r} is not allowed; "
+        "use a mapping of layer fields"
+      )
     check_layer_settings(overrides, f"{where}[{i}] ({pattern!r})")
     out.append((pattern, freeze(overrides)))
   return tuple(out)
@@ -107,6 +127,7 @@ def matching_rule(path: str, rules) -> int:
 @dataclasses.dataclass(frozen=True)
 class LayerQuant:
   """The resolved quantization settings of one layer (fields: LAYER_KEYS, see the docstring)."""
+
   w_bits: Optional[int]
   a_bits: Optional[int]
   w_per_channel: bool

@@ -12,6 +12,7 @@ Fields written into config.model (read by plan_from_config):
   dhq            bool: depthwise weights use their own rule (PikeLPN: 8-bit per channel);
                  False: they use the pointwise layer's quantizer
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
@@ -23,15 +24,23 @@ from pikelpn_jax.models.bit_rules import DEFAULT_LAYER
 
 def check_variant(variant: str, allowed: Sequence[str], config_file: str) -> str:
   if variant not in allowed:
-    raise ValueError(f"{config_file}: variant {variant!r} is not allowed; use one of "
-                     f"{list(allowed)}")
+    raise ValueError(
+      f"{config_file}: variant {variant!r} is not allowed; use one of {list(allowed)}"
+    )
   return variant
 
 
-def set_quant_fields(model: ml_collections.ConfigDict, *, w_bits: Optional[int],
-                     a_bits: Optional[int], bit_rules: Sequence = (), quantnorm: bool = False,
-                     double_quant: bool = False, dhq: bool = False,
-                     **layer_defaults: Any) -> ml_collections.ConfigDict:
+def set_quant_fields(
+  model: ml_collections.ConfigDict,
+  *,
+  w_bits: Optional[int],
+  a_bits: Optional[int],
+  bit_rules: Sequence = (),
+  quantnorm: bool = False,
+  double_quant: bool = False,
+  dhq: bool = False,
+  **layer_defaults: Any,
+) -> ml_collections.ConfigDict:
   """Writes the quantization fields into config.model (see the module docstring)."""
   q = dict(DEFAULT_LAYER)
   q.update(w_bits=w_bits, a_bits=a_bits)

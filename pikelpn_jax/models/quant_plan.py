@@ -5,6 +5,7 @@ quantizers by module path (see bit_rules.py) and for the norm that follows a MAC
 `weight_quant` / `act_quant` = False turn every weight / activation quantizer into float (the
 training loop's quantization schedule), whatever the rules say.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,8 +24,17 @@ from pikelpn_jax.quant.config import (
   weight_quant,
 )
 
-MODEL_QUANT_FIELDS = ("quant", "bit_rules", "quantnorm", "quantnorm_bits", "quantnorm_bias_bits",
-                      "double_quant", "dq_format", "dq_round", "dhq")
+MODEL_QUANT_FIELDS = (
+  "quant",
+  "bit_rules",
+  "quantnorm",
+  "quantnorm_bits",
+  "quantnorm_bias_bits",
+  "double_quant",
+  "dq_format",
+  "dq_round",
+  "dhq",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +43,12 @@ class QuantPlan:
   rules: Tuple[Tuple[str, bit_rules.Frozen], ...] = ()
   weight_quant: bool = True
   act_quant: bool = True
-  scale_format: str = "none"          # Double Quantization of weight/act/norm scales
-  scale_round: str = "auto"           # pow2 rounding of weight/act scales (ScaleQuant.rounding)
-  norm_bits: Optional[int] = None     # QuantNorm multiplier bits; None: the folded float norm
+  scale_format: str = "none"  # Double Quantization of weight/act/norm scales
+  scale_round: str = "auto"  # pow2 rounding of weight/act scales (ScaleQuant.rounding)
+  norm_bits: Optional[int] = None  # QuantNorm multiplier bits; None: the folded float norm
   norm_bias_bits: Optional[int] = 32
-  dhq: bool = True                    # False: depthwise weights use the pointwise quantizer
-  pw_impl: str = "auto"               # 1×1 convs: auto | conv | dot (QConv.impl)
+  dhq: bool = True  # False: depthwise weights use the pointwise quantizer
+  pw_impl: str = "auto"  # 1×1 convs: auto | conv | dot (QConv.impl)
 
   @property
   def quantnorm(self) -> bool:
@@ -51,10 +61,15 @@ class QuantPlan:
     s = self.settings(path)
     if not self.weight_quant or s.w_bits is None:
       return FLOAT
-    return weight_quant(s.w_bits, per_channel=s.w_per_channel,
-                        channel_axis=s.w_channel_axis, scale=self.scale_format,
-                        scale_round=self.scale_round,
-                        calibration=s.w_calibration, half_shift=s.half_shift)
+    return weight_quant(
+      s.w_bits,
+      per_channel=s.w_per_channel,
+      channel_axis=s.w_channel_axis,
+      scale=self.scale_format,
+      scale_round=self.scale_round,
+      calibration=s.w_calibration,
+      half_shift=s.half_shift,
+    )
 
   def act(self, path: str, signed: bool, follows_norm: bool = False) -> QuantConfig:
     """The input quantizer of the layer at `path`.
@@ -68,15 +83,22 @@ class QuantPlan:
       return FLOAT
     sign = signed if s.a_signed is None else s.a_signed
     if s.a_bits == 1:
-      sign = True    # binary grids are ±1
-    return act_quant(s.a_bits, signed=sign, calibration=s.a_calibration,
-                     bound=float(s.a_bound), scale=self.scale_format,
-                     scale_round=self.scale_round,
-                     half_shift=s.half_shift, folded=self.quantnorm and follows_norm)
+      sign = True  # binary grids are ±1
+    return act_quant(
+      s.a_bits,
+      signed=sign,
+      calibration=s.a_calibration,
+      bound=float(s.a_bound),
+      scale=self.scale_format,
+      scale_round=self.scale_round,
+      half_shift=s.half_shift,
+      folded=self.quantnorm and follows_norm,
+    )
 
 
-def plan_from_config(model_cfg: Mapping[str, Any], *, weight_quant: bool = True,
-                     act_quant: bool = True) -> QuantPlan:
+def plan_from_config(
+  model_cfg: Mapping[str, Any], *, weight_quant: bool = True, act_quant: bool = True
+) -> QuantPlan:
   """Builds and validates the plan from config.model (fields: see MODEL_QUANT_FIELDS)."""
   m = dict(model_cfg)
   defaults = dict(m.get("quant") or {})
@@ -88,19 +110,29 @@ def plan_from_config(model_cfg: Mapping[str, Any], *, weight_quant: bool = True,
     raise ValueError(f"config.model.dq_format={dq_format!r} is not allowed; use 'pow2' or 'fixed'")
   dq_round = m.get("dq_round", "auto")
   if dq_round not in SCALE_ROUNDINGS:
-    raise ValueError(f"config.model.dq_round={dq_round!r} is not allowed; use one of {SCALE_ROUNDINGS}")
+    raise ValueError(
+      f"config.model.dq_round={dq_round!r} is not allowed; use one of {SCALE_ROUNDINGS}"
+    )
   pw_impl = m.get("pw_impl", "auto")
   if pw_impl not in PW_IMPLS:
     raise ValueError(f"config.model.pw_impl={pw_impl!r} is not allowed; use one of {PW_IMPLS}")
   norm_bits = None
   if m.get("quantnorm", False):
-    norm_bits = check_bits(m.get("quantnorm_bits", 8), "config.model.quantnorm_bits",
-                           allow_none=False)
+    norm_bits = check_bits(
+      m.get("quantnorm_bits", 8), "config.model.quantnorm_bits", allow_none=False
+    )
   bias_bits = m.get("quantnorm_bias_bits", 32)
   if bias_bits is not None:
     check_int("config.model.quantnorm_bias_bits", bias_bits, 2, 32, allowed="an int 2..32 or None")
-  return QuantPlan(defaults=bit_rules.freeze(defaults), rules=rules,
-                   weight_quant=bool(weight_quant), act_quant=bool(act_quant),
-                   scale_format=dq_format if double_quant else "none", scale_round=dq_round,
-                   norm_bits=norm_bits, norm_bias_bits=bias_bits,
-                   dhq=bool(m.get("dhq", True)), pw_impl=pw_impl)
+  return QuantPlan(
+    defaults=bit_rules.freeze(defaults),
+    rules=rules,
+    weight_quant=bool(weight_quant),
+    act_quant=bool(act_quant),
+    scale_format=dq_format if double_quant else "none",
+    scale_round=dq_round,
+    norm_bits=norm_bits,
+    norm_bias_bits=bias_bits,
+    dhq=bool(m.get("dhq", True)),
+    pw_impl=pw_impl,
+  )

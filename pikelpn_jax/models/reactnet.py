@@ -13,6 +13,7 @@ Binary weights: sign(w)·mean|w| per output channel; binary activations: sign(x)
 Module paths for bit rules: 'stem', 'block{i}/conv3x3', 'block{i}/pw' (or '/pw_down1',
 '/pw_down2'), 'head'.
 """
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -28,6 +29,7 @@ from pikelpn_jax.models.registry import register
 
 class BinaryConvNorm(nn.Module):
   """RSign → binary conv → norm (no activation); quantizers from the plan by this module's path."""
+
   plan: QuantPlan
   features: int
   kernel_size: int = 1
@@ -37,9 +39,15 @@ class BinaryConvNorm(nn.Module):
   def __call__(self, x, train: bool = False):
     path = module_path(self)
     x = RSign(name="rsign")(x)
-    conv = QConv(self.features, w_quant=self.plan.weight(path), x_quant=self.plan.act(path, True),
-                 kernel_size=self.kernel_size, strides=self.strides, impl=self.plan.pw_impl,
-                 name="conv")
+    conv = QConv(
+      self.features,
+      w_quant=self.plan.weight(path),
+      x_quant=self.plan.act(path, True),
+      kernel_size=self.kernel_size,
+      strides=self.strides,
+      impl=self.plan.pw_impl,
+      name="conv",
+    )
     return apply_norm(self.plan, conv, x, train)
 
 
@@ -66,8 +74,9 @@ class ReActBlock(nn.Module):
       with cost_category("residual_pool"):
         z = jnp.concatenate([z1 + y, z2 + y], axis=-1)
     else:
-      raise ValueError(f"ReActNet block: features={self.features} must equal or double the "
-                       f"input channels ({cin})")
+      raise ValueError(
+        f"ReActNet block: features={self.features} must equal or double the input channels ({cin})"
+      )
     return RPReLU(name="rprelu2")(z)
 
 
@@ -79,8 +88,9 @@ class ReActNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     m = self.width
-    x = ConvNorm(self.plan, max(1, int(STEM_FEATURES * m)), 3, 2, act=None, signed_input=True,
-                 name="stem")(x, train)
+    x = ConvNorm(
+      self.plan, max(1, int(STEM_FEATURES * m)), 3, 2, act=None, signed_input=True, name="stem"
+    )(x, train)
     for i, (c, s) in enumerate(BLOCKS):
       x = ReActBlock(self.plan, max(1, int(c * m)), s, name=f"block{i}")(x, train)
     return Head(self.plan, self.num_classes, signed_input=True, name="head")(x, train)
@@ -88,6 +98,7 @@ class ReActNet(nn.Module):
 
 @register("reactnet")
 def build_reactnet(model_cfg, num_classes, plan, dw_impl):
-  del dw_impl   # no depthwise convs
-  return ReActNet(plan=plan, num_classes=num_classes,
-                  width=check_width(model_cfg.get("width", 1.0)))
+  del dw_impl  # no depthwise convs
+  return ReActNet(
+    plan=plan, num_classes=num_classes, width=check_width(model_cfg.get("width", 1.0))
+  )

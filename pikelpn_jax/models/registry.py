@@ -8,6 +8,7 @@ config.model.* and config.dataset.num_classes. weight_quant / act_quant = False 
 weight / activation quantizer float. dw_impl overrides config.model.dw_impl
 ('auto' | 'grouped' | 'shift_add').
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,6 +30,7 @@ def register(name: str):
       raise ValueError(f"model {name!r} is registered twice")
     _BUILDERS[name] = fn
     return fn
+
   return deco
 
 
@@ -50,14 +52,16 @@ def _check_num_classes(n):
   return check_int("config.dataset.num_classes", n, 1)
 
 
-def build_model(config, *, weight_quant: bool = True, act_quant: bool = True,
-                dw_impl: Optional[str] = None) -> nn.Module:
+def build_model(
+  config, *, weight_quant: bool = True, act_quant: bool = True, dw_impl: Optional[str] = None
+) -> nn.Module:
   _load_families()
   model_cfg = dict(config.model)
   name = model_cfg.get("name")
   if name not in _BUILDERS:
-    raise ValueError(f"config.model.name={name!r} is not a registered model; allowed: "
-                     f"{sorted(_BUILDERS)}")
+    raise ValueError(
+      f"config.model.name={name!r} is not a registered model; allowed: {sorted(_BUILDERS)}"
+    )
   impl = dw_impl if dw_impl is not None else model_cfg.get("dw_impl", "auto")
   if impl not in DW_IMPLS:
     raise ValueError(f"dw_impl={impl!r} is not allowed; use one of {DW_IMPLS}")

@@ -7,6 +7,7 @@ Module paths for bit rules: 'stem', 'stage{s}_block{b}/conv1|conv2|conv3|proj', 
 config.model.depth: 18 | 50; config.model.zero_init_residual: the last norm of each block starts
 at scale 0 (torchvision option; off by default as in torchvision).
 """
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -31,8 +32,16 @@ class BasicBlock(nn.Module):
   def __call__(self, x, train: bool = False):
     last_init = nn.initializers.zeros if self.zero_init_residual else nn.initializers.ones
     y = ConvNorm(self.plan, self.features, 3, self.strides, act="relu", name="conv1")(x, train)
-    y = ConvNorm(self.plan, self.features, 3, 1, act=None, follows_norm=True,
-                 norm_scale_init=last_init, name="conv2")(y, train)
+    y = ConvNorm(
+      self.plan,
+      self.features,
+      3,
+      1,
+      act=None,
+      follows_norm=True,
+      norm_scale_init=last_init,
+      name="conv2",
+    )(y, train)
     if self.strides != 1 or x.shape[-1] != self.features:
       x = ConvNorm(self.plan, self.features, 1, self.strides, act=None, name="proj")(x, train)
     return relu(residual_add(x, y))
@@ -50,10 +59,12 @@ class Bottleneck(nn.Module):
     last_init = nn.initializers.zeros if self.zero_init_residual else nn.initializers.ones
     out = self.features * self.expansion
     y = ConvNorm(self.plan, self.features, 1, 1, act="relu", name="conv1")(x, train)
-    y = ConvNorm(self.plan, self.features, 3, self.strides, act="relu", follows_norm=True,
-                 name="conv2")(y, train)
-    y = ConvNorm(self.plan, out, 1, 1, act=None, follows_norm=True, norm_scale_init=last_init,
-                 name="conv3")(y, train)
+    y = ConvNorm(
+      self.plan, self.features, 3, self.strides, act="relu", follows_norm=True, name="conv2"
+    )(y, train)
+    y = ConvNorm(
+      self.plan, out, 1, 1, act=None, follows_norm=True, norm_scale_init=last_init, name="conv3"
+    )(y, train)
     if self.strides != 1 or x.shape[-1] != out:
       x = ConvNorm(self.plan, out, 1, self.strides, act=None, name="proj")(x, train)
     return relu(residual_add(x, y))
@@ -70,23 +81,40 @@ class ResNet(nn.Module):
   def __call__(self, x, train: bool = False):
     kind, repeats = DEPTHS[self.depth]
     block_cls = BasicBlock if kind == "basic" else Bottleneck
-    x = ConvNorm(self.plan, max(1, int(64 * self.width)), 7, 2, padding=((3, 3), (3, 3)),
-                 act="relu", signed_input=True, name="stem")(x, train)
+    x = ConvNorm(
+      self.plan,
+      max(1, int(64 * self.width)),
+      7,
+      2,
+      padding=((3, 3), (3, 3)),
+      act="relu",
+      signed_input=True,
+      name="stem",
+    )(x, train)
     x = max_pool(x, 3, 2, padding=((1, 1), (1, 1)))
     for s, (c, n) in enumerate(zip(STAGE_FEATURES, repeats)):
       for b in range(n):
         strides = 2 if s > 0 and b == 0 else 1
-        x = block_cls(self.plan, max(1, int(c * self.width)), strides, self.zero_init_residual,
-                      name=f"stage{s}_block{b}")(x, train)
+        x = block_cls(
+          self.plan,
+          max(1, int(c * self.width)),
+          strides,
+          self.zero_init_residual,
+          name=f"stage{s}_block{b}",
+        )(x, train)
     return Head(self.plan, self.num_classes, name="head")(x, train)
 
 
 @register("resnet")
 def build_resnet(model_cfg, num_classes, plan, dw_impl):
-  del dw_impl   # no depthwise convs
+  del dw_impl  # no depthwise convs
   depth = model_cfg.get("depth", 50)
   if depth not in DEPTHS or isinstance(depth, bool):
     raise ValueError(f"config.model.depth={depth!r} is not allowed; use one of {sorted(DEPTHS)}")
-  return ResNet(plan=plan, depth=depth, num_classes=num_classes,
-                width=check_width(model_cfg.get("width", 1.0)),
-                zero_init_residual=bool(model_cfg.get("zero_init_residual", False)))
+  return ResNet(
+    plan=plan,
+    depth=depth,
+    num_classes=num_classes,
+    width=check_width(model_cfg.get("width", 1.0)),
+    zero_init_residual=bool(model_cfg.get("zero_init_residual", False)),
+  )

@@ -3,6 +3,7 @@
 `bits=None` anywhere means float pass-through, so one flag gives the float baseline.
 Every constructor validates its fields and raises one clear ValueError naming the field.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,17 +19,18 @@ class CalibrationMethod(NamedTuple):
     'auto' rounds up and never clips max|x|; a constant or learned bound rounds to nearest.
   statistic: the statistic of |x| a measured bound takes: 'max' or 'mean' ('' when not measured).
   """
+
   state: str
   measured: bool
   statistic: str
 
 
 CALIBRATION_METHODS = {
-    "absmax": CalibrationMethod(state="", measured=True, statistic="max"),
-    "absmean": CalibrationMethod(state="", measured=True, statistic="mean"),
-    "fixed": CalibrationMethod(state="", measured=False, statistic=""),
-    "lsq": CalibrationMethod(state="param", measured=False, statistic=""),
-    "ema": CalibrationMethod(state="batch_stats", measured=True, statistic="max"),
+  "absmax": CalibrationMethod(state="", measured=True, statistic="max"),
+  "absmean": CalibrationMethod(state="", measured=True, statistic="mean"),
+  "fixed": CalibrationMethod(state="", measured=False, statistic=""),
+  "lsq": CalibrationMethod(state="param", measured=False, statistic=""),
+  "ema": CalibrationMethod(state="batch_stats", measured=True, statistic="max"),
 }
 CALIBRATIONS = tuple(CALIBRATION_METHODS)
 SCALE_FORMATS = ("none", "pow2", "fixed")
@@ -56,6 +58,7 @@ class Numerics:
     real values are ±0.5·bound, otherwise ±bound.
   STE: identity gradient inside the clip range, zero outside (see quant/ste.py).
   """
+
   bits: Optional[int] = 8
   signed: bool = True
   half_shift: bool = False
@@ -83,7 +86,7 @@ class Numerics:
   def qmax(self) -> float:
     if self.bits == 1:
       return 1.0
-    return float(2 ** (self.bits - 1) - 1) if self.signed else float(2 ** self.bits - 1)
+    return float(2 ** (self.bits - 1) - 1) if self.signed else float(2**self.bits - 1)
 
   @property
   def levels_per_bound(self) -> float:
@@ -101,6 +104,7 @@ class Calibration:
   (PokeBNN uses 3.0 for binary activations); lsq: a learned step size (LSQ, with its gradient),
   initialised from `bound`; ema: an exponential moving average of max|x| over training batches.
   """
+
   method: str = "absmax"
   bound: float = 1.0
   momentum: float = 0.99
@@ -108,7 +112,9 @@ class Calibration:
 
   def __post_init__(self):
     if self.method not in CALIBRATIONS:
-      raise ValueError(f"calibration.method={self.method!r} is not allowed; use one of {CALIBRATIONS}")
+      raise ValueError(
+        f"calibration.method={self.method!r} is not allowed; use one of {CALIBRATIONS}"
+      )
     if not self.bound > 0:
       raise ValueError(f"calibration.bound={self.bound!r} is not allowed; use a positive number")
     if not 0.0 <= self.momentum < 1.0:
@@ -122,6 +128,7 @@ class Calibration:
 @dataclasses.dataclass(frozen=True)
 class Granularity:
   """Per tensor (channel_axis=None) or per channel along `channel_axis` (negative allowed)."""
+
   channel_axis: Optional[int] = None
 
   def resolve(self, ndim: int) -> Optional[int]:
@@ -129,8 +136,10 @@ class Granularity:
     if self.channel_axis is None:
       return None
     if not -ndim <= self.channel_axis < ndim:
-      raise ValueError(f"granularity.channel_axis={self.channel_axis} is out of range for a "
-                       f"{ndim}-d tensor; allowed: {-ndim}..{ndim - 1} or None (per tensor)")
+      raise ValueError(
+        f"granularity.channel_axis={self.channel_axis} is out of range for a "
+        f"{ndim}-d tensor; allowed: {-ndim}..{ndim - 1} or None (per tensor)"
+      )
     return self.channel_axis % ndim
 
 
@@ -145,22 +154,27 @@ class ScaleQuant:
   range and keeps the grid fuller; 'auto' = ceil for data-calibrated scales (absmax, absmean,
   ema), nearest for learned and fixed ones.
   """
+
   format: str = "none"
   bits: int = 8
   rounding: str = "auto"
 
   def __post_init__(self):
     if self.format not in SCALE_FORMATS:
-      raise ValueError(f"scale_quant.format={self.format!r} is not allowed; use one of {SCALE_FORMATS}")
+      raise ValueError(
+        f"scale_quant.format={self.format!r} is not allowed; use one of {SCALE_FORMATS}"
+      )
     if self.rounding not in SCALE_ROUNDINGS:
-      raise ValueError(f"scale_quant.rounding={self.rounding!r} is not allowed; use one of "
-                       f"{SCALE_ROUNDINGS}")
+      raise ValueError(
+        f"scale_quant.rounding={self.rounding!r} is not allowed; use one of {SCALE_ROUNDINGS}"
+      )
     check_bits(self.bits, "scale_quant.bits", allow_none=False)
 
 
 @dataclasses.dataclass(frozen=True)
 class QuantConfig:
   """A quantizer: numerics × calibration × granularity × scale format, plus what it quantizes."""
+
   numerics: Numerics = Numerics()
   calibration: Calibration = Calibration()
   granularity: Granularity = Granularity()
@@ -187,28 +201,50 @@ class QuantConfig:
 FLOAT = QuantConfig(numerics=Numerics(bits=None))
 
 
-def weight_quant(bits: Optional[int], *, per_channel: bool = True, channel_axis: int = -1,
-                 scale: str = "none", scale_bits: int = 8, calibration: str = "absmax",
-                 half_shift: bool = False, folded: bool = False,
-                 scale_round: str = "auto") -> QuantConfig:
+def weight_quant(
+  bits: Optional[int],
+  *,
+  per_channel: bool = True,
+  channel_axis: int = -1,
+  scale: str = "none",
+  scale_bits: int = 8,
+  calibration: str = "absmax",
+  half_shift: bool = False,
+  folded: bool = False,
+  scale_round: str = "auto",
+) -> QuantConfig:
   """Signed weight quantizer (per output channel by default)."""
-  return QuantConfig(numerics=Numerics(bits=bits, signed=True, half_shift=half_shift),
-                     calibration=Calibration(method=calibration),
-                     granularity=Granularity(channel_axis if per_channel else None),
-                     scale_quant=ScaleQuant(scale, scale_bits, scale_round), kind="weight",
-                     folded=folded)
+  return QuantConfig(
+    numerics=Numerics(bits=bits, signed=True, half_shift=half_shift),
+    calibration=Calibration(method=calibration),
+    granularity=Granularity(channel_axis if per_channel else None),
+    scale_quant=ScaleQuant(scale, scale_bits, scale_round),
+    kind="weight",
+    folded=folded,
+  )
 
 
-def act_quant(bits: Optional[int], *, signed: bool = False, calibration: str = "ema",
-              bound: float = 6.0, scale: str = "none", scale_bits: int = 8,
-              half_shift: bool = False, folded: bool = False,
-              scale_round: str = "auto") -> QuantConfig:
+def act_quant(
+  bits: Optional[int],
+  *,
+  signed: bool = False,
+  calibration: str = "ema",
+  bound: float = 6.0,
+  scale: str = "none",
+  scale_bits: int = 8,
+  half_shift: bool = False,
+  folded: bool = False,
+  scale_round: str = "auto",
+) -> QuantConfig:
   """Per-tensor activation quantizer (unsigned after ReLU by default)."""
-  return QuantConfig(numerics=Numerics(bits=bits, signed=signed, half_shift=half_shift),
-                     calibration=Calibration(method=calibration, bound=bound),
-                     granularity=Granularity(None),
-                     scale_quant=ScaleQuant(scale, scale_bits, scale_round), kind="act",
-                     folded=folded)
+  return QuantConfig(
+    numerics=Numerics(bits=bits, signed=signed, half_shift=half_shift),
+    calibration=Calibration(method=calibration, bound=bound),
+    granularity=Granularity(None),
+    scale_quant=ScaleQuant(scale, scale_bits, scale_round),
+    kind="act",
+    folded=folded,
+  )
 
 
 def from_dict(d: Mapping[str, Any], kind: str = "act") -> QuantConfig:
@@ -217,21 +253,40 @@ def from_dict(d: Mapping[str, Any], kind: str = "act") -> QuantConfig:
   Keys: bits, signed, half_shift, calibration, bound, momentum, channel_axis, scale, scale_bits,
   folded. Unknown keys are an error.
   """
-  allowed = {"bits", "signed", "half_shift", "calibration", "bound", "momentum", "channel_axis",
-             "scale", "scale_bits", "scale_round", "folded", "kind", "lsq_grad_scale"}
+  allowed = {
+    "bits",
+    "signed",
+    "half_shift",
+    "calibration",
+    "bound",
+    "momentum",
+    "channel_axis",
+    "scale",
+    "scale_bits",
+    "scale_round",
+    "folded",
+    "kind",
+    "lsq_grad_scale",
+  }
   d = dict(d)
   unknown = set(d) - allowed
   if unknown:
     raise ValueError(f"unknown quantizer field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
   kind = d.get("kind", kind)
   return QuantConfig(
-      numerics=Numerics(bits=d.get("bits", 8), signed=d.get("signed", True),
-                        half_shift=d.get("half_shift", False)),
-      calibration=Calibration(method=d.get("calibration", "absmax" if kind == "weight" else "ema"),
-                              bound=d.get("bound", 1.0 if kind == "weight" else 6.0),
-                              momentum=d.get("momentum", 0.99),
-                              lsq_grad_scale=d.get("lsq_grad_scale", True)),
-      granularity=Granularity(d.get("channel_axis")),
-      scale_quant=ScaleQuant(d.get("scale", "none"), d.get("scale_bits", 8),
-                             d.get("scale_round", "auto")),
-      kind=kind, folded=d.get("folded", False))
+    numerics=Numerics(
+      bits=d.get("bits", 8), signed=d.get("signed", True), half_shift=d.get("half_shift", False)
+    ),
+    calibration=Calibration(
+      method=d.get("calibration", "absmax" if kind == "weight" else "ema"),
+      bound=d.get("bound", 1.0 if kind == "weight" else 6.0),
+      momentum=d.get("momentum", 0.99),
+      lsq_grad_scale=d.get("lsq_grad_scale", True),
+    ),
+    granularity=Granularity(d.get("channel_axis")),
+    scale_quant=ScaleQuant(
+      d.get("scale", "none"), d.get("scale_bits", 8), d.get("scale_round", "auto")
+    ),
+    kind=kind,
+    folded=d.get("folded", False),
+  )

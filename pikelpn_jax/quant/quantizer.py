@@ -5,6 +5,7 @@ the step `s` (broadcastable to q) so that q·s approximates x. Layers multiply b
 real integer pipeline would (after the accumulator, or folded into QuantNorm), which is what the
 ACEv2 analyzer then sees and prices. `bits=None` returns `(x, None)`: float pass-through.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -39,8 +40,16 @@ def quantize_scale(s, cfg: QuantConfig):
     s = ste.round_pow2_ste(s, ceil)
   else:
     s = ste.round_fixed_ste(s, cfg.scale_quant.bits)
-  return materialize(tag(s, bits=cfg.scale_quant.bits, signed=False, kind="scale", scale=fmt,
-                         scale_bits=cfg.scale_quant.bits))
+  return materialize(
+    tag(
+      s,
+      bits=cfg.scale_quant.bits,
+      signed=False,
+      kind="scale",
+      scale=fmt,
+      scale_bits=cfg.scale_quant.bits,
+    )
+  )
 
 
 def codes(x, s, cfg: QuantConfig):
@@ -51,8 +60,15 @@ def codes(x, s, cfg: QuantConfig):
   else:
     lo, hi = num.qmin, num.qmax
   q = ste.quantize_ste(x, s, lo, hi, num.is_binary)
-  return tag(q, bits=num.bits, signed=num.signed, kind=cfg.kind, scale=cfg.scale_quant.format,
-             scale_bits=cfg.scale_quant.bits, folded=cfg.folded)
+  return tag(
+    q,
+    bits=num.bits,
+    signed=num.signed,
+    kind=cfg.kind,
+    scale=cfg.scale_quant.format,
+    scale_bits=cfg.scale_quant.bits,
+    folded=cfg.folded,
+  )
 
 
 def static_bound(x, cfg: QuantConfig):
@@ -60,8 +76,11 @@ def static_bound(x, cfg: QuantConfig):
   axis = cfg.granularity.resolve(x.ndim)
   red = reduce_axes(x.ndim, axis)
   ax = jnp.abs(jax.lax.stop_gradient(x))
-  b = jnp.mean(ax, axis=red, keepdims=True) if cfg.calibration.spec.statistic == "mean" else \
-      jnp.max(ax, axis=red, keepdims=True)
+  b = (
+    jnp.mean(ax, axis=red, keepdims=True)
+    if cfg.calibration.spec.statistic == "mean"
+    else jnp.max(ax, axis=red, keepdims=True)
+  )
   return jnp.maximum(b, _EPS)
 
 
@@ -94,6 +113,7 @@ class Quantizer(nn.Module):
   LSQ keeps a learned 'step' param (the scale, per tensor or per channel); EMA keeps the running
   max|x| in the 'batch_stats' collection and uses it in both training and evaluation.
   """
+
   config: QuantConfig
 
   @nn.compact
@@ -109,9 +129,12 @@ class Quantizer(nn.Module):
     if axis is not None:
       shape[axis] = x.shape[axis]
     levels = cfg.numerics.levels_per_bound
-    if state == "param":                              # LSQ's learned step
-      step = self.param("step", lambda _k, sh: jnp.full(sh, cfg.calibration.bound / levels,
-                                                        jnp.float32), tuple(shape))
+    if state == "param":  # LSQ's learned step
+      step = self.param(
+        "step",
+        lambda _k, sh: jnp.full(sh, cfg.calibration.bound / levels, jnp.float32),
+        tuple(shape),
+      )
       s = jnp.abs(step) + _EPS
       if cfg.calibration.lsq_grad_scale:
         g = 1.0 / jnp.sqrt(x.size / max(1, s.size) * cfg.numerics.qmax)
@@ -119,8 +142,9 @@ class Quantizer(nn.Module):
       s = quantize_scale(s, cfg)
       return codes(x, s, cfg), s
     # EMA of max|x|.
-    bound = self.variable("batch_stats", "bound",
-                          lambda: jnp.full(shape, cfg.calibration.bound, jnp.float32))
+    bound = self.variable(
+      "batch_stats", "bound", lambda: jnp.full(shape, cfg.calibration.bound, jnp.float32)
+    )
     seen = self.variable("batch_stats", "seen", lambda: jnp.zeros((), jnp.float32))
     if train and not self.is_initializing():
       batch = static_bound(x, cfg)

@@ -12,6 +12,7 @@ round_pow2_ste(s, ceil): 2^round(log2 s) (2^ceil for abs-max calibrated scales, 
   rounding never clips the range), identity gradient (Double Quantization, 'pow2').
 round_fixed_ste(s, bits): m·2^e with m a `bits`-bit integer mantissa, identity gradient ('fixed').
 """
+
 from __future__ import annotations
 
 import functools
@@ -70,8 +71,8 @@ def _round_pow2_jvp(ceil, primals, tangents):
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def round_fixed_ste(s, bits: int):
   # Choose e so that the mantissa m = s / 2^e lies in [2^(bits-1), 2^bits - 1].
-  e = jnp.ceil(jnp.log2(s / (2.0 ** bits - 1.0)))
-  m = jnp.clip(jnp.round(s / exp2_exact(e)), 1.0, 2.0 ** bits - 1.0)
+  e = jnp.ceil(jnp.log2(s / (2.0**bits - 1.0)))
+  m = jnp.clip(jnp.round(s / exp2_exact(e)), 1.0, 2.0**bits - 1.0)
   return m * exp2_exact(e)
 
 
@@ -82,6 +83,6 @@ def _round_fixed_jvp(bits, primals, tangents):
 
 def fixed_mantissa_exponent(s, bits: int):
   """(m, e) with round_fixed_ste(s, bits) == m · 2^e; used by integer export."""
-  e = jnp.ceil(jnp.log2(s / (2.0 ** bits - 1.0)))
-  m = jnp.clip(jnp.round(s / exp2_exact(e)), 1.0, 2.0 ** bits - 1.0)
+  e = jnp.ceil(jnp.log2(s / (2.0**bits - 1.0)))
+  m = jnp.clip(jnp.round(s / exp2_exact(e)), 1.0, 2.0**bits - 1.0)
   return m, e

@@ -1,2 +1,3 @@
 """Training: the loop, checkpoints (orbax, checkpoint.py only), optimizers, distillation."""
+
 from pikelpn_jax.train.loop import NonFiniteLossError, train_and_evaluate

@@ -10,6 +10,7 @@ so a kill during a write leaves the previous checkpoint as the latest. A complet
 files were damaged later (tensorstore's checksums catch flipped bytes) raises CheckpointError,
 one line naming it; a resumed run skips it for the newest one that restores (newest_restorable).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,6 +43,7 @@ def quiet_orbax():
 def quiet_logs() -> None:
   """For CLIs: orbax logs every save and restore at INFO through absl; show warnings and up."""
   from absl import logging as absl_logging
+
   absl_logging.set_verbosity(absl_logging.WARNING)
 
 
@@ -63,9 +65,9 @@ def failure_reason(e: BaseException, limit: int = 300) -> str:
   text = re.sub(r"\s*\[(source locations|tensorstore_spec)=.*$", "", text)
   files = re.findall(r'local file "([^"]+)"', text)
   parts = text.split(": ")
-  if len(parts) > 3:   # 'CODE: context: context: ...: cause: detail' -> 'CODE ... cause: detail'
+  if len(parts) > 3:  # 'CODE: context: context: ...: cause: detail' -> 'CODE ... cause: detail'
     text = f"{parts[0]} reading {files[-1] if files else '?'}: " + ": ".join(parts[-2:])
-  return text if len(text) <= limit else text[:limit - 3] + "..."
+  return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -73,18 +75,27 @@ def checkpoint_dir(workdir: str) -> str:
 
 
 def _handlers():
-  return {"model": ocp.StandardCheckpointHandler(), "train": ocp.StandardCheckpointHandler(),
-          "config": ocp.JsonCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+  return {
+    "model": ocp.StandardCheckpointHandler(),
+    "train": ocp.StandardCheckpointHandler(),
+    "config": ocp.JsonCheckpointHandler(),
+    "meta": ocp.JsonCheckpointHandler(),
+  }
 
 
 def _manager(workdir: str, *, keep: int = 3, read_only: bool = True) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=None if read_only else keep, save_interval_steps=0 if read_only else 1,
-      create=not read_only, read_only=read_only,
-      enable_async_checkpointing=not read_only, cleanup_tmp_directories=not read_only)
+    max_to_keep=None if read_only else keep,
+    save_interval_steps=0 if read_only else 1,
+    create=not read_only,
+    read_only=read_only,
+    enable_async_checkpointing=not read_only,
+    cleanup_tmp_directories=not read_only,
+  )
   with quiet_orbax():
-    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS,
-                                 item_handlers=_handlers())
+    return ocp.CheckpointManager(
+      checkpoint_dir(workdir), options=options, item_names=ITEMS, item_handlers=_handlers()
+    )
 
 
 def latest_step(workdir: str) -> Optional[int]:
@@ -109,8 +120,12 @@ def _shape_tree(tree) -> Dict[str, tuple]:
 
 
 def model_meta(config, config_source: str = "", step: int = 0) -> Dict[str, Any]:
-  return {"config_source": config_source, "model": config.model.get("name"),
-          "variant": config.model.get("variant"), "step": int(step)}
+  return {
+    "config_source": config_source,
+    "model": config.model.get("name"),
+    "variant": config.model.get("variant"),
+    "step": int(step),
+  }
 
 
 class Checkpoints:
@@ -139,39 +154,60 @@ class Checkpoints:
   def save(self, step: int, state: Dict[str, Any], config, meta: Dict[str, Any]) -> None:
     model = {"params": state["params"], "batch_stats": state["batch_stats"]}
     train = {"opt_state": state["opt_state"], "step": state["step"]}
-    self._mgr.save(step, args=ocp.args.Composite(
-        model=ocp.args.StandardSave(model), train=ocp.args.StandardSave(train),
-        config=ocp.args.JsonSave(config_to_dict(config)), meta=ocp.args.JsonSave(meta)))
+    self._mgr.save(
+      step,
+      args=ocp.args.Composite(
+        model=ocp.args.StandardSave(model),
+        train=ocp.args.StandardSave(train),
+        config=ocp.args.JsonSave(config_to_dict(config)),
+        meta=ocp.args.JsonSave(meta),
+      ),
+    )
 
   def verify(self, step: int, items=("model", "train")) -> None:
     """Reads every stored value of `step` once (tensorstore checks the OCDBT checksums), so that
     a damaged file raises CheckpointError here rather than inside orbax's asyncio restore (whose
     other reads in flight then print 'Event loop is closed' tracebacks)."""
     import tensorstore as ts
+
     for item in items:
       path = os.path.join(self.step_dir(step), item)
       if os.path.isfile(os.path.join(path, "manifest.ocdbt")):
+
         def read_all(path=path):
           kv = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{path}/"}).result()
           for key in kv.list().result():
             kv.read(key).result()
+
         self._read(step, read_all)
 
   def restore_state(self, step: int, abstract_state: Dict[str, Any]) -> Dict[str, Any]:
     model_t = {"params": abstract_state["params"], "batch_stats": abstract_state["batch_stats"]}
     train_t = {"opt_state": abstract_state["opt_state"], "step": abstract_state["step"]}
-    r = self._read(step, lambda: self._mgr.restore(step, args=ocp.args.Composite(
-        model=ocp.args.StandardRestore(model_t), train=ocp.args.StandardRestore(train_t))))
+    r = self._read(
+      step,
+      lambda: self._mgr.restore(
+        step,
+        args=ocp.args.Composite(
+          model=ocp.args.StandardRestore(model_t), train=ocp.args.StandardRestore(train_t)
+        ),
+      ),
+    )
     return {**r["model"], **r["train"]}
 
   def restore_model(self, step: int, abstract_model: Dict[str, Any]) -> Dict[str, Any]:
-    r = self._read(step, lambda: self._mgr.restore(
-        step, args=ocp.args.Composite(model=ocp.args.StandardRestore(abstract_model))))
+    r = self._read(
+      step,
+      lambda: self._mgr.restore(
+        step, args=ocp.args.Composite(model=ocp.args.StandardRestore(abstract_model))
+      ),
+    )
     return dict(r["model"])
 
   def meta(self, step: int) -> Dict[str, Any]:
-    r = self._read(step, lambda: self._mgr.restore(
-        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())))
+    r = self._read(
+      step, lambda: self._mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    )
     return dict(r["meta"])
 
   def model_shapes(self, step: int) -> Dict[str, tuple]:
@@ -185,22 +221,29 @@ class Checkpoints:
     self._mgr.close()
 
 
-def check_matches(ckpts: Checkpoints, step: int, config, abstract_model: Dict[str, Any],
-                  what: str) -> None:
+def check_matches(
+  ckpts: Checkpoints, step: int, config, abstract_model: Dict[str, Any], what: str
+) -> None:
   """One-line ValueError when checkpoint `step` holds another model than `config` builds."""
   meta = ckpts.meta(step)
   want = config.model.get("name")
   where = f"{what} {ckpts.workdir!r} holds a checkpoint (step {step}) of {_describe(meta)}"
   if meta.get("model") != want:
-    raise ValueError(f"{where}, but the config asks for model {want!r} "
-                     f"(variant {config.model.get('variant')!r}); use another workdir or that model's config")
+    raise ValueError(
+      f"{where}, but the config asks for model {want!r} "
+      f"(variant {config.model.get('variant')!r}); use another workdir or that model's config"
+    )
   saved, expected = ckpts.model_shapes(step), _shape_tree(abstract_model)
   if saved != expected:
-    diffs = sorted(set(saved) ^ set(expected)) or sorted(k for k in saved if saved[k] != expected[k])
+    diffs = sorted(set(saved) ^ set(expected)) or sorted(
+      k for k in saved if saved[k] != expected[k]
+    )
     k = diffs[0]
-    raise ValueError(f"{where} that does not match the config: {k} is {saved.get(k, 'absent')} in the "
-                     f"checkpoint, {expected.get(k, 'absent')} for the config ({len(diffs)} difference(s)); "
-                     "use the config the checkpoint was trained with or another workdir")
+    raise ValueError(
+      f"{where} that does not match the config: {k} is {saved.get(k, 'absent')} in the "
+      f"checkpoint, {expected.get(k, 'absent')} for the config ({len(diffs)} difference(s)); "
+      "use the config the checkpoint was trained with or another workdir"
+    )
 
 
 def restore_latest(workdir: str, config) -> Dict[str, Any]:
@@ -211,22 +254,26 @@ def restore_latest(workdir: str, config) -> Dict[str, Any]:
   CheckpointError (a ValueError) naming the newest checkpoint when its files do not restore.
   """
   from pikelpn_jax.train.model_init import abstract_variables  # builds the model
+
   step = latest_step(workdir)
   if step is None:
-    raise NoCheckpointError(f"no checkpoint in workdir {workdir!r} (looked in {checkpoint_dir(workdir)}); "
-                            "train first: python main.py --config ... --workdir " + str(workdir))
+    raise NoCheckpointError(
+      f"no checkpoint in workdir {workdir!r} (looked in {checkpoint_dir(workdir)}); "
+      "train first: python main.py --config ... --workdir " + str(workdir)
+    )
   abstract = abstract_variables(config)
   ckpts = Checkpoints(workdir, read_only=True)
   try:
-    ckpts.verify(step, items=("model",))   # first: orbax's reads of a damaged file print tracebacks
+    ckpts.verify(step, items=("model",))  # first: orbax's reads of a damaged file print tracebacks
     check_matches(ckpts, step, config, abstract, "workdir")
     return ckpts.restore_model(step, abstract)
   finally:
     ckpts.close()
 
 
-def newest_restorable(workdir: str, config, abstract_state: Dict[str, Any]
-                      ) -> Tuple[Optional[int], Optional[Dict[str, Any]], List[CheckpointError]]:
+def newest_restorable(
+  workdir: str, config, abstract_state: Dict[str, Any]
+) -> Tuple[Optional[int], Optional[Dict[str, Any]], List[CheckpointError]]:
   """(step, state, skipped) of the newest checkpoint in workdir that restores, newest first.
 
   A checkpoint of another model raises ValueError (a wrong workdir, not damage); damaged ones
@@ -240,7 +287,7 @@ def newest_restorable(workdir: str, config, abstract_state: Dict[str, Any]
   try:
     for step in reversed(ro.all_steps()):
       try:
-        ro.verify(step)   # first: orbax's own reads of a damaged file print tracebacks
+        ro.verify(step)  # first: orbax's own reads of a damaged file print tracebacks
         check_matches(ro, step, config, abstract_model, "workdir")
         return step, ro.restore_state(step, abstract_state), skipped
       except CheckpointError as e:

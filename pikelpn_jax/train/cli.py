@@ -1,4 +1,5 @@
 """What main.py runs: optional multi-host start-up, training, the printed report, one-line errors."""
+
 from __future__ import annotations
 
 import sys
@@ -10,11 +11,18 @@ from pikelpn_jax.train import checkpoint, reporting
 from pikelpn_jax.train.loop import NonFiniteLossError, train_and_evaluate
 
 
-def run(config, workdir: str, config_source: str = "", *, distributed: bool = False,
-        coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
-        process_id: Optional[int] = None) -> int:
+def run(
+  config,
+  workdir: str,
+  config_source: str = "",
+  *,
+  distributed: bool = False,
+  coordinator_address: Optional[str] = None,
+  num_processes: Optional[int] = None,
+  process_id: Optional[int] = None,
+) -> int:
   """Returns the exit code: 0, or 1 with `error: <what is wrong>` on stderr."""
-  checkpoint.quiet_logs()   # orbax logs every save at INFO
+  checkpoint.quiet_logs()  # orbax logs every save at INFO
   if distributed or coordinator_address or num_processes or process_id is not None:
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
   try:
@@ -35,5 +43,5 @@ def ace_table(config, workdir: str) -> Optional[str]:
   try:
     from pikelpn_jax.ace import acev2_report
   except ImportError:
-    return None   # the loop logged why
+    return None  # the loop logged why
   return acev2_report(config, checkpoint.restore_latest(workdir, config)).render(by="category")

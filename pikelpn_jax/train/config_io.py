@@ -1,4 +1,5 @@
 """The JSON form of a resolved config (config files are loaded by config_base.load_config)."""
+
 from __future__ import annotations
 
 import json

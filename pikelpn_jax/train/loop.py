@@ -1,4 +1,5 @@
 """train_and_evaluate: set-up, state, the loop (log, checkpoint, eval), finish (results.json)."""
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,9 @@ class NonFiniteLossError(RuntimeError):
 
 def to_host(tree):
   """numpy copies of replicated arrays (jax.device_get refuses multi-host arrays)."""
-  return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x,
-                      tree)
+  return jax.tree.map(
+    lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, tree
+  )
 
 
 def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[str, Any]:
@@ -49,11 +51,14 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
   teacher = load_teacher(config, replicated)
   steps = StepFactory(config, tx, mesh, teacher)
   resume_step, state, damaged = checkpoint.newest_restorable(
-      workdir, config, abstract_state(config, tx, replicated))
+    workdir, config, abstract_state(config, tx, replicated)
+  )
   if resume_step is None and damaged:
-    raise ValueError(f"no checkpoint of workdir {workdir!r} restores ({len(damaged)} damaged; "
-                     f"newest: {damaged[0]}); move {checkpoint.checkpoint_dir(workdir)} away to "
-                     "train from scratch")
+    raise ValueError(
+      f"no checkpoint of workdir {workdir!r} restores ({len(damaged)} damaged; "
+      f"newest: {damaged[0]}); move {checkpoint.checkpoint_dir(workdir)} away to "
+      "train from scratch"
+    )
 
   # -- State: fresh, or the newest checkpoint that restores (damaged newer ones set aside). ----
   if is_main:
@@ -76,11 +81,19 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
   last_eval: Optional[Dict[str, float]] = None
   last_good = resume_step
   run_start = time.perf_counter()
-  bar = tqdm(total=total, initial=int(to_host(state["step"])), desc="train",
-             disable=not is_main, dynamic_ncols=True, mininterval=1.0)
-  feeder = DeviceFeeder(batch_sharded, pipeline.mean_std)   # transfers overlap the running step
+  bar = tqdm(
+    total=total,
+    initial=int(to_host(state["step"])),
+    desc="train",
+    disable=not is_main,
+    dynamic_ncols=True,
+    mininterval=1.0,
+  )
+  feeder = DeviceFeeder(batch_sharded, pipeline.mean_std)  # transfers overlap the running step
   try:
-    for step, images, labels in feeder.feed(pipeline.train_iter(int(to_host(state["step"])), total)):
+    for step, images, labels in feeder.feed(
+      pipeline.train_iter(int(to_host(state["step"])), total)
+    ):
       phase = phase_at(config, step)
       meter.compiles |= not steps.has_train_step(phase)
       state, metrics = steps.train_step(phase)(state, images, labels, teacher_vars)
@@ -96,8 +109,11 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
       record["input_wait_fraction"] = min(1.0, feeder.pop_wait() / max(meter.last_interval, 1e-9))
       record["learning_rate"] = float(schedule(step))
       log.write(done, record)
-      bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_accuracy']:.3f}",
-                      img_s=f"{record['images_per_sec']:.0f}")
+      bar.set_postfix(
+        loss=f"{record['train_loss']:.4f}",
+        acc=f"{record['train_accuracy']:.3f}",
+        img_s=f"{record['images_per_sec']:.0f}",
+      )
       pending = []
       if is_ckpt:
         ckpts.save(done, state, config, checkpoint.model_meta(config, config_source, done))
@@ -105,31 +121,46 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
       if is_eval:
         last_eval = evaluate(steps, pipeline, state, phase_at(config, done))
         log.write(done, last_eval)
-        bar.write(f"step {done}: eval top-1 {last_eval['eval_top1']:.4f} "
-                  f"top-5 {last_eval['eval_top5']:.4f}")
-      meter.restart()   # evals and checkpoint saves are not training time
+        bar.write(
+          f"step {done}: eval top-1 {last_eval['eval_top1']:.4f} top-5 {last_eval['eval_top5']:.4f}"
+        )
+      meter.restart()  # evals and checkpoint saves are not training time
 
     # -- Finish: the final eval (if this process logged none), results.json, acev2.json. -----
     bar.close()
-    if last_eval is None:   # resumed a finished run: the final eval was not logged by this process
+    if last_eval is None:  # resumed a finished run: the final eval was not logged by this process
       last_eval = evaluate(steps, pipeline, state, phase_at(config, total))
     ckpts.wait()
-    return finish(config, workdir, config_source, state, last_eval, meter,
-                  time.perf_counter() - run_start, is_main)
+    return finish(
+      config,
+      workdir,
+      config_source,
+      state,
+      last_eval,
+      meter,
+      time.perf_counter() - run_start,
+      is_main,
+    )
   finally:
     bar.close()
     ckpts.close()
     log.close()
 
 
-def set_aside(damaged: List[checkpoint.CheckpointError], resume_step: Optional[int],
-              is_main: bool) -> None:
+def set_aside(
+  damaged: List[checkpoint.CheckpointError], resume_step: Optional[int], is_main: bool
+) -> None:
   """Moves damaged checkpoints out of checkpoints/ (one warning line each) before the manager
   lists the steps, so their steps are trained and saved again."""
   for error in damaged:
     moved = checkpoint.set_aside(error) if is_main else "damaged_checkpoints/"
-    logging.warning("skipped checkpoint %s, unreadable (%s); resuming from step %d (moved it to "
-                    "%s)", error.path, error.reason, resume_step, moved)
+    logging.warning(
+      "skipped checkpoint %s, unreadable (%s); resuming from step %d (moved it to %s)",
+      error.path,
+      error.reason,
+      resume_step,
+      moved,
+    )
   if damaged and jax.process_count() > 1:
     multihost_utils.sync_global_devices("damaged checkpoints set aside")
 
@@ -156,21 +187,28 @@ class Throughput:
     return round(self.images / self.seconds, 2) if self.seconds > 0 else None
 
 
-def train_metrics(pending, done: int, last_good: Optional[int], workdir: str,
-                  learning_rate: float) -> Dict[str, float]:
+def train_metrics(
+  pending, done: int, last_good: Optional[int], workdir: str, learning_rate: float
+) -> Dict[str, float]:
   """Mean loss and accuracy of the steps since the last record; NonFiniteLossError on NaN/Inf."""
   ms = to_host(pending)
   finite = np.asarray([m["finite"] for m in ms])
   if not finite.all():
     bad = done - len(ms) + int(np.argmin(finite)) + 1
     loss = float(ms[int(np.argmin(finite))]["loss"])
-    where = (f"the last good checkpoint is step {last_good} in {checkpoint.checkpoint_dir(workdir)}"
-             if last_good else "no checkpoint was written")
+    where = (
+      f"the last good checkpoint is step {last_good} in {checkpoint.checkpoint_dir(workdir)}"
+      if last_good
+      else "no checkpoint was written"
+    )
     raise NonFiniteLossError(
-        f"loss became non-finite (loss={loss}, or NaN/Inf parameters) at step {bad}; stopped without "
-        f"saving; {where}; lower learning_rate (now {learning_rate}) or check the inputs")
-  return {"train_loss": float(np.mean([m["loss"] for m in ms])),
-          "train_accuracy": float(np.mean([m["accuracy"] for m in ms]))}
+      f"loss became non-finite (loss={loss}, or NaN/Inf parameters) at step {bad}; stopped without "
+      f"saving; {where}; lower learning_rate (now {learning_rate}) or check the inputs"
+    )
+  return {
+    "train_loss": float(np.mean([m["loss"] for m in ms])),
+    "train_accuracy": float(np.mean([m["accuracy"] for m in ms])),
+  }
 
 
 def evaluate(steps: StepFactory, pipeline: InputPipeline, state, phase) -> Dict[str, float]:
@@ -183,23 +221,40 @@ def evaluate(steps: StepFactory, pipeline: InputPipeline, state, phase) -> Dict[
     sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
   s = to_host(sums)
   n = max(float(s["count"]), 1.0)
-  return {"eval_top1": float(s["top1"]) / n, "eval_top5": float(s["top5"]) / n,
-          "eval_loss": float(s["loss"]) / n, "eval_examples": int(s["count"])}
+  return {
+    "eval_top1": float(s["top1"]) / n,
+    "eval_top5": float(s["top5"]) / n,
+    "eval_loss": float(s["loss"]) / n,
+    "eval_examples": int(s["count"]),
+  }
 
 
-def finish(config, workdir: str, config_source: str, state, last_eval: Dict[str, float],
-           meter: Throughput, wall: float, is_main: bool) -> Dict[str, Any]:
+def finish(
+  config,
+  workdir: str,
+  config_source: str,
+  state,
+  last_eval: Dict[str, float],
+  meter: Throughput,
+  wall: float,
+  is_main: bool,
+) -> Dict[str, Any]:
   """results.json (and acev2.json of the trained model) in workdir; returns the results."""
   variables = to_host({"params": state["params"], "batch_stats": state["batch_stats"]})
   results: Dict[str, Any] = {
-      "model": config.model.get("name"), "variant": config.model.get("variant"),
-      "config_source": config_source, "step": int(to_host(state["step"])),
-      "params_sha256": reporting.params_sha256(variables["params"]),
-      "num_params": int(sum(np.size(x) for x in jax.tree.leaves(variables["params"]))),
-      "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
-      "train_wall_s": round(wall, 2), "allocator": reporting.allocator(),
-      "train_images_per_sec": meter.images_per_sec(),
-      **last_eval}
+    "model": config.model.get("name"),
+    "variant": config.model.get("variant"),
+    "config_source": config_source,
+    "step": int(to_host(state["step"])),
+    "params_sha256": reporting.params_sha256(variables["params"]),
+    "num_params": int(sum(np.size(x) for x in jax.tree.leaves(variables["params"]))),
+    "devices": jax.device_count(),
+    "device_kind": jax.devices()[0].device_kind,
+    "train_wall_s": round(wall, 2),
+    "allocator": reporting.allocator(),
+    "train_images_per_sec": meter.images_per_sec(),
+    **last_eval,
+  }
   ace = reporting.ace_summary(config, variables) if is_main else None
   for key in ("macs", "ace", "acev2"):
     results[key] = ace.get(key) if ace else None

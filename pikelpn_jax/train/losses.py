@@ -1,4 +1,5 @@
 """Losses and accuracy counts."""
+
 from __future__ import annotations
 
 import jax
@@ -19,7 +20,7 @@ def distillation(student_logits, teacher_logits, temperature: float = 1.0):
   """Per-example KD loss −Σ softmax(t/T)·log_softmax(s/T)·T² (PokeBNN's pure KD at T=1)."""
   t = jax.nn.softmax(jax.lax.stop_gradient(teacher_logits).astype(jnp.float32) / temperature)
   s = jax.nn.log_softmax(student_logits.astype(jnp.float32) / temperature)
-  return -jnp.sum(t * s, axis=-1) * temperature ** 2
+  return -jnp.sum(t * s, axis=-1) * temperature**2
 
 
 def topk_correct(logits, labels, k: int):

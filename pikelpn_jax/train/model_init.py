@@ -4,6 +4,7 @@ The training state always holds the variables of the fully quantized model. A ph
 (weights and/or activations still float) may have fewer variables (no EMA bounds, no LSQ
 steps); a phase step selects its subtree, and its updates are overlaid back onto the full tree.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, NamedTuple, Optional, Tuple
@@ -31,8 +32,10 @@ def phase_at(config, step: int) -> Phase:
 
 def make_model(config, phase: Phase = FULL, dw_impl: Optional[str] = None):
   from pikelpn_jax.models import build_model  # the zoo is imported on first use
-  return build_model(config, weight_quant=phase.weight_quant, act_quant=phase.act_quant,
-                     dw_impl=dw_impl)
+
+  return build_model(
+    config, weight_quant=phase.weight_quant, act_quant=phase.act_quant, dw_impl=dw_impl
+  )
 
 
 def input_shape(config, batch: int = 1) -> Tuple[int, int, int, int]:
@@ -42,9 +45,11 @@ def input_shape(config, batch: int = 1) -> Tuple[int, int, int, int]:
 
 def init_fn(model, config):
   """rng -> {'params', 'batch_stats'} of `model` at config's input shape (batch 1)."""
+
   def init(rng):
     v = model.init(rng, jnp.zeros(input_shape(config), jnp.float32), train=False)
     return {c: v.get(c, {}) for c in COLLECTIONS}
+
   return init
 
 
@@ -71,11 +76,15 @@ def select(full, template) -> Dict[str, Any]:
   out = {}
   for path, leaf in flat(template).items():
     if path not in f:
-      raise ValueError(f"phase model variable {'/'.join(path)} is not in the fully quantized model; "
-                       "build_model variants must only drop variables when a quantizer is off")
+      raise ValueError(
+        f"phase model variable {'/'.join(path)} is not in the fully quantized model; "
+        "build_model variants must only drop variables when a quantizer is off"
+      )
     if tuple(f[path].shape) != tuple(leaf.shape):
-      raise ValueError(f"phase model variable {'/'.join(path)} has shape {leaf.shape}, "
-                       f"{f[path].shape} in the fully quantized model")
+      raise ValueError(
+        f"phase model variable {'/'.join(path)} has shape {leaf.shape}, "
+        f"{f[path].shape} in the fully quantized model"
+      )
     out[path] = f[path]
   return traverse_util.unflatten_dict(out) if out else {}
 

@@ -1,4 +1,5 @@
 """What a run leaves behind: metrics.jsonl, TensorBoard events, results.json, the params hash."""
+
 from __future__ import annotations
 
 import hashlib
@@ -48,6 +49,7 @@ class MetricsLog:
     elif resume_step == 0 and os.path.exists(self.path):
       os.remove(self.path)
     from tensorboardX import SummaryWriter  # imported here: only the writing host needs it
+
     self._tb = SummaryWriter(os.path.join(workdir, "tb"), purge_step=resume_step)
 
   def write(self, step: int, record: Dict[str, Any]) -> None:
@@ -84,12 +86,25 @@ def write_json(path: str, obj: Dict[str, Any]) -> None:
 def allocator() -> str:
   """The malloc this process runs with (tcmalloc makes XLA:CPU ~1.5x faster; pikelpn_jax/allocator.py)."""
   from pikelpn_jax.allocator import allocator_in_use
+
   return allocator_in_use()
 
 
 def results_table(results: Dict[str, Any]) -> str:
-  keys = ["model", "variant", "step", "eval_top1", "eval_top5", "params_sha256", "macs", "ace",
-          "acev2", "train_wall_s", "train_images_per_sec", "allocator"]
+  keys = [
+    "model",
+    "variant",
+    "step",
+    "eval_top1",
+    "eval_top5",
+    "params_sha256",
+    "macs",
+    "ace",
+    "acev2",
+    "train_wall_s",
+    "train_images_per_sec",
+    "allocator",
+  ]
   rows = [(k, results[k]) for k in keys if k in results and results[k] is not None]
   width = max(len(k) for k, _ in rows)
   fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)

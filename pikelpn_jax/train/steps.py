@@ -4,6 +4,7 @@ Data parallel with jax.sharding: a 1-D mesh 'data' over all devices, batches sha
 state replicated; XLA inserts the gradient and batch-statistics all-reduces, so the math equals
 one device with the same global batch.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,7 +20,7 @@ from jax.sharding import PartitionSpec as P
 from pikelpn_jax.train import losses
 from pikelpn_jax.train.model_init import FULL, Phase, init_fn, make_model, overlay, select
 
-State = Dict[str, Any]   # {'step', 'params', 'batch_stats', 'opt_state'}
+State = Dict[str, Any]  # {'step', 'params', 'batch_stats', 'opt_state'}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -57,8 +58,13 @@ def _state_fn(config, tx):
 
   def create(rng):
     v = init(rng)
-    return {"step": jnp.zeros((), jnp.int32), "params": v["params"],
-            "batch_stats": v["batch_stats"], "opt_state": tx.init(v["params"])}
+    return {
+      "step": jnp.zeros((), jnp.int32),
+      "params": v["params"],
+      "batch_stats": v["batch_stats"],
+      "opt_state": tx.init(v["params"]),
+    }
+
   return create
 
 
@@ -71,8 +77,19 @@ def abstract_state(config, tx, replicated) -> State:
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), shapes)
 
 
-def train_step(state: State, images, labels, teacher_vars, *, model, template, tx, teacher,
-               label_smoothing: float, dtype=jnp.float32):
+def train_step(
+  state: State,
+  images,
+  labels,
+  teacher_vars,
+  *,
+  model,
+  template,
+  tx,
+  teacher,
+  label_smoothing: float,
+  dtype=jnp.float32,
+):
   """One optimizer step of `model` (a quantization phase's model) -> (new state, metrics).
 
   state holds the fully quantized model's variables; the phase model's subset (`template`'s
@@ -82,8 +99,9 @@ def train_step(state: State, images, labels, teacher_vars, *, model, template, t
   images = images.astype(dtype)
 
   def loss_fn(p):
-    logits, mut = model.apply({"params": p, "batch_stats": bs}, images, train=True,
-                              mutable=["batch_stats"])
+    logits, mut = model.apply(
+      {"params": p, "batch_stats": bs}, images, train=True, mutable=["batch_stats"]
+    )
     per_ex = losses.cross_entropy(logits, labels, label_smoothing)
     if teacher is not None:
       t_logits = teacher.model.apply(teacher_vars, images, train=False)
@@ -97,30 +115,38 @@ def train_step(state: State, images, labels, teacher_vars, *, model, template, t
   updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
   finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(params))
-  metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
-             "finite": finite}
-  new_state = {"step": state["step"] + 1, "params": params,
-               "batch_stats": overlay(state["batch_stats"], new_bs), "opt_state": opt_state}
+  metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels), "finite": finite}
+  new_state = {
+    "step": state["step"] + 1,
+    "params": params,
+    "batch_stats": overlay(state["batch_stats"], new_bs),
+    "opt_state": opt_state,
+  }
   return new_state, metrics
 
 
 def eval_step(params, batch_stats, images, labels, mask, *, model, template, dtype=jnp.float32):
   """Sums of top-1/top-5 hits, loss and examples over the rows where mask is 1."""
   images = images.astype(dtype)
-  v = {"params": select(params, template["params"]),
-       "batch_stats": select(batch_stats, template["batch_stats"])}
+  v = {
+    "params": select(params, template["params"]),
+    "batch_stats": select(batch_stats, template["batch_stats"]),
+  }
   logits = model.apply(v, images, train=False)
-  return {"top1": jnp.sum(losses.topk_correct(logits, labels, 1) * mask),
-          "top5": jnp.sum(losses.topk_correct(logits, labels, 5) * mask),
-          "loss": jnp.sum(losses.cross_entropy(logits, labels) * mask),
-          "count": jnp.sum(mask)}
+  return {
+    "top1": jnp.sum(losses.topk_correct(logits, labels, 1) * mask),
+    "top5": jnp.sum(losses.topk_correct(logits, labels, 5) * mask),
+    "loss": jnp.sum(losses.cross_entropy(logits, labels) * mask),
+    "count": jnp.sum(mask),
+  }
 
 
 class StepFactory:
   """train_step and eval_step jitted for the mesh, once per quantization phase."""
 
-  def __init__(self, config, tx: optax.GradientTransformation, mesh: Mesh,
-               teacher: Optional[Teacher] = None):
+  def __init__(
+    self, config, tx: optax.GradientTransformation, mesh: Mesh, teacher: Optional[Teacher] = None
+  ):
     self.config, self.tx, self.mesh, self.teacher = config, tx, mesh, teacher
     self.replicated, self.batch_sharded = shardings(mesh)
     self.dtype = compute_dtype(config)
@@ -129,8 +155,11 @@ class StepFactory:
 
   def _bound(self, phase: Phase) -> Dict[str, Any]:
     model = make_model(self.config, phase)
-    return {"model": model, "dtype": self.dtype,
-            "template": jax.eval_shape(init_fn(model, self.config), jax.random.PRNGKey(0))}
+    return {
+      "model": model,
+      "dtype": self.dtype,
+      "template": jax.eval_shape(init_fn(model, self.config), jax.random.PRNGKey(0)),
+    }
 
   def has_train_step(self, phase: Phase) -> bool:
     return phase in self._train
@@ -138,17 +167,26 @@ class StepFactory:
   def train_step(self, phase: Phase) -> Callable:
     """(state, images, labels, teacher_vars) -> (state, metrics), jitted; state is donated."""
     if phase not in self._train:
-      fn = functools.partial(train_step, **self._bound(phase), tx=self.tx, teacher=self.teacher,
-                             label_smoothing=float(self.config.label_smoothing))
+      fn = functools.partial(
+        train_step,
+        **self._bound(phase),
+        tx=self.tx,
+        teacher=self.teacher,
+        label_smoothing=float(self.config.label_smoothing),
+      )
       r, b = self.replicated, self.batch_sharded
-      self._train[phase] = jax.jit(fn, in_shardings=(r, b, b, r), out_shardings=(r, r),
-                                   donate_argnums=(0,))
+      self._train[phase] = jax.jit(
+        fn, in_shardings=(r, b, b, r), out_shardings=(r, r), donate_argnums=(0,)
+      )
     return self._train[phase]
 
   def eval_step(self, phase: Phase) -> Callable:
     """(params, batch_stats, images, labels, mask) -> sums, jitted."""
     if phase not in self._eval:
       r, b = self.replicated, self.batch_sharded
-      self._eval[phase] = jax.jit(functools.partial(eval_step, **self._bound(phase)),
-                                  in_shardings=(r, r, b, b, b), out_shardings=r)
+      self._eval[phase] = jax.jit(
+        functools.partial(eval_step, **self._bound(phase)),
+        in_shardings=(r, r, b, b, b),
+        out_shardings=r,
+      )
     return self._eval[phase]

@@ -1,4 +1,5 @@
 """The distillation teacher: a config file ('configs/x.py:variant') and its training workdir."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -17,13 +18,17 @@ def load_teacher(config, replicated) -> Optional[Teacher]:
   tcfg = load_config(kd.teacher_config, "distill.teacher_config")
   for field in ("image_size", "channels", "num_classes"):
     if tcfg.dataset[field] != config.dataset[field]:
-      raise ValueError(f"teacher {kd.teacher_config!r} has dataset.{field}={tcfg.dataset[field]}, "
-                       f"the student {config.dataset[field]}; they must see the same inputs and classes")
+      raise ValueError(
+        f"teacher {kd.teacher_config!r} has dataset.{field}={tcfg.dataset[field]}, "
+        f"the student {config.dataset[field]}; they must see the same inputs and classes"
+      )
   step = checkpoint.latest_step(kd.teacher_workdir)
   if step is None:
-    raise checkpoint.NoCheckpointError(f"no teacher checkpoint in distill.teacher_workdir={kd.teacher_workdir!r}; "
-                            f"train the teacher first: python main.py --config {kd.teacher_config} "
-                            f"--workdir {kd.teacher_workdir}")
+    raise checkpoint.NoCheckpointError(
+      f"no teacher checkpoint in distill.teacher_workdir={kd.teacher_workdir!r}; "
+      f"train the teacher first: python main.py --config {kd.teacher_config} "
+      f"--workdir {kd.teacher_workdir}"
+    )
   abstract = abstract_variables(tcfg, sharding=replicated)
   ckpts = checkpoint.Checkpoints(kd.teacher_workdir, read_only=True)
   try:

@@ -1,5 +1,6 @@
 """python -m pikelpn_jax.ace on bad input: one line on stderr, exit 1, nothing written, before any
 work (issue 13, item 5); a config without a variant prices the file's default and says so."""
+
 import json
 import os
 import subprocess
@@ -14,11 +15,18 @@ CFG = "configs/pikelpn.py:fmnist"
 
 
 def run(*args, cwd=ROOT):
-  return subprocess.run([sys.executable, "-m", "pikelpn_jax.ace", *args], cwd=cwd,
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", "pikelpn_jax.ace", *args],
+    cwd=cwd,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
 
 
-@pytest.mark.parametrize("args,names", [
+@pytest.mark.parametrize(
+  "args,names",
+  [
     (["--config", "configs/nope.py:1x"], "configs/nope.py"),
     (["--config", "configs/pikelpn.py:zz"], "'zz'"),
     (["--config", CFG, "--config.model.nope=3"], "'nope'"),
@@ -31,13 +39,15 @@ def run(*args, cwd=ROOT):
     (["--config", CFG, "--workdir", "/nonexistent_dir"], "/nonexistent_dir"),
     (["--config", CFG, "--bogus"], "bogus"),
     (["--config.model.width=2"], "--config"),
-])
+  ],
+)
 def test_bad_input_is_one_line_and_exit_1(args, names, capsys, monkeypatch):
   # In process (the CLI's main() returns the exit code; one subprocess run below checks the
   # real exit status): no JAX start-up per case.
   from absl import flags
 
   from pikelpn_jax.ace.__main__ import main
+
   monkeypatch.chdir(ROOT)
   flags.FLAGS.unparse_flags()
   try:
@@ -54,14 +64,22 @@ def test_bad_input_exit_status_in_a_subprocess():
   p = run("--config", "configs/pikelpn.py:zz")
   assert p.returncode == 1 and p.stdout == ""
   assert p.stderr.strip().splitlines() == [
-      "error: configs/pikelpn.py: variant 'zz' is not allowed; use one of "
-      "['1x', '2x', '3x', '6x', 'fmnist']"]
+    "error: configs/pikelpn.py: variant 'zz' is not allowed; use one of "
+    "['1x', '2x', '3x', '6x', 'fmnist']"
+  ]
 
 
 def test_missing_variant_prices_the_default_and_says_so(tmp_path):
   out = tmp_path / "r.json"
-  p = run("--config", "configs/pikelpn.py", "--config.dataset.image_size=32", "--json", str(out),
-          "--fold", "affine")
+  p = run(
+    "--config",
+    "configs/pikelpn.py",
+    "--config.dataset.image_size=32",
+    "--json",
+    str(out),
+    "--fold",
+    "affine",
+  )
   assert p.returncode == 0, p.stderr
   assert "the file's default variant" in p.stdout
   s = json.loads(out.read_text())["settings"]
@@ -72,8 +90,10 @@ def test_missing_variant_prices_the_default_and_says_so(tmp_path):
 def test_config_helpers_raise_one_line_errors():
   config, source, defaulted = load_config_spec("configs/mobilenet_v2.py:w4a4")
   assert (source, defaulted) == ("configs/mobilenet_v2.py:w4a4", False)
-  assert apply_overrides(config, [("model.width", "0.5"), ("dataset.channels", "1")]) == \
-      ["model.width=0.5", "dataset.channels=1"]
+  assert apply_overrides(config, [("model.width", "0.5"), ("dataset.channels", "1")]) == [
+    "model.width=0.5",
+    "dataset.channels=1",
+  ]
   assert config.model.width == 0.5 and config.dataset.channels == 1
   for bad in [("model.width", None), ("model.nope", "1"), ("dataset.channels", "1.5")]:
     with pytest.raises(ConfigSpecError) as e:

@@ -1,5 +1,6 @@
 """Every convention the report states in settings['conventions'] has a micro-case here that
 checks it against the rules (issue 13, item 3): a new convention without a case fails."""
+
 import jax.numpy as jnp
 
 from pikelpn_jax._jax_internals import tag
@@ -21,13 +22,22 @@ def acev2(fn, *args, **kw):
 
 def case_mac():
   w = jnp.ones((8, 3))
-  assert acev2(lambda w, x: i(4)(x) @ tag(w, bits=2, signed=True, kind="weight"), w, X,
-               const_argnums=0) == 4 * 3 * 8 * 4 * 2
-  assert acev2(lambda w, x: x @ w, w, X, const_argnums=0,
-               settings=AceSettings(float_bits=16)) == 4 * 3 * 8 * 256
+  assert (
+    acev2(lambda w, x: i(4)(x) @ tag(w, bits=2, signed=True, kind="weight"), w, X, const_argnums=0)
+    == 4 * 3 * 8 * 4 * 2
+  )
+  assert (
+    acev2(lambda w, x: x @ w, w, X, const_argnums=0, settings=AceSettings(float_bits=16))
+    == 4 * 3 * 8 * 256
+  )
   # two integer operands give an accumulator of acc_bits: the next multiply sees acc_bits
-  r = analyze(lambda w, x: (i(4)(x) @ tag(w, bits=4, signed=True, kind="weight")) * i(4)(x[:, :3]),
-              w, X, const_argnums=0, settings=AceSettings(acc_bits=20))
+  r = analyze(
+    lambda w, x: (i(4)(x) @ tag(w, bits=4, signed=True, kind="weight")) * i(4)(x[:, :3]),
+    w,
+    X,
+    const_argnums=0,
+    settings=AceSettings(acc_bits=20),
+  )
   assert "mul 20x4" in r.by_bits
 
 
@@ -40,13 +50,13 @@ def case_requantization():
 
 def case_mul():
   assert acev2(lambda x: i(4)(x) * i(8)(x), X) == N * 4 * 8
-  assert acev2(lambda x: i(4)(x) * 0.25, X) == N * 4                     # a shift
+  assert acev2(lambda x: i(4)(x) * 0.25, X) == N * 4  # a shift
 
 
 def case_div():
   assert acev2(lambda x: i(4)(x) / i(8)(x), X) == N * 4 * 8
-  assert acev2(lambda x: i(4)(x) / 3.0, X) == N * 4 * 32                # 1/3 is a float
-  assert acev2(lambda x: i(4)(x) / 4.0, X) == N * 4                     # a shift
+  assert acev2(lambda x: i(4)(x) / 3.0, X) == N * 4 * 32  # 1/3 is a float
+  assert acev2(lambda x: i(4)(x) / 4.0, X) == N * 4  # a shift
 
 
 def case_add():
@@ -63,15 +73,16 @@ def case_compare():
 
 
 def case_select():
-  p = lambda x: x > 0                                                   # priced: a compare
+  p = lambda x: x > 0  # priced: a compare
   assert acev2(lambda x: jnp.where(p(x), i(4)(x), i(4)(x)), X) == N * 32
   assert acev2(lambda x: jnp.where(p(x), i(4)(x), i(6)(x)), X) == N * 32 + N * 6
 
 
 def case_transcendental():
   assert acev2(lambda x: jnp.exp(x), X) == N * 4 * 32 * 32
-  assert acev2(lambda x: jnp.exp(x), X, settings=AceSettings(transcendental_mults=2)) == \
-      N * 2 * 32 * 32
+  assert (
+    acev2(lambda x: jnp.exp(x), X, settings=AceSettings(transcendental_mults=2)) == N * 2 * 32 * 32
+  )
 
 
 def case_reductions():
@@ -86,20 +97,23 @@ def case_constants():
 
 def case_integer_widths():
   r = analyze(lambda x: (i(4)(x) + i(4)(x)) * i(3)(x), X)
-  assert "mul 5x3" in r.by_bits                                         # max(4,4)+1
+  assert "mul 5x3" in r.by_bits  # max(4,4)+1
   r = analyze(lambda x: (i(4)(x) * i(4)(x)) * i(3)(x), X)
-  assert "mul 8x3" in r.by_bits                                         # 4+4
+  assert "mul 8x3" in r.by_bits  # 4+4
   r = analyze(lambda x: jnp.sum(i(4)(x), axis=1, keepdims=True) * i(3)(x), X)
-  assert "mul 7x3" in r.by_bits                                         # 4 + ceil(log2 8)
-  r = analyze(lambda x: (tag(x, bits=32, signed=True, kind="param") + i(4)(x)) * i(3)(x), X,
-              settings=AceSettings(acc_bits=16))
-  assert set(r.by_bits) == {"add 16x4", "mul 16x3"}                     # capped: tags too
+  assert "mul 7x3" in r.by_bits  # 4 + ceil(log2 8)
+  r = analyze(
+    lambda x: (tag(x, bits=32, signed=True, kind="param") + i(4)(x)) * i(3)(x),
+    X,
+    settings=AceSettings(acc_bits=16),
+  )
+  assert set(r.by_bits) == {"add 16x4", "mul 16x3"}  # capped: tags too
 
 
 def case_integer_dtypes():
   r = analyze(lambda x: x.astype(jnp.int8) * i(3)(x), X)
   assert "mul 8x3" in r.by_bits
-  r = analyze(lambda x: (x * i(3)(x)), jnp.ones((4, 8), jnp.uint8))
+  r = analyze(lambda x: x * i(3)(x), jnp.ones((4, 8), jnp.uint8))
   assert "mul 8x3" in r.by_bits
 
 
@@ -109,7 +123,7 @@ def case_traffic():
   assert (row.weight_bits, row.act_read_bits, row.act_write_bits) == (8 * 32, N * 32, N * 32)
 
 
-CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
+CASES = {name[len("case_") :]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
 def test_every_stated_convention_has_a_case():

@@ -2,6 +2,7 @@
 the 7.9G that PokeBNN's paper reports for it, and PokeBNN-1.0x's per-op element counts against
 the official code's op log (google/aqt aqt/jax_legacy/jax/imagenet/pokebnn_test.py,
 test_size_stats; PokeBNN-1.0x ACE = 4,222,541,824 is checked in test_ace_zoo.py)."""
+
 import collections
 import os
 import re
@@ -18,12 +19,19 @@ from pikelpn_jax.models import build_model
 
 # size_stats() of the official PokeBNN-1.0x at 224×224 (sops: scalar ops per image).
 OFFICIAL_SOPS = {
-    "batch_norm_sops": 17912832, "bprelu_sops": 9106944,
-    "reshape_add_ch_shrink_sops": 5419008, "reshape_add_ch_shrink_mul_sops": 1705984,
-    "reshape_add_avg_pool_sops": 7902720, "reshape_add_block_residual_sops": 5519360,
-    "reshape_add_local_residual_sops": 8805888, "se_global_pool_add_sops": 8906240,
-    "se_global_pool_mul_sops": 20672, "se_relu_sops": 2584, "se_relu6_sops": 22656,
-    "se_mul_sops": 8805888, "pokebnn_global_pool_sops": 100352,
+  "batch_norm_sops": 17912832,
+  "bprelu_sops": 9106944,
+  "reshape_add_ch_shrink_sops": 5419008,
+  "reshape_add_ch_shrink_mul_sops": 1705984,
+  "reshape_add_avg_pool_sops": 7902720,
+  "reshape_add_block_residual_sops": 5519360,
+  "reshape_add_local_residual_sops": 8805888,
+  "se_global_pool_add_sops": 8906240,
+  "se_global_pool_mul_sops": 20672,
+  "se_relu_sops": 2584,
+  "se_relu6_sops": 22656,
+  "se_mul_sops": 8805888,
+  "pokebnn_global_pool_sops": 100352,
 }
 
 
@@ -43,11 +51,13 @@ def pokebnn_counts():
   v = abstract_variables(model, x)
   names = sorted(v)
   args = [v[n] for n in names] + [x]
-  closed = jax.make_jaxpr(lambda *a: model.apply(dict(zip(names, a[:-1])), a[-1],
-                                                 train=False))(*args)
+  closed = jax.make_jaxpr(lambda *a: model.apply(dict(zip(names, a[:-1])), a[-1], train=False))(
+    *args
+  )
   s = AceSettings()
-  tally, _ = Walker(s).run(closed, _input_vals(closed, args, tuple(range(len(names))),
-                                               (names.index("params"),), s))
+  tally, _ = Walker(s).run(
+    closed, _input_vals(closed, args, tuple(range(len(names))), (names.index("params"),), s)
+  )
   out = collections.Counter()
   for key, n in tally.costs.items():
     path, cat = split_stack(key.stack)
@@ -58,16 +68,20 @@ def pokebnn_counts():
 
 
 def _count(counts, path_re, op, category=None, by=None):
-  return sum(n for (p, cat, o, b), n in counts.items()
-             if re.fullmatch(path_re, p) and o == op and category in (None, cat)
-             and by in (None, b))
+  return sum(
+    n
+    for (p, cat, o, b), n in counts.items()
+    if re.fullmatch(path_re, p) and o == op and category in (None, cat) and by in (None, b)
+  )
 
 
 def test_pokebnn_element_counts_match_the_official_op_log(pokebnn_counts):
   c, sops = pokebnn_counts, OFFICIAL_SOPS
   # batch norms (both per unit, and PokeInit's two): one multiply per element
-  assert _count(c, r"PokeBNN/(init_conv\w*/norm|blockN/unitN/bn(_split)?)", "mul") == \
-      sops["batch_norm_sops"]
+  assert (
+    _count(c, r"PokeBNN/(init_conv\w*/norm|blockN/unitN/bn(_split)?)", "mul")
+    == sops["batch_norm_sops"]
+  )
   # DPReLU: one compare and one multiply per element
   dprelu = r"PokeBNN/(init_conv\w*/act|blockN/unitN/dprelu)"
   assert _count(c, dprelu, "mul") == _count(c, dprelu, "cmp") == sops["bprelu_sops"]
@@ -76,23 +90,34 @@ def test_pokebnn_element_counts_match_the_official_op_log(pokebnn_counts):
   se = r"PokeBNN/blockN/unitN/se"
   assert _count(c, se, "mul", "activation") == sops["se_mul_sops"] + sops["se_relu6_sops"]
   assert _count(c, se, "cmp", "activation") == sops["se_relu_sops"] + 2 * sops["se_relu6_sops"]
-  assert _count(c, se, "add", "activation") == sops["se_relu6_sops"]     # s + 3
+  assert _count(c, se, "add", "activation") == sops["se_relu6_sops"]  # s + 3
   # SE's global pool: official counts every element, we count n-1 adds per output channel
-  assert _count(c, se, "add", "residual_pool") == \
-      sops["se_global_pool_add_sops"] - sops["se_global_pool_mul_sops"]
+  assert (
+    _count(c, se, "add", "residual_pool")
+    == sops["se_global_pool_add_sops"] - sops["se_global_pool_mul_sops"]
+  )
   assert _count(c, se, "mul", "residual_pool") == sops["se_global_pool_mul_sops"]
   # residual adds: local (zeropad) + block (tile) shortcuts
   unit = r"PokeBNN/blockN/unitN"
-  assert _count(c, unit, "add", "residual_pool", by=32) == \
-      sops["reshape_add_local_residual_sops"] + sops["reshape_add_block_residual_sops"]
+  assert (
+    _count(c, unit, "add", "residual_pool", by=32)
+    == sops["reshape_add_local_residual_sops"] + sops["reshape_add_block_residual_sops"]
+  )
   # channel shrink (mean of 2 or 4: a shift) and the 3×3 average pool (÷9: a multiply); adds
   # are n-1 per output where the official log counts n
-  shrink_outputs, pool_outputs = sops["reshape_add_ch_shrink_mul_sops"], \
-      sops["reshape_add_avg_pool_sops"] // 9
+  shrink_outputs, pool_outputs = (
+    sops["reshape_add_ch_shrink_mul_sops"],
+    sops["reshape_add_avg_pool_sops"] // 9,
+  )
   assert _count(c, unit, "shift", "residual_pool") == shrink_outputs
   assert _count(c, unit, "mul", "residual_pool") == pool_outputs
-  assert _count(c, unit, "add", "residual_pool", by=0) == \
-      (sops["reshape_add_ch_shrink_sops"] - shrink_outputs) + 8 * pool_outputs
+  assert (
+    _count(c, unit, "add", "residual_pool", by=0)
+    == (sops["reshape_add_ch_shrink_sops"] - shrink_outputs) + 8 * pool_outputs
+  )
   # the final global mean
-  assert _count(c, r"PokeBNN/head", "add", "residual_pool") + \
-      _count(c, r"PokeBNN/head", "mul", "residual_pool") == sops["pokebnn_global_pool_sops"]
+  assert (
+    _count(c, r"PokeBNN/head", "add", "residual_pool")
+    + _count(c, r"PokeBNN/head", "mul", "residual_pool")
+    == sops["pokebnn_global_pool_sops"]
+  )

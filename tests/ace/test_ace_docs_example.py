@@ -1,4 +1,5 @@
 """The runnable example of docs/acev2.md ("Pricing any JAX function") runs as written."""
+
 import os
 import re
 

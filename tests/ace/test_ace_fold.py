@@ -1,5 +1,6 @@
 """fold='affine' (issue 13, item 2): chains of multiplies/adds by per-channel or scalar constants
 on one tensor are priced as one multiply and one add; 'none' prices them as written."""
+
 import jax.numpy as jnp
 import pytest
 
@@ -9,14 +10,15 @@ from pikelpn_jax.quant import act_quant, quantize
 
 AFFINE = AceSettings(fold="affine")
 X = jnp.ones((2, 4, 4, 8))
-M = jnp.full((8,), 1.5)         # per-channel constants
+M = jnp.full((8,), 1.5)  # per-channel constants
 C = jnp.full((8,), 0.25)
 
 
 def test_a_batch_norm_chain_folds_to_one_multiply_and_one_add():
   def bn(p, x):
     m, c = p
-    return ((x * 1.3) * m + c) * 0.7 + c          # dequantize, BN, rescale: 3 mul + 2 add
+    return ((x * 1.3) * m + c) * 0.7 + c  # dequantize, BN, rescale: 3 mul + 2 add
+
   n = X.size
   none = analyze(bn, (M, C), X, const_argnums=0)
   assert none.acev2 == n * (3 * 1024 + 2 * 32)
@@ -28,7 +30,8 @@ def test_a_batch_norm_chain_folds_to_one_multiply_and_one_add():
 def test_a_tensor_with_another_use_ends_the_chain():
   def two_uses(m, x):
     y = x * m
-    return y * 0.7 + y                              # y is needed itself: its multiply stays
+    return y * 0.7 + y  # y is needed itself: its multiply stays
+
   n = X.size
   r = analyze(two_uses, M, X, const_argnums=0, settings=AFFINE)
   assert r.acev2 == n * (1024 + 1024 + 32)
@@ -44,19 +47,23 @@ def test_a_shift_then_a_multiply_is_one_multiply():
 
 def test_the_requantization_multiply_merges_into_the_chain():
   q = act_quant(4, calibration="fixed")
+
   def f(p, x):
     m, c = p
     return quantize(x * m + c, q)[0]
+
   n = X.size
   none = analyze(f, (M, C), X, const_argnums=0)
   folded = analyze(f, (M, C), X, const_argnums=0, settings=AFFINE)
-  assert none.acev2 - folded.acev2 == n * 1024       # x·(1/s) merged into x·m
+  assert none.acev2 - folded.acev2 == n * 1024  # x·(1/s) merged into x·m
+
   # integer chains fold too: QuantNorm's acc·M_int + C_int then ·s_M (a shift) is one mul+add
   def qn(p, x):
     m, c = p
     acc = tag(x, bits=32, signed=True, kind="act")
     y = acc * tag(m, bits=8, signed=True, kind="norm") + tag(c, bits=32, signed=True, kind="norm")
     return y * 0.125
+
   assert analyze(qn, (M, C), X, const_argnums=0).acev2 == n * (256 + 32 + 32)
   assert analyze(qn, (M, C), X, const_argnums=0, settings=AFFINE).acev2 == n * (256 + 32)
 
@@ -66,6 +73,7 @@ def test_done_when_mobilenet_v2_is_cheaper_folded(spec):
   import os
 
   from pikelpn_jax.config_base import REPO_ROOT, load_config
+
   c = load_config(os.path.join(REPO_ROOT, "configs", spec))
   c.dataset.image_size = 32
   none, affine = (acev2_report(c, fold=f) for f in ("none", "affine"))

@@ -1,6 +1,7 @@
 """A model quantized by another library (issue 13, item 4): Qwix's post-training quantization of
 a Flax model stores int8 weights and quantizes activations to int8 on the fly; the analyzer prices
 it from the integer dtypes alone (no tag of ours) as 8×8-bit MACs."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,7 @@ def test_qwix_ptq_model_is_priced_at_int8():
   qmodel = qwix.quantize_model(model, qwix.PtqProvider(rules))
   variables = qmodel.init(jax.random.PRNGKey(0), x)
   leaves = jax.tree_util.tree_leaves(variables)
-  assert any(leaf.dtype == jnp.int8 for leaf in leaves)            # Qwix stored int8 weights
+  assert any(leaf.dtype == jnp.int8 for leaf in leaves)  # Qwix stored int8 weights
   r = analyze(lambda v, x: qmodel.apply(v, x), variables, x, const_argnums=0)
   conv_macs, dense_macs = 8 * 8 * 9 * 3 * 8, 8 * 4
   assert dict(r.by_bits)["mac 8x8"]["count"] == conv_macs + dense_macs

@@ -1,4 +1,5 @@
 """The walker's structural rules: higher-order primitives, errors, constants, the report API."""
+
 import json
 
 import flax.linen as nn
@@ -17,8 +18,14 @@ X = jnp.ones((1, 6, 6, 3))
 class Tiny(nn.Module):
   @nn.compact
   def __call__(self, x):
-    acc, s = QConv(8, kernel_size=3, strides=2, w_quant=weight_quant(4, scale="pow2"),
-                   x_quant=act_quant(4, scale="pow2"), name="conv")(x, return_acc=True)
+    acc, s = QConv(
+      8,
+      kernel_size=3,
+      strides=2,
+      w_quant=weight_quant(4, scale="pow2"),
+      x_quant=act_quant(4, scale="pow2"),
+      name="conv",
+    )(x, return_acc=True)
     y = relu(QuantNorm(8, scale_format="pow2", name="bn")(acc, in_scale=s))
     with cost_category("residual_pool"):
       y = y + y
@@ -48,11 +55,15 @@ def test_identical_under_jit_remat_and_scan(tiny):
   assert base["acev2"] > base["ace"] > 0
   assert _costs(_report(jax.jit(fn), v)) == base
   assert _costs(_report(jax.checkpoint(fn), v)) == base
+
   def scanned(p, b, x):
     return jax.lax.scan(lambda c, _: (c, fn(p, b, x)), 0.0, None, length=1)[1][0]
+
   assert _costs(_report(scanned, v)) == base
+
   def scanned3(p, b, x):
     return jax.lax.scan(lambda c, _: (c, fn(p, b, x)), 0.0, None, length=3)[1]
+
   r3 = _report(scanned3, v)
   assert (r3.acev2, r3.macs) == (3 * base["acev2"], 3 * base["macs"])
 
@@ -63,21 +74,23 @@ def test_layers_and_categories_of_a_small_model(tiny):
   assert tuple(r.breakdown) == CATEGORIES
   assert r.layer("Tiny/conv").macs == r.macs == 3 * 3 * 8 * 9 * 3
   assert r.layer("Tiny/bn").breakdown["norm"] == 72 * (32 * 8 + 32)
-  assert r.layer("Tiny/bn").breakdown["scaling"] == 72 * 32       # pow2 s_M: a shift
+  assert r.layer("Tiny/bn").breakdown["scaling"] == 72 * 32  # pow2 s_M: a shift
   assert r.breakdown["activation"] == 72 * 32
   assert r.breakdown["residual_pool"] == 72 * 32
-  assert r.breakdown["other"] == 8 * 8 * 32 + 8 * 1024           # mean of 3×3: 8 adds, ·(1/9)
+  assert r.breakdown["other"] == 8 * 8 * 32 + 8 * 1024  # mean of 3×3: 8 adds, ·(1/9)
   assert sum(row.acev2 for row in r.layers) == r.acev2
   conv = r.layer("Tiny/conv")
-  assert conv.weight_bits == 3 * 3 * 3 * 8 * 4                   # the 4-bit kernel, read once
-  assert conv.intensity > r.layer("Tiny/bn").intensity           # elementwise: memory bound
+  assert conv.weight_bits == 3 * 3 * 3 * 8 * 4  # the 4-bit kernel, read once
+  assert conv.intensity > r.layer("Tiny/bn").intensity  # elementwise: memory bound
 
 
 def test_scan_carry_changing_type_is_rewalked():
   def f(x):
     def body(c, _):
-      return c * c, None                      # int4·int4 → acc: the carry widens
+      return c * c, None  # int4·int4 → acc: the carry widens
+
     return jax.lax.scan(body, tag(x, bits=4, signed=True, kind="act"), None, length=2)[0]
+
   r = analyze(f, jnp.ones((3,)))
   assert r.by_bits == {"mul 32x32": {"count": 6, "acev2": 6 * 1024}}
 
@@ -85,6 +98,7 @@ def test_scan_carry_changing_type_is_rewalked():
 def test_cond_takes_the_costliest_branch_and_flags_it():
   def f(x):
     return jax.lax.cond(x.sum() > 0, lambda x: x * x, lambda x: x, x)
+
   r = analyze(f, jnp.ones((4,)))
   # reduce_sum (3 adds) + compare (1) + the multiplying branch (4·1024)
   assert r.acev2 == 3 * 32 + 32 + 4 * 1024
@@ -95,6 +109,7 @@ def test_unknown_primitive_names_primitive_and_module_path():
   def f(x):
     with jax.named_scope("Net"), jax.named_scope("block3"):
       return jax.jit(jnp.sort)(x)
+
   with pytest.raises(AceError, match=r"'sort'.*Net/block3"):
     analyze(f, jnp.ones((4,)))
   r = analyze(f, jnp.ones((4,)), strict=False)
@@ -104,6 +119,7 @@ def test_unknown_primitive_names_primitive_and_module_path():
 def test_while_on_data_is_an_error_but_on_constants_is_free():
   def loop(x):
     return jax.lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2.0), (0, x))[1]
+
   with pytest.raises(AceError, match="while"):
     analyze(loop, jnp.ones((2,)))
   r = analyze(lambda w, x: x * loop(w), jnp.ones((2,)), jnp.ones((2,)), const_argnums=0)
@@ -112,20 +128,29 @@ def test_while_on_data_is_an_error_but_on_constants_is_free():
 
 def test_untagged_quantizer_is_an_error():
   from pikelpn_jax.quant.ste import quantize_ste
+
   with pytest.raises(AceError, match="no qtag"):
     analyze(lambda x: quantize_ste(x, 0.5, -7.0, 7.0, False), jnp.ones((2,)))
 
 
 def test_constants_are_free_and_scale_formats_propagate():
   from pikelpn_jax.quant.ste import round_pow2_ste
+
   def f(w, x):
-    s = tag(round_pow2_ste(jnp.abs(w) + 1.0), bits=8, signed=False, kind="scale", scale="pow2",
-            scale_bits=8)
-    s = (s * s / 4.0).reshape(())                  # pow2·pow2/pow2 stays pow2: computed offline
+    s = tag(
+      round_pow2_ste(jnp.abs(w) + 1.0),
+      bits=8,
+      signed=False,
+      kind="scale",
+      scale="pow2",
+      scale_bits=8,
+    )
+    s = (s * s / 4.0).reshape(())  # pow2·pow2/pow2 stays pow2: computed offline
     return x * s
+
   r = analyze(f, jnp.ones(()), jnp.ones((5,)), const_argnums=0)
   assert r.by_bits == {"shift 32": {"count": 5, "acev2": 5 * 32}}
-  assert analyze(lambda x: x * 0.25, jnp.ones((5,))).acev2 == 5 * 32     # a literal power of two
+  assert analyze(lambda x: x * 0.25, jnp.ones((5,))).acev2 == 5 * 32  # a literal power of two
   assert analyze(lambda x: x * 3.0, jnp.ones((5,))).acev2 == 5 * 32 * 2  # int literal: 2 bits
 
 
@@ -133,10 +158,11 @@ def test_pad_widens_a_binary_grid_and_notes_it():
   b = lambda x: tag(x, bits=1, signed=True, kind="act")
   pad = lambda x: jnp.pad(x, 1)
   r = analyze(lambda x: jnp.maximum(pad(b(x)), 0.0), jnp.ones((4,)))
-  assert r.acev2 == 6 * 2                                        # int1 padded with 0 → int2
+  assert r.acev2 == 6 * 2  # int1 padded with 0 → int2
   assert any("widened to i2" in n for n in r.notes)
-  r4 = analyze(lambda x: jnp.maximum(pad(tag(x, bits=4, signed=True, kind="act")), 0.0),
-               jnp.ones((4,)))
+  r4 = analyze(
+    lambda x: jnp.maximum(pad(tag(x, bits=4, signed=True, kind="act")), 0.0), jnp.ones((4,))
+  )
   assert r4.acev2 == 6 * 4 and r4.notes == ()
 
 
@@ -159,8 +185,18 @@ def test_report_adds_renders_and_serialises(tiny):
   with pytest.raises(ValueError, match="by="):
     r.render(by="bits")
   d = json.loads(json.dumps(r.to_json()))
-  assert {"macs", "ace", "acev2", "params", "model_bits", "breakdown", "layers", "unaccounted",
-          "settings", "timing"} <= set(d)
+  assert {
+    "macs",
+    "ace",
+    "acev2",
+    "params",
+    "model_bits",
+    "breakdown",
+    "layers",
+    "unaccounted",
+    "settings",
+    "timing",
+  } <= set(d)
   assert set(d["timing"]) == {"trace_s", "walk_s"} and list(d["breakdown"]) == list(CATEGORIES)
   assert d["settings"]["float_bits"] == 32 and "conventions" in d["settings"]
 
@@ -168,14 +204,19 @@ def test_report_adds_renders_and_serialises(tiny):
 def test_float_bits_setting_changes_float_prices(tiny):
   fn, v = tiny
   r32, r16 = _report(fn, v), _report(fn, v, settings=AceSettings(float_bits=16))
-  assert r16.ace == r32.ace                          # every MAC operand is quantized
-  assert r16.breakdown["scaling"] < r32.breakdown["scaling"]   # the float input's quantizer
+  assert r16.ace == r32.ace  # every MAC operand is quantized
+  assert r16.breakdown["scaling"] < r32.breakdown["scaling"]  # the float input's quantizer
 
 
-@pytest.mark.parametrize("kw,field", [({"float_bits": 0}, "float_bits"),
-                                      ({"acc_bits": 100}, "acc_bits"),
-                                      ({"transcendental_mults": 0}, "transcendental_mults"),
-                                      ({"count_padded_taps": 1}, "count_padded_taps")])
+@pytest.mark.parametrize(
+  "kw,field",
+  [
+    ({"float_bits": 0}, "float_bits"),
+    ({"acc_bits": 100}, "acc_bits"),
+    ({"transcendental_mults": 0}, "transcendental_mults"),
+    ({"count_padded_taps": 1}, "count_padded_taps"),
+  ],
+)
 def test_bad_settings(kw, field):
   with pytest.raises(ValueError, match=field):
     AceSettings(**kw)
@@ -185,6 +226,7 @@ def test_bad_category_and_argnums():
   def f(x):
     with cost_category("bogus"):
       return x + 1.0
+
   with pytest.raises(ValueError, match="bogus"):
     analyze(f, jnp.ones((2,)))
   with pytest.raises(ValueError, match="const_argnums"):
@@ -195,10 +237,11 @@ def test_rules_are_registered_functions_returning_addable_costs():
   from pikelpn_jax import _jax_internals as jint
   from pikelpn_jax.ace.rules import FREE, RULES, Cost, cost
   from pikelpn_jax.ace.values import Val
+
   eqn = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: a * b)(jnp.ones((3,)), jnp.ones((3,))))[3][0]
   s = AceSettings()
   outs, c = RULES["mul"](eqn, [Val("int", 4, signed=True), Val("int", 8, signed=True)], s)
-  assert outs == [Val("int", 12, signed=True)] and c == cost("mul", 4, 8, 3)   # exact: 4 + 8 bits
+  assert outs == [Val("int", 12, signed=True)] and c == cost("mul", 4, 8, 3)  # exact: 4 + 8 bits
   total = c + cost("add", 8, 0, 2) + FREE
   assert isinstance(total, Cost) and len(total.ops) == 2
   assert cost("add", 8, 0, 0) == FREE

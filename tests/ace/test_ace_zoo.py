@@ -1,6 +1,7 @@
 """ACEv2 over the model zoo: standard MAC counts, PokeBNN's official ACE, every config variant
 priced with nothing unaccounted (under both folds) and unchanged under jit/remat/scan, QuantNorm and Double
 Quantization ablations. Variables come from jax.eval_shape (costs depend only on shapes)."""
+
 import functools
 import glob
 import importlib.util
@@ -48,9 +49,15 @@ def all_variants():
   return out
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("mobilenet_v1.py:float", 569e6), ("mobilenet_v2.py:float", 300e6),
-    ("resnet.py:18_float", 1.82e9), ("resnet.py:50_float", 4.1e9)])
+@pytest.mark.parametrize(
+  "spec,expected",
+  [
+    ("mobilenet_v1.py:float", 569e6),
+    ("mobilenet_v2.py:float", 300e6),
+    ("resnet.py:18_float", 1.82e9),
+    ("resnet.py:50_float", 4.1e9),
+  ],
+)
 def test_standard_mac_counts_at_224(spec, expected):
   r = report(spec)
   assert abs(r.macs / expected - 1) < 0.005, (spec, r.macs)
@@ -64,12 +71,16 @@ def test_macs_cross_checked_against_xla_cost_analysis():
   ours = acev2_report(c, v, model=model, count_padded_taps=False)
   x = model_input_spec(c)
   v_real = jax.tree_util.tree_map(lambda s: jnp.ones(s.shape, s.dtype), v)
-  flops = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(
-      v_real, jnp.ones(x.shape)).compile().cost_analysis()["flops"]
+  flops = (
+    jax.jit(lambda v, x: model.apply(v, x, train=False))
+    .lower(v_real, jnp.ones(x.shape))
+    .compile()
+    .cost_analysis()["flops"]
+  )
   elementwise = sum(row.ops - row.macs for row in ours.layers)
   assert abs(flops / 2 / ours.macs - 1) < 0.02
   assert abs((2 * ours.macs + elementwise) / flops - 1) < 0.005
-  assert report("mobilenet_v1.py:float", 32).macs > ours.macs      # padded taps counted
+  assert report("mobilenet_v1.py:float", 32).macs > ours.macs  # padded taps counted
 
 
 def _se(cin, cout):
@@ -80,16 +91,16 @@ def _se(cin, cout):
 def pokebnn_ace_by_shape_arithmetic(size=224, classes=1000):
   """paper-notes §10.5-10.6: PokeInit at 8×8 bits, binary body, 4-bit SE on a 1×1 map,
   8-bit dense."""
-  h = size // 4                                           # 4×4 stride-4 VALID stem
+  h = size // 4  # 4×4 stride-4 VALID stem
   conv = h * h * (4 * 4 * 3) * 32 * 64 + h * h * (3 * 3 * 1) * 64 * 64
   cin = 64
   for stage, (c, blocks) in enumerate([(64, 3), (128, 4), (256, 6), (512, 3)]):
     for b in range(blocks):
       stride = 2 if b == 0 and stage > 0 else 1
-      conv += h * h * cin * c + _se(cin, c)               # 1×1
+      conv += h * h * cin * c + _se(cin, c)  # 1×1
       h = -(-h // stride)
-      conv += h * h * 9 * c * c + _se(c, c)               # 3×3, stride
-      conv += h * h * c * 4 * c + _se(c, 4 * c)           # 1×1 expand
+      conv += h * h * 9 * c * c + _se(c, c)  # 3×3, stride
+      conv += h * h * c * 4 * c + _se(c, 4 * c)  # 1×1 expand
       cin = 4 * c
   return conv, cin * classes * 8 * 8
 
@@ -102,7 +113,7 @@ def test_pokebnn_ace_follows_the_official_rules():
   heads = [row for row in r.layers if row.macs and "head" in row.path]
   assert sum(row.ace for row in heads) == dense
   assert r.ace == conv + dense
-  assert r.ace < r.acev2                                  # ACE ignores the elementwise work
+  assert r.ace < r.acev2  # ACE ignores the elementwise work
 
 
 @pytest.mark.parametrize("spec", all_variants())
@@ -119,8 +130,9 @@ def test_every_variant_priced_fully_and_invariant_under_transforms(spec):
     return jax.lax.scan(lambda carry, _: (carry, body(*a)), 0.0, None, length=1)[1][0]
 
   args = [v[n] for n in names] + [x]
-  kw = dict(const_argnums=tuple(range(len(names))), param_argnums=(names.index("params"),),
-            strict=False)
+  kw = dict(
+    const_argnums=tuple(range(len(names))), param_argnums=(names.index("params"),), strict=False
+  )
   plain = analyze(fwd, *args, **kw)
   assert plain.unaccounted == ()
   assert plain.macs > 0 and plain.acev2 > plain.ace > 0
@@ -136,12 +148,15 @@ def mobilenet_v1_norm_elements(size=224, width=1.0):
   """Output elements of every conv followed by a norm (stem + 13 dw/pw pairs; §8.2 geometry)."""
   h, c = size // 2, int(32 * width)
   n = h * h * c
-  for out, stride in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + \
-      [(512, 1)] * 5 + [(1024, 2), (1024, 1)]:
+  for out, stride in (
+    [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)]
+    + [(512, 1)] * 5
+    + [(1024, 2), (1024, 1)]
+  ):
     h = -(-h // stride)
-    n += h * h * c                                         # depthwise
+    n += h * h * c  # depthwise
     c = int(out * width)
-    n += h * h * c                                         # pointwise
+    n += h * h * c  # pointwise
   return n
 
 
@@ -170,8 +185,9 @@ def test_double_quantization_lowers_the_scaling_category():
   shifts = mobilenet_v1_norm_elements() + 224 * 224 * 3 + 1024 + 1000
   assert on.by_bits["shift 32"]["count"] == shifts
   assert off.breakdown["scaling"] - on.breakdown["scaling"] == (32 * 32 - 32) * shifts
-  assert {k: v for k, v in off.breakdown.items() if k != "scaling"} == \
-      {k: v for k, v in on.breakdown.items() if k != "scaling"}
+  assert {k: v for k, v in off.breakdown.items() if k != "scaling"} == {
+    k: v for k, v in on.breakdown.items() if k != "scaling"
+  }
 
 
 @pytest.mark.parametrize("spec", ["pikelpn.py:1x", "mobilenet_v2.py:w4a4"])

@@ -1,4 +1,5 @@
 """Every config variant exists, documents its command, and builds (abstract init and forward)."""
+
 import json
 import os
 
@@ -13,12 +14,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # The variant names are fixed by the issue text.
 VARIANTS = {
-    "configs/pikelpn.py": ("1x", "2x", "3x", "6x", "fmnist"),
-    "configs/mobilenet_v1.py": ("float", "w8a8", "w4a4"),
-    "configs/mobilenet_v2.py": ("float", "w8a8", "w4a4", "w4a4_prelu"),
-    "configs/resnet.py": ("18_float", "18_w4a4", "50_float", "50_w8a8"),
-    "configs/pokebnn.py": ("0.5x", "1.0x", "2.0x"),
-    "configs/reactnet.py": ("a",),
+  "configs/pikelpn.py": ("1x", "2x", "3x", "6x", "fmnist"),
+  "configs/mobilenet_v1.py": ("float", "w8a8", "w4a4"),
+  "configs/mobilenet_v2.py": ("float", "w8a8", "w4a4", "w4a4_prelu"),
+  "configs/resnet.py": ("18_float", "18_w4a4", "50_float", "50_w8a8"),
+  "configs/pokebnn.py": ("0.5x", "1.0x", "2.0x"),
+  "configs/reactnet.py": ("a",),
 }
 ALL = [(f, v) for f, vs in VARIANTS.items() for v in vs]
 
@@ -36,10 +37,11 @@ def test_variant_builds_and_runs_abstractly(path, variant):
   variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
   assert set(variables) == {"params", "batch_stats"}
   logits, updates = jax.eval_shape(
-      lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]), variables, x)
+    lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]), variables, x
+  )
   assert logits.shape == (2, c.dataset.num_classes)
   assert set(updates) == {"batch_stats"}
-  json.loads(c.to_json())   # the resolved config can be saved next to checkpoints
+  json.loads(c.to_json())  # the resolved config can be saved next to checkpoints
 
 
 @pytest.mark.parametrize("path", list(VARIANTS))
@@ -63,8 +65,12 @@ def test_pikelpn_variants_differ_as_documented():
   assert c["1x"].model.quant.a_bits == 4 and c["2x"].model.quant.a_bits == 8
   assert c["1x"].model.quant.w_bits == c["2x"].model.quant.w_bits == 4
   f = c["fmnist"]
-  assert (f.dataset.name, f.dataset.image_size, f.dataset.channels, f.dataset.num_classes) == \
-      ("fashion_mnist", 32, 1, 10)
+  assert (f.dataset.name, f.dataset.image_size, f.dataset.channels, f.dataset.num_classes) == (
+    "fashion_mnist",
+    32,
+    1,
+    10,
+  )
   assert f.model.quantnorm and f.model.double_quant and f.model.dhq
   assert f.model.act == "relu"
   # The docstring gives the exact command of the main job (big_vision style).

@@ -1,5 +1,6 @@
 """ImageNet-style preprocessing, a generated imagenet2012 (tfds ArrayRecord, no TF), image folders,
 and the grain worker processes over them."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -45,9 +46,11 @@ def imagenet_dir(tmp_path_factory):
   """A generated imagenet2012 (ArrayRecord, real JPEG bytes) in the layout tfds.data_source reads."""
   pytest.importorskip("tensorflow_datasets")
   from pikelpn_jax.data.imagenet_like import write_imagenet_like
+
   root = str(tmp_path_factory.mktemp("tfds"))
-  write_imagenet_like(root, {"train": 10, "validation": 6}, sizes=((60, 45), (45, 60)),
-                      num_shards=2)
+  write_imagenet_like(
+    root, {"train": 10, "validation": 6}, sizes=((60, 45), (45, 60)), num_shards=2
+  )
   return root
 
 
@@ -65,10 +68,10 @@ def test_generated_imagenet2012_train_and_eval(imagenet_dir):
   x, y = p.train_batch(1)
   assert x.shape == (4, 32, 32, 3) and x.dtype == np.float32
   assert y.dtype == np.int32 and ((y >= 0) & (y < 10)).all()
-  np.testing.assert_array_equal(y, p.train_indices(1))   # label i of example i
+  np.testing.assert_array_equal(y, p.train_indices(1))  # label i of example i
   np.testing.assert_array_equal(InputPipeline(imagenet_config(imagenet_dir)).train_batch(1)[0], x)
   halves = [InputPipeline(imagenet_config(imagenet_dir), i, 2).train_batch(1)[0] for i in range(2)]
-  np.testing.assert_array_equal(np.concatenate(halves), x)   # augmentation seeded per position
+  np.testing.assert_array_equal(np.concatenate(halves), x)  # augmentation seeded per position
   batches = list(p.eval_batches())
   assert len(batches) == 2 and batches[0][0].shape == (4, 32, 32, 3)
   assert np.concatenate([m for _, _, m in batches]).tolist() == [1] * 6 + [0] * 2
@@ -79,7 +82,7 @@ def test_grain_workers_give_the_batches_of_the_seed_and_step(imagenet_dir):
   c = imagenet_config(imagenet_dir)
   c.dataset.worker_count = 2
   p = InputPipeline(c)
-  got = list(p.train_iter(2, 5))                   # resumes at step 2, crosses an epoch (10 ex.)
+  got = list(p.train_iter(2, 5))  # resumes at step 2, crosses an epoch (10 ex.)
   assert [s for s, _, _ in got] == [2, 3, 4]
   for step, images, labels in got:
     assert images.dtype == np.uint8
@@ -87,7 +90,7 @@ def test_grain_workers_give_the_batches_of_the_seed_and_step(imagenet_dir):
     np.testing.assert_array_equal(y, labels)
     np.testing.assert_allclose(p._normalize(images), x, rtol=1e-6)
   c.dataset.worker_count = 0
-  halves = [next(InputPipeline(c, h, 2).train_batches(3, 4))[1] for h in range(2)]   # in process
+  halves = [next(InputPipeline(c, h, 2).train_batches(3, 4))[1] for h in range(2)]  # in process
   np.testing.assert_allclose(np.concatenate(halves), p.train_batch(3)[0], rtol=1e-6)
   ev = list(p.eval_iter())
   np.testing.assert_array_equal(np.concatenate([m for _, _, m in ev]), [1] * 6 + [0] * 2)

@@ -1,4 +1,5 @@
 """Input pipelines: idx files, Fashion-MNIST, determinism, host sharding, eval padding."""
+
 import gzip
 import os
 import struct
@@ -56,7 +57,7 @@ def test_fmnist_pad_channels_and_normalisation(fmnist_dir):
   p = InputPipeline(fmnist_config(fmnist_dir, channels=3))
   x, y = p.train_batch(0)
   assert x.shape == (6, 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int32
-  np.testing.assert_array_equal(x[..., 0], x[..., 2])           # replicated grey
+  np.testing.assert_array_equal(x[..., 0], x[..., 2])  # replicated grey
   border = x[:, :2, :, 0]
   np.testing.assert_allclose(border, -0.2860 / 0.3530, rtol=1e-5)  # zero padding, normalised
   raw = read_idx(os.path.join(fmnist_dir, "train-images-idx3-ubyte.gz"))
@@ -98,7 +99,7 @@ def test_unknown_dataset_lists_allowed_names():
 def test_batches_are_a_pure_function_of_seed_and_step(fmnist_dir):
   c = fmnist_config(fmnist_dir)
   a, b = InputPipeline(c), InputPipeline(c)
-  for step in (5, 0, 3):              # any order, fresh objects: same batch
+  for step in (5, 0, 3):  # any order, fresh objects: same batch
     np.testing.assert_array_equal(a.train_batch(step)[0], b.train_batch(step)[0])
   assert not np.array_equal(a.train_indices(0), a.train_indices(1))
   c.seed = 4
@@ -106,10 +107,10 @@ def test_batches_are_a_pure_function_of_seed_and_step(fmnist_dir):
 
 
 def test_each_epoch_is_a_permutation(fmnist_dir):
-  p = InputPipeline(fmnist_config(fmnist_dir))   # 20 examples, batch 6
-  seen = np.concatenate([p.train_indices(s) for s in range(10)])   # 60 = 3 epochs
+  p = InputPipeline(fmnist_config(fmnist_dir))  # 20 examples, batch 6
+  seen = np.concatenate([p.train_indices(s) for s in range(10)])  # 60 = 3 epochs
   for e in range(3):
-    assert sorted(seen[20 * e:20 * (e + 1)]) == list(range(20))
+    assert sorted(seen[20 * e : 20 * (e + 1)]) == list(range(20))
   assert not np.array_equal(seen[:20], seen[20:40])
 
 
@@ -128,7 +129,7 @@ def test_hosts_split_the_global_batch(fmnist_dir):
 
 
 def test_eval_covers_every_example_once_with_mask(fmnist_dir):
-  p = InputPipeline(fmnist_config(fmnist_dir))   # 7 eval examples, batch 4
+  p = InputPipeline(fmnist_config(fmnist_dir))  # 7 eval examples, batch 4
   batches = list(p.eval_batches())
   assert p.num_eval_steps == 2 and len(batches) == 2
   labels = np.concatenate([y for _, y, _ in batches])
@@ -152,10 +153,13 @@ def test_device_feeder_places_normalises_and_counts_waiting():
 
   from pikelpn_jax.data.device_input import DeviceFeeder
   from pikelpn_jax.data.images import normalize
+
   sharding = NamedSharding(jax.sharding.Mesh(np.asarray(jax.devices()), ("data",)), P("data"))
   rng = np.random.default_rng(0)
-  host = [(s, rng.integers(0, 256, (4, 3, 3, 3), np.uint8), np.arange(4, dtype=np.int32))
-          for s in range(5)]
+  host = [
+    (s, rng.integers(0, 256, (4, 3, 3, 3), np.uint8), np.arange(4, dtype=np.int32))
+    for s in range(5)
+  ]
   mean_std = ((10.0, 20.0, 30.0), (2.0, 4.0, 8.0))
   feeder = DeviceFeeder(sharding, mean_std, depth=2)
 
@@ -163,6 +167,7 @@ def test_device_feeder_places_normalises_and_counts_waiting():
     for item in host:
       time.sleep(0.05)
       yield item
+
   out = list(feeder.feed(slow()))
   assert [s for s, _, _ in out] == list(range(5))
   for (_, x, y), (_, hx, hy) in zip(out, host):
@@ -181,20 +186,23 @@ def test_synthetic_is_learnable_and_sized():
   x, y = p.train_batch(0)
   assert x.shape == (4, 16, 16, 3) and y.max() < 5
   idx = p.train_indices(0)
-  xe, ye = p.eval.get_batch(idx)          # eval example i is train example i (memorisation)
+  xe, ye = p.eval.get_batch(idx)  # eval example i is train example i (memorisation)
   np.testing.assert_array_equal(x, xe)
 
 
 def test_fmnist_augmentation_flips_and_shifts_deterministically(fmnist_dir):
   from pikelpn_jax.data.sources import augment_images
+
   plain = InputPipeline(fmnist_config(fmnist_dir))
   aug = InputPipeline(fmnist_config(fmnist_dir, augment="flip_shift", max_shift=2))
   xa, ya = aug.train_batch(1)
   xp, yp = plain.train_batch(1)
   np.testing.assert_array_equal(ya, yp)
   assert not np.array_equal(xa, xp)
-  np.testing.assert_array_equal(xa, InputPipeline(fmnist_config(
-      fmnist_dir, augment="flip_shift", max_shift=2)).train_batch(1)[0])   # same seed, same batch
+  np.testing.assert_array_equal(
+    xa,
+    InputPipeline(fmnist_config(fmnist_dir, augment="flip_shift", max_shift=2)).train_batch(1)[0],
+  )  # same seed, same batch
   # Eval images are never augmented.
   np.testing.assert_array_equal(next(aug.eval_batches())[0], next(plain.eval_batches())[0])
   # Each augmented image is its original flipped and/or moved by at most 2 pixels (zero fill).
@@ -208,7 +216,7 @@ def test_fmnist_augmentation_flips_and_shifts_deterministically(fmnist_dir):
         for dx in range(-2, 3):
           ref = np.zeros_like(src)
           ys, xs = slice(max(0, -dy), 8 - max(0, dy)), slice(max(0, -dx), 8 - max(0, dx))
-          ref[ys, xs] = src[max(0, dy):8 + min(0, dy), max(0, dx):8 + min(0, dx)]
+          ref[ys, xs] = src[max(0, dy) : 8 + min(0, dy), max(0, dx) : 8 + min(0, dx)]
           ok |= np.array_equal(out, ref)
     assert ok, seed
   flips = [augment_images(img, [(seed,)], "flip", 0)[0] for seed in range(20)]
@@ -216,8 +224,10 @@ def test_fmnist_augmentation_flips_and_shifts_deterministically(fmnist_dir):
   assert any(np.array_equal(f, img[0][:, ::-1]) for f in flips)
 
 
-@pytest.mark.parametrize("augment,max_shift,msg", [("mixup", 2, "dataset.augment='mixup'"),
-                                                   ("shift", -1, "dataset.max_shift=-1")])
+@pytest.mark.parametrize(
+  "augment,max_shift,msg",
+  [("mixup", 2, "dataset.augment='mixup'"), ("shift", -1, "dataset.max_shift=-1")],
+)
 def test_bad_augment_is_rejected(fmnist_dir, augment, max_shift, msg):
   with pytest.raises(ValueError, match=msg.replace("(", r"\(")):
     InputPipeline(fmnist_config(fmnist_dir, augment=augment, max_shift=max_shift))

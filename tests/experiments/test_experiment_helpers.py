@@ -1,4 +1,5 @@
 """Pure helpers of the experiment scripts: energy model, Pareto frontier, budget config, zoo."""
+
 import math
 import os
 import sys
@@ -20,8 +21,8 @@ def test_energy_interpolation_hits_the_published_points_and_grows():
   assert em.int_add(32) == pytest.approx(0.1)
   assert em.int_mult(8, 8) == pytest.approx(0.2)
   assert em.int_mult(32, 32) == pytest.approx(3.1)
-  assert em.int_add(4) == pytest.approx(0.015)            # ∝ b below 8 bits
-  assert em.int_mult(4, 4) == pytest.approx(0.05)         # ∝ b_x·b_y below 8×8
+  assert em.int_add(4) == pytest.approx(0.015)  # ∝ b below 8 bits
+  assert em.int_mult(4, 4) == pytest.approx(0.05)  # ∝ b_x·b_y below 8×8
   adds = [em.int_add(b) for b in range(1, 65)]
   assert all(a < b for a, b in zip(adds, adds[1:]))
   assert em.int_mult(4, 8) < em.int_mult(8, 8) < em.int_mult(16, 16) < em.int_mult(32, 32)
@@ -42,8 +43,9 @@ def test_op_energy_tells_float_from_int_by_the_sentinel_width():
 
 def test_arithmetic_energy_sums_counts_times_unit_costs():
   f = zoo.FLOAT_SENTINEL_BITS
-  e = em.arithmetic_energy({"mac 8x8": {"count": 10, "acev2": 640},
-                            f"mul {f}x{f}": {"count": 2, "acev2": 0}}, f)
+  e = em.arithmetic_energy(
+    {"mac 8x8": {"count": 10, "acev2": 640}, f"mul {f}x{f}": {"count": 2, "acev2": 0}}, f
+  )
   assert e["mac"] == pytest.approx(10 * (0.2 + em.int_add(26)))
   assert e["mul (float)"] == pytest.approx(2 * 3.7)
   assert e["total"] == pytest.approx(e["mac"] + e["mul (float)"])
@@ -73,12 +75,12 @@ def test_study_config_keeps_the_model_and_sets_the_recipe():
   assert c.model.width == pytest.approx(1.5 * r.width_scale)
   assert c.model.quant.a_calibration == "lsq" and c.model.dq_round == "nearest"
   q = dict(c.model.quant.to_dict(), a_calibration=base.model.quant.a_calibration)
-  assert q == base.model.quant.to_dict()       # only the calibration changes
+  assert q == base.model.quant.to_dict()  # only the calibration changes
   assert c.model.bit_rules == base.model.bit_rules
   assert (c.num_train_steps, c.batch_size, c.seed) == (r.steps, r.batch_size, 2)
   assert (c.warmup_steps, c.label_smoothing, c.weight_decay) == (100, 0.1, 1e-3)
   assert c.quant_schedule.act_start_step == 0 and c.distill.teacher_config == ""
-  assert base.dataset.name == "imagenet2012"      # the original is untouched
+  assert base.dataset.name == "imagenet2012"  # the original is untouched
   assert "2000 steps of batch 256" in r.describe() and "lr 0.02" in r.describe()
   assert recipe.study_config(base, r, 0, steps=4000).num_train_steps == 4000
 
@@ -87,9 +89,11 @@ def test_study_config_of_pikelpn_1x_is_the_main_job_model():
   """The study's PikeLPN-1x at width × 0.5 is configs/pikelpn.py:fmnist: one run record."""
   from experiments.lib import runs
   from pikelpn_jax.config_base import load_config
+
   main = load_config(os.path.join(zoo.REPO, "configs", "pikelpn.py:fmnist"))
-  study = recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.STUDY, 0,
-                              steps=main.num_train_steps)
+  study = recipe.study_config(
+    zoo.load("pikelpn.py:1x"), recipe.STUDY, 0, steps=main.num_train_steps
+  )
   assert runs.config_hash(study) == runs.config_hash(main)
 
 
@@ -106,6 +110,8 @@ def test_zoo_lists_every_config_variant_once():
   assert set(zoo.BREAKDOWN_SPECS) <= set(specs)
   with pytest.raises(ValueError, match="'nope.py:x'"):
     zoo.entry("nope.py:x")
-  assert zoo.mac_bits_label({"mac 4x4": {"count": 95}, "mac 8x8": {"count": 5}}, 32) == \
-      "W4A4 (95% of MACs)"
+  assert (
+    zoo.mac_bits_label({"mac 4x4": {"count": 95}, "mac 8x8": {"count": 5}}, 32)
+    == "W4A4 (95% of MACs)"
+  )
   assert zoo.mac_bits_label({"mac 32x32": {"count": 7}}, 32) == "fp32"

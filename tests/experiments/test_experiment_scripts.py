@@ -4,6 +4,7 @@ The scripts share one persistent compile cache, so the quick PikeLPN-1x that fam
 trains is not compiled again by ablations.py, and dhq_distribution.py reads family_table's
 trained run with --workdir instead of training its own.
 """
+
 import glob
 import json
 import os
@@ -16,10 +17,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def run(script, *args, check=True, env_extra=None, timeout=240):
-  env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", JAX_PLATFORMS="cpu",
-             **(env_extra or {}))
-  proc = subprocess.run([sys.executable, os.path.join(REPO, "experiments", script), *args],
-                        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+  env = dict(
+    os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", JAX_PLATFORMS="cpu", **(env_extra or {})
+  )
+  proc = subprocess.run(
+    [sys.executable, os.path.join(REPO, "experiments", script), *args],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
   if check and proc.returncode != 0:
     raise AssertionError(f"{script} {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
   return proc
@@ -28,16 +36,31 @@ def run(script, *args, check=True, env_extra=None, timeout=240):
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
   d = tmp_path_factory.mktemp("results")
-  cache = os.path.join(str(d), "_jax_cache")     # shared with test_ablations_resume_from_records
+  cache = os.path.join(str(d), "_jax_cache")  # shared with test_ablations_resume_from_records
   env = {"PIKELPN_COMPILE_CACHE": cache}
-  for script, extra in (("cost_breakdown.py", ()), ("family_table.py", ()), ("ablations.py", ()),
-                        ("energy.py", ()), ("pareto.py", ())):
+  for script, extra in (
+    ("cost_breakdown.py", ()),
+    ("family_table.py", ()),
+    ("ablations.py", ()),
+    ("energy.py", ()),
+    ("pareto.py", ()),
+  ):
     # generous: on a shared 2-core machine a quick training run can take minutes
     run(script, "--quick", "--out_dir", str(d), *extra, env_extra=env, timeout=900)
   # the family table's quick PikeLPN-1x run (workdirs are named after the run record)
   (work,) = glob.glob(os.path.join(str(d), "_work", "family_table", "*_s0_n2"))
-  run("dhq_distribution.py", "--quick", "--out_dir", str(d), "--model", "pikelpn.py:1x",
-      "--workdir", work, env_extra=env, timeout=900)
+  run(
+    "dhq_distribution.py",
+    "--quick",
+    "--out_dir",
+    str(d),
+    "--model",
+    "pikelpn.py:1x",
+    "--workdir",
+    work,
+    env_extra=env,
+    timeout=900,
+  )
   return str(d)
 
 
@@ -65,10 +88,12 @@ def test_figures_are_written(out, name):
 def test_cost_breakdown(out):
   data, md = load(out, "cost_breakdown")
   rows = {(r["spec"], r["float_bits"]): r for r in data["rows"] if r["fold"] == "none"}
-  assert set(rows) == {(s, fb) for s in ("pikelpn.py:1x", "mobilenet_v2.py:w4a4") for fb in (32, 16)}
+  assert set(rows) == {
+    (s, fb) for s in ("pikelpn.py:1x", "mobilenet_v2.py:w4a4") for fb in (32, 16)
+  }
   folded = {(r["spec"], r["float_bits"]): r for r in data["rows"] if r["fold"] == "affine"}
   assert set(folded) == set(rows)
-  for key, r in folded.items():                    # folding merges elementwise work, not MACs
+  for key, r in folded.items():  # folding merges elementwise work, not MACs
     assert r["ace"] == rows[key]["ace"] and r["acev2"] < rows[key]["acev2"]
   assert "÷ PikeLPN-1x, affine" in md
   for r in rows.values():
@@ -76,7 +101,7 @@ def test_cost_breakdown(out):
     assert r["breakdown"]["mac"] == r["ace"] < r["acev2"]
   for spec in ("pikelpn.py:1x", "mobilenet_v2.py:w4a4"):
     assert rows[(spec, 16)]["acev2"] < rows[(spec, 32)]["acev2"]
-    assert rows[(spec, 16)]["ace"] == rows[(spec, 32)]["ace"]    # no float MACs in these two
+    assert rows[(spec, 16)]["ace"] == rows[(spec, 32)]["ace"]  # no float MACs in these two
   share = lambda r: 1 - r["breakdown"]["mac"] / r["acev2"]
   # float BN and scales make the plain w4a4 MobileNetV2 far more elementwise-bound than PikeLPN
   assert share(rows[("mobilenet_v2.py:w4a4", 32)]) > 2 * share(rows[("pikelpn.py:1x", 32)])
@@ -88,7 +113,7 @@ def test_family_table(out):
   rows = {r["spec"]: r for r in data["rows"]}
   pike, mbv2 = rows["pikelpn.py:1x"], rows["mobilenet_v2.py:w4a4"]
   assert pike["reported_top1"] == 67.55 and mbv2["reported_top1"] is None
-  assert pike["model_mb"] == pytest.approx(pike["model_bits"] / 8 / 2 ** 20)
+  assert pike["model_mb"] == pytest.approx(pike["model_bits"] / 8 / 2**20)
   assert pike["acev2_by_fold"]["none"] == pike["acev2"]
   f = pike["fmnist"]
   assert f["steps"] == data["recipe"]["steps"] == 2 and data["seeds"] == [0]
@@ -96,13 +121,14 @@ def test_family_table(out):
   assert f["acev2_32x32"] > 0 and not f["missing_seeds"]
   rec = json.load(open(os.path.join(out, "runs_quick", f["records"]["0"])))
   assert rec["top1"] == f["top1_mean"] and rec["key"]["steps"] == 2
-  assert "fmnist" not in mbv2                   # --quick trains the first model only
+  assert "fmnist" not in mbv2  # --quick trains the first model only
   (ratio,) = [i for i in data["ratios"] if i["baseline"] == "MobileNetV2 w4a4"]
   assert ratio["acev2_ratio"] == pytest.approx(mbv2["acev2"] / pike["acev2"])
   assert data["folds"] == ["none", "affine"]
   assert ratio["acev2_ratio_by_fold"]["none"] == pytest.approx(ratio["acev2_ratio"])
   assert ratio["acev2_ratio_by_fold"]["affine"] == pytest.approx(
-      mbv2["acev2_by_fold"]["affine"] / pike["acev2_by_fold"]["affine"])
+    mbv2["acev2_by_fold"]["affine"] / pike["acev2_by_fold"]["affine"]
+  )
   assert "ACEv2 (fold=affine)" in md and "same, fold=affine" in md
   assert "67.55 (reported)" in md and "2 steps of batch 8" in md
 
@@ -118,14 +144,14 @@ def test_ablations(out):
     tops = [row["top1"][k] for k in ("0", "1")]
     assert row["n"] == 2 and not row["missing_seeds"]
     assert row["top1_mean"] == pytest.approx(sum(tops) / 2)
-    assert row["top1_std"] == pytest.approx(abs(tops[0] - tops[1]) / 2 ** 0.5)
+    assert row["top1_std"] == pytest.approx(abs(tops[0] - tops[1]) / 2**0.5)
   (eff,) = [e for e in data["effects"] if e["switch"] == "all three"]
   assert eff["acev2_off_over_on"] == pytest.approx(s["all_off"]["acev2"] / s["all_on"]["acev2"])
   d = [s["all_on"]["top1"][k] - s["all_off"]["top1"][k] for k in ("0", "1")]
   assert eff["paired"]["n"] == 2 and eff["paired"]["mean"] == pytest.approx(sum(d) / 2)
   if eff["paired"]["lo"] <= 0 <= eff["paired"]["hi"]:
     assert "no measurable effect" in md
-  (conv,) = data["convergence"]                 # --quick: PikeLPN-1x at 2 and 4 steps
+  (conv,) = data["convergence"]  # --quick: PikeLPN-1x at 2 and 4 steps
   assert conv["top1_x1"] == s["all_on"]["top1"]["0"] and conv["top1_x2"] is not None
   assert "Incomplete sweep" not in md and not data["missing"]
 
@@ -138,8 +164,15 @@ def test_ablations_resume_from_records(out, tmp_path):
   saved = json.load(open(os.path.join(runs_dir, name)))
   os.remove(os.path.join(runs_dir, name))
   env = {"PIKELPN_COMPILE_CACHE": os.path.join(out, "_jax_cache")}
-  args = ("--quick", "--out_dir", str(tmp_path), "--runs_dir", runs_dir,
-          "--work_root", str(tmp_path / "work"))
+  args = (
+    "--quick",
+    "--out_dir",
+    str(tmp_path),
+    "--runs_dir",
+    runs_dir,
+    "--work_root",
+    str(tmp_path / "work"),
+  )
   run("ablations.py", *args, "--no_train", env_extra=env)
   md = open(tmp_path / "ablations.md").read()
   assert "Incomplete sweep" in md and "**all off (plain quantized MobileNetV1)**: seeds 1" in md
@@ -149,7 +182,7 @@ def test_ablations_resume_from_records(out, tmp_path):
   md = open(tmp_path / "ablations.md").read()
   assert "Trained by this invocation: 1 run(s)" in md and "Incomplete sweep" not in md
   again = json.load(open(os.path.join(runs_dir, name)))
-  assert again["top1"] == saved["top1"] and again["key"] == saved["key"]   # deterministic
+  assert again["top1"] == saved["top1"] and again["key"] == saved["key"]  # deterministic
 
 
 def test_energy(out):
@@ -158,8 +191,9 @@ def test_energy(out):
   for r in data["rows"]:
     e = r["energy_pj"]
     assert 0 < e["arithmetic"]["total"] < e["on_chip"] < e["with_dram"]
-  assert set(data["correlations"]) == {f"{m}~{t}" for m in ("ace", "acev2")
-                                       for t in ("arithmetic", "on_chip", "with_dram")}
+  assert set(data["correlations"]) == {
+    f"{m}~{t}" for m in ("ace", "acev2") for t in ("arithmetic", "on_chip", "with_dram")
+  }
   for v in data["correlations"].values():
     assert -1.0 <= v["spearman"] <= 1.0
 
@@ -167,7 +201,7 @@ def test_energy(out):
 def test_pareto_reads_family_table(out):
   data, md = load(out, "pareto")
   assert "family_table.json" in data["source"]
-  (p,) = data["imagenet_reported"]                 # only PikeLPN-1x has a reported number here
+  (p,) = data["imagenet_reported"]  # only PikeLPN-1x has a reported number here
   assert p["label"] == "PikeLPN-1x" and p["on_frontier"] and p["top1"] == 67.55
   assert [q["label"] for q in data["fmnist_measured"]] == ["PikeLPN-1x"]
 
@@ -177,20 +211,25 @@ def test_dhq_distribution(out):
   assert data["trained_here"] is False and data["model"] == "pikelpn.py:1x"
   for which in ("raw", "folded"):
     layers = data["layers"][which]
-    assert [(l["block"], l["kind"]) for l in layers] == [(b, k) for b in range(13) for k in ("dw", "pw")]
+    assert [(l["block"], l["kind"]) for l in layers] == [
+      (b, k) for b in range(13) for k in ("dw", "pw")
+    ]
     for l in layers:
       assert max(l["ratios"]) == pytest.approx(1.0) and 0 < min(l["ratios"]) <= l["median"] <= 1
     for kind in ("dw", "pw"):
       assert data["summary"][which][kind]["layers"] == 13
 
 
-@pytest.mark.parametrize("script,args,needle", [
+@pytest.mark.parametrize(
+  "script,args,needle",
+  [
     ("family_table.py", ["--models", "nope.py:x"], "'nope.py:x'"),
     ("ablations.py", ["--settings", "all_on,bogus"], "['bogus']"),
     ("ablations.py", ["--seeds", "a,b"], "--seeds='a,b'"),
     ("dhq_distribution.py", ["--model", "resnet.py:18_float"], "--model='resnet.py:18_float'"),
     ("pareto.py", ["--family_json", "/nonexistent.json"], "'/nonexistent.json'"),
-])
+  ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, script, args, needle):
   proc = run(script, "--quick", "--out_dir", str(tmp_path), *args, check=False, timeout=60)
   assert proc.returncode == 2

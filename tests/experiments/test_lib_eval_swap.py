@@ -1,4 +1,5 @@
 """experiments/lib/eval_swap.py: parsing --set variants and applying them to a config copy."""
+
 import os
 import sys
 
@@ -13,7 +14,9 @@ from experiments.lib import (
 
 def test_parse_variant_values():
   assert eval_swap.parse_variant("model.quantnorm_bits=None,model.dq_format=none") == [
-      ("model.quantnorm_bits", None), ("model.dq_format", "none")]
+    ("model.quantnorm_bits", None),
+    ("model.dq_format", "none"),
+  ]
   assert eval_swap.parse_variant("a=16,b=0.5,c=True") == [("a", 16), ("b", 0.5), ("c", True)]
   with pytest.raises(ValueError, match="'nonsense'"):
     eval_swap.parse_variant("nonsense")

@@ -1,5 +1,6 @@
 """The run cache (experiments/lib/runs.py, sweep.py) with a stand-in trainer: key, skip, rebuild,
 incomplete sweeps. The real training path is covered by test_experiment_scripts.py."""
+
 import json
 import os
 import sys
@@ -23,8 +24,14 @@ def base():
 def fake_trainer(calls):
   def train(config, workdir):
     calls.append((int(config.seed), workdir))
-    return {"eval_top1": 0.5 + 0.01 * config.seed, "eval_top5": 0.9, "acev2": 123.0,
-            "train_wall_s": 1.0, "step": config.num_train_steps}
+    return {
+      "eval_top1": 0.5 + 0.01 * config.seed,
+      "eval_top5": 0.9,
+      "acev2": 123.0,
+      "train_wall_s": 1.0,
+      "step": config.num_train_steps,
+    }
+
   return train
 
 
@@ -54,8 +61,9 @@ def test_sweep_skips_recorded_runs_and_rebuilds_a_deleted_one(tmp_path, base):
   configs = [recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, s) for s in (0, 1)]
   jobs = [sweep.Job("all_on", c, "test") for c in configs]
   calls = []
-  out = sweep.run(jobs, store, str(tmp_path / "work"), log=lambda m: None,
-                  trainer=fake_trainer(calls))
+  out = sweep.run(
+    jobs, store, str(tmp_path / "work"), log=lambda m: None, trainer=fake_trainer(calls)
+  )
   assert out.trained == 2 and [c[0] for c in calls] == [0, 1]
   assert sweep.top1s(out.records["all_on"]) == {0: 0.5, 1: pytest.approx(0.51)}
   rec = json.load(open(store.path(configs[1])))
@@ -63,29 +71,35 @@ def test_sweep_skips_recorded_runs_and_rebuilds_a_deleted_one(tmp_path, base):
   assert rec["acev2_at_training"] == 123.0 and rec["allocator"] in ("tcmalloc", "glibc malloc")
   assert {"wall_s", "device", "commit", "config", "top5"} <= set(rec)
   # again: everything is read from the records, nothing trained
-  out = sweep.run(jobs, store, str(tmp_path / "work"), log=lambda m: None,
-                  trainer=fake_trainer(calls))
+  out = sweep.run(
+    jobs, store, str(tmp_path / "work"), log=lambda m: None, trainer=fake_trainer(calls)
+  )
   assert out.trained == 0 and len(calls) == 2 and not out.missing["all_on"]
   # a deleted record is trained again, the other one is not
   os.remove(store.path(configs[0]))
-  out = sweep.run(jobs, store, str(tmp_path / "work"), log=lambda m: None,
-                  trainer=fake_trainer(calls))
+  out = sweep.run(
+    jobs, store, str(tmp_path / "work"), log=lambda m: None, trainer=fake_trainer(calls)
+  )
   assert out.trained == 1 and calls[-1][0] == 0 and len(calls) == 3
 
 
 def test_incomplete_sweep_names_the_rows_that_lack_runs(tmp_path, base):
   store = runs.RunStore(str(tmp_path / "runs"))
-  jobs = [sweep.Job(row, recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, s), row)
-          for s in (0, 1) for row in ("a", "b")]
-  jobs[-1].config.learning_rate = 0.5      # row b, seed 1: a config of its own
+  jobs = [
+    sweep.Job(row, recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, s), row)
+    for s in (0, 1)
+    for row in ("a", "b")
+  ]
+  jobs[-1].config.learning_rate = 0.5  # row b, seed 1: a config of its own
   calls = []
-  out = sweep.run(jobs, store, str(tmp_path / "w"), log=lambda m: None, max_runs=1,
-                  trainer=fake_trainer(calls))
+  out = sweep.run(
+    jobs, store, str(tmp_path / "w"), log=lambda m: None, max_runs=1, trainer=fake_trainer(calls)
+  )
   # a/seed 0 trained; b/seed 0 has the same config, so the same record; the rest wait
   assert out.trained == 1
   out = sweep.run(jobs, store, str(tmp_path / "w"), train=False, log=lambda m: None)
   assert out.trained == 0 and out.missing == {"a": [1], "b": [1]}
-  assert sorted(out.records["b"]) == [0]       # b/seed 0 has a/seed 0's config: one record
+  assert sorted(out.records["b"]) == [0]  # b/seed 0 has a/seed 0's config: one record
   note = sweep.incomplete_note(out.missing, {"a": "Row A"})
   assert "**Row A**: seeds 1 not trained yet" in note and "**b**: seeds 1" in note
   assert sweep.incomplete_note({"a": []}, {}) == ""

@@ -1,4 +1,5 @@
 """experiments/lib/stats.py against hand-computed t-intervals."""
+
 import os
 import sys
 
@@ -7,7 +8,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from experiments.lib import stats  # noqa: E402
 
-T_975_2 = 4.302652729911275     # Student t, 97.5 % quantile, 2 degrees of freedom (tables: 4.303)
+T_975_2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom (tables: 4.303)
 
 
 def test_paired_interval_hand_computed_no_effect():
@@ -15,7 +16,7 @@ def test_paired_interval_hand_computed_no_effect():
   on = {0: 11.0, 1: 22.0, 2: 33.0}
   off = {0: 10.0, 1: 20.0, 2: 30.0}
   ci = stats.paired_interval(on, off)
-  half = T_975_2 / 3 ** 0.5
+  half = T_975_2 / 3**0.5
   assert half == pytest.approx(2.48414, abs=1e-5)
   assert (ci["n"], ci["seeds"]) == (3, [0, 1, 2])
   assert ci["mean"] == pytest.approx(2.0) and ci["sd"] == pytest.approx(1.0)
@@ -26,10 +27,10 @@ def test_paired_interval_hand_computed_no_effect():
 def test_paired_interval_gain_loss_and_unpaired_seeds():
   # differences 2, 3, 4 → [3 − 2.484, 3 + 2.484] excludes 0; seed 7 has no partner and is ignored
   ci = stats.paired_interval({0: 2.0, 1: 3.0, 2: 4.0, 7: 100.0}, {0: 0.0, 1: 0.0, 2: 0.0})
-  assert ci["seeds"] == [0, 1, 2] and ci["lo"] == pytest.approx(3.0 - T_975_2 / 3 ** 0.5)
+  assert ci["seeds"] == [0, 1, 2] and ci["lo"] == pytest.approx(3.0 - T_975_2 / 3**0.5)
   assert ci["verdict"] == "gain"
   neg = stats.paired_interval({0: 0.0, 1: 0.0, 2: 0.0}, {0: 2.0, 1: 3.0, 2: 4.0})
-  assert neg["verdict"] == "loss" and neg["hi"] == pytest.approx(-3.0 + T_975_2 / 3 ** 0.5)
+  assert neg["verdict"] == "loss" and neg["hi"] == pytest.approx(-3.0 + T_975_2 / 3**0.5)
 
 
 def test_paired_interval_needs_two_pairs_and_skips_diverged():

@@ -1,4 +1,5 @@
 """Export of a tiny fully quantized network built from the layers (8/4/1-bit, pow2 scales)."""
+
 import json
 import os
 import sys
@@ -51,8 +52,13 @@ def test_integer_logits_match_fake_quant(exported):
 def test_weights_are_stored_at_their_bits(exported):
   _, _, path, report, im = exported
   t = im.header["tensors"]
-  assert (t["stem/w"]["bits"], t["dw/w"]["bits"], t["pw/w"]["bits"], t["binary/w"]["bits"],
-          t["head/w"]["bits"]) == (8, 8, 4, 1, 8)
+  assert (
+    t["stem/w"]["bits"],
+    t["dw/w"]["bits"],
+    t["pw/w"]["bits"],
+    t["binary/w"]["bits"],
+    t["head/w"]["bits"],
+  ) == (8, 8, 4, 1, 8)
   assert t["binary/w"]["encoding"] == "sign" and t["stem_norm/m"]["bits"] == 8
   assert t["stem_norm/c"]["bits"] == 32
   payload = sum(-(-int(np.prod(s["shape"])) * s["bits"] // 8) for s in t.values())
@@ -88,10 +94,10 @@ def test_flipping_one_packed_weight_changes_the_logits(exported, tmp_path):
   header, _ = read_file(path)
   dense = next(op for op in im.ops if op["op"] == "dot" and op["name"].startswith("head"))
   env = integer_values(im.header, im.tensors, im.quantize_input(X_TEST))
-  active = int(np.argmax(np.asarray(env[dense["in"][0]]).sum(0)))   # busiest head input
+  active = int(np.argmax(np.asarray(env[dense["in"][0]]).sum(0)))  # busiest head input
   spec = header["tensors"][dense["tensors"]["w"]]
   classes, bits = spec["shape"][1], spec["bits"]
-  bit = (active * classes + 3) * bits + bits - 1                      # sign bit of w[active, 3]
+  bit = (active * classes + 3) * bits + bits - 1  # sign bit of w[active, 3]
   raw = bytearray(open(path, "rb").read())
   start = len(raw) - header["payload_nbytes"] + spec["offset"]
   raw[start + bit // 8] ^= 1 << (bit % 8)
@@ -108,17 +114,18 @@ def test_header_documents_the_pipeline(exported):
   kinds = [op["op"] for op in h["ops"]]
   # conv → QuantNorm (mul M, add C) → ReLU → max pool → requant to the next layer's codes
   assert kinds[:6] == ["conv", "mul", "add", "max", "reduce_window_max", "requant"]
-  assert "shift_left" in kinds          # the residual add aligns its two grids exactly
+  assert "shift_left" in kinds  # the residual add aligns its two grids exactly
   requant = [op for op in h["ops"] if op["op"] == "requant"]
   assert [op["attrs"]["mode"] for op in requant] == ["round", "round", "sign", "round"]
   assert all(isinstance(op["attrs"].get("shift", 0), int) for op in requant)
-  assert all(h["values"][v]["hi"] < 2 ** 31 for v in h["values"])
+  assert all(h["values"][v]["hi"] < 2**31 for v in h["values"])
 
 
 def test_pow2_scales_are_exact_powers_of_two():
   # The export turns every pow2 requantization into a shift: the fake-quant scales must be
   # exactly 2^e (jnp.exp2 on XLA:CPU is off by ulps for most e; quant/ste.py uses ldexp).
   from pikelpn_jax.quant import ste
+
   s = jnp.exp2(jnp.linspace(-30.0, 10.0, 401)) * 1.37
   for ceil in (False, True):
     mant, _ = np.frexp(np.asarray(ste.round_pow2_ste(s, ceil), np.float64))

@@ -1,5 +1,6 @@
 """Export of the zoo's PikeLPN (configs/pikelpn.py:fmnist geometry at width 0.25, calibrated
 statistics): bit-exact logits, the ACEv2 comparison, the size reconciliation and the CLI."""
+
 import json
 import os
 
@@ -35,7 +36,8 @@ def zoo(tmp_path_factory):
   model, v, x = calibrated_pikelpn(config)
   # Non-trivial norm affine parameters (the head bias stays 0: on the grid, so logits are exact).
   params = jax.tree_util.tree_map_with_path(
-      lambda p, a: a * 1.3 + 0.2 if "norm" in str(p) else a, v["params"])
+    lambda p, a: a * 1.3 + 0.2 if "norm" in str(p) else a, v["params"]
+  )
   variables = {"params": params, "batch_stats": v["batch_stats"]}
   path = str(tmp_path_factory.mktemp("zoo") / "pikelpn.plpn")
   report = export_model(model, variables, x[:4], path)
@@ -49,7 +51,9 @@ def test_pikelpn_integer_logits_are_bit_exact(zoo):
   fake = np.asarray(jax.jit(lambda v, a: model.apply(v, a))(variables, x), np.float64)
   real = im.dequantize(im(x))
   np.testing.assert_array_equal(real, fake)
-  assert len({op["op"] for op in im.ops} - {"conv", "mul", "add", "max", "requant", "sum", "dot"}) == 0
+  assert (
+    len({op["op"] for op in im.ops} - {"conv", "mul", "add", "max", "requant", "sum", "dot"}) == 0
+  )
 
 
 def test_ema_calibrated_ceil_rounded_pikelpn_is_bit_exact_too(tmp_path):
@@ -99,8 +103,9 @@ def test_file_size_matches_the_analyzer_model_bits(zoo):
   cmp = evaluate.acev2_comparison(config, variables, im, model=model)
   sizes = evaluate.size_comparison(report, im.header, variables, cmp["model_bits"]["fake_quant"])
   assert sizes["weights_match"]
-  norm_channels = sum(int(np.prod(s["shape"])) for n, s in im.header["tensors"].items()
-                      if n.endswith("/m"))
+  norm_channels = sum(
+    int(np.prod(s["shape"])) for n, s in im.header["tensors"].items() if n.endswith("/m")
+  )
   roles = sizes["file_bits_by_role"]
   # C is QuantNorm's bias per norm channel, plus the head bias on the accumulator grid.
   head_bias = int(np.prod(im.header["tensors"]["head/dense/c"]["shape"]))
@@ -108,8 +113,11 @@ def test_file_size_matches_the_analyzer_model_bits(zoo):
   # The analyzer's float parameters are QuantNorm's γ, β (2 per channel), the head bias and the
   # learned (LSQ) activation steps, one scalar per quantized activation, which the file folds
   # into its shifts.
-  lsq_steps = sum(int(np.size(x)) for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])
-                  if p[-1].key == "step")
+  lsq_steps = sum(
+    int(np.size(x))
+    for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])
+    if p[-1].key == "step"
+  )
   assert sizes["analyzer_float_param_bits"] == 32 * (2 * norm_channels + 10 + lsq_steps)
   assert os.path.getsize(path) == sizes["file_bytes"]
 
@@ -118,8 +126,12 @@ def test_cli_run_from_a_workdir(zoo, tmp_path):
   config, _, variables, _, _, _ = zoo
   workdir = tmp_path / "run"
   ckpts = Checkpoints(str(workdir), keep=1)
-  ckpts.save(1, {**variables, "opt_state": {}, "step": jnp.int32(1)}, config,
-             {"model": config.model.name, "variant": config.model.variant, "step": 1})
+  ckpts.save(
+    1,
+    {**variables, "opt_state": {}, "step": jnp.int32(1)},
+    config,
+    {"model": config.model.name, "variant": config.model.variant, "step": 1},
+  )
   ckpts.close()
   (workdir / "config.json").write_text(config_to_json(config))
   out = str(tmp_path / "m.plpn")

@@ -1,4 +1,5 @@
 """Models without an exact integer form are refused with a message naming the layers."""
+
 import os
 import subprocess
 import sys
@@ -28,7 +29,9 @@ def test_float_layers_are_named():
 
 def test_export_refuses_a_model_that_is_not_fully_quantized(tmp_path):
   model = TinyNet(float_layers=("pw",))
-  with pytest.raises(FloatLayerError, match=r"not fully quantized; float layers: pw \(float weights\)"):
+  with pytest.raises(
+    FloatLayerError, match=r"not fully quantized; float layers: pw \(float weights\)"
+  ):
     export_model(model, _abstract(model), X, str(tmp_path / "m.plpn"))
   assert not (tmp_path / "m.plpn").exists()
 
@@ -46,9 +49,20 @@ def test_missing_saved_config_is_a_clear_error(tmp_path):
 
 
 def test_cli_bad_input_exits_1_with_one_line(tmp_path):
-  r = subprocess.run([sys.executable, "-m", "pikelpn_jax.export", "--workdir", str(tmp_path),
-                      "--out", str(tmp_path / "m.plpn")], capture_output=True, text=True,
-                     timeout=120)
+  r = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "pikelpn_jax.export",
+      "--workdir",
+      str(tmp_path),
+      "--out",
+      str(tmp_path / "m.plpn"),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert r.returncode == 1
   lines = r.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: workdir") and "no config.json" in lines[0]

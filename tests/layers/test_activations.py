@@ -1,4 +1,5 @@
 """Activations: the published formulas, quantized slopes, squeeze-excite."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,8 +28,13 @@ def _set(v, **params):
 
 def test_dprelu_formula():
   m = DPReLU()
-  v = _set(m.init(jax.random.PRNGKey(0), X), bias_x=[0.5, -1, 0, 2], bias_y=[1, 0, -1, 0.5],
-           pos_slope=[1, 2, 0.5, 1], neg_slope=[0.25, 0.1, -0.3, 0])
+  v = _set(
+    m.init(jax.random.PRNGKey(0), X),
+    bias_x=[0.5, -1, 0, 2],
+    bias_y=[1, 0, -1, 0.5],
+    pos_slope=[1, 2, 0.5, 1],
+    neg_slope=[0.25, 0.1, -0.3, 0],
+  )
   p = {k: np.asarray(a) for k, a in v["params"].items()}
   xs = np.asarray(X) - p["bias_x"]
   ref = np.where(xs >= 0, p["pos_slope"], p["neg_slope"]) * xs - p["bias_y"]
@@ -37,12 +43,17 @@ def test_dprelu_formula():
 
 def test_rprelu_and_rsign_and_prelu():
   m = RPReLU()
-  v = _set(m.init(jax.random.PRNGKey(0), X), gamma=[0.5, -1, 0, 2], zeta=[1, 0, -1, 0.5],
-           beta=[0.25, 0.1, -0.3, 0])
+  v = _set(
+    m.init(jax.random.PRNGKey(0), X),
+    gamma=[0.5, -1, 0, 2],
+    zeta=[1, 0, -1, 0.5],
+    beta=[0.25, 0.1, -0.3, 0],
+  )
   p = {k: np.asarray(a) for k, a in v["params"].items()}
   xs = np.asarray(X) - p["gamma"]
-  np.testing.assert_allclose(m.apply(v, X), np.where(xs > 0, xs, p["beta"] * xs) + p["zeta"],
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    m.apply(v, X), np.where(xs > 0, xs, p["beta"] * xs) + p["zeta"], rtol=1e-6
+  )
   r = RSign()
   vr = _set(r.init(jax.random.PRNGKey(0), X), alpha=[1, 2, 3, 4])
   np.testing.assert_allclose(r.apply(vr, X), np.asarray(X) - np.array([1, 2, 3, 4]), rtol=1e-6)
@@ -56,7 +67,7 @@ def test_quantized_slopes_lie_on_a_pow2_grid():
   v = _set(m.init(jax.random.PRNGKey(0), X), slope=[0.25, 0.13, -0.07, 0.3])
   y = np.asarray(m.apply(v, X))
   neg = np.asarray(X) < 0
-  slopes = (y[neg] / np.asarray(X)[neg])
+  slopes = y[neg] / np.asarray(X)[neg]
   step = 2.0 ** np.ceil(np.log2(0.3 / 7))
   np.testing.assert_allclose(slopes / step, np.round(slopes / step), atol=1e-4)
 

@@ -1,4 +1,5 @@
 """QuantNorm: float form equals flax BatchNorm; quantized form is the integer pipeline."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -28,8 +29,9 @@ def test_float_quantnorm_equals_flax_batchnorm_train_and_eval():
   np.testing.assert_allclose(yq, yb, atol=1e-6, rtol=1e-6)
   for k in ("mean", "var"):
     np.testing.assert_allclose(uq["batch_stats"][k], ub["batch_stats"][k], atol=1e-6, rtol=1e-6)
-  np.testing.assert_allclose(qn.apply(vq, X), bn.apply(vb, X, use_running_average=True),
-                             atol=1e-6, rtol=1e-6)
+  np.testing.assert_allclose(
+    qn.apply(vq, X), bn.apply(vb, X, use_running_average=True), atol=1e-6, rtol=1e-6
+  )
 
 
 def test_in_scale_folding_matches_norm_of_dequantized_input():
@@ -58,7 +60,7 @@ def test_quantized_form_is_the_integer_pipeline(fmt):
     s_m = 2.0 ** np.ceil(np.log2(s_m))
   elif fmt == "fixed":
     e = np.ceil(np.log2(s_m / 255))
-    s_m = np.round(s_m / 2 ** e) * 2 ** e
+    s_m = np.round(s_m / 2**e) * 2**e
   m_int = np.clip(np.floor(m / s_m + 0.5), -127, 127)
   c_int = np.floor((beta - gamma * inv * mean) / s_m + 0.5)
   expected = (np.asarray(acc) * m_int + c_int) * s_m
@@ -71,13 +73,15 @@ def test_quantized_form_is_the_integer_pipeline(fmt):
 def test_quantnorm_trains_gamma_and_beta_through_ste():
   qn = QuantNorm(bits=4)
   v = qn.init(jax.random.PRNGKey(1), X)
-  g = jax.grad(lambda p: jnp.sum(qn.apply({**v, "params": p}, X, train=True,
-                                          mutable=["batch_stats"])[0] ** 2))(v["params"])
+  g = jax.grad(
+    lambda p: jnp.sum(qn.apply({**v, "params": p}, X, train=True, mutable=["batch_stats"])[0] ** 2)
+  )(v["params"])
   assert float(jnp.abs(g["scale"]).sum()) > 0 and float(jnp.abs(g["bias"]).sum()) > 0
 
 
-@pytest.mark.parametrize("kw,msg", [({"bits": 0}, "QuantNorm.bits=0"),
-                                    ({"bias_bits": 64}, "QuantNorm.bias_bits=64")])
+@pytest.mark.parametrize(
+  "kw,msg", [({"bits": 0}, "QuantNorm.bits=0"), ({"bias_bits": 64}, "QuantNorm.bias_bits=64")]
+)
 def test_bad_bits(kw, msg):
   with pytest.raises(ValueError, match=msg):
     QuantNorm(**kw).init(jax.random.PRNGKey(0), X)

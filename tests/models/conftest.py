@@ -1,4 +1,5 @@
 """Shared helpers for the model tests: tiny configs and the bit-width tags of a traced forward."""
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -32,18 +33,22 @@ def tags(eqns):
 @pytest.fixture
 def tiny():
   """A config by 'file:variant' with a tiny width, at Fashion-MNIST shape (32×32×1, 10 classes)."""
+
   def make(spec, width=0.25):
     c = load_config(spec)
     c.model.width = width
     c.dataset.image_size, c.dataset.channels, c.dataset.num_classes = 32, 1, 10
     return c
+
   return make
 
 
 @pytest.fixture
 def trace():
   """trace(config, **build_kw) -> (tags dict, all eqns, abstract variables)."""
+
   def run(config, **build_kw):
     eqns, variables = trace_eqns(config, **build_kw)
     return tags(eqns), eqns, variables
+
   return run

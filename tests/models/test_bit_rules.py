@@ -1,16 +1,19 @@
 """The ordered regex rules resolver and the QuantPlan built on it."""
+
 import pytest
 
 from pikelpn_jax.models import bit_rules
 from pikelpn_jax.models.quant_plan import plan_from_config
 from pikelpn_jax.quant.config import FLOAT
 
-RULES = bit_rules.compile_rules((
+RULES = bit_rules.compile_rules(
+  (
     ("stem", {"w_bits": 8, "a_bits": 8}),
     (r"block\d+/dw", {"w_bits": 8, "w_per_channel": True}),
-    (r"block1/.*", {"w_bits": 2}),            # after the dw rule: loses to it on block1/dw
+    (r"block1/.*", {"w_bits": 2}),  # after the dw rule: loses to it on block1/dw
     ("head", {"w_bits": None}),
-))
+  )
+)
 DEFAULTS = {"w_bits": 4, "a_bits": 4, "w_per_channel": False}
 
 
@@ -34,7 +37,9 @@ def test_overrides_only_replace_the_fields_they_name():
   assert bit_rules.resolve("head", RULES, DEFAULTS).w_bits is None
 
 
-@pytest.mark.parametrize("rules,match", [
+@pytest.mark.parametrize(
+  "rules,match",
+  [
     ((("x", {"w_bits": 0}),), r"bit_rules\[0\] \('x'\)\.w_bits=0"),
     ((("x", {"a_bits": 17}),), "a_bits=17"),
     ((("x", {"bits": 4}),), "unknown field"),
@@ -43,16 +48,20 @@ def test_overrides_only_replace_the_fields_they_name():
     ((("x", {"w_calibration": "minmax"}),), "w_calibration='minmax'"),
     (("x",), "pair"),
     ("stem", "list of"),
-])
+  ],
+)
 def test_bad_rules_are_rejected_with_the_field_named(rules, match):
   with pytest.raises(ValueError, match=match):
     bit_rules.compile_rules(rules)
 
 
 def test_plan_resolves_quantizers_and_the_global_switches():
-  model = {"quant": DEFAULTS,
-           "bit_rules": (("stem", {"w_bits": 8, "a_bits": 1, "w_per_channel": True}),),
-           "double_quant": True, "quantnorm": True}
+  model = {
+    "quant": DEFAULTS,
+    "bit_rules": (("stem", {"w_bits": 8, "a_bits": 1, "w_per_channel": True}),),
+    "double_quant": True,
+    "quantnorm": True,
+  }
   plan = plan_from_config(model)
   w = plan.weight("stem")
   assert (w.bits, w.granularity.channel_axis, w.scale_quant.format) == (8, -1, "pow2")
@@ -64,19 +73,24 @@ def test_plan_resolves_quantizers_and_the_global_switches():
   assert not plan.act("head", signed=False, follows_norm=False).folded
   off = plan_from_config(model, weight_quant=False, act_quant=False)
   assert off.weight("stem") is FLOAT and off.act("stem", True) is FLOAT
-  assert plan_from_config({**model, "double_quant": False}).weight("stem").scale_quant.format == "none"
+  assert (
+    plan_from_config({**model, "double_quant": False}).weight("stem").scale_quant.format == "none"
+  )
   nearest = plan_from_config({**model, "dq_round": "nearest"})
   assert nearest.weight("stem").scale_quant.rounding == "nearest"
   assert nearest.act("block0/pw", signed=False).scale_quant.rounding == "nearest"
   assert plan.weight("stem").scale_quant.rounding == "auto"
 
 
-@pytest.mark.parametrize("field,value,match", [
+@pytest.mark.parametrize(
+  "field,value,match",
+  [
     ("quantnorm_bits", 0, "quantnorm_bits=0"),
     ("dq_format", "log", "dq_format='log'"),
     ("dq_round", "up", "dq_round='up'"),
     ("quant", {"w_bits": 20}, r"config.model.quant.w_bits=20"),
-])
+  ],
+)
 def test_bad_plan_fields_are_rejected(field, value, match):
   model = {"quant": DEFAULTS, "quantnorm": True, field: value}
   with pytest.raises(ValueError, match=match):

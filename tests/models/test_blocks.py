@@ -1,4 +1,5 @@
 """Parameter-free pieces of the zoo, checked on small arrays (eager, no model compile)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,4 +36,4 @@ def test_pokebnn_shortcut_avg_pools_3x3_stride2_when_the_map_shrinks():
 def test_mobilenet_v2_channel_rounding_matches_torchvision():
   assert [make_divisible(c) for c in (32, 16, 24, 1280)] == [32, 16, 24, 1280]
   assert make_divisible(32 * 0.35) == 16 and make_divisible(24 * 0.75) == 24
-  assert make_divisible(96 * 0.35) == 32   # 33.6 → 32 is within 10 %
+  assert make_divisible(96 * 0.35) == 32  # 33.6 → 32 is within 10 %

@@ -1,4 +1,5 @@
 """Parameter counts of the float models at 224×224, 1000 classes (abstract init, no compile)."""
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -9,10 +10,10 @@ from pikelpn_jax.models.config_fields import set_quant_fields
 
 # Reference counts (torchvision / Keras trainable parameters).
 EXPECTED = {
-    ("mobilenet_v1", None): 4.23e6,
-    ("mobilenet_v2", None): 3.50e6,
-    ("resnet", 18): 11.69e6,
-    ("resnet", 50): 25.56e6,
+  ("mobilenet_v1", None): 4.23e6,
+  ("mobilenet_v2", None): 3.50e6,
+  ("resnet", 18): 11.69e6,
+  ("resnet", 50): 25.56e6,
 }
 
 

@@ -1,4 +1,5 @@
 """Quantizer numerics: grids, STE masks, calibrations, Double Quantization, bad input."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,8 +19,9 @@ from pikelpn_jax.quant import (
 X = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 6)) * 3.0
 
 
-@pytest.mark.parametrize("bits,signed", [(2, True), (4, True), (8, True), (3, False), (8, False),
-                                         (16, True)])
+@pytest.mark.parametrize(
+  "bits,signed", [(2, True), (4, True), (8, True), (3, False), (8, False), (16, True)]
+)
 def test_codes_lie_on_the_grid(bits, signed):
   cfg = QuantConfig(numerics=Numerics(bits, signed), calibration=Calibration("absmax"))
   q, s = quant.quantize(X, cfg)
@@ -27,7 +29,7 @@ def test_codes_lie_on_the_grid(bits, signed):
   np.testing.assert_array_equal(q, np.round(q))
   lo, hi = cfg.numerics.qmin, cfg.numerics.qmax
   assert q.min() >= lo and q.max() <= hi
-  assert hi == (2 ** (bits - 1) - 1 if signed else 2 ** bits - 1)
+  assert hi == (2 ** (bits - 1) - 1 if signed else 2**bits - 1)
   # abs-max maps the largest magnitude exactly onto the top level.
   assert np.abs(q).max() == hi
   # Dequantized error is at most half a step inside the range.
@@ -42,12 +44,13 @@ def test_binary_and_half_shift_grids():
   q, s = quant.quantize(X, cfg)
   assert set(np.unique(np.asarray(q))) <= {-1.0, 1.0}
   assert float(s) == 3.0
-  half = QuantConfig(numerics=Numerics(1, True, half_shift=True),
-                     calibration=Calibration("fixed", bound=3.0))
+  half = QuantConfig(
+    numerics=Numerics(1, True, half_shift=True), calibration=Calibration("fixed", bound=3.0)
+  )
   q2, s2 = quant.quantize(X, half)
   np.testing.assert_array_equal(q, q2)
-  assert float(s2) == 1.5          # PokeBNN: ±0.5 · bound
-  assert float(quant.quantize(jnp.zeros(()), cfg)[0]) == 1.0   # sign(0) = +1
+  assert float(s2) == 1.5  # PokeBNN: ±0.5 · bound
+  assert float(quant.quantize(jnp.zeros(()), cfg)[0]) == 1.0  # sign(0) = +1
 
 
 def test_per_channel_any_axis():
@@ -79,14 +82,17 @@ def test_binary_ste_is_clipped_identity():
 
 def test_lsq_step_gradient_is_lsq():
   cfg = act_quant(3, signed=False, calibration="lsq", bound=1.4).replace(
-      calibration=Calibration("lsq", bound=1.4, lsq_grad_scale=False))
+    calibration=Calibration("lsq", bound=1.4, lsq_grad_scale=False)
+  )
   x = jnp.array([[0.05, 0.31, 0.77, 1.5, 9.0]])
   mod = Quantizer(cfg)
   v = mod.init(jax.random.PRNGKey(0), x)
   s0 = float(v["params"]["step"].reshape(()))
+
   def f(p):
     q, s = mod.apply({"params": p}, x)
     return jnp.sum(q * s)
+
   g = float(jax.grad(f)(v["params"])["step"].reshape(()))
   vv = np.asarray(x)[0] / s0
   expected = sum((np.floor(t + 0.5) - t) if t <= 7 else 7.0 for t in vv)
@@ -95,13 +101,14 @@ def test_lsq_step_gradient_is_lsq():
 
 def test_ema_bound_tracks_batch_max():
   cfg = act_quant(8, calibration="ema", bound=6.0).replace(
-      calibration=Calibration("ema", bound=6.0, momentum=0.5))
+    calibration=Calibration("ema", bound=6.0, momentum=0.5)
+  )
   mod = Quantizer(cfg)
   v = mod.init(jax.random.PRNGKey(0), X)
   assert float(v["batch_stats"]["bound"].reshape(())) == 6.0
   _, upd = mod.apply(v, X, train=True, mutable=["batch_stats"])
   first = float(upd["batch_stats"]["bound"].reshape(()))
-  assert abs(first - float(jnp.abs(X).max())) < 1e-6          # first batch initialises
+  assert abs(first - float(jnp.abs(X).max())) < 1e-6  # first batch initialises
   _, upd2 = mod.apply(upd, X * 0.5, train=True, mutable=["batch_stats"])
   assert abs(float(upd2["batch_stats"]["bound"].reshape(())) - 0.75 * first) < 1e-5
 
@@ -123,12 +130,12 @@ def test_pow2_scale_rounding_modes(rounding):
   cfg = weight_quant(4, scale="pow2", scale_round=rounding)
   q, s = quant.quantize(w, cfg)
   raw = np.log2(np.asarray(w).max(axis=0) / 7)
-  want = np.round(raw) if rounding == "nearest" else np.ceil(raw)    # auto = ceil for absmax
+  want = np.round(raw) if rounding == "nearest" else np.ceil(raw)  # auto = ceil for absmax
   np.testing.assert_array_equal(np.log2(np.asarray(s)).reshape(-1), want)
   if rounding == "nearest":
     assert np.asarray(q).max() == 7 and np.any(np.abs(np.asarray(w)) > 7 * np.asarray(s))  # clips
   else:
-    assert np.all(np.abs(np.asarray(w)) <= 7 * np.asarray(s))                 # never clips
+    assert np.all(np.abs(np.asarray(w)) <= 7 * np.asarray(s))  # never clips
   with pytest.raises(ValueError, match="scale_quant.rounding='floor'"):
     ScaleQuant("pow2", rounding="floor")
 
@@ -140,7 +147,7 @@ def test_double_quant_fixed_mantissa():
     m, e = quant.ste.fixed_mantissa_exponent(s, bits)
     np.testing.assert_allclose(sq, np.asarray(m) * 2.0 ** np.asarray(e))
     assert np.all(np.asarray(m) == np.round(np.asarray(m)))
-    assert np.all((np.asarray(m) >= 2 ** (bits - 1) - 1) & (np.asarray(m) <= 2 ** bits - 1))
+    assert np.all((np.asarray(m) >= 2 ** (bits - 1) - 1) & (np.asarray(m) <= 2**bits - 1))
     assert np.all(np.abs(sq / np.asarray(s) - 1) <= 2.0 ** -(bits - 1))
 
 

@@ -1,4 +1,5 @@
 """Bad input: one line saying what is wrong and what is allowed, exit code 1, nothing written."""
+
 import os
 
 import pytest
@@ -11,8 +12,11 @@ from pikelpn_jax.train import train_and_evaluate
 def snapshot(path):
   if not os.path.exists(path):
     return None
-  return sorted((os.path.relpath(os.path.join(r, f), path), os.path.getmtime(os.path.join(r, f)))
-                for r, _, fs in os.walk(path) for f in fs)
+  return sorted(
+    (os.path.relpath(os.path.join(r, f), path), os.path.getmtime(os.path.join(r, f)))
+    for r, _, fs in os.walk(path)
+    for f in fs
+  )
 
 
 def rejects(c, workdir, exc, *fragments):
@@ -21,13 +25,21 @@ def rejects(c, workdir, exc, *fragments):
     train_and_evaluate(c, workdir)
   msg = str(e.value)
   assert "\n" not in msg and all(f in msg for f in fragments), msg
-  assert snapshot(workdir) == before          # nothing written (or created)
+  assert snapshot(workdir) == before  # nothing written (or created)
   return msg
 
 
-@pytest.mark.parametrize("field,value", [("num_train_steps", 0), ("num_train_steps", -3),
-                                         ("batch_size", 0), ("batch_size", -8),
-                                         ("eval_batch_size", 0), ("checkpoint_every_steps", -1)])
+@pytest.mark.parametrize(
+  "field,value",
+  [
+    ("num_train_steps", 0),
+    ("num_train_steps", -3),
+    ("batch_size", 0),
+    ("batch_size", -8),
+    ("eval_batch_size", 0),
+    ("checkpoint_every_steps", -1),
+  ],
+)
 def test_zero_or_negative_steps_and_batch(tmp_path, field, value):
   c = tiny_model.tiny_config()
   c[field] = value
@@ -60,9 +72,11 @@ def test_missing_teacher_checkpoint(tmp_path):
 def test_mismatched_teacher_checkpoint(trained_tiny, tmp_path):
   teacher_dir, _ = trained_tiny
   wide = tmp_path / "wide_teacher.py"
-  wide.write_text(f"import sys; sys.path.insert(0, {os.path.dirname(TINY_CONFIG)!r})\n"
-                  "from tiny_model import tiny_config\n"
-                  "def get_config(v=''):\n  c = tiny_config(); c.model.tiny_width = 6; return c\n")
+  wide.write_text(
+    f"import sys; sys.path.insert(0, {os.path.dirname(TINY_CONFIG)!r})\n"
+    "from tiny_model import tiny_config\n"
+    "def get_config(v=''):\n  c = tiny_config(); c.model.tiny_width = 6; return c\n"
+  )
   c = tiny_model.tiny_config()
   c.distill.teacher_config, c.distill.teacher_workdir = str(wide), teacher_dir
   rejects(c, str(tmp_path / "w"), ValueError, "distill.teacher_workdir", "does not match")

@@ -1,5 +1,6 @@
 """config.dtype='bfloat16': bfloat16 activations and convs, float32 params/statistics, the same
 quantized codes and the same ACEv2 report as float32."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,56 +17,76 @@ def quant_outputs(layer, x, variables=None):
   """{quantizer path: integer codes} of one apply (capture_intermediates), and the variables."""
   if variables is None:
     variables = layer.init(jax.random.PRNGKey(0), x.astype(jnp.float32), train=True)
-  out, state = layer.apply(variables, x, train=True, capture_intermediates=True,
-                           mutable=["intermediates", "batch_stats"])
+  out, state = layer.apply(
+    variables, x, train=True, capture_intermediates=True, mutable=["intermediates", "batch_stats"]
+  )
   inter = state["intermediates"]
-  codes = {name: np.asarray(inter[name]["__call__"][0][0], np.float32)
-           for name in ("x_quant", "w_quant")}
+  codes = {
+    name: np.asarray(inter[name]["__call__"][0][0], np.float32) for name in ("x_quant", "w_quant")
+  }
   return out, codes, variables
 
 
-@pytest.mark.parametrize("make", [
-    lambda: QConv(features=8, kernel_size=3, w_quant=weight_quant(4),
-                  x_quant=act_quant(4, signed=True, calibration="ema")),
-    lambda: QConv(features=8, kernel_size=1, w_quant=weight_quant(4),
-                  x_quant=act_quant(4, signed=True, calibration="lsq")),
-    lambda: QDense(features=5, w_quant=weight_quant(8),
-                   x_quant=act_quant(8, signed=True, calibration="absmax")),
-])
+@pytest.mark.parametrize(
+  "make",
+  [
+    lambda: QConv(
+      features=8,
+      kernel_size=3,
+      w_quant=weight_quant(4),
+      x_quant=act_quant(4, signed=True, calibration="ema"),
+    ),
+    lambda: QConv(
+      features=8,
+      kernel_size=1,
+      w_quant=weight_quant(4),
+      x_quant=act_quant(4, signed=True, calibration="lsq"),
+    ),
+    lambda: QDense(
+      features=5, w_quant=weight_quant(8), x_quant=act_quant(8, signed=True, calibration="absmax")
+    ),
+  ],
+)
 def test_quantized_layer_codes_identical_under_both_dtypes(make):
   layer = make()
   shape = (2, 6, 6, 4) if isinstance(layer, QConv) else (3, 16)
-  x = jax.random.normal(jax.random.PRNGKey(1), shape).astype(jnp.bfloat16)   # same values in both
+  x = jax.random.normal(jax.random.PRNGKey(1), shape).astype(jnp.bfloat16)  # same values in both
   out32, codes32, v = quant_outputs(layer, x.astype(jnp.float32))
   out16, codes16, _ = quant_outputs(layer, x, v)
   assert out32.dtype == jnp.float32 and out16.dtype == jnp.bfloat16
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(v["params"]))
   for name in codes32:
-    assert np.abs(codes32[name]).max() >= 1   # real codes, not all zero
+    assert np.abs(codes32[name]).max() >= 1  # real codes, not all zero
     np.testing.assert_array_equal(codes16[name], codes32[name], err_msg=name)
   np.testing.assert_allclose(np.asarray(out16, np.float32), out32, rtol=0.05, atol=0.05)
 
 
 def test_acev2_report_is_the_same_under_both_dtypes():
   from pikelpn_jax.ace import analyze
+
   c = load_config("configs/pikelpn.py:fmnist")
   model = build_model(c, dw_impl="grouped")
   x = jnp.zeros((1, 32, 32, 1), jnp.float32)
   variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
   reports = []
   for dtype in (jnp.float32, jnp.bfloat16):
-    r = analyze(lambda v, img, dt=dtype: model.apply(v, img.astype(dt), train=False),
-                variables, jax.ShapeDtypeStruct(x.shape, jnp.float32), const_argnums=0).to_json()
+    r = analyze(
+      lambda v, img, dt=dtype: model.apply(v, img.astype(dt), train=False),
+      variables,
+      jax.ShapeDtypeStruct(x.shape, jnp.float32),
+      const_argnums=0,
+    ).to_json()
     r.pop("timing", None)
     reports.append(r)
   assert reports[0]["acev2"] > 0 and reports[0]["layers"]
-  assert reports[0] == reports[1]   # the bits come from the quantizers' tags, not the dtype
+  assert reports[0] == reports[1]  # the bits come from the quantizers' tags, not the dtype
 
 
 def test_bfloat16_train_step_computes_in_bfloat16_keeps_float32_state(tmp_path):
   from pikelpn_jax.train import train_and_evaluate
   from pikelpn_jax.train.optim import make_optimizer
   from pikelpn_jax.train.steps import FULL, StepFactory, abstract_state, make_mesh
+
   c = tiny_model.tiny_config(steps=2)
   c.dtype = "bfloat16"
   steps = StepFactory(c, make_optimizer(c), make_mesh())
@@ -74,7 +95,7 @@ def test_bfloat16_train_step_computes_in_bfloat16_keeps_float32_state(tmp_path):
   labels = jax.ShapeDtypeStruct((8,), jnp.int32)
   lowered = steps.train_step(FULL).lower(state, images, labels, {})
   convs = [ln for ln in lowered.as_text().splitlines() if "stablehlo.convolution" in ln]
-  assert convs and all("bf16" in ln and "f32" not in ln for ln in convs)   # fwd and bwd convs
+  assert convs and all("bf16" in ln and "f32" not in ln for ln in convs)  # fwd and bwd convs
   new_state, _ = jax.eval_shape(steps.train_step(FULL), state, images, labels, {})
   assert jax.tree.map(lambda a: a.dtype, new_state) == jax.tree.map(lambda a: a.dtype, state)
   assert {a.dtype for a in jax.tree.leaves(state)} <= {jnp.dtype("float32"), jnp.dtype("int32")}
@@ -83,4 +104,3 @@ def test_bfloat16_train_step_computes_in_bfloat16_keeps_float32_state(tmp_path):
   c.dtype = "float16"
   with pytest.raises(ValueError, match=r"config.dtype='float16' is not allowed; use one of"):
     StepFactory(c, make_optimizer(c), make_mesh())
-

@@ -6,6 +6,7 @@ imagenet2012 (tfds ArrayRecord layout, pikelpn_jax/data/imagenet_like.py). With
 `jax_disable_most_optimizations` (tests/conftest.py) a step compiles in 3–8 s, PokeBNN's in about a
 minute, on this 2-core CPU.
 """
+
 import os
 
 import jax
@@ -29,8 +30,14 @@ from pikelpn_jax.train.steps import (
 
 FAMILIES = [n for n in model_names() if not n.startswith(tiny_model.NAME)]
 # The variant each family trains here: a quantized one, so quantizers and their STEs are exercised.
-QUANTIZED_VARIANT = {"mobilenet_v1": "w4a4", "mobilenet_v2": "w4a4_prelu", "resnet": "18_w4a4",
-                     "pokebnn": "0.5x", "reactnet": "a", "pikelpn": "1x"}
+QUANTIZED_VARIANT = {
+  "mobilenet_v1": "w4a4",
+  "mobilenet_v2": "w4a4_prelu",
+  "resnet": "18_w4a4",
+  "pokebnn": "0.5x",
+  "reactnet": "a",
+  "pikelpn": "1x",
+}
 WIDTH_FIELDS = ("width", "filter_multiplier", "width_multiplier")
 
 
@@ -44,7 +51,7 @@ def family_config(name):
     if field in c.model:
       c.model[field] = 0.0625
   if "dw_impl" in c.model:
-    c.model.dw_impl = "grouped"     # compiles ~4× faster than shift_add; the layers test both
+    c.model.dw_impl = "grouped"  # compiles ~4× faster than shift_add; the layers test both
   c.dataset.image_size, c.dataset.channels = 32, 3
   c.batch_size = c.eval_batch_size = 4
   c.learning_rate, c.warmup_steps = 1e-3, 0
@@ -72,6 +79,7 @@ def test_train_step_builds(name):
 def imagenet_dir(tmp_path_factory):
   pytest.importorskip("tensorflow_datasets")
   from pikelpn_jax.data.imagenet_like import write_imagenet_like
+
   root = str(tmp_path_factory.mktemp("tfds"))
   write_imagenet_like(root, {"train": 8, "validation": 4}, sizes=((48, 36), (36, 48)))
   return root
@@ -92,9 +100,15 @@ def test_train_step_runs_on_synthetic_and_generated_imagenet(name, imagenet_dir)
   batches.append(InputPipeline(c).train_batch(0))
   for images, labels in batches:
     assert images.shape == (4, 32, 32, 3)
-    state, m = fn(state, global_batch(images, steps.batch_sharded),
-                  global_batch(labels, steps.batch_sharded), {})
+    state, m = fn(
+      state,
+      global_batch(images, steps.batch_sharded),
+      global_batch(labels, steps.batch_sharded),
+      {},
+    )
     assert bool(m["finite"]) and np.isfinite(float(m["loss"]))
   after = jax.device_get(state["params"])
-  changed = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))]
+  changed = [
+    not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))
+  ]
   assert int(state["step"]) == 2 and np.mean(changed) > 0.5

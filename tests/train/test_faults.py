@@ -1,4 +1,5 @@
 """Kill-and-resume, kills during checkpoint writes, NaN losses, damaged checkpoints."""
+
 import glob
 import json
 import os
@@ -18,8 +19,12 @@ from pikelpn_jax.train import checkpoint
 from pikelpn_jax.train.reporting import params_sha256
 
 STEPS = 24
-RUN = (f"--config.num_train_steps={STEPS}", "--config.checkpoint_every_steps=2",
-       "--config.keep_checkpoints=100", f"--config.eval_every_steps={STEPS}")
+RUN = (
+  f"--config.num_train_steps={STEPS}",
+  "--config.checkpoint_every_steps=2",
+  "--config.keep_checkpoints=100",
+  f"--config.eval_every_steps={STEPS}",
+)
 
 
 def results(workdir):
@@ -70,6 +75,7 @@ def test_sigkill_anywhere_then_rerun_equals_uninterrupted_run(tmp_path):
   ro_ref = checkpoint.Checkpoints(ref, read_only=True)
   ro_work = checkpoint.Checkpoints(work, read_only=True)
   from pikelpn_jax.train.model_init import abstract_variables
+
   abstract = abstract_variables(c)
   for step in complete_steps(work):
     got = ro_work.restore_model(step, abstract)["params"]
@@ -87,16 +93,21 @@ def test_sigkill_anywhere_then_rerun_equals_uninterrupted_run(tmp_path):
   assert results(work)["params_sha256"] == ref_sha
   with open(os.path.join(work, "metrics.jsonl")) as f:
     steps = [json.loads(x)["step"] for x in f if "train_loss" in x]
-  assert steps == list(range(1, STEPS + 1))      # no step logged twice after the resumes
+  assert steps == list(range(1, STEPS + 1))  # no step logged twice after the resumes
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   work = str(tmp_path / "nan")
   # Warm-up from lr 0: step 0 is a no-op, step 1 multiplies by ~1e37 and overflows.
-  r = run_cli(work, "--config.learning_rate=1e38", "--config.warmup_steps=3",
-              "--config.checkpoint_every_steps=1", "--config.optimizer=sgd")
+  r = run_cli(
+    work,
+    "--config.learning_rate=1e38",
+    "--config.warmup_steps=3",
+    "--config.checkpoint_every_steps=1",
+    "--config.optimizer=sgd",
+  )
   assert r.returncode == 1
-  err = r.stderr.strip().splitlines()[-1]          # after the progress bar
+  err = r.stderr.strip().splitlines()[-1]  # after the progress bar
   assert err.startswith("error: loss became non-finite") and "last good checkpoint is step" in err
   assert not os.path.exists(os.path.join(work, "results.json"))
   c = tiny_model.tiny_config()
@@ -107,6 +118,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def jax_leaves(tree):
   import jax
+
   return jax.tree.leaves(tree)
 
 
@@ -128,6 +140,7 @@ def damage_newest(workdir):
 def test_damaged_newest_checkpoint(trained_tiny, tmp_path, caplog):
   from pikelpn_jax.train import train_and_evaluate
   from pikelpn_jax.train.model_init import abstract_variables
+
   src, _ = trained_tiny
   work = str(tmp_path / "work")
   shutil.copytree(src, work)
@@ -136,14 +149,24 @@ def test_damaged_newest_checkpoint(trained_tiny, tmp_path, caplog):
   c = tiny_model.tiny_config(steps=4)
 
   # The tools that read the newest checkpoint name it in one line (export: exit code 1).
-  with pytest.raises(checkpoint.CheckpointError, match=rf"checkpoints/{bad} \(step {bad}\) is "
-                     "unreadable: DATA_LOSS .*checksum") as e:
+  with pytest.raises(
+    checkpoint.CheckpointError,
+    match=rf"checkpoints/{bad} \(step {bad}\) is "
+    "unreadable: DATA_LOSS .*checksum",
+  ) as e:
     checkpoint.restore_latest(work, c)
   assert "\n" not in str(e.value) and len(str(e.value)) < 600
-  for cli in (["pikelpn_jax.export", "--out", str(tmp_path / "m.plpn")],
-              ["pikelpn_jax.ace", "--json", str(tmp_path / "ace.json")]):
-    p = subprocess.run([sys.executable, "-m", cli[0], "--config", TINY_CONFIG, "--workdir", work,
-                        *cli[1:]], cwd=REPO, capture_output=True, text=True, timeout=300)
+  for cli in (
+    ["pikelpn_jax.export", "--out", str(tmp_path / "m.plpn")],
+    ["pikelpn_jax.ace", "--json", str(tmp_path / "ace.json")],
+  ):
+    p = subprocess.run(
+      [sys.executable, "-m", cli[0], "--config", TINY_CONFIG, "--workdir", work, *cli[1:]],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
     assert p.returncode == 1 and p.stderr.count("\n") == 1, (cli[0], p.stderr[-3000:])
     assert p.stderr.startswith(f"error: checkpoint {work}/checkpoints/{bad} (step {bad})")
     assert p.stdout == ""

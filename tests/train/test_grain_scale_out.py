@@ -1,5 +1,6 @@
 """main.py on a generated imagenet2012 (ArrayRecord, through grain): kill + resume with 2 worker
 processes is exact, and 2 processes on localhost (jax.distributed, gloo) match 1 process."""
+
 import contextlib
 import json
 import os
@@ -20,22 +21,40 @@ STEPS = 4
 
 
 def overrides(data_dir, workers):
-  return ("--config.dataset.name=imagenet2012", f"--config.dataset.data_dir={data_dir}",
-          f"--config.dataset.worker_count={workers}", "--config.dataset.train_examples=-1",
-          "--config.dataset.eval_examples=-1", f"--config.num_train_steps={STEPS}",
-          "--config.checkpoint_every_steps=2", f"--config.eval_every_steps={STEPS}",
-          "--config.log_every_steps=2",
-          # SGD: Adam turns float noise in near-zero gradients into ±lr steps (2 hosts vs 1)
-          "--config.optimizer=sgd")
+  return (
+    "--config.dataset.name=imagenet2012",
+    f"--config.dataset.data_dir={data_dir}",
+    f"--config.dataset.worker_count={workers}",
+    "--config.dataset.train_examples=-1",
+    "--config.dataset.eval_examples=-1",
+    f"--config.num_train_steps={STEPS}",
+    "--config.checkpoint_every_steps=2",
+    f"--config.eval_every_steps={STEPS}",
+    "--config.log_every_steps=2",
+    # SGD: Adam turns float noise in near-zero gradients into ±lr steps (2 hosts vs 1)
+    "--config.optimizer=sgd",
+  )
 
 
 def launch(workdir, *args):
   """tests/train/tiny_main.py in its own process group (so a kill also ends grain's workers)."""
   env = dict(os.environ, PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu", XLA_FLAGS="")
-  cmd = [sys.executable, os.path.join(HERE, "tiny_main.py"), f"--config={TINY_CONFIG}",
-         f"--workdir={workdir}", *args]
-  return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, start_new_session=True)
+  cmd = [
+    sys.executable,
+    os.path.join(HERE, "tiny_main.py"),
+    f"--config={TINY_CONFIG}",
+    f"--workdir={workdir}",
+    *args,
+  ]
+  return subprocess.Popen(
+    cmd,
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    start_new_session=True,
+  )
 
 
 def finish(procs, timeout=300):
@@ -58,8 +77,9 @@ def kill_after_checkpoint(procs, workdir, step=2, timeout=300):
       return
     time.sleep(0.01)
   errors = [p.communicate()[1][-2000:] for p in procs]
-  raise AssertionError(f"the run ended before checkpoint {step} (exit codes "
-                       f"{[p.returncode for p in procs]}): {errors}")
+  raise AssertionError(
+    f"the run ended before checkpoint {step} (exit codes {[p.returncode for p in procs]}): {errors}"
+  )
 
 
 def results(workdir):
@@ -76,9 +96,11 @@ def params(workdir):
 def data_dir(tmp_path_factory):
   pytest.importorskip("tensorflow_datasets")
   from pikelpn_jax.data.imagenet_like import write_imagenet_like
+
   root = str(tmp_path_factory.mktemp("tfds"))
-  write_imagenet_like(root, {"train": 20, "validation": 8}, num_classes=10,
-                      sizes=((48, 36), (36, 48)), num_shards=2)
+  write_imagenet_like(
+    root, {"train": 20, "validation": 8}, num_classes=10, sizes=((48, 36), (36, 48)), num_shards=2
+  )
   return root
 
 
@@ -113,8 +135,16 @@ def test_two_processes_on_localhost_match_one_after_kill_and_resume(data_dir, re
 
   def start():
     port = free_port()
-    return [launch(work, *overrides(data_dir, 0), f"--coordinator_address=127.0.0.1:{port}",
-                   "--num_processes=2", f"--process_id={i}") for i in range(2)]
+    return [
+      launch(
+        work,
+        *overrides(data_dir, 0),
+        f"--coordinator_address=127.0.0.1:{port}",
+        "--num_processes=2",
+        f"--process_id={i}",
+      )
+      for i in range(2)
+    ]
 
   kill_after_checkpoint(start(), work)
   finish(start())

@@ -1,4 +1,5 @@
 """The training loop in process: outputs, resume, restore_latest, quantization schedule, KD."""
+
 import json
 import os
 
@@ -57,7 +58,9 @@ def test_restore_latest_errors(trained_tiny, tmp_path):
   assert "\n" not in msg and "tiny_test_net" in msg and "(4,)" in msg and "(6,)" in msg
   other = tiny_model.tiny_config()
   other.model.name = tiny_model.OTHER_NAME
-  with pytest.raises(ValueError, match="of model 'tiny_test_net'.*asks for model 'tiny_test_net_b'"):
+  with pytest.raises(
+    ValueError, match="of model 'tiny_test_net'.*asks for model 'tiny_test_net_b'"
+  ):
     checkpoint.restore_latest(workdir, other)
 
 
@@ -74,18 +77,26 @@ def test_quant_schedule_overlays_phases(tmp_path, a_calibration):
   c = tiny_model.tiny_config(steps=3)
   c.model.quant.a_calibration = a_calibration
   c.quant_schedule.weight_start_step, c.quant_schedule.act_start_step = 1, 2
-  assert [phase_at(c, s) for s in range(3)] == [Phase(False, False), Phase(True, False), Phase(True, True)]
+  assert [phase_at(c, s) for s in range(3)] == [
+    Phase(False, False),
+    Phase(True, False),
+    Phase(True, True),
+  ]
   init = initial_params_by_path(c)
   train_and_evaluate(c, str(tmp_path))
   v = checkpoint.restore_latest(str(tmp_path), c)
   if a_calibration == "ema":
-    seen = [float(x) for p, x in jax.tree_util.tree_leaves_with_path(v["batch_stats"])
-            if p[-1].key == "seen"]
-    assert seen and all(s == 1.0 for s in seen)   # the EMA bounds saw only step 2 (act phase)
+    seen = [
+      float(x)
+      for p, x in jax.tree_util.tree_leaves_with_path(v["batch_stats"])
+      if p[-1].key == "seen"
+    ]
+    assert seen and all(s == 1.0 for s in seen)  # the EMA bounds saw only step 2 (act phase)
   else:
     # LSQ steps exist only in the act phase's model: step 2 alone trained them.
-    steps = {p: x for p, x in jax.tree_util.tree_leaves_with_path(v["params"])
-             if p[-1].key == "step"}
+    steps = {
+      p: x for p, x in jax.tree_util.tree_leaves_with_path(v["params"]) if p[-1].key == "step"
+    }
     assert steps
     # Each step was moved by exactly one update (AdamW's first step: about lr in size).
     moved = [abs(float(x.reshape(-1)[0]) - float(init[p].reshape(-1)[0])) for p, x in steps.items()]
@@ -111,6 +122,7 @@ def test_distillation_loss_matches_teacher(trained_tiny, tmp_path):
   from pikelpn_jax.train import losses
   from pikelpn_jax.train.optim import make_optimizer
   from pikelpn_jax.train.steps import create_state, make_mesh, shardings
+
   x, y = InputPipeline(c).train_batch(0)
   state = create_state(c, make_optimizer(c), jax.random.PRNGKey(c.seed), shardings(make_mesh())[0])
   model = make_model(c)
@@ -118,6 +130,7 @@ def test_distillation_loss_matches_teacher(trained_tiny, tmp_path):
   s_logits = student({"params": state["params"], "batch_stats": state["batch_stats"]}, x)
   t_vars = checkpoint.restore_latest(teacher_dir, tiny_model.tiny_config())
   t_logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(t_vars, x)
-  want = jnp.mean(0.5 * losses.distillation(s_logits, t_logits, 2.0)
-                  + 0.5 * losses.cross_entropy(s_logits, y))
+  want = jnp.mean(
+    0.5 * losses.distillation(s_logits, t_logits, 2.0) + 0.5 * losses.cross_entropy(s_logits, y)
+  )
   assert logged == pytest.approx(float(want), rel=1e-4)

@@ -1,19 +1,26 @@
 """Data parallelism: an 8-device CPU mesh gives the losses of one device for the same global batch."""
+
 import json
 import os
 
 import numpy as np
 from train_helpers import run_cli
 
-RUN = ("--config.num_train_steps=4", "--config.batch_size=16", "--config.eval_batch_size=16",
-       "--config.checkpoint_every_steps=4")
+RUN = (
+  "--config.num_train_steps=4",
+  "--config.batch_size=16",
+  "--config.eval_batch_size=16",
+  "--config.checkpoint_every_steps=4",
+)
 
 
 def losses(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     recs = [json.loads(x) for x in f]
-  return ([r["train_loss"] for r in recs if "train_loss" in r],
-          [r["eval_loss"] for r in recs if "eval_loss" in r])
+  return (
+    [r["train_loss"] for r in recs if "train_loss" in r],
+    [r["eval_loss"] for r in recs if "eval_loss" in r],
+  )
 
 
 def test_eight_devices_match_one(tmp_path):

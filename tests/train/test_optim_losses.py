@@ -1,4 +1,5 @@
 """Schedules, optimizers (weight decay on kernels only), losses and accuracy counts."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,7 +41,10 @@ def test_piecewise_knee_default_is_last_step():
 
 @pytest.mark.parametrize("opt", ["sgd", "adam", "adamw"])
 def test_weight_decay_touches_kernels_only(opt):
-  params = {"conv": {"kernel": jnp.ones((2, 2))}, "norm": {"scale": jnp.ones(2), "bias": jnp.ones(2)}}
+  params = {
+    "conv": {"kernel": jnp.ones((2, 2))},
+    "norm": {"scale": jnp.ones(2), "bias": jnp.ones(2)},
+  }
   tx = make_optimizer(cfg(optimizer=opt, weight_decay=0.1, learning_rate=0.5, schedule="constant"))
   zero = jax.tree.map(jnp.zeros_like, params)
   updates, _ = tx.update(zero, tx.init(params), params)
@@ -49,12 +53,15 @@ def test_weight_decay_touches_kernels_only(opt):
   assert kernel_mask(params) == {"conv": {"kernel": True}, "norm": {"scale": False, "bias": False}}
 
 
-@pytest.mark.parametrize("field,value,msg", [
+@pytest.mark.parametrize(
+  "field,value,msg",
+  [
     ("optimizer", "lamb", "optimizer='lamb' is not allowed"),
     ("schedule", "step", "schedule='step' is not allowed"),
     ("learning_rate", 0.0, "learning_rate=0.0 is not allowed"),
     ("warmup_steps", 1000, "warmup_steps=1000 is not allowed"),
-])
+  ],
+)
 def test_bad_optimizer_fields(field, value, msg):
   with pytest.raises(ValueError, match=msg):
     make_optimizer(cfg(**{field: value}))
@@ -72,7 +79,7 @@ def test_label_smoothing_and_kd():
   kd = float(losses.distillation(logits, jnp.array([[100.0, 0.0, 0.0]]))[0])
   assert kd == pytest.approx(ce, rel=1e-4)
   grad = jax.grad(lambda t: losses.distillation(logits, t).sum())(logits)
-  assert float(jnp.abs(grad).max()) == 0.0       # no gradient into the teacher
+  assert float(jnp.abs(grad).max()) == 0.0  # no gradient into the teacher
 
 
 def test_topk_correct():
@@ -80,4 +87,4 @@ def test_topk_correct():
   labels = jnp.array([2, 0])
   assert losses.topk_correct(logits, labels, 1).tolist() == [0.0, 1.0]
   assert losses.topk_correct(logits, labels, 2).tolist() == [1.0, 1.0]
-  assert losses.topk_correct(logits, labels, 5).tolist() == [1.0, 1.0]   # k capped at 3 classes
+  assert losses.topk_correct(logits, labels, 5).tolist() == [1.0, 1.0]  # k capped at 3 classes

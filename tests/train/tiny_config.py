@@ -1,4 +1,5 @@
 """Config file for the test-only tiny net: --config tests/train/tiny_config.py:tiny."""
+
 import os
 import sys
 
@@ -8,5 +9,7 @@ from tiny_model import tiny_config  # noqa: E402
 
 def get_config(variant: str = "tiny"):
   if variant != "tiny":
-    raise ValueError(f"tests/train/tiny_config.py: variant {variant!r} is not allowed; use ['tiny']")
+    raise ValueError(
+      f"tests/train/tiny_config.py: variant {variant!r} is not allowed; use ['tiny']"
+    )
   return tiny_config()

@@ -3,6 +3,7 @@
 Same quantization machinery as PikeLPN (QuantPlan, QuantNorm, EMA activation bounds), but one
 separable block instead of thirteen, so a train step compiles in seconds on a 2-core CPU.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,17 +28,27 @@ class TinyNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = ConvNorm(self.plan, self.width, 3, 2, signed_input=True, name="stem")(x, train)
-    x = ConvNorm(self.plan, x.shape[-1], 3, 2, depthwise=True, follows_norm=True,
-                 dw_impl=self.dw_impl, name="block0/dw")(x, train)
+    x = ConvNorm(
+      self.plan,
+      x.shape[-1],
+      3,
+      2,
+      depthwise=True,
+      follows_norm=True,
+      dw_impl=self.dw_impl,
+      name="block0/dw",
+    )(x, train)
     x = ConvNorm(self.plan, 2 * self.width, 1, 1, follows_norm=True, name="block0/pw")(x, train)
     return Head(self.plan, self.num_classes, name="head")(x, train)
 
 
 if NAME not in _BUILDERS:
+
   @register(NAME)
   def _build(model_cfg, num_classes, plan, dw_impl):
-    return TinyNet(plan=plan, num_classes=num_classes, width=int(model_cfg.get("tiny_width", 4)),
-                   dw_impl=dw_impl)
+    return TinyNet(
+      plan=plan, num_classes=num_classes, width=int(model_cfg.get("tiny_width", 4)), dw_impl=dw_impl
+    )
 
 
 def tiny_config(steps: int = 6, dataset: str = "synthetic", tiny_width: int = 4):
@@ -45,6 +56,7 @@ def tiny_config(steps: int = 6, dataset: str = "synthetic", tiny_width: int = 4)
   if REPO not in sys.path:
     sys.path.insert(0, REPO)
   from configs.pikelpn import get_config
+
   c = get_config("fmnist")
   c.model.name = NAME
   c.model.variant = "tiny"
@@ -66,8 +78,9 @@ def tiny_config(steps: int = 6, dataset: str = "synthetic", tiny_width: int = 4)
   return c
 
 
-OTHER_NAME = "tiny_test_net_b"   # the same net under another name: "a checkpoint of another model"
+OTHER_NAME = "tiny_test_net_b"  # the same net under another name: "a checkpoint of another model"
 if OTHER_NAME not in _BUILDERS:
+
   @register(OTHER_NAME)
   def _build_other(model_cfg, num_classes, plan, dw_impl):
     return _BUILDERS[NAME](model_cfg, num_classes, plan, dw_impl)

@@ -1,4 +1,5 @@
 """Helpers of the training tests: the tiny net's config file and the CLI in a subprocess."""
+
 import os
 import subprocess
 import sys
@@ -12,9 +13,15 @@ def run_cli(workdir, *overrides, devices=1, timeout=240, wait=True):
   """python tests/train/tiny_main.py --config tiny --workdir W [--config.x=y ...] in a subprocess."""
   env = dict(os.environ, PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu")
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}" if devices > 1 else ""
-  cmd = [sys.executable, os.path.join(HERE, "tiny_main.py"), f"--config={TINY_CONFIG}",
-         f"--workdir={workdir}", *overrides]
+  cmd = [
+    sys.executable,
+    os.path.join(HERE, "tiny_main.py"),
+    f"--config={TINY_CONFIG}",
+    f"--workdir={workdir}",
+    *overrides,
+  ]
   if not wait:
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+      cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
   return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
