@@ -30,8 +30,9 @@ def run(
   except (ValueError, FileNotFoundError, NonFiniteLossError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  # Every process restores (orbax's multi-host restore waits for all of them); process 0 prints.
+  ace = ace_table(config, workdir)
   if jax.process_index() == 0:
-    ace = ace_table(config, workdir)
     if ace:
       print(ace)
     print(reporting.results_table(results))
