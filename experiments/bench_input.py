@@ -28,8 +28,14 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-from PIL import Image
+if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from pikelpn_jax.allocator import use_tcmalloc
+
+  use_tcmalloc()
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)

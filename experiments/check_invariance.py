@@ -20,6 +20,11 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
+  sys.path.insert(0, REPO)
+  from pikelpn_jax.allocator import use_tcmalloc
+
+  use_tcmalloc()
 TINY = "tests/train/tiny_config.py:tiny"
 
 

@@ -122,3 +122,16 @@ def test_real_tcmalloc_is_detected():
 def test_suite_runs_under_tcmalloc():
   # tests/conftest.py re-executed pytest under tcmalloc.
   assert allocator.allocator_in_use().startswith("tcmalloc")
+
+
+def test_every_entry_point_script_preloads_tcmalloc():
+  """A new experiments/ script must call use_tcmalloc() too, or its timings quietly use glibc."""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  scripts = []
+  for name in sorted(os.listdir(os.path.join(repo, "experiments"))):
+    path = os.path.join(repo, "experiments", name)
+    if name.endswith(".py") and os.path.isfile(path):
+      text = open(path).read()
+      if 'if __name__ == "__main__"' in text:
+        scripts.append((name, "use_tcmalloc()" in text))
+  assert scripts and [n for n, ok in scripts if not ok] == []
