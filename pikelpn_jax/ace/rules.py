@@ -31,6 +31,7 @@ from pikelpn_jax.ace.values import (
   INT,
   POW2,
   Val,
+  acc_val,
   as_data,
   dtype_bits,
   float_val,
@@ -68,9 +69,6 @@ RULES: Dict[str, Rule] = {}
 
 # Free: they move or reinterpret data, no arithmetic; the type of operand 0 is kept.
 LAYOUT_PRIMITIVES = layout_names("free")
-# Free when the operands' types agree; otherwise the output is their join (concatenate, stack) or
-# a select is priced as a compare (select_n).
-JOINING_PRIMITIVES = ("concatenate", "stack", "dynamic_update_slice", "select_n", "pad")
 # Free; the output type comes from the new dtype (an integer dtype is a bit-width source).
 CONVERSION_PRIMITIVES = ("convert_element_type", "bitcast_convert_type")
 # lax primitives the analyzer refuses by design (an AceError naming them, like any primitive
@@ -311,7 +309,7 @@ def _multiply(eqn, vals, settings):
   if is_integer(a) and is_integer(b):
     return [grown(a, b, s, "mul")], c
   if _integer_like(a) and _integer_like(b):  # a fixed-point multiplier: on the accumulator
-    return [Val(ACC, s.acc_bits)], c
+    return [acc_val(s)], c
   return [float_val(s)], c
 
 

@@ -14,6 +14,7 @@ from pikelpn_jax.ace.values import (
   FIXED,
   INT,
   Val,
+  acc_val,
   as_data,
   float_val,
   input_val,
@@ -32,7 +33,7 @@ def _mac(eqn, vals, settings, macs: int):
   bx = x.bits if x.fmt == FIXED else width(x, s)
   bw = w.bits if w.fmt == FIXED else width(w, s)
   c += cost("mac", bx, bw, macs, category="mac")
-  return [Val(ACC, s.acc_bits) if is_integer(x) and is_integer(w) else float_val(s)], c
+  return [acc_val(s) if is_integer(x) and is_integer(w) else float_val(s)], c
 
 
 def valid_taps(n: int, k: int, stride: int, lo: int, hi: int, lhs_dil: int, rhs_dil: int) -> int:
