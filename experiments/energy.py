@@ -38,26 +38,12 @@ TARGET_LABELS = {
 }
 
 
-def _op_counts(by_bits) -> dict:
-  out = {}
-  for key, v in by_bits.items():
-    op = em.parse_key(key)[0]
-    out[op] = out.get(op, 0) + v["count"]
-  return out
-
-
 def measure(specs, image_size, clock) -> list:
   rows = []
   for spec in specs:
     config = zoo.load(spec, image_size)
     s32 = zoo.summary(zoo.report(config, float_bits=32))
-    typed = zoo.summary(zoo.report(config, float_bits=zoo.FLOAT_SENTINEL_BITS))
-    if _op_counts(typed["by_bits"]) != _op_counts(s32["by_bits"]):
-      raise RuntimeError(
-        f"{spec}: op counts change with the float width; the int/float split "
-        "by a sentinel width is not valid for this model"
-      )
-    arith = em.arithmetic_energy(typed["by_bits"], zoo.FLOAT_SENTINEL_BITS)
+    arith = em.arithmetic_energy(s32["by_class"])  # by_class tells float from int operands
     mem = em.memory_energy(s32["traffic"], s32["model_bits"])
     on_chip = arith["total"] + mem["sram"]
     rows.append(

@@ -307,10 +307,6 @@ def integer_pow_exponent(eqn) -> int:
   return int(eqn.params["y"])
 
 
-def pad_config(eqn) -> tuple:
-  return tuple(tuple(int(a) for a in c) for c in eqn.params["padding_config"])
-
-
 def _plain(v):
   """Tuples of ints as lists (JSON-ready), numpy ints as ints; anything else unchanged."""
   if isinstance(v, (tuple, list)):

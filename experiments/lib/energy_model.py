@@ -6,6 +6,7 @@ Figure 1.1.9 (45 nm, 0.9 V). The table below is the subset we use, copied into e
 
 from __future__ import annotations
 
+import re
 from typing import Dict, List, Tuple
 
 CITATION = (
@@ -69,15 +70,17 @@ def int_mult(bx: int, by: int) -> float:
   return _interp(INT_MULT, bx * by)
 
 
-def parse_key(key: str) -> Tuple[str, List[int]]:
-  """'mac 4x8' -> ('mac', [4, 8]); 'add 32' -> ('add', [32])."""
-  op, _, widths = key.partition(" ")
-  return op, [int(w) for w in widths.split("x")]
+def parse_class_key(key: str) -> Tuple[str, List[int], List[str]]:
+  """A report's by_class key: 'mul acc32xfloat32' -> ('mul', [32, 32], ['acc', 'float'])."""
+  op, _, operands = key.partition(" ")
+  pairs = [re.fullmatch(r"([a-z]+)(\d+)", o) for o in re.split(r"(?<=\d)x", operands)]
+  if not all(pairs):
+    raise ValueError(f"by_class key {key!r} is not '<op> <class><bits>[x<class><bits>]'")
+  return op, [int(m[2]) for m in pairs], [m[1] for m in pairs]
 
 
-def op_energy(op: str, widths: List[int], float_width: int) -> float:
-  """pJ of one op whose operand widths come from a report priced with float_bits=float_width."""
-  is_float = float_width in widths
+def op_energy(op: str, widths: List[int], is_float: bool) -> float:
+  """pJ of one op on operands of these widths (is_float: an operand is a float)."""
   fp = FP[32]
   bx, by = widths[0], widths[-1]
   if op == "mac":
@@ -95,13 +98,14 @@ def op_energy(op: str, widths: List[int], float_width: int) -> float:
   raise ValueError(f"op class {op!r} has no energy; known: mac, mul, add, cmp, shift, transc")
 
 
-def arithmetic_energy(by_bits: Dict[str, dict], float_width: int) -> Dict[str, float]:
-  """pJ per op class and in total, from a report's by_bits."""
+def arithmetic_energy(by_class: Dict[str, dict]) -> Dict[str, float]:
+  """pJ per op class and in total, from a report's by_class (operand classes and widths)."""
   out: Dict[str, float] = {}
-  for key, v in by_bits.items():
-    op, widths = parse_key(key)
-    cls = op + (" (float)" if float_width in widths else "")
-    out[cls] = out.get(cls, 0.0) + v["count"] * op_energy(op, widths, float_width)
+  for key, v in by_class.items():
+    op, widths, classes = parse_class_key(key)
+    is_float = "float" in classes
+    cls = op + (" (float)" if is_float else "")
+    out[cls] = out.get(cls, 0.0) + v["count"] * op_energy(op, widths, is_float)
   out["total"] = sum(out.values())
   return out
 

@@ -13,11 +13,6 @@ from typing import Dict, List, Optional, Sequence
 
 from experiments.common import REPO
 
-# A float width that no integer value in our models has: pricing with it makes every float
-# operand show up as width 31 in `by_bits`, which is how energy.py tells fp32 ops from int32 ones
-# (the op counts do not depend on the float width; energy.py checks that).
-FLOAT_SENTINEL_BITS = 31
-
 
 @dataclasses.dataclass(frozen=True)
 class ZooEntry:
@@ -133,6 +128,7 @@ def summary(rep: dict) -> dict:
     "model_mb": rep["model_bits"] / 8 / 2**20,
     "breakdown": dict(rep["breakdown"]),
     "by_bits": {k: dict(v) for k, v in rep["by_bits"].items()},
+    "by_class": {k: dict(v) for k, v in rep["by_class"].items()},
     "traffic": traffic,
     "float_bits": rep["settings"]["float_bits"],
   }

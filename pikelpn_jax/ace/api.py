@@ -90,7 +90,7 @@ def build_report(
   s = settings
   layers = {}
   breakdown = dict.fromkeys(CATEGORIES, 0)
-  by_bits = {}
+  by_bits, by_class = {}, {}
   macs = ace = acev2 = 0
 
   def row(path):
@@ -108,7 +108,7 @@ def build_report(
       }
     return r
 
-  for (stack, forced, op, bx, by), n in tally.costs.items():  # CostKey fields
+  for (stack, forced, op, bx, by, cx, cy), n in tally.costs.items():  # CostKey fields
     if not n:  # a multiply merged away by fold='affine'
       continue
     path, cat = _parse_stack(stack)
@@ -125,10 +125,13 @@ def build_report(
       ace += cost
       r["macs"] += n
       r["ace"] += cost
-    key = f"{op} {bx}x{by}" if by else f"{op} {bx}"
-    b = by_bits.setdefault(key, {"count": 0, "acev2": 0})
-    b["count"] += n
-    b["acev2"] += cost
+    for table, key in (
+      (by_bits, f"{op} {bx}x{by}" if by else f"{op} {bx}"),
+      (by_class, f"{op} {cx}{bx}x{cy}{by}" if by else f"{op} {cx}{bx}"),
+    ):
+      b = table.setdefault(key, {"count": 0, "acev2": 0})
+      b["count"] += n
+      b["acev2"] += cost
   for stack, (w, rd, wr) in tally.traffic.items():
     r = row(_parse_stack(stack)[0])
     r["w"] += w
@@ -172,6 +175,7 @@ def build_report(
     notes,
     frozen(settings_json),
     frozen(timing),
+    frozen({k: frozen(v) for k, v in sorted(by_class.items())}),
   )
 
 

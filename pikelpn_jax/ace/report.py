@@ -22,6 +22,14 @@ def _add_maps(a: Mapping, b: Mapping) -> dict:
   return out
 
 
+def _add_tables(a: Mapping, b: Mapping) -> Mapping:
+  """Sum of two {key: {count, acev2}} tables, keys sorted (by_bits, by_class)."""
+  out = {k: dict(v) for k, v in a.items()}
+  for k, v in b.items():
+    out[k] = _add_maps(out.get(k, {}), v)
+  return frozen({k: frozen(v) for k, v in sorted(out.items())})
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerRow:
   """Costs of one Flax module path; traffic is an unfused estimate (docs/acev2.md)."""
@@ -83,6 +91,8 @@ class CostReport:
   ace: PokeBNN's ACE (v1): Σ MACs · b_x · b_w. acev2: ACE plus every priced elementwise op.
   params: parameter count; model_bits: Σ params × their bits (quantizer tag, else float bits).
   breakdown: ACEv2 per category (exactly CATEGORIES). by_bits: {"<op> <bx>x<by>": {count, acev2}}.
+  by_class: the same split by operand class too, {"<op> <cx><bx>x<cy><by>": {count, acev2}} with
+    cx, cy in int, acc, float, bool, fixed (e.g. "mul acc32xfixed16"); unary ops "<op> <cx><bx>".
   unaccounted: primitives that could not be priced (non-strict mode only; must be empty).
   notes: conventions applied that change a type (pad widening, cond branches disagreeing).
   """
@@ -99,6 +109,7 @@ class CostReport:
   notes: Tuple[str, ...]
   settings: Mapping[str, object]
   timing: Mapping[str, float]
+  by_class: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=lambda: _FROZEN({}))
 
   def __post_init__(self):
     if tuple(self.breakdown) != CATEGORIES:
@@ -121,9 +132,8 @@ class CostReport:
     rows = {r.path: r for r in self.layers}
     for r in other.layers:
       rows[r.path] = rows[r.path] + r if r.path in rows else r
-    by_bits = {k: dict(v) for k, v in self.by_bits.items()}
-    for k, v in other.by_bits.items():
-      by_bits[k] = _add_maps(by_bits.get(k, {}), v)
+    by_bits = _add_tables(self.by_bits, other.by_bits)
+    by_class = _add_tables(self.by_class, other.by_class)
     return CostReport(
       self.macs + other.macs,
       self.ace + other.ace,
@@ -131,12 +141,13 @@ class CostReport:
       self.params + other.params,
       self.model_bits + other.model_bits,
       frozen(_add_maps(self.breakdown, other.breakdown)),
-      frozen({k: frozen(v) for k, v in sorted(by_bits.items())}),
+      by_bits,
       tuple(rows.values()),
       self.unaccounted + other.unaccounted,
       tuple(dict.fromkeys(self.notes + other.notes)),
       self.settings,
       frozen(_add_maps(self.timing, other.timing)),
+      by_class,
     )
 
   def __radd__(self, other):
@@ -153,6 +164,7 @@ class CostReport:
       "model_bits": self.model_bits,
       "breakdown": dict(self.breakdown),
       "by_bits": {k: dict(v) for k, v in self.by_bits.items()},
+      "by_class": {k: dict(v) for k, v in self.by_class.items()},
       "layers": [r.to_json() for r in self.layers],
       "unaccounted": list(self.unaccounted),
       "notes": list(self.notes),

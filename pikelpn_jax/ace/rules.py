@@ -31,6 +31,7 @@ from pikelpn_jax.ace.values import (
   INT,
   POW2,
   Val,
+  acc_val,
   as_data,
   dtype_bits,
   float_val,
@@ -47,9 +48,10 @@ from pikelpn_jax.jaxpr_interpreter import layout_names
 
 @dataclasses.dataclass(frozen=True)
 class Cost:
-  """Priced operations (op, b_x, b_y, count, forced category or '') and notes; addable."""
+  """Priced operations (op, b_x, b_y, count, forced category or '', class_x, class_y) and
+  notes; addable."""
 
-  ops: Tuple[Tuple[str, int, int, int, str], ...] = ()
+  ops: Tuple[Tuple[str, int, int, int, str, str, str], ...] = ()
   notes: Tuple[str, ...] = ()
 
   def __add__(self, other: "Cost") -> "Cost":
@@ -59,8 +61,11 @@ class Cost:
 FREE = Cost()
 
 
-def cost(op: str, bx: int, by: int, count: int, category: str = "") -> Cost:
-  return Cost(((op, bx, by, count, category),)) if count else FREE
+def cost(
+  op: str, bx: int, by: int, count: int, category: str = "", *, cx: str, cy: str = ""
+) -> Cost:
+  """`count` ops `op` on operands of widths bx, by (by=0: unary, cy='') and classes cx, cy."""
+  return Cost(((op, bx, by, count, category, cx, cy),)) if count else FREE
 
 
 Rule = Callable[..., Tuple[List[Val], Cost]]
@@ -68,9 +73,6 @@ RULES: Dict[str, Rule] = {}
 
 # Free: they move or reinterpret data, no arithmetic; the type of operand 0 is kept.
 LAYOUT_PRIMITIVES = layout_names("free")
-# Free when the operands' types agree; otherwise the output is their join (concatenate, stack) or
-# a select is priced as a compare (select_n).
-JOINING_PRIMITIVES = ("concatenate", "stack", "dynamic_update_slice", "select_n", "pad")
 # Free; the output type comes from the new dtype (an integer dtype is a bit-width source).
 CONVERSION_PRIMITIVES = ("convert_element_type", "bitcast_convert_type")
 # lax primitives the analyzer refuses by design (an AceError naming them, like any primitive
@@ -210,7 +212,8 @@ def _select(eqn, vals, settings):
   out = cases[0]
   for v in cases[1:]:
     out = join(out, v, settings)
-  return [as_data(out)], cost("cmp", max(width(v, settings) for v in cases), 0, out_size(eqn))
+  w = _widest(cases, settings)
+  return [as_data(out)], cost("cmp", width(w, settings), 0, out_size(eqn), cx=w.cls)
 
 
 @register(*CONVERSION_PRIMITIVES)
@@ -292,6 +295,16 @@ def _mul_width(v: Val, s) -> int:
   return v.bits if v.fmt == FIXED else width(v, s)
 
 
+def _mul_class(v: Val) -> str:
+  """The class of v priced at _mul_width (a fixed-point scale at its mantissa bits)."""
+  return FIXED if v.fmt == FIXED else v.cls
+
+
+def _widest(vals, s) -> Val:
+  """The operand a multi-operand compare is priced at (the widest; a float among equals)."""
+  return max(vals, key=lambda v: (width(v, s), v.cls == FLOAT))
+
+
 def _integer_like(v: Val) -> bool:
   return is_integer(v) or v.fmt == FIXED
 
@@ -305,13 +318,13 @@ def _multiply(eqn, vals, settings):
     a, b = b, a  # a: the data operand; b: the multiplier (a constant, or a pow2 data scale)
   n = out_size(eqn)
   if b.fmt == POW2:
-    c += cost("shift", width(a, s), 0, n)
+    c += cost("shift", width(a, s), 0, n, cx=a.cls)
     return [as_data(a)], c
-  c += cost("mul", _mul_width(a, s), _mul_width(b, s), n)
+  c += cost("mul", _mul_width(a, s), _mul_width(b, s), n, cx=_mul_class(a), cy=_mul_class(b))
   if is_integer(a) and is_integer(b):
     return [grown(a, b, s, "mul")], c
   if _integer_like(a) and _integer_like(b):  # a fixed-point multiplier: on the accumulator
-    return [Val(ACC, s.acc_bits)], c
+    return [acc_val(s)], c
   return [float_val(s)], c
 
 
@@ -322,11 +335,11 @@ def _divide(eqn, vals, settings):
   a, b = vals
   n = out_size(eqn)
   if b.fmt == POW2 and jint.primitive_name(eqn) == "div":
-    c += cost("shift", width(a, s), 0, n)
+    c += cost("shift", width(a, s), 0, n, cx=a.cls)
     return [as_data(a)], c
   # Dividing by a constant multiplies by its precomputed reciprocal, which is a float.
-  bb = s.float_bits if b.const else _mul_width(b, s)
-  c += cost("mul", _mul_width(a, s), bb, n)
+  bb, cb = (s.float_bits, FLOAT) if b.const else (_mul_width(b, s), _mul_class(b))
+  c += cost("mul", _mul_width(a, s), bb, n, cx=_mul_class(a), cy=cb)
   return [float_val(s)], c
 
 
@@ -335,7 +348,7 @@ def _add(eqn, vals, settings):
   c = FREE
   s = settings
   a, b = vals
-  c += cost("add", width(a, s), width(b, s), out_size(eqn))
+  c += cost("add", width(a, s), width(b, s), out_size(eqn), cx=a.cls, cy=b.cls)
   if a.cls == FLOAT or b.cls == FLOAT:
     return [float_val(s)], c
   return [grown(a, b, s, "sub" if jint.primitive_name(eqn) == "sub" else "add")], c
@@ -346,7 +359,7 @@ def _compare_keep(eqn, vals, settings):
   c = FREE
   s = settings
   a, b = vals
-  c += cost("cmp", width(a, s), width(b, s), out_size(eqn))
+  c += cost("cmp", width(a, s), width(b, s), out_size(eqn), cx=a.cls, cy=b.cls)
   return [as_data(join(a, b, s))], c
 
 
@@ -354,7 +367,8 @@ def _compare_keep(eqn, vals, settings):
 def _compare(eqn, vals, settings):
   c = FREE
   s = settings
-  c += cost("cmp", width(vals[0], s), width(vals[1], s), out_size(eqn))
+  a, b = vals
+  c += cost("cmp", width(a, s), width(b, s), out_size(eqn), cx=a.cls, cy=b.cls)
   return [BOOL_VAL], c
 
 
@@ -363,7 +377,8 @@ def _clamp(eqn, vals, settings):
   c = FREE
   s = settings
   lo, x, hi = vals
-  c += cost("cmp", max(width(x, s), width(lo, s), width(hi, s)), 0, 2 * out_size(eqn))
+  w = _widest((x, lo, hi), s)
+  c += cost("cmp", width(w, s), 0, 2 * out_size(eqn), cx=w.cls)
   return [as_data(join(join(x, lo, s), hi, s))], c
 
 
@@ -371,7 +386,7 @@ def _clamp(eqn, vals, settings):
 def _unary_compare(eqn, vals, settings):
   c = FREE
   x = vals[0]
-  c += cost("cmp", width(x, settings), 0, out_size(eqn))
+  c += cost("cmp", width(x, settings), 0, out_size(eqn), cx=x.cls)
   name = jint.primitive_name(eqn)
   if name == "is_finite":
     return [BOOL_VAL], c
@@ -384,7 +399,7 @@ def _unary_compare(eqn, vals, settings):
 def _unary_add(eqn, vals, settings):
   c = FREE
   x = vals[0]
-  c += cost("add", width(x, settings), 0, out_size(eqn))
+  c += cost("add", width(x, settings), 0, out_size(eqn), cx=x.cls)
   if jint.primitive_name(eqn) == "neg" and x.cls == INT and not x.signed:
     return [Val(INT, x.bits + 1)], c
   return [as_data(x)], c
@@ -394,7 +409,7 @@ def _unary_add(eqn, vals, settings):
 def _shift(eqn, vals, settings):
   c = FREE
   x, k = vals
-  c += cost("shift", width(x, settings), 0, out_size(eqn))
+  c += cost("shift", width(x, settings), 0, out_size(eqn), cx=x.cls)
   if jint.primitive_name(eqn) == "shift_left" and x.cls in (INT, ACC):
     by = int(k.value) if k.value is not None else settings.acc_bits  # unknown: up to acc_bits
     return [Val(x.cls, min(x.bits + max(0, by), settings.acc_bits), signed=x.signed)], c
@@ -405,9 +420,9 @@ def _shift(eqn, vals, settings):
 def _transcendental(eqn, vals, settings):
   c = FREE
   s = settings
-  bx = width(vals[0], s)
-  by = width(vals[1], s) if len(vals) > 1 else bx
-  c += cost("transc", bx, by, out_size(eqn))
+  x = vals[0]
+  y = vals[1] if len(vals) > 1 else x  # a unary transcendental: priced as x·x
+  c += cost("transc", width(x, s), width(y, s), out_size(eqn), cx=x.cls, cy=y.cls)
   return [float_val(s)], c
 
 
@@ -421,9 +436,9 @@ def _integer_pow(eqn, vals, settings):
   mults = max(0, e.bit_length() - 1 + bin(e).count("1") - 1)  # square-and-multiply
   n = out_size(eqn)
   if mults:
-    c += cost("mul", width(x, s), width(x, s), mults * n)
+    c += cost("mul", width(x, s), width(x, s), mults * n, cx=x.cls, cy=x.cls)
   if y < 0:
-    c += cost("mul", s.float_bits, width(x, s), n)  # the reciprocal
+    c += cost("mul", s.float_bits, width(x, s), n, cx=FLOAT, cy=x.cls)  # the reciprocal
     return [float_val(s)], c
   if e <= 1:
     return [as_data(x)], c

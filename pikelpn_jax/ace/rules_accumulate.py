@@ -14,6 +14,7 @@ from pikelpn_jax.ace.values import (
   FIXED,
   INT,
   Val,
+  acc_val,
   as_data,
   float_val,
   input_val,
@@ -31,8 +32,9 @@ def _mac(eqn, vals, settings, macs: int):
   s = settings
   bx = x.bits if x.fmt == FIXED else width(x, s)
   bw = w.bits if w.fmt == FIXED else width(w, s)
-  c += cost("mac", bx, bw, macs, category="mac")
-  return [Val(ACC, s.acc_bits) if is_integer(x) and is_integer(w) else float_val(s)], c
+  cx, cw = (FIXED if v.fmt == FIXED else v.cls for v in (x, w))
+  c += cost("mac", bx, bw, macs, category="mac", cx=cx, cy=cw)
+  return [acc_val(s) if is_integer(x) and is_integer(w) else float_val(s)], c
 
 
 def valid_taps(n: int, k: int, stride: int, lo: int, hi: int, lhs_dil: int, rhs_dil: int) -> int:
@@ -116,7 +118,8 @@ def _reduce(eqn, vals, settings):
   n = size_of(jint.eqn_inputs(eqn)[0]) - out_size(eqn)  # n-1 ops per output element
   op = _REDUCE_OPS[name]
   if n > 0:
-    c += cost(op, width(x, s), width(x, s) if op == "mul" else 0, n)
+    mul = op == "mul"
+    c += cost(op, width(x, s), width(x, s) if mul else 0, n, cx=x.cls, cy=x.cls if mul else "")
   return [_reduced_type(name, x, eqn, s)], c
 
 
@@ -139,7 +142,8 @@ def _cumulative(eqn, vals, settings):
   axis = jint.reduce_axes_of(eqn)[0]
   n = math.prod(shape) - math.prod(shape) // max(1, shape[axis])
   op = _CUMULATIVE[name]
-  c += cost(op, width(x, s), width(x, s) if op in ("mul", "transc") else 0, n)
+  two = op in ("mul", "transc")
+  c += cost(op, width(x, s), width(x, s) if two else 0, n, cx=x.cls, cy=x.cls if two else "")
   if op == "transc" or (op == "mul" and not is_integer(x)):
     return [float_val(s)], c
   if op == "mul":
@@ -175,5 +179,5 @@ def _reduce_window(eqn, vals, settings):
       )
   name = jint.primitive_name(eqn)
   if taps > n_out:
-    c += cost(_WINDOW_OPS[name], width(x, s), 0, taps - n_out)
+    c += cost(_WINDOW_OPS[name], width(x, s), 0, taps - n_out, cx=x.cls)
   return [_sum_type(x, s, math.prod(g["window"])) if name == "reduce_window_sum" else as_data(x)], c

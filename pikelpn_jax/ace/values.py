@@ -116,13 +116,17 @@ class Val(_ValFields):
 
 class CostKey(NamedTuple):
   """What a tally counts: `op` at operand widths (bx, by) at name stack `stack`; `category`
-  forces the cost category (e.g. 'scaling' for a requantization; '' takes the stack's)."""
+  forces the cost category (e.g. 'scaling' for a requantization; '' takes the stack's); cx, cy:
+  the operands' classes as priced (int, acc, float, bool, or fixed: a fixed-point scale at its
+  mantissa width), so that a float operand is told from an integer of the same width."""
 
   stack: str
   category: str
   op: str
   bx: int
   by: int
+  cx: str = ""
+  cy: str = ""
 
 
 def is_integer(v: Val) -> bool:

@@ -158,7 +158,8 @@ class Walker(Visitor):
     if cost.ops:
       costs = tally.costs
       keyed = [
-        (CostKey(stack, category, op, bx, by), count) for op, bx, by, count, category in cost.ops
+        (CostKey(stack, category, op, bx, by, cx, cy), count)
+        for op, bx, by, count, category, cx, cy in cost.ops
       ]
       i = fold.affine_operand(eqn, prim, ins) if self._folds else None
       if i is not None:
@@ -267,22 +268,22 @@ class Walker(Visitor):
     n = _size(out)
     costs = tally.costs
     if p["bits"] == 1 and p["signed"]:
-      costs[CostKey(stack, "scaling", "cmp", b, 0)] += n
+      costs[CostKey(stack, "scaling", "cmp", b, 0, x.cls)] += n
     else:
       if not p["folded"]:
         if p["scale"] == POW2:
-          key = CostKey(stack, "scaling", "shift", b, 0)
+          key = CostKey(stack, "scaling", "shift", b, 0, x.cls)
         elif p["scale"] == FIXED:
-          key = CostKey(stack, "scaling", "mul", b, p["scale_bits"])
+          key = CostKey(stack, "scaling", "mul", b, p["scale_bits"], x.cls, FIXED)
         else:
-          key = CostKey(stack, "scaling", "mul", b, s.float_bits)
+          key = CostKey(stack, "scaling", "mul", b, s.float_bits, x.cls, FLOAT)
         if self._folds and self._folds[-1].chain_of(jint.eqn_inputs(eqn)[0]) is not None:
           # ·(1/s) merges into the affine chain that computed x (fold='affine')
           self._folds[-1].price(costs, out, jint.eqn_inputs(eqn)[0], [(key, n)])
         else:
           costs[key] += n
-      costs[CostKey(stack, "scaling", "add", b, 0)] += n
-      costs[CostKey(stack, "scaling", "cmp", b, 0)] += 2 * n
+      costs[CostKey(stack, "scaling", "add", b, 0, x.cls)] += n
+      costs[CostKey(stack, "scaling", "cmp", b, 0, x.cls)] += 2 * n
     scale = ins[1] if len(ins) > 1 else None
     w = scale.stored * width(scale, s) if scale is not None and scale.const else 0
     tally.add_traffic(stack, w, n * b, n * bits)

@@ -137,10 +137,14 @@ def test_layout_primitives_keep_integer_types(name):
   assert mac_key(lambda w, x: i4(x) @ op(w4(w).T).T, W, X, const_argnums=0) == "mac 4x4"
 
 
+# Free when the operands' types agree; otherwise their join (concatenate, stack, pad) or a compare
+# (select_n): rules.py has one rule each.
+JOINING_PRIMITIVES = ("concatenate", "stack", "dynamic_update_slice", "select_n", "pad")
+
+
 def test_every_lax_layout_primitive_has_a_case():
-  layout = (
-    set(rules.LAYOUT_PRIMITIVES) | set(rules.JOINING_PRIMITIVES) | set(rules.CONVERSION_PRIMITIVES)
-  )
+  assert set(JOINING_PRIMITIVES) <= set(rules.RULES)
+  layout = set(rules.LAYOUT_PRIMITIVES) | set(JOINING_PRIMITIVES) | set(rules.CONVERSION_PRIMITIVES)
   lax_layout = layout & jint.lax_primitive_names()
   assert lax_layout - set(LAYOUT_CASES) <= {
     "copy_p",

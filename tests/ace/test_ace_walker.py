@@ -199,6 +199,29 @@ def test_report_adds_renders_and_serialises(tiny):
   } <= set(d)
   assert set(d["timing"]) == {"trace_s", "walk_s"} and list(d["breakdown"]) == list(CATEGORIES)
   assert d["settings"]["float_bits"] == 32 and "conventions" in d["settings"]
+  assert d["by_class"] == {k: dict(v) for k, v in r.by_class.items()}
+  assert dict(two.by_class) == {
+    k: {"count": 2 * v["count"], "acev2": 2 * v["acev2"]} for k, v in r.by_class.items()
+  }
+
+
+def test_by_class_tells_float_from_an_accumulator_of_the_same_width():
+  w = jnp.ones((8, 3))
+  q = lambda v, bits, kind: tag(v, bits=bits, signed=True, kind=kind)
+  r = analyze(
+    lambda w, x: (q(x, 4, "act") @ q(w, 4, "weight")) * (x @ w),
+    w,
+    jnp.ones((4, 8)),
+    const_argnums=0,
+  )
+  n = 4 * 3
+  assert dict(r.by_bits)["mul 32x32"]["count"] == n  # acc32 · float32: one key by width
+  assert dict(r.by_class["mul acc32xfloat32"]) == {"count": n, "acev2": n * 1024}
+  assert dict(r.by_class["mac int4xint4"])["count"] == dict(r.by_bits["mac 4x4"])["count"]
+  assert dict(r.by_class["mac float32xfloat32"]) == dict(r.by_bits["mac 32x32"])
+  for field in ("count", "acev2"):  # the same ops and cost, split two ways
+    assert sum(v[field] for v in r.by_class.values()) == sum(v[field] for v in r.by_bits.values())
+  assert sum(v["acev2"] for v in r.by_class.values()) == r.acev2
 
 
 def test_float_bits_setting_changes_float_prices(tiny):
@@ -241,8 +264,10 @@ def test_rules_are_registered_functions_returning_addable_costs():
   eqn = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: a * b)(jnp.ones((3,)), jnp.ones((3,))))[3][0]
   s = AceSettings()
   outs, c = RULES["mul"](eqn, [Val("int", 4, signed=True), Val("int", 8, signed=True)], s)
-  assert outs == [Val("int", 12, signed=True)] and c == cost("mul", 4, 8, 3)  # exact: 4 + 8 bits
-  total = c + cost("add", 8, 0, 2) + FREE
+  assert outs == [Val("int", 12, signed=True)] and c == cost(
+    "mul", 4, 8, 3, cx="int", cy="int"
+  )  # exact: 4 + 8 bits
+  total = c + cost("add", 8, 0, 2, cx="int") + FREE
   assert isinstance(total, Cost) and len(total.ops) == 2
-  assert cost("add", 8, 0, 0) == FREE
+  assert cost("add", 8, 0, 0, cx="int") == FREE
   assert all(RULES[p] for p in ("reshape", "conv_general_dilated", "reduce_window_sum"))

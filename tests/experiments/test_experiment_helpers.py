@@ -28,27 +28,38 @@ def test_energy_interpolation_hits_the_published_points_and_grows():
   assert em.int_mult(4, 8) < em.int_mult(8, 8) < em.int_mult(16, 16) < em.int_mult(32, 32)
 
 
-def test_op_energy_tells_float_from_int_by_the_sentinel_width():
-  f = zoo.FLOAT_SENTINEL_BITS
-  assert em.op_energy("mul", [f, f], f) == pytest.approx(3.7)
-  assert em.op_energy("mul", [32, 8], f) == pytest.approx(em.int_mult(32, 8))
-  assert em.op_energy("add", [f, 32], f) == pytest.approx(0.9)
-  assert em.op_energy("add", [32, 32], f) == pytest.approx(0.1)
+def test_op_energy_prices_float_and_int_operands():
+  assert em.op_energy("mul", [32, 32], True) == pytest.approx(3.7)
+  assert em.op_energy("mul", [32, 8], False) == pytest.approx(em.int_mult(32, 8))
+  assert em.op_energy("add", [32, 32], True) == pytest.approx(0.9)
+  assert em.op_energy("add", [32, 32], False) == pytest.approx(0.1)
   # int MAC: multiply + accumulate at min(32, bx+bw+10) bits
-  assert em.op_energy("mac", [4, 4], f) == pytest.approx(em.int_mult(4, 4) + em.int_add(18))
-  assert em.op_energy("mac", [f, f], f) == pytest.approx(3.7 + 0.9)
+  assert em.op_energy("mac", [4, 4], False) == pytest.approx(em.int_mult(4, 4) + em.int_add(18))
+  assert em.op_energy("mac", [32, 32], True) == pytest.approx(3.7 + 0.9)
   with pytest.raises(ValueError, match="'bogus'"):
-    em.op_energy("bogus", [8], f)
+    em.op_energy("bogus", [8], False)
+
+
+def test_by_class_keys_parse_into_widths_and_classes():
+  assert em.parse_class_key("mul acc32xfloat32") == ("mul", [32, 32], ["acc", "float"])
+  assert em.parse_class_key("mac int4xfixed8") == ("mac", [4, 8], ["int", "fixed"])
+  assert em.parse_class_key("cmp float32") == ("cmp", [32], ["float"])
+  with pytest.raises(ValueError, match="'mul 32x32'"):
+    em.parse_class_key("mul 32x32")  # a by_bits key has no classes
 
 
 def test_arithmetic_energy_sums_counts_times_unit_costs():
-  f = zoo.FLOAT_SENTINEL_BITS
   e = em.arithmetic_energy(
-    {"mac 8x8": {"count": 10, "acev2": 640}, f"mul {f}x{f}": {"count": 2, "acev2": 0}}, f
+    {
+      "mac int8xint8": {"count": 10, "acev2": 640},
+      "mul float32xfloat32": {"count": 2, "acev2": 2048},
+      "mul acc32xint32": {"count": 3, "acev2": 3072},  # int32: not a float though 32 bits wide
+    }
   )
   assert e["mac"] == pytest.approx(10 * (0.2 + em.int_add(26)))
   assert e["mul (float)"] == pytest.approx(2 * 3.7)
-  assert e["total"] == pytest.approx(e["mac"] + e["mul (float)"])
+  assert e["mul"] == pytest.approx(3 * 3.1)
+  assert e["total"] == pytest.approx(e["mac"] + e["mul (float)"] + e["mul"])
 
 
 def test_rank_correlations():
