@@ -10,30 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import flags, logging
-from ml_collections import config_flags
 
 from pikelpn_jax.config_base import check_int
-
-FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-  "config", None, "Override the workdir's config: 'configs/x.py:v'.", lock_config=True
-)
-flags.DEFINE_string("workdir", None, "Training workdir holding checkpoints/ and config.json.")
-flags.DEFINE_string("out", None, "Integer model file to write.")
-flags.DEFINE_integer("probe_examples", 16, "Test images used to check every op while lowering.")
-flags.DEFINE_bool(
-  "eval",
-  False,
-  "Compare with the fake-quant model on the whole test set and "
-  "run the ACEv2 analyzer on both forwards.",
-)
-flags.DEFINE_integer("eval_examples", -1, "Limit of --eval examples (-1: all).")
 
 
 def saved_config(workdir: str) -> ml_collections.ConfigDict:
@@ -143,21 +125,3 @@ def check_flags(workdir, out, probe_examples: int, eval_examples: int) -> None:
     raise ValueError(
       f"--eval_examples={eval_examples} is not allowed; use -1 (all) or a positive integer"
     )
-
-
-def main(argv):
-  del argv  # config_cli.parse_flags refuses positional arguments
-  from pikelpn_jax.export.format import FormatError
-  from pikelpn_jax.export.values import ExportError
-
-  logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
-  try:
-    check_flags(FLAGS.workdir, FLAGS.out, FLAGS.probe_examples, FLAGS.eval_examples)
-    config = FLAGS.config if FLAGS.config is not None else saved_config(FLAGS.workdir)
-    report = run(
-      config, FLAGS.workdir, FLAGS.out, FLAGS.probe_examples, FLAGS.eval, FLAGS.eval_examples
-    )
-  except (ExportError, FormatError, ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
-  print(summary(report))
