@@ -303,22 +303,7 @@ def main(args) -> None:
   if args.quick and args.seeds == DEFAULT_SEEDS:
     seeds = (0, 1)
   size = 32 if args.quick else None
-  store = runs.RunStore(runs.runs_dir(args.quick, args.out_dir, args.runs_dir))
-  work_root = args.work_root or sweep.default_work_root(args.out_dir, args.quick, NAME)
-  if not args.no_train:
-    from experiments.lib import fmnist
-
-    fmnist.enable_compile_cache(
-      os.path.join(sweep.default_work_root(args.out_dir, args.quick, NAME), "jax_cache")
-    )
-  outcome = sweep.run(
-    jobs(settings, seeds, r, args.quick),
-    store,
-    work_root,
-    train=not args.no_train,
-    log=clock.log,
-    max_runs=args.max_runs if args.max_runs >= 0 else None,
-  )
+  outcome = sweep.run_from_args(args, NAME, jobs(settings, seeds, r, args.quick), clock.log)
   rows = settings_rows(settings, outcome, r, size)
   items = effects(rows)
   conv = convergence(outcome, args.quick)
@@ -337,7 +322,7 @@ def main(args) -> None:
     "*scaling* are its categories. *ACEv2 (trained model)*: the narrow model trained here, at "
     "32×32. Cost columns are recomputed by the analyzer each time this table is built "
     "(experiments/lib/costs.py); accuracies come from the run records in "
-    f"`{_rel(store.dir)}`.",
+    f"`{_rel(outcome.runs_dir)}`.",
     "Study recipe (the same for every run, experiments/lib/recipe.py): "
     + r.describe()
     + f". Seeds {', '.join(map(str, seeds))}: seed k gives every setting the same initialisation "
@@ -375,7 +360,7 @@ def main(args) -> None:
       "effects": items,
       "convergence": conv,
       "missing": missing,
-      "runs_dir": store.dir,
+      "runs_dir": outcome.runs_dir,
     },
   )
 

@@ -283,22 +283,9 @@ def main(args) -> None:
   skip = {} if args.train_all else {s: why for s, why in NOT_TRAINED.items() if s in specs}
   outcome = None
   if trained:
-    store = runs.RunStore(runs.runs_dir(args.quick, args.out_dir, args.runs_dir))
-    work_root = args.work_root or sweep.default_work_root(args.out_dir, args.quick, NAME)
-    if not args.no_train:
-      from experiments.lib import fmnist
-
-      fmnist.enable_compile_cache(
-        os.path.join(sweep.default_work_root(args.out_dir, args.quick, NAME), "jax_cache")
-      )
     # --quick trains only the first model: compiling a train step is most of a quick run.
-    outcome = sweep.run(
-      jobs(specs[:1] if args.quick else specs, seeds, r, skip),
-      store,
-      work_root,
-      train=not args.no_train,
-      log=clock.log,
-      max_runs=args.max_runs if args.max_runs >= 0 else None,
+    outcome = sweep.run_from_args(
+      args, NAME, jobs(specs[:1] if args.quick else specs, seeds, r, skip), clock.log
     )
     attach(rows, outcome, r, seeds, skip)
   items = ratios(rows)
@@ -324,7 +311,7 @@ def main(args) -> None:
       + r.describe()
       + (f"; family width factors: {widths}" if not args.quick else "")
       + f". Seeds {', '.join(map(str, seeds))}; mean ± sample std over the seeds that exist (n). "
-      f"Accuracies come from the run records in `{_rel(store.dir)}`. *fmnist ACEv2* is the trained "
+      f"Accuracies come from the run records in `{_rel(outcome.runs_dir)}`. *fmnist ACEv2* is the trained "
       "narrow model at 32×32."
     )
     missing = {k: v for k, v in outcome.missing.items() if v}

@@ -122,12 +122,9 @@ def check_int(
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_config(spec: str, what: str = "config") -> ml_collections.ConfigDict:
-  """'path/to/file.py:variant' -> get_config(variant), as `main.py --config` loads it.
-
-  The path is tried from the cwd, then from the repo root; no ':' = the default variant.
-  """
-  path, _, variant = spec.partition(":")
+def find_config_file(path: str, spec: str, what: str = "config") -> str:
+  """The file a spec's path names, from the cwd, else the repo root; a one-line
+  FileNotFoundError listing configs/*.py when there is none."""
   found = next((p for p in (path, os.path.join(REPO_ROOT, path)) if os.path.isfile(p)), None)
   if found is None or not path.endswith(".py"):
     files = sorted(f for f in os.listdir(os.path.join(REPO_ROOT, "configs")) if f.endswith(".py"))
@@ -135,6 +132,16 @@ def load_config(spec: str, what: str = "config") -> ml_collections.ConfigDict:
       f"{what}={spec!r}: no config file {path!r}; use "
       f"'configs/<name>.py:<variant>' with <name>.py one of {files}"
     )
+  return found
+
+
+def load_config(spec: str, what: str = "config") -> ml_collections.ConfigDict:
+  """'path/to/file.py:variant' -> get_config(variant), as `main.py --config` loads it.
+
+  The path is tried from the cwd, then from the repo root; no ':' = the default variant.
+  """
+  path, _, variant = spec.partition(":")
+  found = find_config_file(path, spec, what)
   module_spec = importlib.util.spec_from_file_location(
     f"_pikelpn_cfg_{abs(hash(os.path.abspath(found)))}", found
   )

@@ -34,7 +34,7 @@ from typing import List, Optional, Sequence, Tuple
 import ml_collections
 from absl import flags
 
-from pikelpn_jax.config_base import REPO_ROOT, load_config
+from pikelpn_jax.config_base import find_config_file, load_config
 
 FLAGS = flags.FLAGS
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
@@ -81,15 +81,11 @@ def split_config_args(
 
 
 def _config_file(path: str, spec: str, what: str) -> str:
-  """The file a spec's path names (from the cwd, else the repo root), as load_config finds it."""
-  found = next((p for p in (path, os.path.join(REPO_ROOT, path)) if os.path.isfile(p)), None)
-  if found is None or not path.endswith(".py"):
-    files = sorted(f for f in os.listdir(os.path.join(REPO_ROOT, "configs")) if f.endswith(".py"))
-    raise ConfigSpecError(
-      f"{what}={spec!r}: no config file {path!r}; use "
-      f"'configs/<name>.py:<variant>' with <name>.py one of {files}"
-    )
-  return found
+  """The file a spec's path names, as load_config finds it; a ConfigSpecError if none."""
+  try:
+    return find_config_file(path, spec, what)
+  except FileNotFoundError as e:
+    raise ConfigSpecError(str(e)) from None
 
 
 def default_variant(path: str, what: str = "config") -> Optional[str]:

@@ -30,6 +30,7 @@ class Outcome:
   records: Dict[str, Dict[int, dict]]  # row -> seed -> record
   missing: Dict[str, List[int]]  # row -> seeds without a record
   trained: int  # runs trained by this invocation
+  runs_dir: str = ""  # where the records are
 
 
 def run(
@@ -62,7 +63,7 @@ def run(
       missing[job.row].append(job.seed)
     else:
       records[job.row][job.seed] = rec
-  return Outcome(records, missing, trained)
+  return Outcome(records, missing, trained, store.dir)
 
 
 def top1s(records: Dict[int, dict]) -> Dict[int, Optional[float]]:
@@ -89,3 +90,23 @@ def default_work_root(out_dir: str, quick: bool, name: str) -> str:
   if quick:
     return os.path.join(out_dir, "_work", name)
   return os.path.join("/tmp", "pikelpn_experiments", name)
+
+
+def run_from_args(args, name: str, jobs: Sequence[Job], log: Callable[[str], None]) -> Outcome:
+  """`run` as the experiment scripts call it: the record store, work root, compile cache and
+  limits from their shared flags (--quick, --out_dir, --runs_dir, --work_root, --no_train,
+  --max_runs)."""
+  store = runs.RunStore(runs.runs_dir(args.quick, args.out_dir, args.runs_dir))
+  default_root = default_work_root(args.out_dir, args.quick, name)
+  if not args.no_train:
+    from experiments.lib import fmnist
+
+    fmnist.enable_compile_cache(os.path.join(default_root, "jax_cache"))
+  return run(
+    jobs,
+    store,
+    args.work_root or default_root,
+    train=not args.no_train,
+    log=log,
+    max_runs=args.max_runs if args.max_runs >= 0 else None,
+  )
