@@ -40,7 +40,16 @@ NOT_TRAINING = (
   "dataset.fmnist_dir",
   "dataset.data_dir",
   "dataset.num_workers",
+  # grain worker processes: the batch is a function of (seed, step) for any worker count
+  # (tests/train/test_grain_scale_out.py checks it)
+  "dataset.worker_count",
 )
+# Fields added to the configs after records existed, with the value that trains exactly as
+# before the field existed: left out of the hash while they hold it, so a new option never
+# orphans the committed records (tests/experiments/test_lib_runs.py re-keys every one of them).
+BACKWARD_DEFAULTS = {
+  "dtype": "float32",
+}
 
 
 def runs_dir(quick: bool, out_dir: str, explicit: str = "") -> str:
@@ -56,12 +65,20 @@ def training_dict(config) -> Dict[str, Any]:
 
   d = json.loads(json.dumps(config_to_dict(config)))
   for dotted in NOT_TRAINING:
-    *parents, leaf = dotted.split(".")
-    node = d
-    for p in parents:
-      node = node.get(p, {})
+    node, leaf = _parent(d, dotted)
     node.pop(leaf, None)
+  for dotted, old_behaviour in BACKWARD_DEFAULTS.items():
+    node, leaf = _parent(d, dotted)
+    if node.get(leaf, old_behaviour) == old_behaviour:
+      node.pop(leaf, None)
   return d
+
+
+def _parent(d: Dict[str, Any], dotted: str):
+  *parents, leaf = dotted.split(".")
+  for p in parents:
+    d = d.get(p, {})
+  return d, leaf
 
 
 def config_hash(config) -> str:

@@ -113,3 +113,21 @@ def test_a_record_of_another_key_is_refused(tmp_path, base):
     json.dump(rec, f)
   with pytest.raises(ValueError, match="holds key"):
     store.get(base)
+
+
+def test_every_committed_record_is_found_by_the_sweep_that_made_it():
+  """A config field added after a record was written must not orphan it (runs.BACKWARD_DEFAULTS,
+  runs.NOT_TRAINING): each record under results/runs/ is the key of a job the full sweeps ask for."""
+  from experiments import ablations, family_table
+
+  full = recipe.recipe(False)
+  seeds = range(5)
+  wanted = {
+    runs.record_name(runs.key(j.config))
+    for j in ablations.jobs(ablations.SETTINGS, seeds, full, False)
+    + family_table.jobs([e.spec for e in zoo.ZOO], seeds, full, {})
+  }
+  committed = [n for n in os.listdir(runs.DEFAULT_DIR) if n.endswith(".json")]
+  assert committed, runs.DEFAULT_DIR
+  orphans = sorted(set(committed) - wanted)
+  assert not orphans, f"records no sweep job maps to (a config field changed the hash): {orphans}"
