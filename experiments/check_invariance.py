@@ -3,8 +3,11 @@
 Writes, for every variant of every configs/*.py, the ACEv2 JSON (batch 1, the config's ace
 widths; the analyzer's timings removed), and for a tiny model trained for 4 steps with main.py
 (tests/train/tiny_config.py, workdir WORK): results.json's params_sha256, the sha256 of the file
-`python -m pikelpn_jax.export` writes and its report (timings and paths removed). Run it before
-and after a refactor and compare the two files (`cmp`): they must be byte-identical.
+`python -m pikelpn_jax.export` writes and its report (timings and paths removed); and the
+params_sha256 of the main job's model (configs/pikelpn.py:fmnist) after 20 training steps. The
+tiny model alone missed a change of floating-point summation order in the real train step
+(session 5's QuantNorm VJP: same math, different trained bits). Run it before and after a
+refactor with the same --work and compare the two files (`cmp`): they must be byte-identical.
 """
 
 from __future__ import annotations
@@ -80,12 +83,44 @@ def export_fingerprint(work: str) -> dict:
   }
 
 
+def main_job_fingerprint(work: str) -> dict:
+  """params_sha256 of configs/pikelpn.py:fmnist after 20 steps (~1 min): the real train step."""
+  work = work + "_main_job"
+  shutil.rmtree(work, ignore_errors=True)
+  subprocess.run(
+    [
+      sys.executable,
+      "main.py",
+      "--config",
+      "configs/pikelpn.py:fmnist",
+      "--config.num_train_steps=20",
+      "--config.warmup_steps=5",
+      "--config.eval_every_steps=20",
+      "--config.checkpoint_every_steps=20",
+      "--workdir",
+      work,
+    ],
+    cwd=REPO,
+    env=dict(os.environ, PYTHONPATH=REPO),
+    check=True,
+    capture_output=True,
+    text=True,
+  )
+  with open(os.path.join(work, "results.json")) as f:
+    results = json.load(f)
+  return {"params_sha256": results["params_sha256"], "eval_top1": results["eval_top1"]}
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("out")
   p.add_argument("--work", default="/tmp/pikelpn_invariance_work")
   a = p.parse_args()
-  fp = {"export": export_fingerprint(a.work), "acev2": ace_fingerprints()}
+  fp = {
+    "export": export_fingerprint(a.work),
+    "main_job_20_steps": main_job_fingerprint(a.work),
+    "acev2": ace_fingerprints(),
+  }
   with open(a.out, "w") as f:
     json.dump(fp, f, indent=1, sort_keys=True)
   print(f"wrote {a.out}")

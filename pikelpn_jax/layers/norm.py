@@ -129,9 +129,11 @@ def scaled_affine(x, m, c, s, pow2_scale: bool):
   mask) in two activation-sized fusions instead of one; with pow2_scale (s = 2^e, Double
   Quantization's power-of-two scale) s is folded into the per-channel multiplier and applied to
   the reduced sums instead, which is exact for a power of two, and the backward has the shape of
-  float batch norm's. Otherwise the VJP keeps autodiff's order of operations. Both are
-  bit-identical to autodiff (tests/layers/test_norm_vjp.py); a ~1.17x quantized/float train-step
-  gap went to ~1.04x (docs/benchmarks.md). Like the shift-and-add depthwise conv, it supports
+  float batch norm's. Otherwise the VJP keeps autodiff's order of operations. For the layer on
+  its own both are bit-identical to autodiff (tests/layers/test_norm_vjp.py); inside a whole
+  train step XLA fuses the reductions differently, so trained weights differ from autodiff's in
+  the last bits, as after any change of summation order. The quantized/float train-step gap went
+  from ~1.2x to 1.11x (docs/benchmarks.md). Like the shift-and-add depthwise conv, it supports
   reverse mode (grad) but not forward mode (jvp).
   """
   return _scaled_affine(x, m, c, s)
