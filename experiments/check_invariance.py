@@ -56,17 +56,20 @@ def ace_fingerprints() -> dict:
   return out
 
 
-def export_fingerprint(work: str) -> dict:
-  shutil.rmtree(work, ignore_errors=True)
-  env = dict(os.environ, PYTHONPATH=REPO)
-  run = lambda *a: subprocess.run(
-    [sys.executable, *a],
+def run(*args: str) -> None:
+  """`python ARGS` in the repository, failing loudly."""
+  subprocess.run(
+    [sys.executable, *args],
     cwd=REPO,
-    env=env,
-    check=True,  # noqa: E731
+    env=dict(os.environ, PYTHONPATH=REPO),
+    check=True,
     capture_output=True,
     text=True,
   )
+
+
+def export_fingerprint(work: str) -> dict:
+  shutil.rmtree(work, ignore_errors=True)
   run("main.py", "--config", TINY, "--config.num_train_steps=4", "--workdir", work)
   with open(os.path.join(work, "results.json")) as f:
     results = json.load(f)
@@ -87,24 +90,16 @@ def main_job_fingerprint(work: str) -> dict:
   """params_sha256 of configs/pikelpn.py:fmnist after 20 steps (~1 min): the real train step."""
   work = work + "_main_job"
   shutil.rmtree(work, ignore_errors=True)
-  subprocess.run(
-    [
-      sys.executable,
-      "main.py",
-      "--config",
-      "configs/pikelpn.py:fmnist",
-      "--config.num_train_steps=20",
-      "--config.warmup_steps=5",
-      "--config.eval_every_steps=20",
-      "--config.checkpoint_every_steps=20",
-      "--workdir",
-      work,
-    ],
-    cwd=REPO,
-    env=dict(os.environ, PYTHONPATH=REPO),
-    check=True,
-    capture_output=True,
-    text=True,
+  run(
+    "main.py",
+    "--config",
+    "configs/pikelpn.py:fmnist",
+    "--config.num_train_steps=20",
+    "--config.warmup_steps=5",
+    "--config.eval_every_steps=20",
+    "--config.checkpoint_every_steps=20",
+    "--workdir",
+    work,
   )
   with open(os.path.join(work, "results.json")) as f:
     results = json.load(f)

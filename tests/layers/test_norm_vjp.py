@@ -1,4 +1,5 @@
-"""QuantNorm's hand-written VJP (layers/norm.scaled_affine) is bit-identical to autodiff."""
+"""QuantNorm's hand-written VJP (layers/norm.scaled_affine) is bit-identical to autodiff for the
+layer on its own (a whole compiled train step may sum in another order: docs/benchmarks.md)."""
 
 import jax
 import jax.numpy as jnp
