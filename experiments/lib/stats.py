@@ -59,3 +59,26 @@ def verdict(lo: float, hi: float) -> str:
   if lo <= 0.0 <= hi:
     return NO_EFFECT
   return "gain" if lo > 0 else "loss"
+
+
+SUPPORTED = "supported"
+CONTRADICTED = "contradicted"
+NOT_SETTLED = "not settled"
+
+
+def claim_check(ci: Dict[str, object], bound: float) -> str:
+  """What a paired interval says of the claim "the effect is at least `bound`".
+
+  A claim that a technique costs at most 0.3 points is `bound = -0.003` (top-1 as a fraction);
+  one that it recovers at least 2 points is `bound = +0.02`. The claim is supported when the
+  whole interval lies at or above the bound, contradicted when it lies wholly below, and not
+  settled when the interval straddles it (more seeds would narrow it).
+  """
+  lo, hi = ci.get("lo"), ci.get("hi")
+  if lo is None or hi is None:
+    return NOT_SETTLED
+  if lo >= bound:
+    return SUPPORTED
+  if hi < bound:
+    return CONTRADICTED
+  return NOT_SETTLED

@@ -151,6 +151,7 @@ def test_ablations(out):
   assert eff["paired"]["n"] == 2 and eff["paired"]["mean"] == pytest.approx(sum(d) / 2)
   if eff["paired"]["lo"] <= 0 <= eff["paired"]["hi"]:
     assert "no measurable effect" in md
+  assert eff["claim"] is None and "the paper's claim (goal): the interval says" in md
   (conv,) = data["convergence"]  # --quick: PikeLPN-1x at 2 and 4 steps
   assert conv["top1_x1"] == s["all_on"]["top1"]["0"] and conv["top1_x2"] is not None
   assert "Incomplete sweep" not in md and not data["missing"]

@@ -124,10 +124,38 @@ def test_every_committed_record_is_found_by_the_sweep_that_made_it():
   seeds = range(5)
   wanted = {
     runs.record_name(runs.key(j.config))
-    for j in ablations.jobs(ablations.SETTINGS, seeds, full, False)
+    for j in ablations.jobs(
+      ablations.SETTINGS,
+      seeds,
+      full,
+      False,
+      ablations.parse_seeds(ablations.DEFAULT_CLAIM_SEEDS),
+    )
     + family_table.jobs([e.spec for e in zoo.ZOO], seeds, full, {})
   }
   committed = [n for n in os.listdir(runs.DEFAULT_DIR) if n.endswith(".json")]
   assert committed, runs.DEFAULT_DIR
   orphans = sorted(set(committed) - wanted)
   assert not orphans, f"records no sweep job maps to (a config field changed the hash): {orphans}"
+
+
+def test_claim_settings_get_the_claim_seeds_after_every_base_seed():
+  """The 'costs ≤ 0.3 points' claims' settings are trained on more seeds, and those come last, so
+  an interrupted sweep already holds every setting's base seeds."""
+  from experiments import ablations
+
+  full = recipe.recipe(False)
+  js = ablations.jobs(ablations.SETTINGS, (0, 1, 2), full, False, claim_seeds=range(6))
+  per = {}
+  for j in js:
+    if j.row in ablations.SETTINGS:
+      per.setdefault(j.row, []).append(j.seed)
+  assert set(ablations.CLAIM_SETTINGS) == {"all_on", "quantnorm_off", "double_quant_off"}
+  for name, seeds in per.items():
+    assert seeds == ([0, 1, 2, 3, 4, 5] if name in ablations.CLAIM_SETTINGS else [0, 1, 2])
+  seeds = [j.seed for j in js if j.row in ablations.SETTINGS]
+  assert seeds == sorted(seeds)  # seed-major: every base seed before any claim seed
+  assert ablations.seed_extension(
+    ablations.seeds_by_setting(ablations.SETTINGS, (0, 1, 2), range(6)), (0, 1, 2)
+  ).startswith("; PikeLPN-1x (all on), QuantNorm off, Double Quantization off also seeds 3–5 (6 in")
+  assert ablations.seed_extension(ablations.seeds_by_setting(("dhq_off",), (0,), (1,)), (0,)) == ""

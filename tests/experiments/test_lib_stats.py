@@ -43,3 +43,18 @@ def test_mean_std():
   assert stats.mean_std([1.0, 2.0, 3.0, None]) == (2.0, 1.0, 3)
   assert stats.mean_std([None]) == (None, None, 0)
   assert stats.mean_std([0.5]) == (0.5, 0.0, 1)
+
+
+def test_claim_check_against_a_bound():
+  # differences 2, 3, 4 → [0.516, 5.484] (t·1/√3 = 2.484)
+  ci = stats.paired_interval({0: 2.0, 1: 3.0, 2: 4.0}, {0: 0.0, 1: 0.0, 2: 0.0})
+  assert stats.claim_check(ci, 0.5) == stats.SUPPORTED  # "at least 0.5": 0.516 ≥ 0.5
+  assert stats.claim_check(ci, 0.52) == stats.NOT_SETTLED  # the interval straddles 0.52
+  assert stats.claim_check(ci, 5.5) == stats.CONTRADICTED  # 5.484 < 5.5
+  # "costs at most 0.3": differences −0.1, 0, +0.1 → [−0.248, +0.248], all above −0.3
+  small = stats.paired_interval({0: 0.9, 1: 1.0, 2: 1.1}, {0: 1.0, 1: 1.0, 2: 1.0})
+  assert small["hi"] == pytest.approx(0.1 * T_975_2 / 3**0.5)
+  assert stats.claim_check(small, -0.3) == stats.SUPPORTED
+  assert stats.claim_check(small, -0.2) == stats.NOT_SETTLED
+  one_pair = stats.paired_interval({0: 5.0}, {0: 0.0})
+  assert stats.claim_check(one_pair, 0.0) == stats.NOT_SETTLED  # no interval, whatever the mean
