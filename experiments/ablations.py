@@ -10,10 +10,11 @@ over seeds with its 95 % t-interval. A convergence check trains PikeLPN-1x and f
 at twice the budget. Writes results/ablations.{md,json}.
 
     python experiments/ablations.py        # trains what results/runs/ lacks (6 settings × 5
-                                           # seeds, 15 more seeds of the 3 settings of the
-                                           # "costs ≤ 0.3 points" claims, 3 convergence runs;
-                                           # 2–5 min per 2000-step run on 2 idle cores), then
-                                           # builds the tables; run it again to resume
+                                           # seeds + 3 convergence runs; 2–5 min per 2000-step
+                                           # run on 2 idle cores), then builds the tables; run
+                                           # it again to resume
+    python experiments/ablations.py --claim_seeds 0,1,...,19  # also 15 more seeds of the
+                                           # settings of the "costs ≤ 0.3 points" claims
     python experiments/ablations.py --no_train         # tables from the records that exist
     python experiments/ablations.py --quick --out_dir /tmp/x
 """
@@ -68,12 +69,12 @@ QUICK_SETTINGS = ("all_on", "all_off")
 DEFAULT_SEEDS = "0,1,2,3,4"
 # The two "costs ≤ 0.3 points" claims need a narrower interval than 5 pairs give: at the paired
 # sd of seeds 0–4 (about 0.48 points), 20 pairs give a half-width of about 0.22 points. So the
-# settings those effects compare can be trained on these seeds too (the others on DEFAULT_SEEDS):
-# `--claim_seeds 0-19`-style opt-in, since the 45 extra runs are ~100 min of 2-core training.
+# settings those effects compare can be trained on these seeds too (the others on DEFAULT_SEEDS),
+# opt-in through --claim_seeds since the 45 extra runs are ~100 min of 2-core training.
 CLAIM_SETTINGS = tuple(
   sorted({x for _, off, on, claim in EFFECTS if claim == COSTS_AT_MOST_0_3 for x in (off, on)})
 )
-DEFAULT_CLAIM_SEEDS = ",".join(map(str, range(20)))
+SETTLING_CLAIM_SEEDS = ",".join(map(str, range(20)))
 
 
 def setting_config(name: str, image_size=None):
@@ -321,11 +322,11 @@ def seed_extension(per, seeds) -> str:
   )
 
 
-def parse_seeds(arg: str):
+def parse_seeds(arg: str, flag: str = "--seeds"):
   try:
     seeds = tuple(int(s) for s in arg.split(","))
   except ValueError as e:
-    raise ValueError(f"--seeds={arg!r} is not allowed; use comma-separated integers") from e
+    raise ValueError(f"{flag}={arg!r} is not allowed; use comma-separated integers") from e
   return seeds
 
 
@@ -346,11 +347,9 @@ def main(args) -> None:
     if bad:
       raise ValueError(f"--settings has {bad}; use names from {list(SETTINGS)}")
   seeds = parse_seeds(args.seeds)
-  claim_seeds = parse_seeds(args.claim_seeds) if args.claim_seeds else ()
+  claim_seeds = parse_seeds(args.claim_seeds, "--claim_seeds") if args.claim_seeds else ()
   if args.quick and args.seeds == DEFAULT_SEEDS:
     seeds = (0, 1)
-  if args.quick and args.claim_seeds == DEFAULT_CLAIM_SEEDS:
-    claim_seeds = ()
   per = seeds_by_setting(settings, seeds, claim_seeds)
   size = 32 if args.quick else None
   outcome = sweep.run_from_args(
@@ -430,8 +429,8 @@ if __name__ == "__main__":
   p.add_argument(
     "--claim_seeds",
     default="",
-    help=f"e.g. {DEFAULT_CLAIM_SEEDS}: seeds for the settings of the 'costs ≤ 0.3 points' claims {list(CLAIM_SETTINGS)}, "
-    "on top of --seeds (default '' and --quick: none beyond --seeds)",
+    help=f"extra seeds (e.g. {SETTLING_CLAIM_SEEDS}) for the settings of the "
+    f"'costs ≤ 0.3 points' claims {list(CLAIM_SETTINGS)}, on top of --seeds (default: none)",
   )
   p.add_argument(
     "--runs_dir",

@@ -129,7 +129,7 @@ def test_every_committed_record_is_found_by_the_sweep_that_made_it():
       seeds,
       full,
       False,
-      ablations.parse_seeds(ablations.DEFAULT_CLAIM_SEEDS),
+      ablations.parse_seeds(ablations.SETTLING_CLAIM_SEEDS),
     )
     + family_table.jobs([e.spec for e in zoo.ZOO], seeds, full, {})
   }
@@ -159,3 +159,10 @@ def test_claim_settings_get_the_claim_seeds_after_every_base_seed():
     ablations.seeds_by_setting(ablations.SETTINGS, (0, 1, 2), range(6)), (0, 1, 2)
   ).startswith("; PikeLPN-1x (all on), QuantNorm off, Double Quantization off also seeds 3–5 (6 in")
   assert ablations.seed_extension(ablations.seeds_by_setting(("dhq_off",), (0,), (1,)), (0,)) == ""
+
+
+def test_a_bad_claim_seed_is_named_with_its_flag():
+  from experiments import ablations
+
+  with pytest.raises(ValueError, match=r"--claim_seeds='1,x' is not allowed"):
+    ablations.parse_seeds("1,x", "--claim_seeds")
