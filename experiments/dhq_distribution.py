@@ -12,6 +12,8 @@ results/dhq_distribution.{md,json,png}; docs/dhq.md explains the numbers.
     python experiments/dhq_distribution.py            # trains PikeLPN-1x (~1-2 min)
     python experiments/dhq_distribution.py --model mobilenet_v1.py:float   # a float model
     python experiments/dhq_distribution.py --model pikelpn.py:1x --workdir DIR   # a trained run
+    python experiments/dhq_distribution.py --setting dhq_off --seed 1   # an ablation setting
+                             # (experiments/ablations.py); writes dhq_distribution_dhq_off.*
     python experiments/dhq_distribution.py --quick --out_dir /tmp/x
 """
 
@@ -228,20 +230,52 @@ def per_layer_table(raw, folded) -> str:
   return markdown_table(head, body)
 
 
+def output_name(setting: str) -> str:
+  """results/dhq_distribution.* for the model as configured, ..._<setting>.* for an ablation."""
+  return f"{NAME}_{setting}" if setting else NAME
+
+
+def model_config(model: str, setting: str):
+  """The config of `model`, or of one ablation setting of PikeLPN-1x (experiments/ablations.py):
+  how a model trained with DHQ off (4-bit per-tensor depthwise weights) spreads its channels is
+  the other half of the DHQ question (docs/dhq.md)."""
+  if not setting:
+    return zoo.load(model)
+  from experiments import ablations
+
+  if setting not in ablations.SETTINGS:
+    raise ValueError(f"--setting={setting!r} is not allowed; use one of {list(ablations.SETTINGS)}")
+  if model != ablations.BASE:
+    raise ValueError(
+      f"--setting={setting!r} needs --model {ablations.BASE} (the ablations' base), not {model!r}"
+    )
+  return ablations.setting_config(setting)
+
+
+def setting_words(setting: str) -> str:
+  if not setting:
+    return ""
+  from experiments import ablations
+
+  return f", ablation setting `{setting}` ({ablations.DESCRIPTION[setting]})"
+
+
 def main(args) -> None:
   from pikelpn_jax.train.checkpoint import restore_latest
 
   clock = results.Clock()
   if args.model not in ALLOWED_MODELS:
     raise ValueError(f"--model={args.model!r} is not allowed; use one of {list(ALLOWED_MODELS)}")
+  name, base = output_name(args.setting), model_config(args.model, args.setting)
   budget = fmnist.budget(args.quick)
-  config = fmnist.fmnist_config(zoo.load(args.model), budget, args.seed)
+  config = fmnist.fmnist_config(base, budget, args.seed)
   workdir = args.workdir
   trained_here = not workdir
   if trained_here:
     work_root = args.work_root or fmnist.default_work_root(args.out_dir, args.quick, NAME)
     fmnist.enable_compile_cache(os.path.join(work_root, "jax_cache"))
-    workdir = os.path.join(work_root, args.model.replace(".py:", "_") + f"_seed{args.seed}")
+    tag = args.model.replace(".py:", "_") + (f"_{args.setting}" if args.setting else "")
+    workdir = os.path.join(work_root, tag + f"_seed{args.seed}")
     clock.log(f"training {args.model} in {workdir}")
     res = fmnist.train(config, workdir, log=clock.log)
     if res.get("eval_top1") is None:
@@ -256,10 +290,11 @@ def main(args) -> None:
   raw, folded = channel_ranges(variables, False), channel_ranges(variables, True)
   raw_sum, folded_sum = summarize(raw), summarize(folded)
   init_sum = summarize(init_ranges(config, args.seed))
-  figure = results.figure_path(args.out_dir, NAME)
+  figure = results.figure_path(args.out_dir, name)
   top1 = run_results.get("eval_top1")
+  setting = f", ablation setting {args.setting}" if args.setting else ""
   title = (
-    f"{zoo.label(args.model)} on Fashion-MNIST (width {config.model.width:g}, "
+    f"{zoo.label(args.model)}{setting} on Fashion-MNIST (width {config.model.width:g}, "
     f"top-1 {'-' if top1 is None else f'{100 * top1:.2f}%'})"
   )
   plot(raw, folded, figure, title)
@@ -271,7 +306,7 @@ def main(args) -> None:
   body = "\n\n".join(
     [
       f"Model {args.model} ({zoo.label(args.model)}; quantized models: the latent float weights "
-      f"the quantizers read), {source}; step {run_results.get('step')}, "
+      f"the quantizers read){setting_words(args.setting)}, {source}; step {run_results.get('step')}, "
       f"Fashion-MNIST top-1 {'-' if top1 is None else f'{100 * top1:.2f}%'}.",
       "Ratio of a channel = max|w| over the channel ÷ max|w| over the layer. *zeroed*: the channel "
       f"rounds to all zeros on a 4-bit signed per-tensor grid (ratio < 0.5/{GRID_LEVELS}); "
@@ -289,11 +324,12 @@ def main(args) -> None:
   ]
   results.write(
     args.out_dir,
-    NAME,
-    "Depthwise vs pointwise per-channel weight ranges",
+    name,
+    "Depthwise vs pointwise per-channel weight ranges" + setting,
     body,
     {
       "model": args.model,
+      "setting": args.setting or None,
       "workdir": workdir,
       "trained_here": trained_here,
       "eval_top1": top1,
@@ -313,6 +349,12 @@ if __name__ == "__main__":
     "--workdir",
     default="",
     help="a finished training run of --model under the budget (default: train one here)",
+  )
+  p.add_argument(
+    "--setting",
+    default="",
+    help="an ablation setting of PikeLPN-1x (experiments/ablations.py SETTINGS, e.g. dhq_off); "
+    "the outputs are then named dhq_distribution_<setting>.* (default: the model as configured)",
   )
   p.add_argument("--seed", type=int, default=0)
   p.add_argument(

@@ -126,3 +126,20 @@ def test_zoo_lists_every_config_variant_once():
     == "W4A4 (95% of MACs)"
   )
   assert zoo.mac_bits_label({"mac 32x32": {"count": 7}}, 32) == "fp32"
+
+
+def test_dhq_distribution_setting_selects_the_ablation_config_and_names_the_outputs():
+  from experiments import ablations
+  from experiments import dhq_distribution as dd
+
+  assert dd.output_name("") == "dhq_distribution"
+  assert dd.output_name("dhq_off") == "dhq_distribution_dhq_off"
+  off = dd.model_config(ablations.BASE, "dhq_off")
+  assert off.model.dhq is False and off.model.quantnorm and off.model.double_quant
+  assert dd.model_config(ablations.BASE, "").model.dhq is True
+  with pytest.raises(ValueError, match=r"--setting='bogus' is not allowed"):
+    dd.model_config(ablations.BASE, "bogus")
+  with pytest.raises(
+    ValueError, match=r"needs --model pikelpn.py:1x .*, not 'mobilenet_v1.py:float'"
+  ):
+    dd.model_config("mobilenet_v1.py:float", "dhq_off")

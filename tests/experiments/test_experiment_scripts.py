@@ -228,6 +228,7 @@ def test_dhq_distribution(out):
     ("ablations.py", ["--settings", "all_on,bogus"], "['bogus']"),
     ("ablations.py", ["--seeds", "a,b"], "--seeds='a,b'"),
     ("dhq_distribution.py", ["--model", "resnet.py:18_float"], "--model='resnet.py:18_float'"),
+    ("dhq_distribution.py", ["--setting", "dhq_of"], "--setting='dhq_of'"),
     ("pareto.py", ["--family_json", "/nonexistent.json"], "'/nonexistent.json'"),
   ],
 )
