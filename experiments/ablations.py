@@ -70,7 +70,8 @@ DEFAULT_SEEDS = "0,1,2,3,4"
 # The two "costs ≤ 0.3 points" claims need a narrower interval than 5 pairs give: at the paired
 # sd of seeds 0–4 (about 0.48 points), 20 pairs give a half-width of about 0.22 points. So the
 # settings those effects compare can be trained on these seeds too (the others on DEFAULT_SEEDS),
-# opt-in through --claim_seeds since the 45 extra runs are ~100 min of 2-core training.
+# opt-in through --claim_seeds since the 45 extra runs are ~3.5 h of 2-core training (about
+# 4.7 min a run on 2 idle cores, session 6).
 CLAIM_SETTINGS = tuple(
   sorted({x for _, off, on, claim in EFFECTS if claim == COSTS_AT_MOST_0_3 for x in (off, on)})
 )

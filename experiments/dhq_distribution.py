@@ -9,7 +9,7 @@ quantizes) are measured. The model is trained here with the one Fashion-MNIST bu
 (experiments/lib/fmnist.py) unless --workdir holds a trained run. Writes
 results/dhq_distribution.{md,json,png}; docs/dhq.md explains the numbers.
 
-    python experiments/dhq_distribution.py            # trains PikeLPN-1x (~1-2 min)
+    python experiments/dhq_distribution.py            # trains PikeLPN-1x (~5-7 min, 2 cores)
     python experiments/dhq_distribution.py --model mobilenet_v1.py:float   # a float model
     python experiments/dhq_distribution.py --model pikelpn.py:1x --workdir DIR   # a trained run
     python experiments/dhq_distribution.py --setting dhq_off --seed 1   # an ablation setting
