@@ -44,7 +44,13 @@ SETTINGS = {
   "dhq_off": (True, True, False, 8),
   "all_off": (False, False, False, 8),
   "dhq_on_dw4": (True, True, True, 4),
+  "dq_fixed": (True, True, True, 8),
 }
+# The Double Quantization scale format of each setting (config.model.dq_format): a power of two
+# (a shift) unless named here. "dq_fixed" tests the candidate cause of Double Quantization's
+# measured loss (docs/results.md §3): a scale rounded to the nearest power of two lies up to √2
+# from the scale it replaces, an 8-bit mantissa × 2^e within 0.4 %.
+DQ_FORMAT = {"dq_fixed": "fixed"}
 DESCRIPTION = {
   "all_on": "PikeLPN-1x (all on)",
   "quantnorm_off": "QuantNorm off",
@@ -52,6 +58,7 @@ DESCRIPTION = {
   "dhq_off": "DHQ off (dw uses the pw quantizer: 4-bit per tensor)",
   "all_off": "all off (plain quantized MobileNetV1)",
   "dhq_on_dw4": "DHQ on at 4-bit depthwise (per channel)",
+  "dq_fixed": "Double Quantization with 8-bit mantissa × 2^e scales",
 }
 # The paper's claims as goals at this budget (issue 12): (words, bound on top-1(on) − top-1(off)
 # as a fraction), checked against each effect's paired interval by stats.claim_check.
@@ -64,6 +71,8 @@ EFFECTS = (
   ("DHQ (8-bit per-channel dw vs 4-bit per-tensor)", "dhq_off", "all_on", None),
   ("DHQ at 4-bit dw (per channel vs per tensor)", "dhq_off", "dhq_on_dw4", RECOVERS_2),
   ("all three", "all_off", "all_on", None),
+  ("DQ scale format: 8-bit mantissa × 2^e vs power of two", "all_on", "dq_fixed", None),
+  ("Double Quantization with 8-bit mantissa × 2^e scales", "double_quant_off", "dq_fixed", None),
 )
 QUICK_SETTINGS = ("all_on", "all_off")
 DEFAULT_SEEDS = "0,1,2,3,4"
@@ -82,6 +91,8 @@ def setting_config(name: str, image_size=None):
   qn, dq, dhq, dw_bits = SETTINGS[name]
   c = zoo.load(BASE, image_size)
   c.model.quantnorm, c.model.double_quant, c.model.dhq = qn, dq, dhq
+  if name in DQ_FORMAT:  # only here, so the other settings' configs and run keys stay as they were
+    c.model.dq_format = DQ_FORMAT[name]
   rules = tuple(c.model.bit_rules)
   if not any(p == DW_RULE for p, _ in rules):
     raise ValueError(
@@ -91,6 +102,10 @@ def setting_config(name: str, image_size=None):
     (p, dict(o, w_bits=dw_bits) if p == DW_RULE else dict(o)) for p, o in rules
   )
   return c
+
+
+def dq_format(name: str) -> str:
+  return DQ_FORMAT.get(name, "pow2") if SETTINGS[name][1] else "none"
 
 
 def convergence_models(quick: bool):
@@ -147,7 +162,10 @@ def settings_rows(settings, outcome, r, image_size):
     rows[name] = {
       "setting": name,
       "description": DESCRIPTION[name],
-      "switches": dict(zip(("quantnorm", "double_quant", "dhq", "dw_bits"), SETTINGS[name])),
+      "switches": dict(
+        zip(("quantnorm", "double_quant", "dhq", "dw_bits"), SETTINGS[name]),
+        dq_format=dq_format(name),
+      ),
       "acev2": s["acev2"],
       "ace": s["ace"],
       "breakdown": s["breakdown"],
@@ -198,7 +216,7 @@ def settings_table(rows) -> str:
       [
         r["description"],
         on(sw["quantnorm"]),
-        on(sw["double_quant"]),
+        on(sw["double_quant"]) + (" (8-bit × 2^e)" if sw["dq_format"] == "fixed" else ""),
         on(sw["dhq"]),
         dw,
         zoo.si(r["acev2"]),

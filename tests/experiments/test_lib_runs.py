@@ -166,3 +166,23 @@ def test_a_bad_claim_seed_is_named_with_its_flag():
 
   with pytest.raises(ValueError, match=r"--claim_seeds='1,x' is not allowed"):
     ablations.parse_seeds("1,x", "--claim_seeds")
+
+
+def test_dq_fixed_setting_changes_only_the_scale_format():
+  """The scale-format ablation differs from 'all on' in config.model.dq_format alone, and its
+  8-bit mantissa rescales are priced as multiplies, above all on's shifts."""
+  from experiments import ablations
+  from experiments.lib import costs
+
+  on, fixed = ablations.setting_config("all_on"), ablations.setting_config("dq_fixed")
+  assert on.model.dq_format == "pow2" and fixed.model.dq_format == "fixed"
+  fixed.model.dq_format = "pow2"
+  assert fixed.to_dict() == on.to_dict()
+  assert [ablations.dq_format(n) for n in ("all_on", "dq_fixed", "double_quant_off")] == [
+    "pow2",
+    "fixed",
+    "none",
+  ]
+  s_on, s_fixed = (costs.acev2(ablations.setting_config(n, 32)) for n in ("all_on", "dq_fixed"))
+  assert s_fixed["breakdown"]["scaling"] > s_on["breakdown"]["scaling"]
+  assert s_fixed["breakdown"]["norm"] == s_on["breakdown"]["norm"]
