@@ -150,14 +150,22 @@ def test_claim_settings_get_the_claim_seeds_after_every_base_seed():
   for j in js:
     if j.row in ablations.SETTINGS:
       per.setdefault(j.row, []).append(j.seed)
-  assert set(ablations.CLAIM_SETTINGS) == {"all_on", "quantnorm_off", "double_quant_off"}
+  assert set(ablations.CLAIM_SETTINGS) == {
+    "all_on",
+    "quantnorm_off",
+    "double_quant_off",
+    "dq_fixed",
+  }
   for name, seeds in per.items():
     assert seeds == ([0, 1, 2, 3, 4, 5] if name in ablations.CLAIM_SETTINGS else [0, 1, 2])
   seeds = [j.seed for j in js if j.row in ablations.SETTINGS]
   assert seeds == sorted(seeds)  # seed-major: every base seed before any claim seed
   assert ablations.seed_extension(
     ablations.seeds_by_setting(ablations.SETTINGS, (0, 1, 2), range(6)), (0, 1, 2)
-  ).startswith("; PikeLPN-1x (all on), QuantNorm off, Double Quantization off also seeds 3–5 (6 in")
+  ).startswith(
+    "; PikeLPN-1x (all on), QuantNorm off, Double Quantization off, Double Quantization with "
+    "8-bit mantissa × 2^e scales also seeds 3–5 (6 in"
+  )
   assert ablations.seed_extension(ablations.seeds_by_setting(("dhq_off",), (0,), (1,)), (0,)) == ""
 
 
