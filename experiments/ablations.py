@@ -3,13 +3,14 @@
 Each is switched off alone, all three together (a plain quantized MobileNetV1: 8-bit stem/head,
 4-bit per-tensor weights, 4-bit activations, float norm and scales), and DHQ is also compared at
 a low depthwise precision (4-bit per-channel depthwise weights against DHQ off, whose depthwise
-layers use the pointwise quantizer: 4-bit per tensor). Every run uses the study recipe
-(experiments/lib/recipe.py) and goes through the run cache (results/runs/): seed k gives every
-setting the same initialisation and data order, so each effect is the mean paired difference
-over seeds with its 95 % t-interval. A convergence check trains PikeLPN-1x and float MobileNetV1
+layers use the pointwise quantizer: 4-bit per tensor). "dq_fixed" keeps all three on but gives
+Double Quantization 8-bit mantissa × 2^e scales instead of powers of two. Every run uses the
+study recipe (experiments/lib/recipe.py) and goes through the run cache (results/runs/): seed k
+gives every setting the same initialisation and data order, so each effect is the mean paired
+difference over seeds with its 95 % t-interval. A convergence check trains PikeLPN-1x and float MobileNetV1
 at twice the budget. Writes results/ablations.{md,json}.
 
-    python experiments/ablations.py        # trains what results/runs/ lacks (6 settings × 5
+    python experiments/ablations.py        # trains what results/runs/ lacks (7 settings × 5
                                            # seeds + 3 convergence runs; 2–5 min per 2000-step
                                            # run on 2 idle cores), then builds the tables; run
                                            # it again to resume
