@@ -7,8 +7,8 @@ layers use the pointwise quantizer: 4-bit per tensor). "dq_fixed" keeps all thre
 Double Quantization 8-bit mantissa × 2^e scales instead of powers of two. Every run uses the
 study recipe (experiments/lib/recipe.py) and goes through the run cache (results/runs/): seed k
 gives every setting the same initialisation and data order, so each effect is the mean paired
-difference over seeds with its 95 % t-interval. A convergence check trains PikeLPN-1x and float MobileNetV1
-at twice the budget. Writes results/ablations.{md,json}.
+difference over seeds with its 95 % t-interval. A convergence check trains PikeLPN-1x and float
+MobileNetV1 at twice the budget. Writes results/ablations.{md,json}.
 
     python experiments/ablations.py        # trains what results/runs/ lacks (7 settings × 5
                                            # seeds + 3 convergence runs; 2–5 min per 2000-step
@@ -112,7 +112,9 @@ def setting_config(name: str, image_size=None):
 
 
 def dq_format(name: str) -> str:
-  return DQ_FORMAT.get(name, "pow2") if SETTINGS[name][1] else "none"
+  """The setting's Double Quantization scale format as its config has it ('none' when off)."""
+  m = setting_config(name).model
+  return m.dq_format if m.double_quant else "none"
 
 
 def convergence_models(quick: bool):
