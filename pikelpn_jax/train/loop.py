@@ -19,7 +19,7 @@ from pikelpn_jax.train import checkpoint, reporting
 from pikelpn_jax.train.config_io import config_to_json
 from pikelpn_jax.train.model_init import phase_at
 from pikelpn_jax.train.optim import learning_rate_schedule, make_optimizer
-from pikelpn_jax.train.steps import StepFactory, abstract_state, create_state, make_mesh, shardings
+from pikelpn_jax.train.steps import StepFactory, make_mesh, shardings
 from pikelpn_jax.train.teacher import load_teacher
 from pikelpn_jax.train.validate import check_config
 
@@ -51,7 +51,7 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
   teacher = load_teacher(config, replicated)
   steps = StepFactory(config, tx, mesh, teacher)
   resume_step, state, damaged = checkpoint.newest_restorable(
-    workdir, config, abstract_state(config, tx, replicated)
+    workdir, config, steps.abstract_state()
   )
   if resume_step is None and damaged:
     raise ValueError(
@@ -67,7 +67,7 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
       f.write(config_to_json(config) + "\n")
   set_aside(damaged, resume_step, is_main)
   if state is None:
-    state = create_state(config, tx, jax.random.PRNGKey(config.seed), replicated)
+    state = steps.create_state(jax.random.PRNGKey(config.seed))
   else:
     logging.info("resumed from %s/%d", checkpoint.checkpoint_dir(workdir), resume_step)
   ckpts = checkpoint.Checkpoints(workdir, keep=config.keep_checkpoints)

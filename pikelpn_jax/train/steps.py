@@ -68,12 +68,19 @@ def _state_fn(config, tx):
   return create
 
 
+def state_initializer(config, tx, replicated) -> Callable[[jax.Array], State]:
+  """rng -> a fresh State, jitted. Keep one: its abstract evaluation and its call share a trace."""
+  return jax.jit(_state_fn(config, tx), out_shardings=replicated)
+
+
 def create_state(config, tx, rng, replicated) -> State:
-  return jax.jit(_state_fn(config, tx), out_shardings=replicated)(rng)
+  return state_initializer(config, tx, replicated)(rng)
 
 
-def abstract_state(config, tx, replicated) -> State:
-  shapes = jax.eval_shape(_state_fn(config, tx), jax.random.PRNGKey(0))
+def abstract_state(config, tx, replicated, initializer=None) -> State:
+  """ShapeDtypeStructs (replicated) of the State; tracing `initializer` (if given) warms its call."""
+  init = initializer or _state_fn(config, tx)
+  shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), shapes)
 
 
@@ -152,14 +159,33 @@ class StepFactory:
     self.dtype = compute_dtype(config)
     self._train: Dict[Phase, Callable] = {}
     self._eval: Dict[Phase, Callable] = {}
+    self._bound_args: Dict[Phase, Dict[str, Any]] = {}
+    self._init = state_initializer(config, tx, self.replicated)
+    self._abstract: Optional[State] = None
+
+  def abstract_state(self) -> State:
+    """The State's ShapeDtypeStructs (replicated), traced once and shared with create_state."""
+    if self._abstract is None:
+      self._abstract = abstract_state(self.config, self.tx, self.replicated, self._init)
+    return self._abstract
+
+  def create_state(self, rng) -> State:
+    """A fresh State, replicated over the mesh (reuses abstract_state's trace)."""
+    return self._init(rng)
 
   def _bound(self, phase: Phase) -> Dict[str, Any]:
-    model = make_model(self.config, phase)
-    return {
-      "model": model,
-      "dtype": self.dtype,
-      "template": jax.eval_shape(init_fn(model, self.config), jax.random.PRNGKey(0)),
-    }
+    # Tracing a model's init costs seconds on CPU for the larger zoo members: a phase's model and
+    # variable template are built once and shared by its train and eval steps; the fully
+    # quantized phase's template is the State's own.
+    if phase not in self._bound_args:
+      model = make_model(self.config, phase)
+      if phase == FULL:
+        a = self.abstract_state()
+        template = {"params": a["params"], "batch_stats": a["batch_stats"]}
+      else:
+        template = jax.eval_shape(init_fn(model, self.config), jax.random.PRNGKey(0))
+      self._bound_args[phase] = {"model": model, "dtype": self.dtype, "template": template}
+    return self._bound_args[phase]
 
   def has_train_step(self, phase: Phase) -> bool:
     return phase in self._train

@@ -134,3 +134,22 @@ def test_distillation_loss_matches_teacher(trained_tiny, tmp_path):
     0.5 * losses.distillation(s_logits, t_logits, 2.0) + 0.5 * losses.cross_entropy(s_logits, y)
   )
   assert logged == pytest.approx(float(want), rel=1e-4)
+
+
+def test_step_factory_state_equals_the_module_functions():
+  from pikelpn_jax.train.optim import make_optimizer
+  from pikelpn_jax.train.steps import StepFactory, abstract_state, create_state, make_mesh
+
+  c = tiny_model.tiny_config(steps=1)
+  tx = make_optimizer(c)
+  steps = StepFactory(c, tx, make_mesh())
+  got = steps.create_state(jax.random.PRNGKey(3))
+  want = create_state(c, tx, jax.random.PRNGKey(3), steps.replicated)
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  shapes = [(s.shape, s.dtype) for s in jax.tree.leaves(steps.abstract_state())]
+  assert shapes == [
+    (s.shape, s.dtype) for s in jax.tree.leaves(abstract_state(c, tx, steps.replicated))
+  ]
+  assert shapes == [(a.shape, a.dtype) for a in jax.tree.leaves(got)]
