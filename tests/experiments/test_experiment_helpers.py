@@ -4,6 +4,7 @@ import math
 import os
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -143,3 +144,25 @@ def test_dhq_distribution_setting_selects_the_ablation_config_and_names_the_outp
     ValueError, match=r"needs --model pikelpn.py:1x .*, not 'mobilenet_v1.py:float'"
   ):
     dd.model_config("mobilenet_v1.py:float", "dhq_off")
+
+
+def test_dq_scale_fit_of_a_hand_computed_kernel():
+  from experiments.dq_scale_fit import format_scale, tensor_fit
+
+  # s = 1/7: log2 s = -2.81 rounds to -3, so the pow2 grid (step 1/8) ends at 7/8 < max|w| = 1.
+  f = tensor_fit(np.asarray([1.0, -0.5, 0.1]), 7.0, "pow2")
+  assert f["r_pow2"] == f["r_own"] == pytest.approx(0.875)
+  assert f["beyond_grid"] == pytest.approx(1 / 3) and f["clipped"] == pytest.approx(1 / 3)
+  # max|w| = 0.9: still beyond 7/8 (no gradient), but below 7.5/8, so not clipped.
+  f = tensor_fit(np.asarray([0.9, -0.5, 0.1]), 7.0, "pow2")
+  assert f["r_pow2"] == pytest.approx(0.125 / (0.9 / 7))
+  assert f["beyond_grid"] == pytest.approx(1 / 3) and f["clipped"] == 0.0
+  # Without Double Quantization the grid ends exactly at max|w|; pow2 r is still reported.
+  f = tensor_fit(np.asarray([1.0, -0.5, 0.1]), 7.0, "none")
+  assert f["r_own"] == 1.0 and f["beyond_grid"] == f["clipped"] == 0.0
+  assert f["r_pow2"] == pytest.approx(0.875)
+  # The 8-bit mantissa × 2^e lies within 0.4 % of the scale it replaces.
+  s = np.asarray([1 / 7, 0.3, 1e-3, 5.0])
+  assert np.all(np.abs(format_scale(s, "fixed") / s - 1) < 0.004)
+  with pytest.raises(ValueError, match="'bogus'"):
+    format_scale(s, "bogus")

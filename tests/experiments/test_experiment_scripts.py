@@ -42,6 +42,7 @@ def out(tmp_path_factory):
     ("cost_breakdown.py", ()),
     ("family_table.py", ()),
     ("ablations.py", ()),
+    ("dq_scale_fit.py", ()),  # reads the checkpoints ablations.py --quick left
     ("energy.py", ()),
     ("pareto.py", ()),
   ):
@@ -186,6 +187,23 @@ def test_ablations_resume_from_records(out, tmp_path):
   assert again["top1"] == saved["top1"] and again["key"] == saved["key"]  # deterministic
 
 
+def test_dq_scale_fit(out):
+  data, md = load(out, "dq_scale_fit")
+  s = data["settings"]
+  assert set(s) == {"all_on", "all_off"} and data["seeds"] == [0, 1] and not data["missing"]
+  on, off = s["all_on"], s["all_off"]
+  assert (on["format"], off["format"]) == ("pow2", "none")
+  for row in (on, off):
+    assert row["seeds"] == [0, 1] and row["tensors"] == 2 * 13  # 13 pointwise convs a run
+    q = [row["r_pow2_quantiles"][k] for k in ("5", "25", "50", "75", "95")]
+    assert 2**-0.5 - 1e-6 <= q[0] <= q[-1] <= 2**0.5 + 1e-6 and q == sorted(q)
+  # power-of-two scales are the grid all on trains on; without DQ the grid ends at max|w|
+  assert on["share_own_grid_below_max"] == on["share_r_pow2_below_1"]
+  assert off["share_own_grid_below_max"] == off["mean_beyond_grid"] == off["mean_clipped"] == 0
+  assert (on["mean_beyond_grid"] > 0) == (on["share_own_grid_below_max"] > 0)
+  assert "| PikeLPN-1x (all on) | pow2 | 2 | 26 |" in md
+
+
 def test_energy(out):
   data, md = load(out, "energy")
   assert "Horowitz" in data["citation"] and "ISSCC 2014" in md
@@ -227,6 +245,8 @@ def test_dhq_distribution(out):
     ("family_table.py", ["--models", "nope.py:x"], "'nope.py:x'"),
     ("ablations.py", ["--settings", "all_on,bogus"], "['bogus']"),
     ("ablations.py", ["--seeds", "a,b"], "--seeds='a,b'"),
+    ("dq_scale_fit.py", ["--settings", "all_on,bogus"], "--settings='all_on,bogus'"),
+    ("dq_scale_fit.py", ["--seeds", "99"], "no trained run"),
     ("dhq_distribution.py", ["--model", "resnet.py:18_float"], "--model='resnet.py:18_float'"),
     ("dhq_distribution.py", ["--setting", "dhq_of"], "--setting='dhq_of'"),
     ("pareto.py", ["--family_json", "/nonexistent.json"], "'/nonexistent.json'"),
