@@ -97,29 +97,30 @@ def summarize(fits: list) -> dict:
   }
 
 
-def parse_list(arg: str, flag: str, allowed=None) -> tuple:
+def parse_settings(arg: str) -> tuple:
   items = tuple(x.strip() for x in arg.split(",") if x.strip())
-  if allowed is None:
-    try:
-      return tuple(int(x) for x in items)
-    except ValueError as e:
-      raise ValueError(f"{flag}={arg!r} is not allowed; use comma-separated integers") from e
-  bad = [x for x in items if x not in allowed]
-  if bad or not items:
-    raise ValueError(f"{flag}={arg!r} is not allowed; use names from {list(allowed)}")
+  if not items or any(x not in ablations.SETTINGS for x in items):
+    raise ValueError(
+      f"--settings={arg!r} is not allowed; use names from {list(ablations.SETTINGS)}"
+    )
   return items
+
+
+def check_rounding(config) -> None:
+  """format_scale rounds log2 s to nearest, as the study recipe trains; refuse anything else."""
+  if config.model.get("dq_round", "auto") != "nearest":
+    raise ValueError(
+      f"config.model.dq_round={config.model.get('dq_round', 'auto')!r} is not measured here; "
+      "this tool measures the study recipe's 'nearest' rounding (experiments/lib/recipe.py)"
+    )
 
 
 def main(args) -> None:
   from pikelpn_jax.train.checkpoint import checkpoint_dir, restore_latest
 
   clock = results.Clock()
-  settings = parse_list(
-    args.settings or (QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS),
-    "--settings",
-    ablations.SETTINGS,
-  )
-  seeds = parse_list(args.seeds or (QUICK_SEEDS if args.quick else DEFAULT_SEEDS), "--seeds")
+  settings = parse_settings(args.settings or (QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS))
+  seeds = ablations.parse_seeds(args.seeds or (QUICK_SEEDS if args.quick else DEFAULT_SEEDS))
   r = recipe.recipe(args.quick)
   # The run cache is shared: a run may have been trained by another script (the family table
   # trains PikeLPN-1x, which is the ablations' all on at seed 0), so every root is searched.
@@ -132,6 +133,7 @@ def main(args) -> None:
     fits, used = [], []
     for seed in seeds:
       config = recipe.study_config(ablations.setting_config(name), r, seed)
+      check_rounding(config)
       run = runs.record_name(runs.key(config))[: -len(".json")]
       workdirs = [os.path.join(root, run) for root in roots]
       workdir = next((w for w in workdirs if os.path.isdir(checkpoint_dir(w))), None)

@@ -166,3 +166,14 @@ def test_dq_scale_fit_of_a_hand_computed_kernel():
   assert np.all(np.abs(format_scale(s, "fixed") / s - 1) < 0.004)
   with pytest.raises(ValueError, match="'bogus'"):
     format_scale(s, "bogus")
+
+
+def test_dq_scale_fit_measures_only_the_study_rounding():
+  from experiments import ablations
+  from experiments.dq_scale_fit import check_rounding
+
+  c = recipe.study_config(ablations.setting_config("all_on"), recipe.STUDY, 5)
+  check_rounding(c)  # the study recipe rounds to nearest
+  c.model.dq_round = "ceil"
+  with pytest.raises(ValueError, match="dq_round='ceil' is not measured here"):
+    check_rounding(c)
