@@ -31,7 +31,7 @@ if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc 
 
   use_tcmalloc()
 from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import costs, recipe, results, runs, stats, sweep, zoo  # noqa: E402
+from experiments.lib import costs, numerics, recipe, results, runs, stats, sweep, zoo  # noqa: E402
 
 NAME = "ablations"
 BASE = "pikelpn.py:1x"
@@ -117,11 +117,23 @@ def dq_format(name: str) -> str:
   return m.dq_format if m.double_quant else "none"
 
 
+# Trained at twice the budget too (rows "<name>_x2"), on --long_seeds: do the effects of the
+# "costs ≤ 0.3 points" claims hold when training is longer? "all_on_x2" is also PikeLPN-1x's
+# side of the convergence check.
+LONG_SETTINGS = ("all_on", "quantnorm_off", "double_quant_off", "dq_fixed")
+DEFAULT_LONG_SEEDS = "0,1,2,3,4"
+SETTLING_LONG_SEEDS = ",".join(map(str, range(10)))
+
+
+def long_row(name: str) -> str:
+  return f"{name}_x2"
+
+
 def convergence_models(quick: bool):
-  """(row, label, base config) trained at 1× and 2× the budget, seed 0."""
-  rows = [("conv_pikelpn", "PikeLPN-1x (all on)", setting_config("all_on"))]
+  """(row, label, 1×-budget row, 2×-budget row): each model at 1× and 2× the budget."""
+  rows = [("conv_pikelpn", "PikeLPN-1x (all on)", "all_on", long_row("all_on"))]
   if not quick:
-    rows.append(("conv_float", "MobileNetV1 fp32", zoo.load(FLOAT_REF)))
+    rows.append(("conv_float", "MobileNetV1 fp32", "conv_float_x1", "conv_float_x2"))
   return rows
 
 
@@ -131,28 +143,31 @@ def seeds_by_setting(settings, seeds, claim_seeds=()) -> dict:
   return {n: tuple(seeds) + (tuple(extra) if n in CLAIM_SETTINGS else ()) for n in settings}
 
 
-def jobs(settings, seeds, r: recipe.Recipe, quick: bool, claim_seeds=()):
-  """Seed-major (an interrupted sweep holds whole pairs), the convergence runs after seed 0;
-  the claim seeds beyond `seeds` come last (seeds_by_setting)."""
+def jobs(settings, seeds, r: recipe.Recipe, quick: bool, claim_seeds=(), long_seeds=(0,)):
+  """Seed-major: every run of seed k (the settings, then those of LONG_SETTINGS at twice the
+  budget and float MobileNetV1 at both budgets when k is a long seed) before any run of seed
+  k + 1, so an interrupted sweep holds whole pairs, trained by one process on one machine. The
+  claim seeds beyond `seeds` come after the base seeds (seeds_by_setting)."""
   per = seeds_by_setting(settings, seeds, claim_seeds)
-  order = list(dict.fromkeys(k for n in settings for k in per[n]))
+  order = list(dict.fromkeys([k for n in settings for k in per[n]] + list(long_seeds)))
   order = [k for k in seeds if k in order] + [k for k in order if k not in seeds]
+  longs = [n for n in LONG_SETTINGS if n in settings]
   out = []
-  conv = []
-  for row, label, base in convergence_models(quick):
-    for mult in (1, 2):
-      c = recipe.study_config(base, r, 0, steps=r.steps * mult)
-      conv.append(sweep.Job(f"{row}_x{mult}", c, f"{label}, {mult}× budget"))
-  for i, seed in enumerate(order):
+  for seed in order:
     for name in settings:
       if seed in per[name]:
         out.append(
           sweep.Job(name, recipe.study_config(setting_config(name), r, seed), f"ablations/{name}")
         )
-    if i == 0:
-      out += conv
-  if not order:
-    out += conv
+    if seed not in long_seeds:
+      continue
+    for name in longs:
+      c = recipe.study_config(setting_config(name), r, seed, steps=2 * r.steps)
+      out.append(sweep.Job(long_row(name), c, f"ablations/{name}, 2× budget"))
+    if not quick:
+      for mult in (1, 2):
+        c = recipe.study_config(zoo.load(FLOAT_REF), r, seed, steps=mult * r.steps)
+        out.append(sweep.Job(f"conv_float_x{mult}", c, f"MobileNetV1 fp32, {mult}× budget"))
   return out
 
 
@@ -160,16 +175,18 @@ def _pct(v) -> str:
   return "-" if v is None else f"{100 * v:.2f}"
 
 
-def settings_rows(settings, outcome, r, image_size):
+def settings_rows(settings, outcome, r, image_size, budget: int = 1):
+  """One row per setting; budget 2 reads the twice-as-long runs (rows '<name>_x2')."""
   rows = {}
   for name in settings:
     s = costs.acev2(setting_config(name, image_size))
     trained = costs.acev2(recipe.study_config(setting_config(name), r, 0))
-    recs = outcome.records.get(name, {})
+    recs = outcome.records.get(name if budget == 1 else long_row(name), {})
     tops = sweep.top1s(recs)
     mean, std, n = stats.mean_std(list(tops.values()))
     rows[name] = {
       "setting": name,
+      "steps": budget * r.steps,
       "description": DESCRIPTION[name],
       "switches": dict(
         zip(("quantnorm", "double_quant", "dhq", "dw_bits"), SETTINGS[name]),
@@ -183,8 +200,9 @@ def settings_rows(settings, outcome, r, image_size):
       "top1_mean": mean,
       "top1_std": std,
       "n": n,
-      "missing_seeds": outcome.missing.get(name, []),
+      "missing_seeds": outcome.missing.get(name if budget == 1 else long_row(name), []),
       "records": {str(k): runs.record_name(v["key"]) for k, v in recs.items()},
+      "numerics": {str(k): v.get("numerics") for k, v in recs.items()},
     }
   return rows
 
@@ -239,20 +257,34 @@ def settings_table(rows) -> str:
   return markdown_table(header, body)
 
 
-def effects(rows) -> list:
+def effects(rows, steps: int) -> list:
+  """The paired effects between `rows` (one budget), each over the seeds whose two records share
+  the fingerprint most pairs have (stats.one_numerics); the other pairs are named, left out."""
   items = []
   for switch, off, on, claim in EFFECTS:
     if off not in rows or on not in rows:
       continue
     a, b = rows[off], rows[on]
+    ton = {int(k): v for k, v in b["top1"].items()}
+    toff = {int(k): v for k, v in a["top1"].items()}
+    both = sorted(k for k in ton if k in toff and ton[k] is not None and toff[k] is not None)
+    nums = stats.one_numerics(
+      {int(k): v for k, v in b["numerics"].items()},
+      {int(k): v for k, v in a["numerics"].items()},
+      both,
+    )
+    keep = set(nums["seeds"])
     ci = stats.paired_interval(
-      {int(k): v for k, v in b["top1"].items()}, {int(k): v for k, v in a["top1"].items()}
+      {k: v for k, v in ton.items() if k in keep}, {k: v for k, v in toff.items() if k in keep}
     )
     items.append(
       {
         "switch": switch,
         "off": off,
         "on": on,
+        "steps": steps,
+        "numerics": nums["numerics"],
+        "left_out": nums["left_out"],
         "acev2_off_over_on": a["acev2"] / b["acev2"],
         "paired": ci,
         "claim": None
@@ -271,42 +303,105 @@ def describe_effect(ci) -> str:
   return f"{100 * ci['mean']:+.2f} [{100 * ci['lo']:+.2f}, {100 * ci['hi']:+.2f}]"
 
 
+def add_holm(items) -> None:
+  """Holm-adjusted p and verdict of every effect in `items`, as one family of tests."""
+  for i, (p, v) in zip(items, stats.holm_verdicts([i["paired"] for i in items])):
+    i["holm"] = {"p_adjusted": p, "verdict": v, "family_size": len(items)}
+
+
+def _seed_list(seeds) -> str:
+  seeds = list(seeds)
+  if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+    return f"{seeds[0]}–{seeds[-1]}"
+  return ", ".join(map(str, seeds)) or "-"
+
+
 def effects_table(items) -> str:
   header = [
     "switch",
+    "steps",
     "ACEv2 off ÷ on (224)",
     "top-1 on − off, points: mean [95 % CI]",
+    "paired sd",
     "pairs (seeds)",
     "verdict",
+    "Holm-adjusted p: verdict",
     "the paper's claim (goal): the interval says",
+    "numerics",
   ]
-  body = [
-    [
-      i["switch"],
-      f"{i['acev2_off_over_on']:.2f}×",
-      describe_effect(i["paired"]),
-      f"{i['paired']['n']} ({', '.join(map(str, i['paired']['seeds'])) or '-'})",
-      i["paired"]["verdict"],
-      "-" if i["claim"] is None else f"{i['claim']['words']}: {i['claim']['check']}",
-    ]
-    for i in items
-  ]
+  body = []
+  for i in items:
+    ci, h = i["paired"], i.get("holm") or {}
+    left = f"; {len(i['left_out'])} left out ²" if i["left_out"] else ""
+    body.append(
+      [
+        i["switch"],
+        i["steps"],
+        f"{i['acev2_off_over_on']:.2f}×",
+        describe_effect(ci),
+        "-" if ci["sd"] is None else f"{100 * ci['sd']:.2f}",
+        f"{ci['n']} ({_seed_list(ci['seeds'])}){left}",
+        ci["verdict"],
+        "-" if h.get("p_adjusted") is None else f"{h['p_adjusted']:.3f}: {h['verdict']}",
+        "-" if i["claim"] is None else f"{i['claim']['words']}: {i['claim']['check']}",
+        f"`{numerics.short(i['numerics'])}`" if i["numerics"] else "-",
+      ]
+    )
   return markdown_table(header, body)
 
 
+def left_out_note(items) -> str:
+  """Names every pair an effect leaves out because its records' fingerprints differ: one line
+  per effect, each seed with its on/off fingerprints."""
+  fp = lambda v: f"`{numerics.short(v)}`" if v else "none"
+  lines = []
+  for i in items:
+    if i["left_out"]:
+      seeds = ", ".join(
+        f"{x['seed']} ({fp(x['on'])}/{fp(x['off'])})"
+        if x["on"] != x["off"]
+        else f"{x['seed']} ({fp(x['on'])})"
+        for x in i["left_out"]
+      )
+      lines.append(
+        f"* {i['switch']} ({i['steps']} steps), kept at {fp(i['numerics'])}: seeds {seeds}"
+      )
+  if not lines:
+    return ""
+  return (
+    "² Pairs left out: an effect is computed from one numerical code (the fingerprint most of "
+    "its pairs share); these pairs' records (on/off) carry another or a mixed fingerprint. The "
+    "`--rerun_stale` sweep trains them again at the current one:\n\n" + "\n".join(lines)
+  )
+
+
 def convergence(outcome, quick) -> list:
+  """Each model's top-1 at twice the budget minus at the budget, paired by seed within one
+  fingerprint, as the effects are."""
   out = []
-  for row, label, _ in convergence_models(quick):
-    one = (outcome.records.get(f"{row}_x1") or {}).get(0)
-    two = (outcome.records.get(f"{row}_x2") or {}).get(0)
-    t1 = None if one is None else one.get("top1")
-    t2 = None if two is None else two.get("top1")
+  for row, label, one_row, two_row in convergence_models(quick):
+    one = outcome.records.get(one_row) or {}
+    two = outcome.records.get(two_row) or {}
+    t1, t2 = sweep.top1s(one), sweep.top1s(two)
+    both = sorted(k for k in t1 if k in t2 and t1[k] is not None and t2[k] is not None)
+    nums = stats.one_numerics(
+      {k: r.get("numerics") for k, r in two.items()},
+      {k: r.get("numerics") for k, r in one.items()},
+      both,
+    )
+    keep = set(nums["seeds"])
+    ci = stats.paired_interval(
+      {k: v for k, v in t2.items() if k in keep}, {k: v for k, v in t1.items() if k in keep}
+    )
     out.append(
       {
         "model": label,
-        "top1_x1": t1,
-        "top1_x2": t2,
-        "move": None if t1 is None or t2 is None else t2 - t1,
+        "row": row,
+        "top1_x1": {str(k): v for k, v in t1.items()},
+        "top1_x2": {str(k): v for k, v in t2.items()},
+        "numerics": nums["numerics"],
+        "left_out": nums["left_out"],
+        "paired": ci,
       }
     )
   return out
@@ -314,23 +409,60 @@ def convergence(outcome, quick) -> list:
 
 def convergence_table(items, r) -> str:
   header = [
-    "model (seed 0)",
-    f"top-1 % at {r.steps} steps",
-    f"top-1 % at {2 * r.steps} steps",
-    "move (points)",
+    "model",
+    f"top-1 % at {r.steps} steps (mean)",
+    f"top-1 % at {2 * r.steps} steps (mean)",
+    "move, points: mean [95 % CI]",
+    "pairs (seeds)",
     "< 1 point",
+    "numerics",
   ]
-  body = [
-    [
-      i["model"],
-      _pct(i["top1_x1"]),
-      _pct(i["top1_x2"]),
-      "-" if i["move"] is None else f"{100 * i['move']:+.2f}",
-      "-" if i["move"] is None else ("yes" if abs(i["move"]) < 0.01 else "**no**"),
-    ]
-    for i in items
-  ]
+  body = []
+  for i in items:
+    ci = i["paired"]
+    keep = {str(k) for k in ci["seeds"]}
+    m1 = stats.mean_std([v for k, v in i["top1_x1"].items() if k in keep])[0]
+    m2 = stats.mean_std([v for k, v in i["top1_x2"].items() if k in keep])[0]
+    under = "-"
+    if ci["lo"] is not None:
+      under = "yes" if ci["lo"] > -0.01 and ci["hi"] < 0.01 else "**no**"
+    elif ci["mean"] is not None:
+      under = "yes (one pair)" if abs(ci["mean"]) < 0.01 else "**no** (one pair)"
+    left = f"; {len(i['left_out'])} left out" if i["left_out"] else ""
+    body.append(
+      [
+        i["model"],
+        _pct(m1),
+        _pct(m2),
+        describe_effect(ci),
+        f"{ci['n']} ({_seed_list(ci['seeds'])}){left}",
+        under,
+        f"`{numerics.short(i['numerics'])}`" if i["numerics"] else "-",
+      ]
+    )
   return markdown_table(header, body)
+
+
+def noise(rows, items) -> dict:
+  """The noise the effects must beat, from the records: the seed sd of each setting within its
+  most common fingerprint, the paired sd of each effect, and reruns of one config and seed at
+  another fingerprint (superseded records against the current ones)."""
+  seed_sd = {}
+  for name, r in rows.items():
+    by_fp = {}
+    for k, v in r["top1"].items():
+      if v is not None:
+        by_fp.setdefault(r["numerics"].get(k), []).append(v)
+    fp = max(by_fp, key=lambda f: (len(by_fp[f]), f or ""), default=None)
+    if fp is not None and len(by_fp[fp]) > 1:
+      mean, sd, n = stats.mean_std(by_fp[fp])
+      seed_sd[name] = {"sd": sd, "n": n, "numerics": fp}
+  paired_sd = {
+    f"{i['switch']} ({i['steps']} steps)": i["paired"]["sd"]
+    for i in items
+    if i["paired"]["sd"] is not None
+  }
+  return {"seed_sd": seed_sd, "paired_sd": paired_sd}
 
 
 def seed_extension(per, seeds) -> str:
@@ -376,22 +508,29 @@ def main(args) -> None:
       raise ValueError(f"--settings has {bad}; use names from {list(SETTINGS)}")
   seeds = parse_seeds(args.seeds)
   claim_seeds = parse_seeds(args.claim_seeds, "--claim_seeds") if args.claim_seeds else ()
+  long_seeds = parse_seeds(args.long_seeds, "--long_seeds") if args.long_seeds else ()
   if args.quick and args.seeds == DEFAULT_SEEDS:
     seeds = (0, 1)
+  if args.quick and args.long_seeds == DEFAULT_LONG_SEEDS:
+    long_seeds = (0,)
   per = seeds_by_setting(settings, seeds, claim_seeds)
   size = 32 if args.quick else None
   outcome = sweep.run_from_args(
-    args, NAME, jobs(settings, seeds, r, args.quick, claim_seeds), clock.log
+    args, NAME, jobs(settings, seeds, r, args.quick, claim_seeds, long_seeds), clock.log
   )
   rows = settings_rows(settings, outcome, r, size)
-  items = effects(rows)
+  longs = [n for n in LONG_SETTINGS if n in settings]
+  rows_x2 = settings_rows(longs, outcome, r, size, budget=2)
+  items = effects(rows, r.steps) + effects(rows_x2, 2 * r.steps)
+  add_holm(items)
   conv = convergence(outcome, args.quick)
+  reruns = runs.superseded_pairs(outcome.runs_dir)
+  noise_stats = noise(rows, [i for i in items if i["steps"] == r.steps])
   res = "224×224" if size is None else f"{size}×{size} (--quick)"
   missing = {k: v for k, v in outcome.missing.items() if v}
   names = dict(
     DESCRIPTION,
-    conv_pikelpn_x1="convergence: PikeLPN-1x, 1× budget",
-    conv_pikelpn_x2="convergence: PikeLPN-1x, 2× budget",
+    **{long_row(n): f"{DESCRIPTION[n]}, 2× budget" for n in LONG_SETTINGS},
     conv_float_x1="convergence: MobileNetV1 fp32, 1× budget",
     conv_float_x2="convergence: MobileNetV1 fp32, 2× budget",
   )
@@ -406,8 +545,14 @@ def main(args) -> None:
     + r.describe()
     + f". Seeds {', '.join(map(str, seeds))}"
     + seed_extension(per, seeds)
+    + f"; at {2 * r.steps} steps, {', '.join(DESCRIPTION[n] for n in longs)} on seeds "
+    + _seed_list(long_seeds)
     + ": seed k gives every setting the same initialisation "
     "and data order. Std is the sample standard deviation over seeds.",
+    "*Numerics* is the fingerprint of the code, libraries and CPU that trained a record "
+    "(experiments/lib/numerics.py): records with equal fingerprints come from the same "
+    "arithmetic. Every effect and every convergence move below is computed within one "
+    "fingerprint.",
   ]
   note = sweep.incomplete_note(missing, names)
   if note:
@@ -415,19 +560,34 @@ def main(args) -> None:
   parts += ["## Settings", settings_table(rows)]
   if any(v["missing_seeds"] for v in rows.values()):
     parts.append("² incomplete: fewer seeds than the sweep asks for (see above).")
+  if rows_x2:
+    parts += [f"## Settings at {2 * r.steps} steps", settings_table(rows_x2)]
   parts += [
     "## Effect of each technique (paired over seeds)",
     effects_table(items),
     "Each effect is the mean over seeds of top-1(on) − top-1(off) for the same seed, with "
-    "its 95 % t-interval (n − 1 degrees of freedom). An interval that contains 0 is "
-    f"written as *{stats.NO_EFFECT}*, never as a gain or a loss. A claim of the paper (our "
-    "goal at this budget, issue 12) is *supported* when the whole interval lies on its side of "
+    "its 95 % t-interval (n − 1 degrees of freedom) and the sd of the paired differences. An "
+    f"interval that contains 0 is written as *{stats.NO_EFFECT}*, never as a gain or a loss. "
+    f"The Holm column treats all {len(items)} effects of this table as one family of tests "
+    "(two-sided paired t-tests, family-wise error 5 %): an effect whose adjusted p is ≥ 0.05 "
+    "is no measurable effect once the others are accounted for. A claim of the paper (our "
+    "goal at this budget) is *supported* when the whole interval lies on its side of "
     "the bound (e.g. every value ≥ −0.3 points for *costs ≤ 0.3 points*), *contradicted* when "
     "the whole interval lies on the other side, and *not settled* when it straddles the bound.",
+  ]
+  left = left_out_note(
+    items + [dict(c, switch=f"convergence, {c['model']}", steps=2 * r.steps) for c in conv]
+  )
+  if left:
+    parts.append(left)
+  parts += [
     "## Convergence of the budget",
     convergence_table(conv, r),
-    "The budget counts as converged for a model when doubling the steps (same recipe, "
-    "seed 0) moves its top-1 by less than 1 point.",
+    f"The move is top-1 at {2 * r.steps} steps minus top-1 at {r.steps}, same recipe, paired "
+    "by seed. The budget counts as converged for a model when the whole interval lies within "
+    "±1 point.",
+    "## Noise",
+    noise_table(noise_stats, reruns),
     f"Trained by this invocation: {outcome.trained} run(s); wall time {clock.seconds:.0f} s.",
   ]
   results.write(
@@ -441,13 +601,64 @@ def main(args) -> None:
       "recipe": r.__dict__,
       "seeds": list(seeds),
       "seeds_by_setting": {n: list(v) for n, v in per.items()},
+      "long_seeds": list(long_seeds),
       "settings": rows,
+      "settings_x2": rows_x2,
       "effects": items,
       "convergence": conv,
+      "noise": dict(noise_stats, reruns=reruns),
       "missing": missing,
       "runs_dir": outcome.runs_dir,
     },
   )
+
+
+def noise_table(n, reruns) -> str:
+  lines = []
+  if n["seed_sd"]:
+    lines.append(
+      "Seed sd (top-1 points, one fingerprint each): "
+      + "; ".join(
+        f"{DESCRIPTION[k]} {100 * v['sd']:.2f} (n = {v['n']})" for k, v in n["seed_sd"].items()
+      )
+      + "."
+    )
+  if n["paired_sd"]:
+    lines.append(
+      "Paired sd (of the per-seed differences): "
+      + "; ".join(f"{k} {100 * v:.2f}" for k, v in n["paired_sd"].items())
+      + "."
+    )
+  if reruns:
+    body = [
+      [
+        x["label"] or x["name"],
+        x["seed"],
+        f"`{numerics.short(x['old_numerics'])}` ({x['old_commit']}, {x['old_device']})",
+        f"`{numerics.short(x['new_numerics'])}` ({x['new_commit']}, {x['new_device']})",
+        _pct(x["old_top1"]),
+        _pct(x["new_top1"]),
+        "-" if x["move"] is None else f"{100 * x['move']:+.2f}",
+      ]
+      for x in reruns
+    ]
+    lines.append(
+      "The same config and seed trained again at another fingerprint (the superseded record "
+      "against the current one; results/runs/superseded/):\n\n"
+      + markdown_table(
+        [
+          "run",
+          "seed",
+          "before: numerics (commit, device)",
+          "after",
+          "top-1 % before",
+          "after",
+          "move (points)",
+        ],
+        body,
+      )
+    )
+  return "\n\n".join(lines) or "No records yet."
 
 
 if __name__ == "__main__":
@@ -459,6 +670,18 @@ if __name__ == "__main__":
     default="",
     help=f"extra seeds (e.g. {SETTLING_CLAIM_SEEDS}) for the settings of the "
     f"'costs ≤ 0.3 points' claims {list(CLAIM_SETTINGS)}, on top of --seeds (default: none)",
+  )
+  p.add_argument(
+    "--long_seeds",
+    default=DEFAULT_LONG_SEEDS,
+    help=f"seeds of {list(LONG_SETTINGS)} and float MobileNetV1 at twice the budget (e.g. "
+    f"{SETTLING_LONG_SEEDS}; --quick: 0; '' for none)",
+  )
+  p.add_argument(
+    "--rerun_stale",
+    action="store_true",
+    help="train again every asked-for run whose record has another numerics fingerprint than "
+    "this code's on this machine (the old record moves to <runs_dir>/superseded/)",
   )
   p.add_argument(
     "--runs_dir",

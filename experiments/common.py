@@ -7,6 +7,7 @@ the others'.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import re
@@ -33,6 +34,43 @@ def git_commit() -> str:
     return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
   except (OSError, subprocess.SubprocessError):
     return "unknown"
+
+
+# What training imports: a diff here changes the code a record stands for (results/ does not).
+CODE_DIRS = ("pikelpn_jax", "configs", "experiments", "main.py")
+
+
+def code_commit() -> str:
+  """HEAD's short hash, with '+diff.<sha256[:12]>' when the training code differs from it.
+
+  Call it when a process starts (its code is then the files on disk); the hash covers the diff
+  of tracked files under CODE_DIRS and the untracked files there, so two processes with the same
+  label ran the same code. 'unknown' outside a git checkout.
+  """
+  try:
+    head = subprocess.run(
+      ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+    )
+    if head.returncode != 0:
+      return "unknown"
+    diff = subprocess.run(
+      ["git", "diff", "HEAD", "--", *CODE_DIRS], cwd=REPO, capture_output=True, timeout=30
+    ).stdout
+    untracked = subprocess.run(
+      ["git", "ls-files", "--others", "--exclude-standard", "-z", "--", *CODE_DIRS],
+      cwd=REPO,
+      capture_output=True,
+      timeout=30,
+    ).stdout.split(b"\0")
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+  h = hashlib.sha256(diff)
+  for name in sorted(n for n in untracked if n):
+    h.update(name)
+    with open(os.path.join(REPO, name.decode()), "rb") as f:
+      h.update(f.read())
+  clean = not diff and not any(untracked)
+  return head.stdout.strip() + ("" if clean else "+diff." + h.hexdigest()[:12])
 
 
 def machine() -> str:

@@ -134,6 +134,7 @@ def attach(rows, outcome, r, seeds, skip) -> None:
       "macs_32x32": cost["macs"],
       "wall_s": [recs[k].get("wall_s") for k in sorted(recs)],
       "records": {str(k): runs.record_name(v["key"]) for k, v in recs.items()},
+      "numerics": {str(k): v.get("numerics") for k, v in recs.items()},
     }
 
 
@@ -193,7 +194,14 @@ def measured(f) -> str:
   )
   if f.get("diverged"):
     s += f", seeds {f['diverged']} diverged"
-  return s + (" ²" if f.get("missing_seeds") else "")
+  s += " ²" if f.get("missing_seeds") else ""
+  return s + (" ³" if mixed_numerics(f) else "")
+
+
+def mixed_numerics(f) -> bool:
+  """Whether a row's seeds were trained at more than one numerics fingerprint (or unknown)."""
+  fps = set((f.get("numerics") or {}).values())
+  return len(fps) > 1 or None in fps
 
 
 def main_table(rows, trained) -> str:
@@ -332,6 +340,13 @@ def main(args) -> None:
     for r_ in rows
   ):
     parts.append("² incomplete: fewer seeds than the sweep asks for (see above).")
+  if trained and any(
+    mixed_numerics(r_.get("fmnist") or {}) for r_ in rows if r_.get("fmnist", {}).get("top1")
+  ):
+    parts.append(
+      "³ the row's seeds were trained at more than one numerics fingerprint (code, libraries "
+      "or CPU; experiments/lib/numerics.py), or one unknown: its mean mixes numerical codes."
+    )
   parts += [
     "## ACEv2 of PikeLPN against baselines",
     "Ratios > 1: the baseline costs more than the PikeLPN variant. The paper claims up to 3×.",
@@ -375,6 +390,12 @@ if __name__ == "__main__":
     help="measured columns from the existing records only (train nothing)",
   )
   p.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated seeds (--quick: 0)")
+  p.add_argument(
+    "--rerun_stale",
+    action="store_true",
+    help="train again every asked-for run whose record has another numerics fingerprint than "
+    "this code's on this machine (the old record moves to <runs_dir>/superseded/)",
+  )
   p.add_argument("--max_runs", type=int, default=-1, help="train at most this many runs (-1: all)")
   p.add_argument(
     "--runs_dir",

@@ -10,6 +10,12 @@ column from the config with the current analyzer: analyzer changes never invalid
     records/<config_hash>_s<seed>_n<steps>.json
 
 Full sweeps write results/runs/ (committed); --quick writes its own directory (see runs_dir).
+
+A record also says which code trained it: `commit` is the code the training process imported
+(experiments.common.code_commit at the sweep's start, '+diff.<hash>' for uncommitted code), and
+`numerics` the numerics fingerprint of that code on that machine (experiments/lib/numerics.py):
+tables pair only records with equal fingerprints. A record trained again at another fingerprint
+(`--rerun_stale`) moves to superseded/ first, so nothing measured is lost.
 """
 
 from __future__ import annotations
@@ -20,10 +26,10 @@ import os
 import time
 from typing import Any, Callable, Dict, Optional
 
-from experiments.common import REPO, git_commit
+from experiments.common import REPO, code_commit
 
 DEFAULT_DIR = os.path.join(REPO, "results", "runs")
-SCHEMA = 1
+SCHEMA = 2  # 2: `numerics` and the imported code's `commit`
 # Dotted config fields that do not change the trained weights or the measured accuracy (where the
 # same data lives on a machine, how many threads decode it, logging, checkpoints, labels).
 NOT_TRAINING = (
@@ -122,6 +128,18 @@ class RunStore:
       raise ValueError(f"run record {p} holds key {rec.get('key')}, not {key(config)}; remove it")
     return rec
 
+  def supersede(self, config) -> Optional[str]:
+    """Moves `config`'s record to superseded/<name>__<its numerics>.json; its new path or None."""
+    rec = self.get(config)
+    if rec is None:
+      return None
+    stem = record_name(key(config))[: -len(".json")]
+    dest_dir = os.path.join(self.dir, "superseded")
+    os.makedirs(dest_dir, exist_ok=True)
+    dest = os.path.join(dest_dir, f"{stem}__{rec.get('numerics') or 'unknown'}.json")
+    os.replace(self.path(config), dest)
+    return dest
+
   def put(self, record: Dict[str, Any]) -> str:
     os.makedirs(self.dir, exist_ok=True)
     p = os.path.join(self.dir, record_name(record["key"]))
@@ -133,8 +151,25 @@ class RunStore:
     return p
 
 
-def make_record(config, results: Dict[str, Any], wall_s: float, label: str = "") -> Dict[str, Any]:
-  """A record from train_and_evaluate's results.json dict (or a divergence: eval_top1 None)."""
+def cpu_identity() -> str:
+  from experiments.lib.numerics import cpu_identity as ident
+
+  return ident()
+
+
+def make_record(
+  config,
+  results: Dict[str, Any],
+  wall_s: float,
+  label: str = "",
+  commit: Optional[str] = None,
+  numerics: Optional[str] = None,
+) -> Dict[str, Any]:
+  """A record from train_and_evaluate's results.json dict (or a divergence: eval_top1 None).
+
+  `commit` is the code the training process imported (default: code_commit() now) and
+  `numerics` its fingerprint (None: not measured).
+  """
   import jax
 
   dev = jax.devices()[0]
@@ -154,8 +189,10 @@ def make_record(config, results: Dict[str, Any], wall_s: float, label: str = "")
     "device": f"{jax.default_backend()} {getattr(dev, 'device_kind', dev.platform)} "
     f"×{jax.device_count()}",
     "cpu_count": os.cpu_count(),
+    "cpu": cpu_identity(),
     "allocator": allocator(),
-    "commit": git_commit(),
+    "commit": commit or code_commit(),
+    "numerics": numerics,
     "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     "config": training_dict(config),
   }
@@ -168,19 +205,29 @@ def ensure(
   label: str = "",
   log: Callable[[str], None] = print,
   trainer: Optional[Callable[[Any, str], Dict[str, Any]]] = None,
+  commit: Optional[str] = None,
+  numerics: Optional[str] = None,
+  rerun_stale: bool = False,
 ) -> Dict[str, Any]:
   """The record of `config`'s run: read from the store, or trained now in work_root and stored.
 
   A run whose loss became non-finite is recorded too (top1 None, its error): it is deterministic,
   so training it again would diverge again. `trainer(config, workdir) -> results` defaults to the
-  project's train_and_evaluate.
+  project's train_and_evaluate. With `rerun_stale`, a record whose fingerprint is not `numerics`
+  is superseded and trained again.
   """
   rec = store.get(config)
+  if rec is not None and stale(rec, numerics, rerun_stale):
+    log(f"  superseded ({rec.get('numerics')} is not {numerics}): {store.supersede(config)}")
+    rec = None
   if rec is not None:
     log(f"  cached: {label} seed {config.seed} ({os.path.relpath(store.path(config))})")
     return rec
   k = key(config)
-  workdir = os.path.join(work_root, record_name(k)[: -len(".json")])
+  # A workdir holds checkpoints of the code that wrote them: another fingerprint's go.
+  workdir = os.path.join(
+    work_root, record_name(k)[: -len(".json")] + (f"_{numerics}" if numerics else "")
+  )
   t0 = time.perf_counter()
   if trainer is None:
     from pikelpn_jax.train import NonFiniteLossError, train_and_evaluate
@@ -192,13 +239,28 @@ def ensure(
       results = {"eval_top1": None, "error": str(e)}
   else:
     results = trainer(config, workdir)
-  rec = make_record(config, results, time.perf_counter() - t0, label)
+  rec = make_record(config, results, time.perf_counter() - t0, label, commit, numerics)
   log(f"  recorded {label} seed {config.seed}: top-1 {rec['top1']} -> {store.put(rec)}")
   return rec
 
 
-def import_workdir(config, workdir: str, store: RunStore, label: str = "") -> Dict[str, Any]:
-  """Records a run finished by main.py in `workdir` (its results.json) if it is `config`'s run."""
+def stale(rec: Dict[str, Any], numerics: Optional[str], rerun_stale: bool) -> bool:
+  """Whether a sweep at fingerprint `numerics` trains `rec`'s run again."""
+  return bool(rerun_stale and numerics and rec.get("numerics") != numerics)
+
+
+def import_workdir(
+  config,
+  workdir: str,
+  store: RunStore,
+  label: str = "",
+  commit: Optional[str] = None,
+  numerics: Optional[str] = None,
+) -> Dict[str, Any]:
+  """Records a run finished by main.py in `workdir` (its results.json) if it is `config`'s run.
+
+  `commit` and `numerics` say which code trained it, on which machine (the caller knows; the
+  workdir does not record them)."""
   with open(os.path.join(workdir, "config.json")) as f:
     saved = json.load(f)
   from ml_collections import ConfigDict
@@ -211,7 +273,47 @@ def import_workdir(config, workdir: str, store: RunStore, label: str = "") -> Di
     raise ValueError(
       f"{workdir} stopped at step {results.get('step')}, not {config.num_train_steps}"
     )
-  rec = make_record(config, results, results.get("train_wall_s") or 0.0, label)
+  rec = make_record(
+    config, results, results.get("train_wall_s") or 0.0, label, commit=commit, numerics=numerics
+  )
   rec["imported_from"] = workdir
   store.put(rec)
   return rec
+
+
+def superseded_pairs(directory: str) -> list:
+  """Each superseded record beside the record that replaced it: the same config and seed
+  trained at two fingerprints (code, libraries or CPU), with the top-1 move between them."""
+  sup = os.path.join(directory, "superseded")
+  if not os.path.isdir(sup):
+    return []
+  out = []
+  for name in sorted(os.listdir(sup)):
+    if not name.endswith(".json"):
+      continue
+    current = os.path.join(directory, name.split("__")[0] + ".json")
+    if not os.path.exists(current):
+      continue
+    with open(os.path.join(sup, name)) as f:
+      old = json.load(f)
+    with open(current) as f:
+      new = json.load(f)
+    a, b = old.get("top1"), new.get("top1")
+    out.append(
+      {
+        "name": name.split("__")[0],
+        "label": new.get("label", ""),
+        "seed": new["key"]["seed"],
+        "old_numerics": old.get("numerics"),
+        "new_numerics": new.get("numerics"),
+        "old_commit": old.get("commit"),
+        "new_commit": new.get("commit"),
+        "old_device": old.get("cpu") or old.get("device"),
+        "new_device": new.get("cpu") or new.get("device"),
+        "old_top1": a,
+        "new_top1": b,
+        "move": None if a is None or b is None else b - a,
+        "same_params": old.get("params_sha256") == new.get("params_sha256"),
+      }
+    )
+  return out

@@ -52,7 +52,71 @@ def paired_interval(
   half = float(st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
   out.update(sd=sd, half_width=half, lo=out["mean"] - half, hi=out["mean"] + half)
   out["verdict"] = verdict(out["lo"], out["hi"])
+  # two-sided paired t-test of "no effect" (the p-value the interval's verdict matches at 95 %)
+  out["p"] = (
+    1.0
+    if sd == 0 and out["mean"] == 0
+    else (0.0 if sd == 0 else float(2 * st.t.sf(abs(out["mean"]) / (sd / math.sqrt(n)), n - 1)))
+  )
   return out
+
+
+def holm(pvalues: Sequence[Optional[float]]) -> list:
+  """Holm's step-down adjusted p-values (None stays None): a family of m tests keeps its
+  family-wise error rate at α when each adjusted p is compared with α."""
+  idx = sorted((i for i, p in enumerate(pvalues) if p is not None), key=lambda i: pvalues[i])
+  m = len(idx)
+  out: list = [None] * len(pvalues)
+  running = 0.0
+  for rank, i in enumerate(idx):
+    running = max(running, min(1.0, (m - rank) * pvalues[i]))
+    out[i] = running
+  return out
+
+
+def holm_verdicts(items: Sequence[Dict[str, object]], alpha: float = 0.05) -> list:
+  """Each paired interval's verdict under Holm's correction across all of `items`: 'gain' or
+  'loss' when its adjusted p < α, else no measurable effect; (adjusted p, verdict) each."""
+  adjusted = holm([ci.get("p") for ci in items])
+  out = []
+  for ci, p in zip(items, adjusted):
+    if p is None:
+      out.append((None, "too few seeds"))
+    elif p < alpha:
+      out.append((p, "gain" if ci["mean"] > 0 else "loss"))
+    else:
+      out.append((p, NO_EFFECT))
+  return out
+
+
+def one_numerics(
+  on: Dict[int, Optional[str]], off: Dict[int, Optional[str]], seeds: Sequence[int]
+) -> Dict[str, object]:
+  """The seeds whose two records share one fingerprint, chosen so an effect rests on one code.
+
+  Pairs are grouped by fingerprint (a pair of two different fingerprints, or one unknown, is
+  'mixed'); the group with the most pairs is kept (ties: the lexicographically larger
+  fingerprint, deterministic). Returns {'numerics', 'seeds', 'left_out': [{seed, on, off}]}.
+  """
+  groups: Dict[str, list] = {}
+  left = []
+  for k in seeds:
+    a, b = on.get(k), off.get(k)
+    if a is not None and a == b:
+      groups.setdefault(a, []).append(k)
+    else:
+      left.append({"seed": k, "on": a, "off": b, "why": "mixed"})
+  if not groups:
+    return {"numerics": None, "seeds": [], "left_out": left}
+  best = max(groups, key=lambda fp: (len(groups[fp]), fp))
+  for fp, ks in groups.items():
+    if fp != best:
+      left += [{"seed": k, "on": fp, "off": fp, "why": "another fingerprint"} for k in ks]
+  return {
+    "numerics": best,
+    "seeds": sorted(groups[best]),
+    "left_out": sorted(left, key=lambda x: x["seed"]),
+  }
 
 
 def verdict(lo: float, hi: float) -> str:

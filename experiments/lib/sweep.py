@@ -42,19 +42,33 @@ def run(
   log: Callable[[str], None] = print,
   max_runs: Optional[int] = None,
   trainer=None,
+  commit: Optional[str] = None,
+  numerics: Optional[str] = None,
+  rerun_stale: bool = False,
 ) -> Outcome:
+  """`numerics` is the fingerprint of this process's code and machine (stored in new records);
+  with `rerun_stale`, records of another fingerprint count as missing and are trained again."""
   records: Dict[str, Dict[int, dict]] = {}
   missing: Dict[str, List[int]] = {}
   trained = 0
   for job in jobs:
     rec = store.get(job.config)
-    if rec is None and train and (max_runs is None or trained < max_runs):
+    redo = rec is not None and train and runs.stale(rec, numerics, rerun_stale)
+    if (rec is None or redo) and train and (max_runs is None or trained < max_runs):
       log(
         f"training {job.label or job.row} seed {job.seed} "
         f"({job.config.num_train_steps} steps) [{runs.record_name(runs.key(job.config))}]"
       )
       rec = runs.ensure(
-        job.config, store, work_root, job.label or job.row, log=log, trainer=trainer
+        job.config,
+        store,
+        work_root,
+        job.label or job.row,
+        log=log,
+        trainer=trainer,
+        commit=commit,
+        numerics=numerics,
+        rerun_stale=rerun_stale,
       )
       trained += 1
     records.setdefault(job.row, {})
@@ -96,12 +110,17 @@ def run_from_args(args, name: str, jobs: Sequence[Job], log: Callable[[str], Non
   """`run` as the experiment scripts call it: the record store, work root, compile cache and
   limits from their shared flags (--quick, --out_dir, --runs_dir, --work_root, --no_train,
   --max_runs)."""
+  from experiments.common import code_commit
+
+  commit = code_commit()  # the code this process imported, before any run ends
   store = runs.RunStore(runs.runs_dir(args.quick, args.out_dir, args.runs_dir))
   default_root = default_work_root(args.out_dir, args.quick, name)
+  fp = None
   if not args.no_train:
-    from experiments.lib import fmnist
+    from experiments.lib import fmnist, numerics
 
     fmnist.enable_compile_cache(os.path.join(default_root, "jax_cache"))
+    fp = numerics.fingerprint(args.quick, log=log)["numerics"]
   return run(
     jobs,
     store,
@@ -109,4 +128,7 @@ def run_from_args(args, name: str, jobs: Sequence[Job], log: Callable[[str], Non
     train=not args.no_train,
     log=log,
     max_runs=args.max_runs if args.max_runs >= 0 else None,
+    commit=commit,
+    numerics=fp,
+    rerun_stale=getattr(args, "rerun_stale", False),
   )

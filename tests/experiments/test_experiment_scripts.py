@@ -37,7 +37,9 @@ def run(script, *args, check=True, env_extra=None, timeout=240):
 def out(tmp_path_factory):
   d = tmp_path_factory.mktemp("results")
   cache = os.path.join(str(d), "_jax_cache")  # shared with test_ablations_resume_from_records
-  env = {"PIKELPN_COMPILE_CACHE": cache}
+  # the quick numerics fingerprint is computed here once (its canary is family_table's first
+  # run, so the compile cache serves both), then read from this cache by the other scripts
+  env = {"PIKELPN_COMPILE_CACHE": cache, "PIKELPN_NUMERICS_CACHE": os.path.join(str(d), "_fp")}
   for script, extra in (
     ("cost_breakdown.py", ()),
     ("family_table.py", ()),
@@ -122,6 +124,8 @@ def test_family_table(out):
   assert f["acev2_32x32"] > 0 and not f["missing_seeds"]
   rec = json.load(open(os.path.join(out, "runs_quick", f["records"]["0"])))
   assert rec["top1"] == f["top1_mean"] and rec["key"]["steps"] == 2
+  assert f["numerics"] == {"0": rec["numerics"]} and rec["numerics"].startswith("quick-")
+  assert "³" not in md  # one seed, one fingerprint
   assert "fmnist" not in mbv2  # --quick trains the first model only
   (ratio,) = [i for i in data["ratios"] if i["baseline"] == "MobileNetV2 w4a4"]
   assert ratio["acev2_ratio"] == pytest.approx(mbv2["acev2"] / pike["acev2"])
@@ -153,9 +157,27 @@ def test_ablations(out):
   if eff["paired"]["lo"] <= 0 <= eff["paired"]["hi"]:
     assert "no measurable effect" in md
   assert eff["claim"] is None and "the paper's claim (goal): the interval says" in md
-  (conv,) = data["convergence"]  # --quick: PikeLPN-1x at 2 and 4 steps
-  assert conv["top1_x1"] == s["all_on"]["top1"]["0"] and conv["top1_x2"] is not None
+  (conv,) = data["convergence"]  # --quick: PikeLPN-1x at 2 and 4 steps, seed 0
+  assert conv["top1_x1"] == {"0": s["all_on"]["top1"]["0"]} and conv["top1_x2"]["0"] is not None
+  assert conv["paired"]["n"] == 1 and conv["paired"]["mean"] == pytest.approx(
+    conv["top1_x2"]["0"] - conv["top1_x1"]["0"]
+  )
+  assert data["settings_x2"]["all_on"]["steps"] == 4 and data["long_seeds"] == [0]
   assert "Incomplete sweep" not in md and not data["missing"]
+  # every record carries the fingerprint of the quick canaries and the code it imported
+  runs_dir = os.path.join(out, "runs_quick")
+  fps = {
+    json.load(open(os.path.join(runs_dir, n)))["numerics"]
+    for n in os.listdir(runs_dir)
+    if n.endswith(".json")
+  }
+  (fp,) = fps
+  assert fp.startswith("quick-") and len(fp) == len("quick-") + 16
+  assert all(e["numerics"] == fp and not e["left_out"] for e in data["effects"])
+  assert [e["holm"]["family_size"] for e in data["effects"]] == [len(data["effects"])] * len(
+    data["effects"]
+  )
+  assert "Holm-adjusted p" in md and "## Noise" in md
 
 
 def test_ablations_resume_from_records(out, tmp_path):

@@ -130,6 +130,7 @@ def test_every_committed_record_is_found_by_the_sweep_that_made_it():
       full,
       False,
       ablations.parse_seeds(ablations.SETTLING_CLAIM_SEEDS),
+      ablations.parse_seeds(ablations.SETTLING_LONG_SEEDS),
     )
     + family_table.jobs([e.spec for e in zoo.ZOO], seeds, full, {})
   }

@@ -58,3 +58,47 @@ def test_claim_check_against_a_bound():
   assert stats.claim_check(small, -0.2) == stats.NOT_SETTLED
   one_pair = stats.paired_interval({0: 5.0}, {0: 0.0})
   assert stats.claim_check(one_pair, 0.0) == stats.NOT_SETTLED  # no interval, whatever the mean
+
+
+def test_paired_p_value_is_the_t_test_the_interval_matches():
+  # differences 1, 2, 3: t = 2 / (1/√3) = 2√3 with 2 degrees of freedom
+  from scipy import stats as st
+
+  ci = stats.paired_interval({0: 11.0, 1: 22.0, 2: 33.0}, {0: 10.0, 1: 20.0, 2: 30.0})
+  assert ci["p"] == pytest.approx(2 * st.t.sf(2 * 3**0.5, 2))
+  assert ci["p"] > 0.05 and ci["verdict"] == stats.NO_EFFECT  # the interval holds 0
+  gain = stats.paired_interval({0: 2.0, 1: 3.0, 2: 4.0}, {0: 0.0, 1: 0.0, 2: 0.0})
+  assert gain["p"] < 0.05 and gain["verdict"] == "gain"
+
+
+def test_holm_hand_computed():
+  # sorted p: 0.01 (×4), 0.02 (×3), 0.03 (×2 = 0.06), 0.5 (×1); monotone; None kept
+  adj = stats.holm([0.03, None, 0.01, 0.5, 0.02])
+  assert adj[1] is None
+  assert adj[2] == pytest.approx(0.04) and adj[4] == pytest.approx(0.06)
+  assert adj[0] == pytest.approx(0.06) and adj[3] == pytest.approx(0.5)
+  items = [{"p": 0.01, "mean": -0.3}, {"p": 0.03, "mean": 0.2}, {"p": None, "mean": 0.0}]
+  (p0, v0), (p1, v1), (p2, v2) = stats.holm_verdicts(items)
+  assert (p0, v0) == (pytest.approx(0.02), "loss")  # 0.01 × 2 < 0.05
+  assert (p1, v1) == (pytest.approx(0.03), "gain")  # max(0.02, 0.03 × 1)
+  assert (p2, v2) == (None, "too few seeds")
+  assert stats.holm_verdicts([{"p": 0.03, "mean": 1.0}] * 2)[0][1] == stats.NO_EFFECT
+
+
+def test_one_numerics_keeps_the_largest_group_and_names_the_rest():
+  on = {0: "a", 1: "b", 2: "b", 3: "b", 4: None, 5: "a"}
+  off = {0: "a", 1: "b", 2: "b", 3: "c", 4: None, 5: "a"}
+  got = stats.one_numerics(on, off, [0, 1, 2, 3, 4, 5])
+  # a: seeds 0, 5; b: seeds 1, 2 → tie at 2, the larger name wins; 3 mixes, 4 is unknown
+  assert got["numerics"] == "b" and got["seeds"] == [1, 2]
+  assert [(x["seed"], x["why"]) for x in got["left_out"]] == [
+    (0, "another fingerprint"),
+    (3, "mixed"),
+    (4, "mixed"),
+    (5, "another fingerprint"),
+  ]
+  assert stats.one_numerics({0: None}, {0: None}, [0]) == {
+    "numerics": None,
+    "seeds": [],
+    "left_out": [{"seed": 0, "on": None, "off": None, "why": "mixed"}],
+  }

@@ -1,0 +1,147 @@
+"""The numerics fingerprint (experiments/lib/numerics.py) and the record fields it feeds: what
+makes it change, its cache, the code label of a record, and the committed records' pairing."""
+
+import json
+import os
+import re
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from experiments import common  # noqa: E402
+from experiments.lib import numerics, recipe, runs, sweep, zoo  # noqa: E402
+
+
+def test_combine_changes_with_any_canary_number_and_the_versions():
+  c = {"a": {"params_sha256": "00", "eval_loss": 1.0, "eval_top1": 0.5}}
+  v = {"jax": "1", "jaxlib": "1"}
+  base = numerics.combine(c, v, False)
+  assert re.fullmatch(r"[0-9a-f]{16}", base) and numerics.combine(c, v, True) == "quick-" + base
+  ulp = {"a": dict(c["a"], eval_loss=float.__add__(1.0, 2**-52))}
+  assert numerics.combine(ulp, v, False) != base
+  assert numerics.combine(c, {"jax": "2", "jaxlib": "1"}, False) != base
+  assert numerics.combine(dict(c), dict(v), False) == base
+
+
+def test_code_hash_follows_the_training_code_only(tmp_path):
+  for d in ("pikelpn_jax", "configs", "experiments/lib", "docs"):
+    os.makedirs(tmp_path / d)
+  for f in ("pikelpn_jax/a.py", "configs/c.py", "experiments/lib/recipe.py", "docs/x.py"):
+    (tmp_path / f).write_text("x = 1\n")
+  h = numerics.code_hash(str(tmp_path))
+  (tmp_path / "docs" / "x.py").write_text("x = 2\n")
+  assert numerics.code_hash(str(tmp_path)) == h
+  (tmp_path / "pikelpn_jax" / "a.py").write_text("x = 2\n")
+  assert numerics.code_hash(str(tmp_path)) != h
+
+
+def test_fingerprint_is_cached_by_code_versions_and_cpu(tmp_path, monkeypatch):
+  calls = []
+
+  def fake(repo, quick, log):
+    calls.append(quick)
+    return {"pikelpn_all_on": {"params_sha256": "ab", "eval_loss": 1.0, "eval_top1": 0.1}}
+
+  monkeypatch.setenv("PIKELPN_NUMERICS_CACHE", str(tmp_path))
+  monkeypatch.setattr(numerics, "canary_results", fake)
+  a = numerics.fingerprint(quick=True, log=lambda m: None)
+  b = numerics.fingerprint(quick=True, log=lambda m: None)
+  assert a == b and calls == [True] and a["numerics"].startswith("quick-")
+  assert a["cpu"] == numerics.cpu_identity() and a["code_hash"] == numerics.code_hash()
+  numerics.fingerprint(quick=False, log=lambda m: None)
+  assert calls == [True, False]  # another canary set, another cache entry
+
+
+def test_code_commit_names_head_and_hashes_uncommitted_code():
+  label = common.code_commit()
+  assert re.fullmatch(r"[0-9a-f]{7,40}(\+diff\.[0-9a-f]{12})?", label), label
+
+
+def test_a_stale_record_is_superseded_and_trained_again(tmp_path):
+  store = runs.RunStore(str(tmp_path / "runs"))
+  config = recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, 3)
+  calls = []
+
+  def trainer(c, workdir):
+    calls.append(workdir)
+    return {"eval_top1": 0.25 + 0.25 * len(calls), "params_sha256": f"p{len(calls)}", "step": 2}
+
+  job = [sweep.Job("all_on", config, "t")]
+  kw = dict(log=lambda m: None, trainer=trainer, commit="abc1234")
+  sweep.run(job, store, str(tmp_path / "w"), numerics="fp1", **kw)
+  rec = store.get(config)
+  assert (rec["numerics"], rec["commit"], rec["top1"]) == ("fp1", "abc1234", 0.5)
+  # another fingerprint: kept by default (tables pair within fingerprints) ...
+  assert sweep.run(job, store, str(tmp_path / "w"), numerics="fp2", **kw).trained == 0
+  # ... and trained again with rerun_stale, the old record kept under superseded/
+  out = sweep.run(job, store, str(tmp_path / "w"), numerics="fp2", rerun_stale=True, **kw)
+  assert out.trained == 1 and store.get(config)["numerics"] == "fp2"
+  assert calls[0] != calls[1]  # a fresh workdir: the old checkpoints belong to the old code
+  (pair,) = runs.superseded_pairs(store.dir)
+  assert (pair["old_numerics"], pair["new_numerics"], pair["seed"]) == ("fp1", "fp2", 3)
+  assert pair["move"] == pytest.approx(0.25) and pair["same_params"] is False
+  assert (
+    sweep.run(job, store, str(tmp_path / "w"), numerics="fp2", rerun_stale=True, **kw).trained == 0
+  )
+
+
+def test_backfill_stamps_records_by_commit_and_says_how(tmp_path):
+  from experiments import numerics_backfill
+
+  base = recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, 0)
+  store = runs.RunStore(str(tmp_path))
+  for seed, commit in ((0, "aaa1111"), (1, "aaa1111+dirty"), (2, "bbb2222")):
+    c = base.copy_and_resolve_references()
+    c.seed = seed
+    rec = runs.make_record(c, {"eval_top1": 0.1}, 1.0, commit=commit)
+    rec.pop("numerics")  # as records written before the field existed
+    store.put(rec)
+  asked = []
+
+  def fake(commit, log):
+    asked.append(commit)
+    return {"numerics": "fp-" + commit, "cpu": "cpu", "versions": {"jax": "0"}}
+
+  done = numerics_backfill.backfill(str(tmp_path), log=lambda m: None, fingerprint=fake)
+  assert done == {
+    "aaa1111": "legacy-fp-aaa1111",
+    "aaa1111+dirty": "legacy-fp-aaa1111",
+    "bbb2222": "legacy-fp-bbb2222",
+  }
+  recs = {
+    r["key"]["seed"]: r for r in (json.load(open(tmp_path / n)) for n in os.listdir(tmp_path))
+  }
+  assert [recs[s]["numerics"] for s in (0, 1, 2)] == [
+    "legacy-fp-aaa1111",
+    "legacy-fp-aaa1111",
+    "legacy-fp-bbb2222",
+  ]
+  assert "not recorded" in recs[0]["numerics_from"]
+  assert "dirty tree" in recs[1]["numerics_from"] and "dirty" not in recs[0]["numerics_from"]
+  assert numerics_backfill.backfill(str(tmp_path), log=lambda m: None, fingerprint=fake) == {}
+
+
+def _committed_ablations():
+  with open(os.path.join(common.REPO, "results", "ablations.json")) as f:
+    return json.load(f)
+
+
+def test_every_committed_effect_pairs_records_of_one_fingerprint():
+  """results/ablations.json: each effect and convergence move rests on records that all carry
+  the effect's fingerprint (read from the records themselves, not from the table)."""
+  data = _committed_ablations()
+  tables = {
+    data["recipe"]["steps"]: data["settings"],
+    2 * data["recipe"]["steps"]: data.get("settings_x2", {}),
+  }
+  for e in data["effects"]:
+    if not e["paired"]["n"]:
+      continue
+    assert e["numerics"], e["switch"]
+    rows = tables[e["steps"]]
+    for seed in e["paired"]["seeds"]:
+      for side in (e["on"], e["off"]):
+        name = rows[side]["records"][str(seed)]
+        rec = json.load(open(os.path.join(runs.DEFAULT_DIR, name)))
+        assert rec["numerics"] == e["numerics"], (e["switch"], e["steps"], seed, side)
