@@ -60,9 +60,13 @@ def fingerprint_at(commit: str, log=print) -> dict:
       subprocess.run(["git", "worktree", "remove", "--force", checkout], cwd=REPO, check=False)
 
 
-def backfill(directory: str, log=print, fingerprint=fingerprint_at) -> dict:
-  """Stamps every record of `directory` that lacks `numerics`; {commit label: fingerprint}."""
+def backfill(directory: str, log=print, fingerprint=fingerprint_at, commits=None) -> dict:
+  """Stamps every record of `directory` that lacks `numerics` (with `commits`, only those whose
+  base commit is listed); {commit label: fingerprint}."""
   names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))
+  sup = os.path.join(directory, "superseded")
+  if os.path.isdir(sup):  # superseded records are stamped too (their file names stay)
+    names += sorted(os.path.join("superseded", n) for n in os.listdir(sup) if n.endswith(".json"))
   todo = {}
   for n in names:
     with open(os.path.join(directory, n)) as f:
@@ -72,6 +76,9 @@ def backfill(directory: str, log=print, fingerprint=fingerprint_at) -> dict:
   done = {}
   for label, files in sorted(todo.items()):
     commit = base_commit(label)
+    if commits is not None and commit not in commits:
+      log(f"{label}: {len(files)} record(s) left without a fingerprint (not in --commits)")
+      continue
     if commit == "unknown":
       raise ValueError(f"records {files} name no commit; they cannot be fingerprinted")
     fp = fingerprint(commit, log=log)
@@ -146,11 +153,17 @@ def main(argv=None) -> None:
   p.add_argument("--runs_dir", default=runs.DEFAULT_DIR)
   p.add_argument("--verify", default="", help="a record's name: train it again here and compare")
   p.add_argument("--work_root", default=os.path.join("/tmp", "pikelpn_experiments", "verify"))
+  p.add_argument(
+    "--commits",
+    default="",
+    help="comma-separated commits to fingerprint (default: every commit a record names)",
+  )
   args = p.parse_args(argv)
   if args.verify:
     verify(args.runs_dir, args.verify, args.work_root)
   else:
-    backfill(args.runs_dir)
+    commits = [c.strip() for c in args.commits.split(",") if c.strip()] or None
+    backfill(args.runs_dir, commits=commits)
 
 
 if __name__ == "__main__":

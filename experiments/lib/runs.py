@@ -217,17 +217,16 @@ def ensure(
   is superseded and trained again.
   """
   rec = store.get(config)
+  k = key(config)
+  workdir = os.path.join(work_root, record_name(k)[: -len(".json")])
   if rec is not None and stale(rec, numerics, rerun_stale):
     log(f"  superseded ({rec.get('numerics')} is not {numerics}): {store.supersede(config)}")
+    if os.path.exists(workdir):  # its checkpoints are the old code's: never resume from them
+      os.replace(workdir, f"{workdir}.{rec.get('numerics') or 'unknown'}")
     rec = None
   if rec is not None:
     log(f"  cached: {label} seed {config.seed} ({os.path.relpath(store.path(config))})")
     return rec
-  k = key(config)
-  # A workdir holds checkpoints of the code that wrote them: another fingerprint's go.
-  workdir = os.path.join(
-    work_root, record_name(k)[: -len(".json")] + (f"_{numerics}" if numerics else "")
-  )
   t0 = time.perf_counter()
   if trainer is None:
     from pikelpn_jax.train import NonFiniteLossError, train_and_evaluate

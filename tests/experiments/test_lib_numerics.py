@@ -65,6 +65,7 @@ def test_a_stale_record_is_superseded_and_trained_again(tmp_path):
 
   def trainer(c, workdir):
     calls.append(workdir)
+    os.makedirs(workdir)  # fails if a stale workdir were still there
     return {"eval_top1": 0.25 + 0.25 * len(calls), "params_sha256": f"p{len(calls)}", "step": 2}
 
   job = [sweep.Job("all_on", config, "t")]
@@ -77,7 +78,8 @@ def test_a_stale_record_is_superseded_and_trained_again(tmp_path):
   # ... and trained again with rerun_stale, the old record kept under superseded/
   out = sweep.run(job, store, str(tmp_path / "w"), numerics="fp2", rerun_stale=True, **kw)
   assert out.trained == 1 and store.get(config)["numerics"] == "fp2"
-  assert calls[0] != calls[1]  # a fresh workdir: the old checkpoints belong to the old code
+  # the old code's workdir is set aside, so the rerun cannot resume from its checkpoints
+  assert calls[0] == calls[1] and os.path.isdir(calls[0] + ".fp1")
   (pair,) = runs.superseded_pairs(store.dir)
   assert (pair["old_numerics"], pair["new_numerics"], pair["seed"]) == ("fp1", "fp2", 3)
   assert pair["move"] == pytest.approx(0.25) and pair["same_params"] is False
@@ -103,12 +105,12 @@ def test_backfill_stamps_records_by_commit_and_says_how(tmp_path):
     asked.append(commit)
     return {"numerics": "fp-" + commit, "cpu": "cpu", "versions": {"jax": "0"}}
 
+  some = numerics_backfill.backfill(
+    str(tmp_path), log=lambda m: None, fingerprint=fake, commits=["bbb2222"]
+  )
+  assert some == {"bbb2222": "legacy-fp-bbb2222"} and asked == ["bbb2222"]
   done = numerics_backfill.backfill(str(tmp_path), log=lambda m: None, fingerprint=fake)
-  assert done == {
-    "aaa1111": "legacy-fp-aaa1111",
-    "aaa1111+dirty": "legacy-fp-aaa1111",
-    "bbb2222": "legacy-fp-bbb2222",
-  }
+  assert done == {"aaa1111": "legacy-fp-aaa1111", "aaa1111+dirty": "legacy-fp-aaa1111"}
   recs = {
     r["key"]["seed"]: r for r in (json.load(open(tmp_path / n)) for n in os.listdir(tmp_path))
   }
