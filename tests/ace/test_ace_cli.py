@@ -108,17 +108,22 @@ def test_cli_bad_value_exits_1_with_one_line(tmp_path):
   assert p.stderr.strip().splitlines()[-1].startswith("error: acc_bits=0")
 
 
-def test_cli_workdir_alone_prices_the_checkpoint_with_its_training_config(workdir, tmp_path):
+def test_cli_workdir_alone_prices_the_checkpoint_with_its_training_config(
+  workdir, tmp_path, capsys
+):
+  from absl import flags
+
+  from pikelpn_jax.ace.__main__ import main
+
   out = tmp_path / "wd.json"
-  p = subprocess.run(
-    [sys.executable, "-m", "pikelpn_jax.ace", "--workdir", workdir, "--json", str(out)],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-  assert p.returncode == 0, p.stderr
+  flags.FLAGS.unparse_flags()
+  try:  # in process: no second JAX start-up
+    assert main(["ace", "--workdir", workdir, "--json", str(out)]) == 0
+  finally:
+    flags.FLAGS.unparse_flags()
   source = os.path.join(workdir, "config.json")
-  assert f"with the config it was trained with ({source})" in p.stdout
+  printed = capsys.readouterr().out
+  assert printed.startswith(f"pricing {workdir} with the config it was trained with ({source})")
   d = json.loads(out.read_text())
   assert d["settings"]["config_source"] == source and d["settings"]["config_model"]["width"] == 0.25
+  assert d["unaccounted"] == [] and d["params"] > 0

@@ -153,3 +153,22 @@ def test_a_resnet_traced_in_bf16_reports_16_bit_float_ops():
     k.replace("32", "16") for k in r16.by_bits
   }
   assert r16.model_bits * 2 == r32.model_bits
+
+
+def test_a_config_trained_in_bf16_is_priced_in_bf16():
+  """acev2_report traces the model with inputs in config.dtype: MobileNetV2 (float) with
+  dtype=bfloat16 has every MAC at 16×16 (ACE 4× lower); no --float_bits needed."""
+  import os
+
+  from pikelpn_jax.ace import acev2_report
+  from pikelpn_jax.config_base import REPO_ROOT, load_config
+
+  c = load_config(os.path.join(REPO_ROOT, "configs", "mobilenet_v2.py:float"))
+  c.dataset.image_size, c.model.width = 32, 0.35
+  r32 = acev2_report(c)
+  c.dtype = "bfloat16"
+  r16 = acev2_report(c)
+  assert {k for k in r32.by_bits if k.startswith("mac")} == {"mac 32x32"}
+  assert {k for k in r16.by_bits if k.startswith("mac")} == {"mac 16x16"}
+  assert r16.macs == r32.macs and 4 * r16.ace == r32.ace
+  assert r16.settings["float_bits"] is None and r16.settings["float_widths"] == "dtype"
