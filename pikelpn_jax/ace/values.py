@@ -19,6 +19,7 @@ shift) or fixed(b) (a b-bit mantissa times a power of two: a b_x·b multiply).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import NamedTuple, Optional
 
@@ -174,6 +175,11 @@ def float_bits_of(dtype, s: AceSettings) -> int:
     return s.float_bits
   if dtype is None:
     return 32
+  return _dtype_float_bits(dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _dtype_float_bits(dtype) -> int:
   import ml_dtypes
 
   try:
@@ -257,6 +263,7 @@ def literal_val(value: float, is_bool: bool, s: AceSettings, dtype=None) -> Val:
   return Val(FLOAT, float_bits_of(dtype, s), const=True, fmt=fmt, value=v, lo=r[0], hi=r[1])
 
 
+@functools.lru_cache(maxsize=None)
 def dtype_bits(dtype) -> int:
   """Bits of an integer dtype (int4 is 4, not its 8-bit container); 0 if it is not one."""
   import ml_dtypes
@@ -267,6 +274,7 @@ def dtype_bits(dtype) -> int:
     return 0
 
 
+@functools.lru_cache(maxsize=None)
 def integer_dtype(dtype) -> Optional[bool]:
   """True/False: a signed/unsigned integer dtype (ml_dtypes' int2/int4 included); None: not one."""
   import ml_dtypes

@@ -250,8 +250,12 @@ class Walker(Visitor):
       else:  # no rule needed to fold it: its type is its dtype
         outs = [input_val(jint.var_dtype(o), s, True, 0) for o in outvars]
     value = ins[0].value if prim == "convert_element_type" else None
+    # v as a const (Val's positional layout: cls, bits, signed, const, fmt, stored, origin, value,
+    # lo, hi); built directly, since this runs for every op on parameters
+    make = tuple.__new__
     return [
-      v._replace(const=True, stored=_size(o), origin=-1, value=value) for v, o in zip(outs, outvars)
+      make(Val, (v[0], v[1], v[2], True, v[4], _size(o), -1, value, v[8], v[9]))
+      for v, o in zip(outs, outvars)
     ]
 
   # --------------------------------------------------------------------- quantizer pair
