@@ -26,6 +26,14 @@ from typing import Callable, Dict, List, Tuple
 
 from pikelpn_jax import _jax_internals as jint
 from pikelpn_jax.ace import ranges
+
+# Primitives refused by design, walked by the walker itself, and priced as transcendentals
+# (rules.REFUSED_PRIMITIVES and rules.WALKED_PRIMITIVES are read by the tests and the docs).
+from pikelpn_jax.ace.primitive_tables import (  # noqa: F401
+  REFUSED_PRIMITIVES,
+  TRANSCENDENTALS,
+  WALKED_PRIMITIVES,
+)
 from pikelpn_jax.ace.values import (
   ACC,
   BOOL,
@@ -81,93 +89,6 @@ RULES: Dict[str, Rule] = {}
 LAYOUT_PRIMITIVES = layout_names("free")
 # Free; the output type comes from the new dtype (an integer dtype is a bit-width source).
 CONVERSION_PRIMITIVES = ("convert_element_type", "bitcast_convert_type")
-# lax primitives the analyzer refuses by design (an AceError naming them, like any primitive
-# without a rule): their cost depends on data, communication or randomness, or they are complex.
-REFUSED_PRIMITIVES = (
-  "after_all",
-  "all_gather",
-  "all_to_all",
-  "approx_top_k",
-  "axis_index",
-  "bessel_i0e",
-  "bessel_i1e",
-  "clz",
-  "complex",
-  "conj",
-  "create_token",
-  "dce_sink",
-  "eq_to",
-  "fft",
-  "igamma",
-  "igamma_grad_a",
-  "igammac",
-  "imag",
-  "le_to",
-  "custom_linear_solve",
-  "lt_to",
-  "mulhi",
-  "nextafter",
-  "pmax",
-  "pmin",
-  "polygamma",
-  "population_count",
-  "ppermute",
-  "psum",
-  "ragged_all_to_all",
-  "real",
-  "reduce",
-  "reduce_window",
-  "regularized_incomplete_beta",
-  "rng_bit_generator",
-  "rng_uniform",
-  "scatter",
-  "scatter-add",
-  "scatter-max",
-  "scatter-min",
-  "scatter-mul",
-  "scatter-sub",
-  "select_and_gather_add",
-  "select_and_scatter",
-  "select_and_scatter_add",
-  "sort",
-  "stage",
-  "top_k",
-  "zeta",
-)
-
-# lax primitives with sub-jaxprs that the walker handles itself (walker.py): not in RULES.
-WALKED_PRIMITIVES = ("scan", "cond", "while")
-
-TRANSCENDENTALS = (
-  "exp",
-  "exp2",
-  "log",
-  "log1p",
-  "expm1",
-  "tanh",
-  "logistic",
-  "sin",
-  "cos",
-  "tan",
-  "asin",
-  "acos",
-  "atan",
-  "sinh",
-  "cosh",
-  "asinh",
-  "acosh",
-  "atanh",
-  "sqrt",
-  "rsqrt",
-  "cbrt",
-  "erf",
-  "erfc",
-  "erf_inv",
-  "lgamma",
-  "digamma",
-  "pow",
-  "atan2",
-)
 
 
 def register(*names: str):

@@ -304,14 +304,8 @@ def join(a: Val, b: Val, s: AceSettings) -> Val:
   const = a.const and b.const
   r = ranges.union(rng(a), rng(b))
   if a.cls == FLOAT or b.cls == FLOAT:
-    fb = (
-      max(v.bits for v in (a, b) if v.cls == FLOAT and v.fmt != FIXED)
-      if FIXED
-      not in (
-        a.fmt,
-        b.fmt,
-      )
-      else s.default_float_bits
+    fb = max(
+      (v.bits for v in (a, b) if v.cls == FLOAT and v.fmt != FIXED), default=s.default_float_bits
     )
     return float_val(s, const, rng=r, bits=fb)
   if a.cls == ACC or b.cls == ACC:
