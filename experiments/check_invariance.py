@@ -48,7 +48,7 @@ def ace_fingerprints() -> dict:
       spec = f"configs/{os.path.basename(path)}:{v}"
       config = load_config(spec)
       r = acev2_report(
-        config, float_bits=int(config.ace.float_bits), acc_bits=int(config.ace.acc_bits)
+        config, float_bits=config.ace.get("float_bits"), acc_bits=int(config.ace.acc_bits)
       ).to_json()
       r.pop("timing")
       out[spec] = r

@@ -12,6 +12,7 @@ Top-level fields (a contract: tools and users rely on these names):
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 from typing import Optional
 
@@ -85,7 +86,8 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   c.quant_schedule.act_start_step = 0
 
   c.ace = ml_collections.ConfigDict()
-  c.ace.float_bits = 32
+  # None: each float is as wide as its dtype (f32 32, bf16 16); an int overrides every float
+  c.ace.float_bits = ml_collections.config_dict.placeholder(int)
   c.ace.acc_bits = 32
   return c
 
@@ -149,4 +151,9 @@ def load_config(spec: str, what: str = "config") -> ml_collections.ConfigDict:
   module_spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):
     raise ValueError(f"{what}={spec!r}: {found} has no get_config()")
+  if variant and not inspect.signature(module.get_config).parameters:
+    raise ValueError(
+      f"{what}={spec!r}: get_config() in {found} takes no variant; use {path!r} without "
+      f"':{variant}'"
+    )
   return module.get_config(variant) if variant else module.get_config()

@@ -89,7 +89,8 @@ def _config_file(path: str, spec: str, what: str) -> str:
 
 
 def default_variant(path: str, what: str = "config") -> Optional[str]:
-  """The default of get_config's first argument in a config file (None if it has none)."""
+  """The default of get_config's first argument in a config file (None if it has none; '' if
+  get_config takes no argument: the file has one config and no variants)."""
   found = _config_file(path, path, what)
   spec = importlib.util.spec_from_file_location("_pikelpn_cfg_default", found)
   module = importlib.util.module_from_spec(spec)
@@ -101,7 +102,9 @@ def default_variant(path: str, what: str = "config") -> Optional[str]:
       f"{str(e).splitlines()[0] if str(e) else ''}"
     ) from e
   params = list(inspect.signature(getattr(module, "get_config", lambda: None)).parameters.values())
-  if not params or params[0].default is inspect.Parameter.empty:
+  if not params:
+    return ""
+  if params[0].default is inspect.Parameter.empty:
     return None
   return str(params[0].default)
 
@@ -125,11 +128,12 @@ def load_config_spec(
       raise ConfigSpecError(
         f"{what}={spec!r} names no variant and {path} has no default one; use '{path}:<variant>'"
       )
+  loaded = f"{path}:{variant}" if variant else path
   try:
-    config = load_config(f"{path}:{variant}", what)
+    config = load_config(loaded, what)
   except (ValueError, FileNotFoundError, TypeError, KeyError) as e:
     raise ConfigSpecError(str(e).splitlines()[0] if str(e) else f"{what}={spec!r}") from e
-  return config, f"{path}:{variant}", defaulted
+  return config, loaded, defaulted and bool(variant)
 
 
 # ----------------------------------------------------------------------------- overrides

@@ -1,11 +1,15 @@
 """ACEv2 of a configured model: python -m pikelpn_jax.ace --config configs/pikelpn.py:1x
+(or python -m pikelpn_jax.ace --workdir DIR: a checkpoint with the config it was trained with)
 
   --config FILE[:VARIANT]  a config file of configs/; without a variant the file's default
-                    variant is priced and the report says so (settings.config_variant_defaulted)
+                    variant is priced and the report says so (settings.config_variant_defaulted);
+                    without --config, --workdir DIR's config.json (the config DIR was trained
+                    with, written by main.py) is priced, and the output says so
   --config.a.b=V    override a config field, as in main.py: --config.model.quantnorm=False
   --workdir DIR     price the latest checkpoint in DIR (refused, exit 1, if it does not match)
   --json FILE       also write the report as JSON (its directory must exist)
-  --float_bits B    width of float operands (default: config.ace.float_bits, else 32)
+  --float_bits B    width of every float operand (default: config.ace.float_bits; if that is
+                    unset, each float's dtype gives it: f32 32, bf16/f16 16, f8 8)
   --acc_bits B      integer accumulator width, and the cap of every integer width (default:
                     config.ace.acc_bits, else 32)
   --fold none|affine  price the graph as written (default) or after deployment folding of
@@ -37,15 +41,17 @@ from pikelpn_jax.config_cli import (  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Price the latest checkpoint of this workdir.")
 flags.DEFINE_string("json", None, "Write the report as JSON to this file.")
-flags.DEFINE_integer("float_bits", None, "Width of float operands (default config.ace.float_bits).")
+flags.DEFINE_integer("float_bits", None, "Width of float operands (default: from the dtypes).")
 flags.DEFINE_integer("acc_bits", None, "Accumulator width (default config.ace.acc_bits).")
 flags.DEFINE_enum("fold", "none", ["none", "affine"], "Deployment folding of affine chains.")
 flags.DEFINE_enum("by", "layer", ["layer", "category"], "Table rows: per layer or per category.")
 
 
-def _ace_default(config, name: str) -> int:
+def _ace_default(config, name: str):
+  """config.ace.<name>; float_bits may be None (widths from the dtypes)."""
   ace = config.get("ace") or {}
-  return int(ace.get(name, 32))
+  v = ace.get(name, None if name == "float_bits" else 32)
+  return None if v is None else int(v)
 
 
 def _check_paths(json_path, workdir) -> None:
@@ -81,7 +87,13 @@ def parse(argv):
     if v is not None:
       AceSettings(**{name: v})
   _check_paths(FLAGS.json, FLAGS.workdir)
-  config, source, defaulted = load_config_spec(spec)
+  if spec is None and FLAGS.workdir is not None:  # the config the checkpoint was trained with
+    from pikelpn_jax.export.cli import saved_config
+
+    config, defaulted = saved_config(FLAGS.workdir), False
+    source = os.path.join(FLAGS.workdir, "config.json")
+  else:
+    config, source, defaulted = load_config_spec(spec)
   applied = apply_overrides(config, overrides)
   kw = {
     "float_bits": FLAGS.float_bits
@@ -105,6 +117,9 @@ def main(argv=None) -> int:
     print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
     return 1
   from pikelpn_jax.ace import acev2_report
+
+  if FLAGS.workdir and source == os.path.join(FLAGS.workdir, "config.json"):
+    print(f"pricing {FLAGS.workdir} with the config it was trained with ({source})")
 
   logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
   try:

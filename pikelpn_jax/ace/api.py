@@ -13,15 +13,16 @@ import jax.numpy as jnp
 from pikelpn_jax._jax_internals import jaxpr_parts
 from pikelpn_jax.ace import rules
 from pikelpn_jax.ace.report import CostReport, LayerRow, frozen
-from pikelpn_jax.ace.values import CATEGORIES, AceSettings, dtype_bits, input_val
+from pikelpn_jax.ace.values import CATEGORIES, AceSettings, dtype_bits, float_bits_of, input_val
 from pikelpn_jax.ace.walker import AceError, Tally, Walker
 from pikelpn_jax.jaxpr_interpreter import split_stack
 
 # Conventions without a knob, written into every report's settings (docs/acev2.md). Each one is
 # checked against the rules by its own micro-case in tests/ace/test_ace_conventions.py.
 CONVENTIONS = {
-  "mac": "MACs * b_x * b_w (ACE v1 and ACEv2); float operands at float_bits; the result of two "
-  "integer operands is an accumulator of acc_bits",
+  "mac": "MACs * b_x * b_w (ACE v1 and ACEv2); integer operands at the width of their value "
+  "range, float operands at their dtype's width (f32 32, bf16/f16 16, f8 8) unless float_bits "
+  "is set; the result of two integer operands is an accumulator of acc_bits",
   "requantization": "x*(1/s): b_in*b_scale (none: float_bits; fixed: scale_bits), shift b_in "
   "(pow2), nothing (folded); + round (1 add) + clip (2 compares) at b_in; "
   "binary: 1 compare",
@@ -34,21 +35,27 @@ CONVENTIONS = {
   "transcendental": "transcendental_mults * b_x^2",
   "reductions": "n-1 adds or compares per output element, at the input width",
   "constants": "anything computed from parameters and literals only is free",
-  "integer_widths": "exact: layout, clip/min/max, abs, select keep an integer type; add/sub "
-  "max(b1,b2)+1, mul b1+b2, a sum of n +ceil(log2 n); every integer width "
-  "(tags and dtypes included) is capped at acc_bits",
+  "integer_widths": "the fewest bits holding the value's range [lo, hi] (signed when lo < 0): "
+  "clip/min/max narrow to their bounds; add/sub/mul/neg/abs/shifts/masks/selects/sums follow "
+  "interval arithmetic, never wider than max(b1,b2)+1 (add), b1+b2 (mul), b+ceil(log2 n) (a "
+  "sum of n); every integer width (tags and dtypes included) is capped at acc_bits",
   "integer_dtypes": "an integer dtype (input, convert_element_type) is a bit-width source like "
-  "the quantizer tag",
+  "the quantizer tag; a float clipped to constant bounds, rounded and converted to an integer "
+  "dtype is an integer of its bounds' range",
+  "transposed_convs": "a conv with input dilation counts only taps on real input pixels (not "
+  "the zeros the dilation inserts); border padding as count_padded_taps says",
   "traffic": "unfused: every priced op reads its operands and writes its result",
 }
 
 
-def _flat_param_sizes(args, param_argnums) -> list:
-  """(elements, bits of its integer dtype or 0) of every parameter leaf, in flat order."""
+def _flat_param_sizes(args, param_argnums, settings: AceSettings) -> list:
+  """(elements, bits: its integer dtype's, else its float width) of every parameter leaf, in
+  flat order."""
   sizes = []
   for i in param_argnums:
     for leaf in jax.tree_util.tree_leaves(args[i]):
-      sizes.append((math.prod(leaf.shape), dtype_bits(leaf.dtype)))
+      bits = dtype_bits(leaf.dtype) or float_bits_of(leaf.dtype, settings)
+      sizes.append((math.prod(leaf.shape), bits))
   return sizes
 
 
@@ -153,11 +160,10 @@ def build_report(
     for p, r in layers.items()
   )
   # A parameter's bits: its quantizer tag's, else its integer dtype's (int8 weights stored by
-  # another library), else float_bits.
+  # another library), else its float width.
   params = sum(size for size, _ in param_sizes)
   model_bits = sum(
-    size * tally.param_bits.get(i, int_bits or s.float_bits)
-    for i, (size, int_bits) in enumerate(param_sizes)
+    size * tally.param_bits.get(i, bits) for i, (size, bits) in enumerate(param_sizes)
   )
   notes = tuple(dict.fromkeys(f"{_parse_stack(st)[0] or '<top>'}: {t}" for st, t in tally.notes))
   unaccounted = tuple(f"{t} at {_parse_stack(st)[0] or '<top>'}" for st, t in tally.unaccounted)
@@ -217,7 +223,7 @@ def analyze(
   report = build_report(
     tally,
     settings,
-    _flat_param_sizes(args, param_argnums),
+    _flat_param_sizes(args, param_argnums, settings),
     {"trace_s": t1 - t0, "walk_s": time.perf_counter() - t1},
     extra_settings,
   )
@@ -225,8 +231,13 @@ def analyze(
 
 
 def model_input_spec(config, batch: int = 1) -> jax.ShapeDtypeStruct:
+  """The input as training feeds it: images in config.dtype (the compute dtype), so a model
+  trained in bfloat16 is traced, and priced, in bfloat16."""
+  from pikelpn_jax.train.steps import compute_dtype
+
   d = config.dataset
-  return jax.ShapeDtypeStruct((batch, d.image_size, d.image_size, d.channels), jnp.float32)
+  shape = (batch, d.image_size, d.image_size, d.channels)
+  return jax.ShapeDtypeStruct(shape, compute_dtype(config))
 
 
 def abstract_variables(model, x_spec) -> dict:
@@ -266,7 +277,7 @@ def acev2_report(
   config,
   variables=None,
   *,
-  float_bits: int = 32,
+  float_bits: Optional[int] = None,
   acc_bits: int = 32,
   batch: int = 1,
   count_padded_taps: bool = True,

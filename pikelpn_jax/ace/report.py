@@ -83,6 +83,10 @@ class LayerRow:
     }
 
 
+def _float_label(float_bits) -> str:
+  return "widths from dtypes" if float_bits is None else f"{float_bits}b"
+
+
 @dataclasses.dataclass(frozen=True)
 class CostReport:
   """Totals, ACEv2 by category and by bit-width pair, rows per module path.
@@ -178,7 +182,8 @@ class CostReport:
     head = [
       f"MACs {_si(self.macs)}  ACE {_si(self.ace)}  ACEv2 {_si(self.acev2)}  "
       f"params {_si(self.params)}  model {_si(self.model_bits / 8)}B  "
-      f"(float {self.settings.get('float_bits')}b, acc {self.settings.get('acc_bits')}b"
+      f"(float {_float_label(self.settings.get('float_bits'))}, "
+      f"acc {self.settings.get('acc_bits')}b"
       + (f", fold {self.settings['fold']})" if self.settings.get("fold", "none") != "none" else ")")
     ]
     src = self.settings.get("config_source")

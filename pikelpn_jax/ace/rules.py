@@ -8,9 +8,12 @@ Operations and their unit cost in bit-operations (docs/acev2.md has the reasons)
   shift  b_x         (multiply/divide by a power of two)
   add    max(b_x,b_y)  (add, sub, neg, abs, round)
   cmp    max(b_x,b_y)  (compare, max, min, select of unequal types, clamp)
-Output types are exact for integers: layout ops, clip/min/max, abs, neg and selects keep an
-integer type; add/sub grow it by one bit, mul to b1+b2, a sum of n by ceil(log2 n), all capped at
-acc_bits (values.grown / values.summed); an integer dtype is a bit-width source (convert_element_type).
+Output types are exact for integers: every value carries its range (ranges.py) and an integer's
+width is its range's: clip/clamp/min/max narrow to their bounds, add/sub/mul/neg/abs/shifts/a
+mask/select/reductions follow interval arithmetic, no wider than the operands' structure allows
+(add b+1, mul b1+b2, a sum of n +ceil(log2 n)), all capped at acc_bits (values.grown /
+values.summed). An integer dtype is a bit-width source (convert_element_type), and so is a float
+clipped to constant bounds, rounded and converted to an integer type (its bounds' width).
   transc T·b_x·b_x   (exp, tanh, rsqrt, ...; T = settings.transcendental_mults)
 Rules run only when some operand is data: anything computed from constants alone is free.
 """
@@ -22,6 +25,15 @@ import math
 from typing import Callable, Dict, List, Tuple
 
 from pikelpn_jax import _jax_internals as jint
+from pikelpn_jax.ace import ranges
+
+# Primitives refused by design, walked by the walker itself, and priced as transcendentals
+# (rules.REFUSED_PRIMITIVES and rules.WALKED_PRIMITIVES are read by the tests and the docs).
+from pikelpn_jax.ace.primitive_tables import (  # noqa: F401
+  REFUSED_PRIMITIVES,
+  TRANSCENDENTALS,
+  WALKED_PRIMITIVES,
+)
 from pikelpn_jax.ace.values import (
   ACC,
   BOOL,
@@ -35,11 +47,13 @@ from pikelpn_jax.ace.values import (
   as_data,
   dtype_bits,
   float_val,
+  from_range,
   grown,
   input_val,
   integer_dtype,
   is_integer,
   join,
+  rng,
   same_type,
   width,
 )
@@ -75,93 +89,6 @@ RULES: Dict[str, Rule] = {}
 LAYOUT_PRIMITIVES = layout_names("free")
 # Free; the output type comes from the new dtype (an integer dtype is a bit-width source).
 CONVERSION_PRIMITIVES = ("convert_element_type", "bitcast_convert_type")
-# lax primitives the analyzer refuses by design (an AceError naming them, like any primitive
-# without a rule): their cost depends on data, communication or randomness, or they are complex.
-REFUSED_PRIMITIVES = (
-  "after_all",
-  "all_gather",
-  "all_to_all",
-  "approx_top_k",
-  "axis_index",
-  "bessel_i0e",
-  "bessel_i1e",
-  "clz",
-  "complex",
-  "conj",
-  "create_token",
-  "dce_sink",
-  "eq_to",
-  "fft",
-  "igamma",
-  "igamma_grad_a",
-  "igammac",
-  "imag",
-  "le_to",
-  "custom_linear_solve",
-  "lt_to",
-  "mulhi",
-  "nextafter",
-  "pmax",
-  "pmin",
-  "polygamma",
-  "population_count",
-  "ppermute",
-  "psum",
-  "ragged_all_to_all",
-  "real",
-  "reduce",
-  "reduce_window",
-  "regularized_incomplete_beta",
-  "rng_bit_generator",
-  "rng_uniform",
-  "scatter",
-  "scatter-add",
-  "scatter-max",
-  "scatter-min",
-  "scatter-mul",
-  "scatter-sub",
-  "select_and_gather_add",
-  "select_and_scatter",
-  "select_and_scatter_add",
-  "sort",
-  "stage",
-  "top_k",
-  "zeta",
-)
-
-# lax primitives with sub-jaxprs that the walker handles itself (walker.py): not in RULES.
-WALKED_PRIMITIVES = ("scan", "cond", "while")
-
-TRANSCENDENTALS = (
-  "exp",
-  "exp2",
-  "log",
-  "log1p",
-  "expm1",
-  "tanh",
-  "logistic",
-  "sin",
-  "cos",
-  "tan",
-  "asin",
-  "acos",
-  "atan",
-  "sinh",
-  "cosh",
-  "asinh",
-  "acosh",
-  "atanh",
-  "sqrt",
-  "rsqrt",
-  "cbrt",
-  "erf",
-  "erfc",
-  "erf_inv",
-  "lgamma",
-  "digamma",
-  "pow",
-  "atan2",
-)
 
 
 def register(*names: str):
@@ -179,6 +106,20 @@ def size_of(v) -> int:
 
 def out_size(eqn) -> int:
   return size_of(jint.eqn_outputs(eqn)[0])
+
+
+def fout(eqn, s, r: ranges.Range = ranges.UNBOUNDED) -> Val:
+  """A float result of eqn: its output dtype's width (or float_bits), range r."""
+  return float_val(s, dtype=jint.var_dtype(jint.eqn_outputs(eqn)[0]), rng=r)
+
+
+def narrowed(old: Val, r: ranges.Range, s) -> Val:
+  """old (the type an op's structure gives) with range r: an integer no wider than r needs."""
+  if old.cls == FLOAT:
+    return old._replace(lo=r[0], hi=r[1])
+  if old.cls == BOOL:
+    return old
+  return from_range(r, s, old.cls, old.bits, old.signed)._replace(fmt=old.fmt)
 
 
 # ---------------------------------------------------------------------------------- layout
@@ -207,8 +148,12 @@ def _concat(eqn, vals, settings):
 @register("select_n")
 def _select(eqn, vals, settings):
   cases = vals[1:]
+  r = rng(cases[0])
+  for v in cases[1:]:
+    r = ranges.union(r, rng(v))
   if all(same_type(cases[0], v) for v in cases[1:]):
-    return [as_data(cases[0])], FREE  # a multiplexer; the compare making its predicate is priced
+    # a multiplexer; the compare making its predicate is priced
+    return [as_data(cases[0])._replace(lo=r[0], hi=r[1])], FREE
   out = cases[0]
   for v in cases[1:]:
     out = join(out, v, settings)
@@ -239,7 +184,15 @@ def _convert(eqn, vals, settings):
       and (kind == "i" or not x.signed)
     ):  # the values fit: the type is unchanged
       return [as_data(x)._replace(fmt="none")], FREE
-    return [Val(INT, bits, signed=kind == "i")], FREE
+    full = ranges.full_range(bits, kind == "i") if bits > 1 or kind != "i" else (-1, 0)
+    r = rng(x)
+    if x.cls == FLOAT:  # float to integer truncates toward zero
+      r = ranges.monotone(r, ranges.trunc)
+    if ranges.within(r, full):  # a float clipped to constant bounds, or a narrower integer
+      return [from_range(r, settings)], FREE
+    return [Val(INT, bits, signed=kind == "i", lo=full[0], hi=full[1])], FREE
+  if x.cls == FLOAT:  # float to float: the new dtype's width, the same values
+    return [fout(eqn, settings, rng(x))._replace(fmt=x.fmt)], FREE
   return [as_data(x)], FREE
 
 
@@ -267,8 +220,11 @@ def _pad(eqn, vals, settings):
   """Free; the type is kept only when the pad value is a level of the operand's grid."""
   c = FREE
   x, pv = vals[0], vals[1]
+  r = ranges.union(rng(x), rng(pv))
   if x.cls == FLOAT or on_grid(pv.value, x):
-    return [as_data(x)], c
+    return [
+      narrowed(as_data(x), r, settings) if x.cls != FLOAT else as_data(x)._replace(lo=r[0], hi=r[1])
+    ], c
   value = pv.value
   if value is not None and value == int(value):
     iv = int(value)
@@ -279,9 +235,9 @@ def _pad(eqn, vals, settings):
     )
     if x.bits == 1 and x.signed:
       bits = max(bits, 2)  # {-1, 0, +1}: ternary
-    out = Val(ACC if x.cls == ACC else INT, bits, signed=signed)
+    out = narrowed(Val(ACC if x.cls == ACC else INT, bits, signed=signed), r, settings)
   else:
-    out = float_val(settings)
+    out = fout(eqn, settings)
   c += Cost(
     notes=(f"pad of {x.describe()} with {value!r} (not on its grid): widened to {out.describe()}",)
   )
@@ -319,13 +275,16 @@ def _multiply(eqn, vals, settings):
   n = out_size(eqn)
   if b.fmt == POW2:
     c += cost("shift", width(a, s), 0, n, cx=a.cls)
+    if a.cls == FLOAT:  # a float's value scales; an integer's shift moves its binary point
+      r = ranges.mul(rng(a), rng(b))
+      return [as_data(a)._replace(lo=r[0], hi=r[1])], c
     return [as_data(a)], c
   c += cost("mul", _mul_width(a, s), _mul_width(b, s), n, cx=_mul_class(a), cy=_mul_class(b))
   if is_integer(a) and is_integer(b):
     return [grown(a, b, s, "mul")], c
   if _integer_like(a) and _integer_like(b):  # a fixed-point multiplier: on the accumulator
     return [acc_val(s)], c
-  return [float_val(s)], c
+  return [fout(eqn, s, ranges.mul(rng(a), rng(b)))], c
 
 
 @register("div", "rem")
@@ -336,11 +295,12 @@ def _divide(eqn, vals, settings):
   n = out_size(eqn)
   if b.fmt == POW2 and jint.primitive_name(eqn) == "div":
     c += cost("shift", width(a, s), 0, n, cx=a.cls)
-    return [as_data(a)], c
+    return [as_data(a)._replace(lo=None, hi=None) if a.cls == FLOAT else as_data(a)], c
   # Dividing by a constant multiplies by its precomputed reciprocal, which is a float.
-  bb, cb = (s.float_bits, FLOAT) if b.const else (_mul_width(b, s), _mul_class(b))
+  out = fout(eqn, s)
+  bb, cb = (out.bits, FLOAT) if b.const else (_mul_width(b, s), _mul_class(b))
   c += cost("mul", _mul_width(a, s), bb, n, cx=_mul_class(a), cy=cb)
-  return [float_val(s)], c
+  return [out], c
 
 
 @register("add", "sub", "add_any")
@@ -349,18 +309,39 @@ def _add(eqn, vals, settings):
   s = settings
   a, b = vals
   c += cost("add", width(a, s), width(b, s), out_size(eqn), cx=a.cls, cy=b.cls)
+  op = "sub" if jint.primitive_name(eqn) == "sub" else "add"
   if a.cls == FLOAT or b.cls == FLOAT:
-    return [float_val(s)], c
-  return [grown(a, b, s, "sub" if jint.primitive_name(eqn) == "sub" else "add")], c
+    return [fout(eqn, s, (ranges.sub if op == "sub" else ranges.add)(rng(a), rng(b)))], c
+  return [grown(a, b, s, op)], c
+
+
+def _mask_range(a: Val, b: Val):
+  """x & m with m a known constant ≥ 0 (either side): within [0, m]; else None."""
+  for x, m in ((a, b), (b, a)):
+    if m.value is not None and m.value >= 0 and m.value == int(m.value):
+      return ranges.mask(rng(x), int(m.value))
+  return None
 
 
 @register("max", "min", "and", "or", "xor")
 def _compare_keep(eqn, vals, settings):
+  """max/min narrow to their bounds (the exact range: a clip to [0, 15] is 4 bits); and with a
+  constant mask ≥ 0 to [0, mask]; or/xor keep the join."""
   c = FREE
   s = settings
   a, b = vals
   c += cost("cmp", width(a, s), width(b, s), out_size(eqn), cx=a.cls, cy=b.cls)
-  return [as_data(join(a, b, s))], c
+  name = jint.primitive_name(eqn)
+  out = as_data(join(a, b, s))
+  if name == "max":
+    return [narrowed(out, ranges.maximum(rng(a), rng(b)), s)], c
+  if name == "min":
+    return [narrowed(out, ranges.minimum(rng(a), rng(b)), s)], c
+  if name == "and" and out.cls in (INT, ACC):
+    r = _mask_range(a, b)
+    if r is not None:
+      return [narrowed(out, r, s)], c
+  return [out], c
 
 
 @register("eq", "ne", "lt", "le", "gt", "ge")
@@ -379,7 +360,8 @@ def _clamp(eqn, vals, settings):
   lo, x, hi = vals
   w = _widest((x, lo, hi), s)
   c += cost("cmp", width(w, s), 0, 2 * out_size(eqn), cx=w.cls)
-  return [as_data(join(join(x, lo, s), hi, s))], c
+  r = ranges.minimum(ranges.maximum(rng(x), rng(lo)), rng(hi))
+  return [narrowed(as_data(join(join(x, lo, s), hi, s)), r, s)], c
 
 
 @register("not", "sign", "is_finite")
@@ -391,7 +373,9 @@ def _unary_compare(eqn, vals, settings):
   if name == "is_finite":
     return [BOOL_VAL], c
   if name == "sign" and x.cls != FLOAT:
-    return [Val(INT, 2)], c
+    return [Val(INT, 2, lo=-1, hi=1)], c
+  if name == "sign":
+    return [as_data(x)._replace(lo=-1, hi=1)], c
   return [as_data(x)], c
 
 
@@ -400,9 +384,18 @@ def _unary_add(eqn, vals, settings):
   c = FREE
   x = vals[0]
   c += cost("add", width(x, settings), 0, out_size(eqn), cx=x.cls)
-  if jint.primitive_name(eqn) == "neg" and x.cls == INT and not x.signed:
-    return [Val(INT, x.bits + 1)], c
-  return [as_data(x)], c
+  name = jint.primitive_name(eqn)
+  r = rng(x)
+  if name == "neg":
+    r = ranges.neg(r)
+  elif name == "abs":
+    r = ranges.absolute(r)
+  elif x.cls == FLOAT:  # rounding maps the bounds (a clipped float rounds to integer bounds)
+    fn = {"floor": math.floor, "ceil": math.ceil, "round": ranges.round_away}[name]
+    r = ranges.monotone(r, lambda v: fn(v) if math.isfinite(v) else v)
+  if name == "neg" and x.cls == INT and not (x.bits == 1 and x.signed):  # −(−2^k) is 2^k
+    return [from_range(r, settings)], c
+  return [narrowed(as_data(x), r, settings)], c
 
 
 @register("shift_left", "shift_right_logical", "shift_right_arithmetic")
@@ -410,9 +403,14 @@ def _shift(eqn, vals, settings):
   c = FREE
   x, k = vals
   c += cost("shift", width(x, settings), 0, out_size(eqn), cx=x.cls)
-  if jint.primitive_name(eqn) == "shift_left" and x.cls in (INT, ACC):
+  name = jint.primitive_name(eqn)
+  known = k.value is not None and 0 <= k.value < 64
+  if name == "shift_left" and x.cls in (INT, ACC):
     by = int(k.value) if k.value is not None else settings.acc_bits  # unknown: up to acc_bits
-    return [Val(x.cls, min(x.bits + max(0, by), settings.acc_bits), signed=x.signed)], c
+    out = Val(x.cls, min(x.bits + max(0, by), settings.acc_bits), signed=x.signed)
+    return [narrowed(out, ranges.shift_left(rng(x), by) if known else rng(out), settings)], c
+  if x.cls in (INT, ACC) and known and (name == "shift_right_arithmetic" or not x.signed):
+    return [narrowed(as_data(x), ranges.shift_right(rng(x), int(k.value)), settings)], c
   return [as_data(x)], c
 
 
@@ -423,7 +421,7 @@ def _transcendental(eqn, vals, settings):
   x = vals[0]
   y = vals[1] if len(vals) > 1 else x  # a unary transcendental: priced as x·x
   c += cost("transc", width(x, s), width(y, s), out_size(eqn), cx=x.cls, cy=y.cls)
-  return [float_val(s)], c
+  return [fout(eqn, s)], c
 
 
 @register("integer_pow", "square")
@@ -438,19 +436,30 @@ def _integer_pow(eqn, vals, settings):
   if mults:
     c += cost("mul", width(x, s), width(x, s), mults * n, cx=x.cls, cy=x.cls)
   if y < 0:
-    c += cost("mul", s.float_bits, width(x, s), n, cx=FLOAT, cy=x.cls)  # the reciprocal
-    return [float_val(s)], c
+    out = fout(eqn, s)
+    c += cost("mul", out.bits, width(x, s), n, cx=FLOAT, cy=x.cls)  # the reciprocal
+    return [out], c
   if e <= 1:
     return [as_data(x)], c
   if is_integer(x):
+    r = rng(x)
+    p = r
+    for _ in range(e - 1):
+      p = ranges.mul(p, r)
+    if e % 2 == 0 and p[0] is not None:
+      p = (max(0, p[0]), p[1])
     return [
-      Val(
-        ACC if x.cls == ACC else INT,
-        min(width(x, s) * e, s.acc_bits),
-        signed=x.signed and e % 2 == 1,
+      narrowed(
+        Val(
+          ACC if x.cls == ACC else INT,
+          min(width(x, s) * e, s.acc_bits),
+          signed=x.signed and e % 2 == 1,
+        ),
+        p,
+        s,
       )
     ], c
-  return [float_val(s)], c
+  return [fout(eqn, s)], c
 
 
 # ------------------------------------------------------------------------------- unit costs

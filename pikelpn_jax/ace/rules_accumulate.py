@@ -8,7 +8,8 @@ import math
 import numpy as np
 
 from pikelpn_jax import _jax_internals as jint
-from pikelpn_jax.ace.rules import FREE, cost, out_size, register, size_of
+from pikelpn_jax.ace import ranges
+from pikelpn_jax.ace.rules import FREE, cost, fout, narrowed, out_size, register, size_of
 from pikelpn_jax.ace.values import (
   ACC,
   FIXED,
@@ -16,9 +17,9 @@ from pikelpn_jax.ace.values import (
   Val,
   acc_val,
   as_data,
-  float_val,
   input_val,
   is_integer,
+  rng,
   summed,
   width,
 )
@@ -34,7 +35,7 @@ def _mac(eqn, vals, settings, macs: int):
   bw = w.bits if w.fmt == FIXED else width(w, s)
   cx, cw = (FIXED if v.fmt == FIXED else v.cls for v in (x, w))
   c += cost("mac", bx, bw, macs, category="mac", cx=cx, cy=cw)
-  return [acc_val(s) if is_integer(x) and is_integer(w) else float_val(s)], c
+  return [acc_val(s) if is_integer(x) and is_integer(w) else fout(eqn, s)], c
 
 
 def valid_taps(n: int, k: int, stride: int, lo: int, hi: int, lhs_dil: int, rhs_dil: int) -> int:
@@ -51,10 +52,18 @@ def valid_taps(n: int, k: int, stride: int, lo: int, hi: int, lhs_dil: int, rhs_
 
 @register("conv_general_dilated")
 def _conv(eqn, vals, settings):
+  """MACs = output elements × kernel taps × input channels / groups, counting taps on border
+  padding (count_padded_taps=True, PokeBNN's convention); a conv with input dilation (a
+  transposed conv) never counts the zeros the dilation inserts: its taps are those on real input
+  pixels, input pixels × k² × C_out / groups for a transposed conv without border cropping."""
   g = jint.conv_geometry(eqn)
   in_feats = g["rhs_in_features"]
-  if settings.count_padded_taps:
+  dilated = any(d != 1 for d in g["lhs_dilation"])
+  if settings.count_padded_taps and not dilated:
     macs = out_size(eqn) * math.prod(g["rhs_spatial"]) * in_feats
+  elif settings.count_padded_taps:  # every input pixel's k² taps, wherever they land
+    spatial = math.prod(g["lhs_spatial"]) * math.prod(g["rhs_spatial"])
+    macs = math.prod(g["out_batch_features"]) * in_feats * spatial
   else:
     taps = 1
     for i, n in enumerate(g["lhs_spatial"]):
@@ -78,9 +87,9 @@ def _dot(eqn, vals, settings):
 # ------------------------------------------------------------------------------- reductions
 
 
-def _sum_type(x: Val, s, n: int) -> Val:
-  """A sum of n values of x's type (n-fold product for 'prod' callers: see _reduced_type)."""
-  return summed(x, n, s) if is_integer(x) else float_val(s)
+def _sum_type(x: Val, s, n: int, eqn) -> Val:
+  """A sum of n values of x's type (its range n times wider)."""
+  return summed(x, n, s) if is_integer(x) else fout(eqn, s, ranges.times(rng(x), n))
 
 
 _REDUCE_OPS = {
@@ -99,10 +108,10 @@ _REDUCE_OPS = {
 def _reduced_type(name: str, x: Val, eqn, s) -> Val:
   n = size_of(jint.eqn_inputs(eqn)[0]) // max(1, out_size(eqn))  # terms per output
   if name == "reduce_sum":
-    return _sum_type(x, s, n)
+    return _sum_type(x, s, n, eqn)
   if name == "reduce_prod":
     if not is_integer(x):
-      return float_val(s)
+      return fout(eqn, s)
     return Val(ACC if x.cls == ACC else INT, min(width(x, s) * n, s.acc_bits), signed=x.signed)
   if name in ("argmax", "argmin"):
     return input_val(jint.var_dtype(jint.eqn_outputs(eqn)[0]), s, False, 0)
@@ -145,12 +154,12 @@ def _cumulative(eqn, vals, settings):
   two = op in ("mul", "transc")
   c += cost(op, width(x, s), width(x, s) if two else 0, n, cx=x.cls, cy=x.cls if two else "")
   if op == "transc" or (op == "mul" and not is_integer(x)):
-    return [float_val(s)], c
+    return [fout(eqn, s)], c
   if op == "mul":
     return [
       Val(ACC if x.cls == ACC else INT, min(width(x, s) * shape[axis], s.acc_bits), signed=x.signed)
     ], c
-  return [_sum_type(x, s, shape[axis]) if op == "add" else as_data(x)], c
+  return [_sum_type(x, s, shape[axis], eqn) if op == "add" else as_data(x)], c
 
 
 _WINDOW_OPS = {"reduce_window_sum": "add", "reduce_window_max": "cmp", "reduce_window_min": "cmp"}
@@ -180,4 +189,7 @@ def _reduce_window(eqn, vals, settings):
   name = jint.primitive_name(eqn)
   if taps > n_out:
     c += cost(_WINDOW_OPS[name], width(x, s), 0, taps - n_out, cx=x.cls)
-  return [_sum_type(x, s, math.prod(g["window"])) if name == "reduce_window_sum" else as_data(x)], c
+  if name == "reduce_window_sum":  # padding adds zeros to a window's terms
+    x = narrowed(as_data(x), ranges.union(rng(x), (0, 0)), s)
+    return [_sum_type(x, s, math.prod(g["window"]), eqn)], c
+  return [as_data(x)], c

@@ -3,12 +3,14 @@
 A value is one of
   int(b, signed)  integers of exactly b bits: codes out of a quantizer tag, an integer dtype
                   (input, convert_element_type), an integer literal, and what integer-preserving
-                  primitives make of them (add grows the width by one bit, multiply to b1+b2);
+                  primitives make of them; b is the width of the value's range (ranges.py);
   acc(b)          an integer accumulator: out of a quantized MAC (b = acc_bits), and integer
                   arithmetic involving one (widths grow as for int, capped at acc_bits);
-  float(b)        untagged real values (b = settings.float_bits);
+  float(b)        untagged real values (b: the dtype's width, or settings.float_bits if set);
   bool            a predicate (compare output), priced as 1 bit where it is an operand;
-and may be `const`: it depends only on parameters and literals, so it is computed offline and
+Every value carries a range [lo, hi] (None: unbounded), so clipping narrows an integer and a
+float clipped to constant bounds, rounded and converted to an integer type is an integer of the
+bounds' width; and may be `const`: it depends only on parameters and literals, so it is computed offline and
 every op on consts alone is free. A const still carries the type it has as an operand (a weight
 tagged int4 is priced at 4 bits in its MAC) and a scale format: pow2 (multiplying by it is a
 shift) or fixed(b) (a b-bit mantissa times a power of two: a b_x·b multiply).
@@ -17,8 +19,11 @@ shift) or fixed(b) (a b-bit mantissa times a power of two: a b_x·b multiply).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import NamedTuple, Optional
+
+from pikelpn_jax.ace import ranges
 
 CATEGORIES = ("mac", "norm", "activation", "scaling", "residual_pool", "other")
 INT, ACC, FLOAT, BOOL = "int", "acc", "float", "bool"
@@ -30,7 +35,8 @@ FOLDS = ("none", "affine")
 class AceSettings:
   """Every pricing convention that has a knob (docs/acev2.md gives the reasons).
 
-  float_bits: width of an untagged (float) operand: 32, or 16 for bf16 deployments.
+  float_bits: width of every untagged (float) operand, overriding the dtypes; None (default):
+    each float's dtype gives it (f32 32, bf16/f16 16, f8 8).
   acc_bits: width of an integer accumulator (MAC output, integer sums and products).
   count_padded_taps: MACs count kernel taps that land on padding, as PokeBNN's official ACE does
     (False: only taps on real input pixels, as XLA's cost_analysis does).
@@ -41,7 +47,7 @@ class AceSettings:
     inference compiler would (docs/acev2.md, "Deployment folding").
   """
 
-  float_bits: int = 32
+  float_bits: Optional[int] = None
   acc_bits: int = 32
   count_padded_taps: bool = True
   transcendental_mults: int = 4
@@ -50,6 +56,8 @@ class AceSettings:
   def __post_init__(self):
     for name in ("float_bits", "acc_bits"):
       v = getattr(self, name)
+      if name == "float_bits" and v is None:
+        continue
       if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64:
         raise ValueError(f"{name}={v!r} is not allowed; use an integer 1..64")
     if not isinstance(self.count_padded_taps, bool):
@@ -63,7 +71,14 @@ class AceSettings:
       raise ValueError(f"fold={self.fold!r} is not allowed; use one of {list(FOLDS)}")
 
   def as_dict(self) -> dict:
-    return dataclasses.asdict(self)
+    d = dataclasses.asdict(self)
+    d["float_widths"] = "dtype" if self.float_bits is None else "float_bits"
+    return d
+
+  @property
+  def default_float_bits(self) -> int:
+    """The width of a float whose dtype is not known (a fixed-point scale as an add operand)."""
+    return self.float_bits or 32
 
 
 class _ValFields(NamedTuple):
@@ -75,6 +90,8 @@ class _ValFields(NamedTuple):
   stored: int = 0  # const: elements of the stored tensor it views (0: an immediate)
   origin: int = -1  # const: index of the parameter leaf it is a layout view of (-1: none)
   value: Optional[float] = None  # scalar const whose value is known (literals)
+  lo: Optional[float] = None  # value range [lo, hi] (None: unbounded on that side; see rng)
+  hi: Optional[float] = None
 
 
 class Val(_ValFields):
@@ -94,8 +111,10 @@ class Val(_ValFields):
     stored: int = 0,
     origin: int = -1,
     value: Optional[float] = None,
+    lo: Optional[float] = None,
+    hi: Optional[float] = None,
   ):
-    return tuple.__new__(cls, (kind, bits, signed, const, fmt, stored, origin, value))
+    return tuple.__new__(cls, (kind, bits, signed, const, fmt, stored, origin, value, lo, hi))
 
   def __reduce__(self):  # pickle through the positional _make
     return type(self)._make, (tuple(self),)
@@ -107,11 +126,19 @@ class Val(_ValFields):
       FLOAT: f"f{self.bits}",
       BOOL: "bool",
     }[self.cls]
+    if self.cls == INT and self.lo is not None and self.hi is not None:
+      lo, hi = ranges.full_range(self.bits, self.signed)
+      if (self.lo, self.hi) != (lo, hi) and self.value is None:
+        base += f"[{_num(self.lo)},{_num(self.hi)}]"
     if self.fmt == POW2:
       base += "(pow2)"
     elif self.fmt == FIXED:
       base = f"fixed{self.bits}"
     return f"const[{base}]" if self.const else base
+
+
+def _num(x) -> str:
+  return str(int(x)) if x == int(x) else repr(x)
 
 
 class CostKey(NamedTuple):
@@ -134,16 +161,77 @@ def is_integer(v: Val) -> bool:
 
 
 def width(v: Val, s: AceSettings) -> int:
-  """The width of v as an add/compare operand (a float scale is a float there)."""
+  """The width of v as an add/compare operand (a fixed-point float scale is a float there)."""
   if v.cls == FLOAT:
-    return s.float_bits
+    return s.default_float_bits if v.fmt == FIXED else v.bits
   if v.cls == BOOL:
     return 1
   return v.bits
 
 
-def float_val(s: AceSettings, const: bool = False, stored: int = 0) -> Val:
-  return Val(FLOAT, s.float_bits, const=const, stored=stored)
+def float_bits_of(dtype, s: AceSettings) -> int:
+  """The width of a float of this dtype: settings.float_bits when set, else the dtype's."""
+  if s.float_bits is not None:
+    return s.float_bits
+  if dtype is None:
+    return 32
+  return _dtype_float_bits(dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _dtype_float_bits(dtype) -> int:
+  import ml_dtypes
+
+  try:
+    return int(ml_dtypes.finfo(dtype).bits)
+  except (TypeError, ValueError):
+    return 32  # an integer or bool container of a value priced as a float
+
+
+def float_val(
+  s: AceSettings,
+  const: bool = False,
+  stored: int = 0,
+  dtype=None,
+  rng: ranges.Range = ranges.UNBOUNDED,
+  bits: Optional[int] = None,
+) -> Val:
+  b = bits if bits is not None and s.float_bits is None else float_bits_of(dtype, s)
+  return Val(FLOAT, b, const=const, stored=stored, lo=rng[0], hi=rng[1])
+
+
+def rng(v: Val) -> ranges.Range:
+  """v's value range: its own, else its type's (the full range of an integer, [0, 1] a bool)."""
+  if v.cls == INT:
+    if v.lo is not None and v.hi is not None:
+      return v.lo, v.hi
+    lo, hi = ranges.full_range(v.bits, v.signed)
+    return (lo if v.lo is None else v.lo), (hi if v.hi is None else v.hi)
+  if v.cls == BOOL:
+    return (0, 1)
+  return v.lo, v.hi
+
+
+def from_range(
+  r: ranges.Range,
+  s: AceSettings,
+  cls: str = INT,
+  bits: Optional[int] = None,
+  signed: Optional[bool] = None,
+) -> Val:
+  """An integer (or acc) value of range r: its width is the range's, or `bits` (the width the
+  op's structure gives, e.g. ±1 binary codes are 1 bit) when that is narrower; capped at
+  acc_bits (a capped range is the acc_bits range: the register wraps)."""
+  rb = ranges.range_bits(*r)
+  if rb is None or (bits is not None and bits < rb):
+    b = bits if bits is not None else s.acc_bits
+    sg = signed if signed is not None else (r[0] is None or r[0] < 0)
+  else:
+    b, sg = rb, r[0] < 0
+  if b > s.acc_bits:
+    b = s.acc_bits
+    r = ranges.UNBOUNDED if cls == ACC else ranges.full_range(b, sg)
+  return Val(cls, max(1, b), signed=sg, lo=r[0], hi=r[1])
 
 
 def acc_val(s: AceSettings) -> Val:
@@ -160,19 +248,22 @@ def _is_pow2(a: float) -> bool:
   return m == 0.5
 
 
-def literal_val(value: float, is_bool: bool, s: AceSettings) -> Val:
-  """An immediate: integer values are int(minimal bits); powers of two are shifts."""
+def literal_val(value: float, is_bool: bool, s: AceSettings, dtype=None) -> Val:
+  """An immediate: integer values are int(the bits of [v, v]: 6 is 3 bits, -8 is 4); powers of
+  two are shifts."""
   if is_bool:
-    return Val(BOOL, 1, signed=False, const=True, value=float(value))
+    return Val(BOOL, 1, signed=False, const=True, value=float(value), lo=0, hi=1)
   v = float(value)
   fmt = POW2 if _is_pow2(abs(v)) else SCALE_NONE
   if math.isfinite(v) and v == int(v) and abs(v) < 2**62:
     iv = int(v)
-    bits = max(1, abs(iv).bit_length()) + (1 if iv < 0 else 0)
-    return Val(INT, bits, signed=iv < 0, const=True, fmt=fmt, value=v)
-  return Val(FLOAT, s.float_bits, const=True, fmt=fmt, value=v)
+    bits = ranges.range_bits(iv, iv)
+    return Val(INT, bits, signed=iv < 0, const=True, fmt=fmt, value=v, lo=iv, hi=iv)
+  r = (v, v) if math.isfinite(v) else ranges.UNBOUNDED
+  return Val(FLOAT, float_bits_of(dtype, s), const=True, fmt=fmt, value=v, lo=r[0], hi=r[1])
 
 
+@functools.lru_cache(maxsize=None)
 def dtype_bits(dtype) -> int:
   """Bits of an integer dtype (int4 is 4, not its 8-bit container); 0 if it is not one."""
   import ml_dtypes
@@ -183,6 +274,7 @@ def dtype_bits(dtype) -> int:
     return 0
 
 
+@functools.lru_cache(maxsize=None)
 def integer_dtype(dtype) -> Optional[bool]:
   """True/False: a signed/unsigned integer dtype (ml_dtypes' int2/int4 included); None: not one."""
   import ml_dtypes
@@ -194,36 +286,36 @@ def integer_dtype(dtype) -> Optional[bool]:
 
 
 def input_val(dtype, s: AceSettings, const: bool, stored: int, origin: int = -1) -> Val:
-  """The type of a function argument from its dtype (float inputs are float(float_bits))."""
+  """The type of a function argument from its dtype: an integer dtype's full range (capped at
+  acc_bits), a float of the dtype's width."""
   kind = getattr(dtype, "kind", "f")
   if kind == "b":
     return Val(BOOL, 1, signed=False, const=const, stored=stored, origin=origin)
   signed = integer_dtype(dtype)
   if signed is not None:
-    return Val(
-      INT,
-      min(dtype_bits(dtype), s.acc_bits),
-      signed=signed,
-      const=const,
-      stored=stored,
-      origin=origin,
-    )
-  return Val(FLOAT, s.float_bits, const=const, stored=stored, origin=origin)
+    bits = min(dtype_bits(dtype), s.acc_bits)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    return Val(INT, bits, signed=signed, const=const, stored=stored, origin=origin, lo=lo, hi=hi)
+  return Val(FLOAT, float_bits_of(dtype, s), const=const, stored=stored, origin=origin)
 
 
 def join(a: Val, b: Val, s: AceSettings) -> Val:
   """The least type holding both (data); const only if both are."""
   const = a.const and b.const
+  r = ranges.union(rng(a), rng(b))
   if a.cls == FLOAT or b.cls == FLOAT:
-    return float_val(s, const)
+    fb = max(
+      (v.bits for v in (a, b) if v.cls == FLOAT and v.fmt != FIXED), default=s.default_float_bits
+    )
+    return float_val(s, const, rng=r, bits=fb)
   if a.cls == ACC or b.cls == ACC:
-    return Val(ACC, max(width(a, s), width(b, s)), const=const)
+    return Val(ACC, max(width(a, s), width(b, s)), const=const, lo=r[0], hi=r[1])
   if a.cls == BOOL and b.cls == BOOL:
     return Val(BOOL, 1, signed=False, const=const)
   signed = a.signed or b.signed
   wa = width(a, s) + (1 if signed and not a.signed and a.cls != BOOL else 0)
   wb = width(b, s) + (1 if signed and not b.signed and b.cls != BOOL else 0)
-  return Val(INT, max(wa, wb), signed=signed, const=const)
+  return from_range(r, s, INT, max(wa, wb), signed)._replace(const=const)
 
 
 def same_type(a: Val, b: Val) -> bool:
@@ -231,25 +323,29 @@ def same_type(a: Val, b: Val) -> bool:
 
 
 def as_data(v: Val) -> Val:
-  """v without its const-only fields (a data value)."""
-  return Val(v.cls, v.bits, signed=v.signed, fmt=v.fmt)
+  """v without its const-only fields (a data value); its range is kept."""
+  return Val(v.cls, v.bits, signed=v.signed, fmt=v.fmt, lo=v.lo, hi=v.hi)
 
 
 def const_product(a: Val, b: Val, divide: bool, s: AceSettings) -> Val:
   """Scale-format algebra on consts: pow2·pow2 = pow2, pow2·fixed(b) = fixed(b),
   fixed(a)·fixed(b) = fixed(a+b), int(a)·pow2 = fixed(a), int(a)·int(b) = int(a+b);
-  dividing by a pow2 keeps the format; anything else is a float const."""
+  dividing by a pow2 keeps the format; anything else is a float const (as wide as the wider
+  float operand)."""
   fa, fb = a.fmt, b.fmt
+  fw = max(
+    (v.bits for v in (a, b) if v.cls == FLOAT and v.fmt != FIXED), default=s.default_float_bits
+  )
   if fb == POW2:
     if fa == POW2:
-      return Val(FLOAT, s.float_bits, const=True, fmt=POW2)
+      return Val(FLOAT, fw, const=True, fmt=POW2)
     if fa == FIXED:
       return Val(FLOAT, a.bits, const=True, fmt=FIXED)
     if a.cls in (INT, BOOL):
       return Val(FLOAT, a.bits, const=True, fmt=FIXED)
-    return float_val(s, True)
+    return float_val(s, True, bits=fw)
   if divide:
-    return float_val(s, True)
+    return float_val(s, True, bits=fw)
   if fa == POW2:
     return const_product(b, a, False, s)
   if fa == FIXED and fb == FIXED:
@@ -259,10 +355,10 @@ def const_product(a: Val, b: Val, divide: bool, s: AceSettings) -> Val:
     fixed = a if fa == FIXED else b
     if other.cls in (INT, BOOL):
       return Val(FLOAT, min(fixed.bits + other.bits, s.acc_bits), const=True, fmt=FIXED)
-    return float_val(s, True)
+    return float_val(s, True, bits=fw)
   if a.cls in (INT, BOOL) and b.cls in (INT, BOOL):
     return Val(INT, min(a.bits + b.bits, s.acc_bits), signed=a.signed or b.signed, const=True)
-  return float_val(s, True)
+  return float_val(s, True, bits=fw)
 
 
 def _signed_width(v: Val, s: AceSettings, signed: bool) -> int:
@@ -276,8 +372,10 @@ def _signed_width(v: Val, s: AceSettings, signed: bool) -> int:
 def grown(a: Val, b: Val, s: AceSettings, op: str) -> Val:
   """The exact integer type of a+b, a-b ("add", "sub") or a·b ("mul"), capped at acc_bits.
 
-  An adder of two b-bit numbers needs b+1 bits, a b1×b2 multiplier b1+b2; nothing in an integer
-  pipeline is wider than its accumulator. acc if either operand is one, else int."""
+  The width of the result's range, or the operands' structure when that is narrower (an adder of
+  two b-bit numbers needs at most b+1 bits, a b1×b2 multiplier b1+b2; ±1 binary codes are 1 bit);
+  nothing in an integer pipeline is wider than its accumulator. acc if either operand is one,
+  else int."""
   signed = a.signed or b.signed or op == "sub"
   wa, wb = _signed_width(a, s, signed), _signed_width(b, s, signed)
   if op == "mul":
@@ -289,13 +387,18 @@ def grown(a: Val, b: Val, s: AceSettings, op: str) -> Val:
   else:
     bits = max(wa, wb) + 1
   cls = ACC if ACC in (a.cls, b.cls) else INT
-  return Val(cls, max(1, min(bits, s.acc_bits)), signed=signed)
+  fn = {"add": ranges.add, "sub": ranges.sub, "mul": ranges.mul}[op]
+  return from_range(fn(rng(a), rng(b)), s, cls, max(1, min(bits, s.acc_bits)), signed)
 
 
 def summed(x: Val, n: int, s: AceSettings) -> Val:
   """The exact type of a sum of n integers of x's type: ceil(log2 n) more bits, capped."""
   extra = max(0, (int(n) - 1).bit_length()) if n > 1 else 0
   base = Val(INT, 1, signed=False) if x.cls == BOOL else x
-  return Val(
-    ACC if x.cls == ACC else INT, min(width(base, s) + extra, s.acc_bits), signed=base.signed
+  return from_range(
+    ranges.times(rng(x), max(1, int(n))),
+    s,
+    ACC if x.cls == ACC else INT,
+    min(width(base, s) + extra, s.acc_bits),
+    base.signed,
   )

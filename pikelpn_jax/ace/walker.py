@@ -27,6 +27,7 @@ from pikelpn_jax.ace.values import (
   Val,
   as_data,
   const_product,
+  float_bits_of,
   float_val,
   input_val,
   integer_dtype,
@@ -111,10 +112,10 @@ class Walker(Visitor):
     return tally, outs
 
   def literal(self, value, dtype) -> Val:
-    return literal_val(value, getattr(dtype, "kind", "f") == "b", self.settings)
+    return literal_val(value, getattr(dtype, "kind", "f") == "b", self.settings, dtype)
 
   def constant(self, var, value) -> Val:
-    return float_val(self.settings, const=True, stored=_size(var))
+    return float_val(self.settings, const=True, stored=_size(var), dtype=jint.var_dtype(var))
 
   def enter(self, frame: Frame) -> None:
     tags = self._interp.qtag_inputs(frame)
@@ -188,7 +189,7 @@ class Walker(Visitor):
     if self.strict:
       raise AceError(msg)
     tally.unaccounted.append((stack, f"{prim}"))
-    return [float_val(self.settings)] * len(e.outputs)
+    return [float_val(self.settings, dtype=jint.var_dtype(o)) for o in e.outputs]
 
   def _traffic(self, eqn, ins, outs, tally, stack):
     s = self.settings
@@ -204,7 +205,13 @@ class Walker(Visitor):
   def _tagged(self, v: Val, p: dict) -> Val:
     if p["kind"] == "scale":
       fmt = p["scale"]
-      bits = p["scale_bits"] if fmt == FIXED else self.settings.float_bits
+      bits = (
+        p["scale_bits"]
+        if fmt == FIXED
+        else v.bits
+        if v.cls == FLOAT and v.fmt != FIXED
+        else self.settings.default_float_bits
+      )
       return Val(FLOAT, bits, const=v.const, fmt=fmt, stored=v.stored, origin=v.origin)
     # No integer of an integer pipeline is wider than its accumulator: a bias tagged 32 bits
     # ("on the accumulator grid") is acc_bits wide when acc_bits is smaller.
@@ -230,7 +237,10 @@ class Walker(Visitor):
       and integer_dtype(jint.var_dtype(outvars[0])) is None
       and getattr(jint.var_dtype(outvars[0]), "kind", "f") != "b"
     ):
-      return [ins[0]]  # a view of the same values in a float container
+      x = ins[0]
+      if x.cls == FLOAT and x.fmt != FIXED:  # the same values at the new float width
+        return [x._replace(bits=float_bits_of(jint.var_dtype(outvars[0]), s))]
+      return [x]  # integer codes in a float container stay integers
     if prim in ("mul", "div"):
       outs = [const_product(ins[0], ins[1], prim == "div", s)]
     else:
@@ -240,8 +250,12 @@ class Walker(Visitor):
       else:  # no rule needed to fold it: its type is its dtype
         outs = [input_val(jint.var_dtype(o), s, True, 0) for o in outvars]
     value = ins[0].value if prim == "convert_element_type" else None
+    # v as a const (Val's positional layout: cls, bits, signed, const, fmt, stored, origin, value,
+    # lo, hi); built directly, since this runs for every op on parameters
+    make = tuple.__new__
     return [
-      v._replace(const=True, stored=_size(o), origin=-1, value=value) for v, o in zip(outs, outvars)
+      make(Val, (v[0], v[1], v[2], True, v[4], _size(o), -1, value, v[8], v[9]))
+      for v, o in zip(outs, outvars)
     ]
 
   # --------------------------------------------------------------------- quantizer pair
@@ -276,7 +290,9 @@ class Walker(Visitor):
         elif p["scale"] == FIXED:
           key = CostKey(stack, "scaling", "mul", b, p["scale_bits"], x.cls, FIXED)
         else:
-          key = CostKey(stack, "scaling", "mul", b, s.float_bits, x.cls, FLOAT)
+          scale = ins[1] if len(ins) > 1 and ins[1].cls == FLOAT else x
+          fb = scale.bits if scale.cls == FLOAT and scale.fmt != FIXED else s.default_float_bits
+          key = CostKey(stack, "scaling", "mul", b, fb, x.cls, FLOAT)
         if self._folds and self._folds[-1].chain_of(jint.eqn_inputs(eqn)[0]) is not None:
           # ·(1/s) merges into the affine chain that computed x (fold='affine')
           self._folds[-1].price(costs, out, jint.eqn_inputs(eqn)[0], [(key, n)])

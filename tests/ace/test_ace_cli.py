@@ -54,6 +54,10 @@ def workdir(tmp_path_factory):
     model_meta(config, CONFIG, 1),
   )
   ck.close()
+  from pikelpn_jax.train.config_io import config_to_json
+
+  with open(os.path.join(wd, "config.json"), "w") as f:  # as main.py writes it
+    f.write(config_to_json(config) + "\n")
   return wd
 
 
@@ -102,3 +106,24 @@ def test_cli_bad_value_exits_1_with_one_line(tmp_path):
   p = run_cli(*SMALL, "--acc_bits", "0")
   assert p.returncode == 1
   assert p.stderr.strip().splitlines()[-1].startswith("error: acc_bits=0")
+
+
+def test_cli_workdir_alone_prices_the_checkpoint_with_its_training_config(
+  workdir, tmp_path, capsys
+):
+  from absl import flags
+
+  from pikelpn_jax.ace.__main__ import main
+
+  out = tmp_path / "wd.json"
+  flags.FLAGS.unparse_flags()
+  try:  # in process: no second JAX start-up
+    assert main(["ace", "--workdir", workdir, "--json", str(out)]) == 0
+  finally:
+    flags.FLAGS.unparse_flags()
+  source = os.path.join(workdir, "config.json")
+  printed = capsys.readouterr().out
+  assert printed.startswith(f"pricing {workdir} with the config it was trained with ({source})")
+  d = json.loads(out.read_text())
+  assert d["settings"]["config_source"] == source and d["settings"]["config_model"]["width"] == 0.25
+  assert d["unaccounted"] == [] and d["params"] > 0

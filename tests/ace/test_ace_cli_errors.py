@@ -101,3 +101,18 @@ def test_config_helpers_raise_one_line_errors():
     assert "\n" not in str(e.value)
   with pytest.raises(ConfigSpecError, match="no config file"):
     load_config_spec("configs/nope.py")
+
+
+def test_a_variant_for_a_config_without_variants_names_the_file(tmp_path):
+  cfg = tmp_path / "single.py"
+  base = os.path.join(ROOT, "configs", "pikelpn.py:fmnist")
+  cfg.write_text(
+    "from pikelpn_jax.config_base import load_config\n\n\n"
+    f"def get_config():\n  return load_config({base!r})\n"
+  )
+  with pytest.raises(ConfigSpecError) as e:
+    load_config_spec(f"{cfg}:x")
+  assert str(cfg) in str(e.value) and "takes no variant" in str(e.value)
+  assert "\n" not in str(e.value)
+  config, source, defaulted = load_config_spec(str(cfg))  # no variant: the one config
+  assert (source, defaulted, config.model.name) == (str(cfg), False, "pikelpn")

@@ -113,8 +113,24 @@ def case_integer_widths():
 def case_integer_dtypes():
   r = analyze(lambda x: x.astype(jnp.int8) * i(3)(x), X)
   assert "mul 8x3" in r.by_bits
+  # a float clipped to constant bounds, rounded and converted: the bounds' width, not int8's
+  r = analyze(lambda x: jnp.round(jnp.clip(x, -3, 3)).astype(jnp.int8) * i(3)(x), X)
+  assert "mul 3x3" in r.by_bits
   r = analyze(lambda x: x * i(3)(x), jnp.ones((4, 8), jnp.uint8))
   assert "mul 8x3" in r.by_bits
+
+
+def case_transposed_convs():
+  import jax
+
+  x, w = jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 5))
+
+  def tconv(w, x):  # stride-2 transposed conv: input dilation 2
+    return jax.lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  assert analyze(tconv, w, x, const_argnums=0).macs == 4 * 4 * 2 * 9 * 5  # input × k² × C_out
+  real = analyze(tconv, w, x, const_argnums=0, settings=AceSettings(count_padded_taps=False))
+  assert real.macs < 4 * 4 * 2 * 9 * 5  # border taps of the edge pixels fall outside
 
 
 def case_traffic():

@@ -80,3 +80,20 @@ def test_done_when_mobilenet_v2_is_cheaper_folded(spec):
   assert affine.settings["fold"] == "affine"
   assert affine.acev2 < none.acev2 and affine.ace == none.ace and affine.macs == none.macs
   assert affine.unaccounted == () == none.unaccounted
+
+  # What moves, exactly (docs/acev2.md, "Deployment folding"): only float32 multiplies (and, at
+  # this size, the global pool's ·(1/1) shift), each BN output keeping its 32-bit add and losing
+  # its 32x32 multiply to the dequantization's
+  def count(r, k):
+    return r.by_class.get(k, {}).get("count", 0)
+
+  changed = {
+    k for k in set(none.by_class) | set(affine.by_class) if count(none, k) != count(affine, k)
+  }
+  assert changed <= {"mul float32xfloat32", "shift float32"} and "mul float32xfloat32" in changed
+  muls, shifts = (
+    count(none, k) - count(affine, k) for k in ("mul float32xfloat32", "shift float32")
+  )
+  assert none.acev2 - affine.acev2 == 1024 * muls + 32 * shifts
+  norm_outputs = (none.breakdown["norm"] - affine.breakdown["norm"]) // 1024
+  assert norm_outputs > 0 and affine.breakdown["norm"] == 32 * norm_outputs

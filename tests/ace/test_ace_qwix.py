@@ -1,6 +1,6 @@
-"""A model quantized by another library (issue 13, item 4): Qwix's post-training quantization of
-a Flax model stores int8 weights and quantizes activations to int8 on the fly; the analyzer prices
-it from the integer dtypes alone (no tag of ours) as 8×8-bit MACs."""
+"""A model quantized by another library: Qwix's post-training quantization of a Flax model stores
+int8 (int4) weights and quantizes activations to int8 (int4) on the fly; the analyzer prices it
+from the integer dtypes alone (no tag of ours) as 8×8-bit (4×4-bit) MACs."""
 
 import flax.linen as nn
 import jax
@@ -38,3 +38,19 @@ def test_qwix_ptq_model_is_priced_at_int8():
   # the same float model: 32×32 MACs
   fv = model.init(jax.random.PRNGKey(0), x)
   assert analyze(lambda v, x: model.apply(v, x), fv, x, const_argnums=0).ace == 1024 * r.macs
+
+
+def test_qwix_ptq_model_is_priced_at_int4():
+  model = TinyCNN()
+  x = jnp.ones((1, 8, 8, 3))
+  rules = [qwix.QuantizationRule(module_path=".*", weight_qtype=jnp.int4, act_qtype=jnp.int4)]
+  qmodel = qwix.quantize_model(model, qwix.PtqProvider(rules))
+  # abstract init: XLA:CPU cannot run an int4 conv, and only shapes and dtypes are priced
+  variables = jax.eval_shape(lambda: qmodel.init(jax.random.PRNGKey(0), x))
+  leaves = jax.tree_util.tree_leaves(variables)
+  assert any(leaf.dtype == jnp.int4 for leaf in leaves)
+  r = analyze(lambda v, x: qmodel.apply(v, x), variables, x, const_argnums=0)
+  macs = 8 * 8 * 9 * 3 * 8 + 8 * 4
+  assert {k for k in r.by_bits if k.startswith("mac")} == {"mac 4x4"}
+  assert r.macs == macs and r.ace == 16 * macs and r.unaccounted == ()
+  assert r.model_bits == sum(leaf.size * (4 if leaf.dtype == jnp.int4 else 32) for leaf in leaves)

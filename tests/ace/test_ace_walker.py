@@ -198,7 +198,8 @@ def test_report_adds_renders_and_serialises(tiny):
     "timing",
   } <= set(d)
   assert set(d["timing"]) == {"trace_s", "walk_s"} and list(d["breakdown"]) == list(CATEGORIES)
-  assert d["settings"]["float_bits"] == 32 and "conventions" in d["settings"]
+  assert d["settings"]["float_bits"] is None and "conventions" in d["settings"]
+  assert d["settings"]["float_widths"] == "dtype"
   assert d["by_class"] == {k: dict(v) for k, v in r.by_class.items()}
   assert dict(two.by_class) == {
     k: {"count": 2 * v["count"], "acev2": 2 * v["acev2"]} for k, v in r.by_class.items()
@@ -264,7 +265,7 @@ def test_rules_are_registered_functions_returning_addable_costs():
   eqn = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: a * b)(jnp.ones((3,)), jnp.ones((3,))))[3][0]
   s = AceSettings()
   outs, c = RULES["mul"](eqn, [Val("int", 4, signed=True), Val("int", 8, signed=True)], s)
-  assert outs == [Val("int", 12, signed=True)] and c == cost(
+  assert outs == [Val("int", 12, signed=True, lo=-1016, hi=1024)] and c == cost(
     "mul", 4, 8, 3, cx="int", cy="int"
   )  # exact: 4 + 8 bits
   total = c + cost("add", 8, 0, 2, cx="int") + FREE

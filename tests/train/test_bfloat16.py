@@ -61,25 +61,38 @@ def test_quantized_layer_codes_identical_under_both_dtypes(make):
   np.testing.assert_allclose(np.asarray(out16, np.float32), out32, rtol=0.05, atol=0.05)
 
 
-def test_acev2_report_is_the_same_under_both_dtypes():
-  from pikelpn_jax.ace import analyze
+def test_acev2_report_under_both_dtypes():
+  """The integer bits come from the quantizers' tags, whatever the dtype; float operands are as
+  wide as their dtype (docs/acev2.md), or float_bits when it is set."""
+  from pikelpn_jax.ace import AceSettings, analyze
 
   c = load_config("configs/pikelpn.py:fmnist")
   model = build_model(c, dw_impl="grouped")
   x = jnp.zeros((1, 32, 32, 1), jnp.float32)
   variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
-  reports = []
+  reports = {}
   for dtype in (jnp.float32, jnp.bfloat16):
-    r = analyze(
-      lambda v, img, dt=dtype: model.apply(v, img.astype(dt), train=False),
-      variables,
-      jax.ShapeDtypeStruct(x.shape, jnp.float32),
-      const_argnums=0,
-    ).to_json()
-    r.pop("timing", None)
-    reports.append(r)
-  assert reports[0]["acev2"] > 0 and reports[0]["layers"]
-  assert reports[0] == reports[1]  # the bits come from the quantizers' tags, not the dtype
+    for float_bits in (None, 32):
+      r = analyze(
+        lambda v, img, dt=dtype: model.apply(v, img.astype(dt), train=False),
+        variables,
+        jax.ShapeDtypeStruct(x.shape, jnp.float32),
+        const_argnums=0,
+        settings=AceSettings(float_bits=float_bits),
+      ).to_json()
+      r.pop("timing", None)
+      r.pop("settings")
+      reports[dtype, float_bits] = r
+  f32, b16 = reports[jnp.float32, None], reports[jnp.bfloat16, None]
+  assert f32["acev2"] > 0 and f32["layers"]
+  assert reports[jnp.float32, 32] == f32  # an f32 trace: the override changes nothing
+  assert reports[jnp.bfloat16, 32] == f32  # every float at 32: the bf16 trace prices the same
+  # from the dtypes: this model's float arithmetic all runs in float32 (its quantizers upcast
+  # their input, QuantNorm computes on the float32 accumulator scale), so the bf16 trace prices
+  # the same, its MACs at the tags' bits; only the traffic of its bf16 tensors is smaller
+  for key in ("macs", "ace", "acev2", "breakdown", "by_bits", "by_class", "model_bits"):
+    assert b16[key] == f32[key], key
+  assert [row["acev2"] for row in b16["layers"]] == [row["acev2"] for row in f32["layers"]]
 
 
 def test_bfloat16_train_step_computes_in_bfloat16_keeps_float32_state(tmp_path):
