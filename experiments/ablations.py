@@ -221,9 +221,16 @@ def settings_table(rows) -> str:
     "ACEv2 (trained model, 32×32)",
     "top-1 % (mean ± std, n)",
     "per seed",
+    "numerics (records)",
   ]
   body = []
   for r in rows.values():
+    counts = {}
+    for fp in r["numerics"].values():
+      counts[fp] = counts.get(fp, 0) + 1
+    fps = ", ".join(
+      f"`{numerics.short(fp)}` ×{n}" for fp, n in sorted(counts.items(), key=lambda kv: -kv[1])
+    )
     sw = r["switches"]
     dw = f"{sw['dw_bits']} per channel" if sw["dhq"] else "4 per tensor (pw rule)"
     seeds = ", ".join(
@@ -252,6 +259,7 @@ def settings_table(rows) -> str:
         zoo.si(r["acev2_trained"]),
         acc,
         seeds or "-",
+        fps or "-",
       ]
     )
   return markdown_table(header, body)
@@ -305,8 +313,9 @@ def describe_effect(ci) -> str:
 
 def add_holm(items) -> None:
   """Holm-adjusted p and verdict of every effect in `items`, as one family of tests."""
+  m = sum(1 for i in items if i["paired"].get("p") is not None)
   for i, (p, v) in zip(items, stats.holm_verdicts([i["paired"] for i in items])):
-    i["holm"] = {"p_adjusted": p, "verdict": v, "family_size": len(items)}
+    i["holm"] = {"p_adjusted": p, "verdict": v, "family_size": m}
 
 
 def _seed_list(seeds) -> str:
@@ -568,7 +577,8 @@ def main(args) -> None:
     "Each effect is the mean over seeds of top-1(on) − top-1(off) for the same seed, with "
     "its 95 % t-interval (n − 1 degrees of freedom) and the sd of the paired differences. An "
     f"interval that contains 0 is written as *{stats.NO_EFFECT}*, never as a gain or a loss. "
-    f"The Holm column treats all {len(items)} effects of this table as one family of tests "
+    f"The Holm column treats the {items[0]['holm']['family_size'] if items else 0} effects of this "
+    "table that have an interval as one family of tests "
     "(two-sided paired t-tests, family-wise error 5 %): an effect whose adjusted p is ≥ 0.05 "
     "is no measurable effect once the others are accounted for. A claim of the paper (our "
     "goal at this budget) is *supported* when the whole interval lies on its side of "
