@@ -126,7 +126,7 @@ def test_input_table_is_the_pipeline_quantizer(trained):
 def test_doc_snippet_runs(trained, tmp_path, monkeypatch):
   text = open(DOC).read()
   blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "onnxruntime" in b]
-  assert len(blocks) == 1 and len(blocks[0].strip().splitlines()) <= 10
+  assert len(blocks) == 1 and len([ln for ln in blocks[0].splitlines() if ln.strip()]) <= 10
   images = quadrant_images(5, 2)[0][:, 2:30, 2:30]
   with gzip.open(tmp_path / "t10k-images-idx3-ubyte.gz", "wb") as f:
     f.write(struct.pack(">HBB3I", 0, 8, 3, 5, 28, 28) + images.tobytes())
