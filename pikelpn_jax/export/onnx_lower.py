@@ -7,7 +7,7 @@ the integer program uses (NHWC). Each lowering emits standard ONNX integer opera
   shift_left      int32 Mul by 2^k (ONNX BitShift is unsigned-only)
   requant         floor((v + 2^(k-1)) / 2^k) as (t - Mod(t, 2^k)) / 2^k: Mod with fmod=0 takes the
                   divisor's sign, so t - Mod(t, 2^k) is an exact multiple and the truncating Div
-                  is exact for negative t too; then Clip
+                  is exact for negative t too (Div alone where v's bounds are >= 0); then Clip
   sum, reduce_max ReduceSum, ReduceMax
   reduce_window_max  the element-wise Max of the window's strided Slices of the Pad'ed input
   compare, select Greater/Less/Equal/..., Where
@@ -107,6 +107,11 @@ def _mac_weights(g: Graph, op: dict, w: np.ndarray) -> tuple:
   return g.const(w + 128, np.uint8, "w"), g.const(128, np.uint8, "zw")
 
 
+def _transpose(g: Graph, x: str, perm) -> str:
+  perm = [int(p) for p in perm]
+  return x if perm == sorted(perm) else g.node("Transpose", [x], perm=perm)
+
+
 def _check_terms(op: dict, k: int):
   if k > MAX_MAC_TERMS:
     _refuse(
@@ -121,10 +126,18 @@ def conv(g, op, ins, tensors, bounds):
     _refuse(op, "lhs_dilation != 1 or batch_group_count != 1")
   w = np.transpose(np.asarray(tensors[op["tensors"]["w"]]), rhs)  # O, I/groups, spatial...
   _check_terms(op, int(np.prod(w.shape[1:])))
-  x = g.node("Transpose", [ins[0]], perm=lhs)  # N, C, spatial...
-  pads = [0, 0] + [p[0] for p in a["padding"]] + [0, 0] + [p[1] for p in a["padding"]]
-  if any(pads):  # zero codes, padded before the uint8 offset so a pad is a code 0 exactly
-    x = g.node("Pad", [x, g.i64(pads, "pads"), g.i32(0, "pad_value")])
+  x = _transpose(g, ins[0], lhs)  # N, C, spatial...
+  pads = [p[0] for p in a["padding"]] + [p[1] for p in a["padding"]]
+  offset = bounds[0][0] < 0  # signed codes travel as code + 128 (_mac_input)
+  if any(pads) and offset:  # pad code 0 before the offset: a padded pixel is code 0 exactly
+    x = g.node(
+      "Pad",
+      [
+        x,
+        g.i64([0, 0] + pads[: len(pads) // 2] + [0, 0] + pads[len(pads) // 2 :]),
+        g.i32(0, "pad_value"),
+      ],
+    )
   xu, zx = _mac_input(g, op, x, bounds[0])
   wu, zw = _mac_weights(g, op, w)
   y = g.node(
@@ -134,8 +147,10 @@ def conv(g, op, ins, tensors, bounds):
     strides=list(a["window_strides"]),
     dilations=list(a["rhs_dilation"]),
     group=int(a["feature_group_count"]),
+    # Unsigned codes: uint8 0 is code 0, so ConvInteger's own zero padding is exact.
+    pads=[0] * len(pads) if offset else pads,
   )
-  return g.node("Transpose", [y], perm=[int(i) for i in np.argsort(out)])
+  return _transpose(g, y, [int(i) for i in np.argsort(out)])
 
 
 def dot(g, op, ins, tensors, bounds, shapes):
@@ -154,7 +169,7 @@ def dot(g, op, ins, tensors, bounds, shapes):
   k = int(np.prod([w.shape[d] for d in wc]))
   _check_terms(op, k)
   w2 = np.transpose(w, list(wc) + w_free).reshape(k, -1)
-  x2 = g.node("Transpose", [ins[0]], perm=x_free + list(xc))
+  x2 = _transpose(g, ins[0], x_free + list(xc))
   x2 = g.node("Reshape", [x2, g.i64([-1, k], "shape")])
   xu, zx = _mac_input(g, op, x2, bounds[0])
   wu, zw = _mac_weights(g, op, w2)
@@ -185,11 +200,14 @@ def shift_left(g, op, ins, tensors, bounds):
   return g.node("Mul", [ins[0], g.i32(_pow2(_shift_amount(op, tensors)), "pow2")])
 
 
-def round_shift_right(g: Graph, v: str, k: np.ndarray) -> str:
-  """floor(v / 2^k + 0.5) for k >= 1 (scalar or per channel), exact for negative v."""
+def round_shift_right(g: Graph, v: str, k: np.ndarray, lo: float = -1) -> str:
+  """floor(v / 2^k + 0.5) for k >= 1 (scalar or per channel), exact for negative v; `lo` is a
+  lower bound of v: for v >= 0 the truncating Div alone is the floor."""
   div = _pow2(k)
   t = g.node("Add", [v, g.i32(div // 2, "half")])
   d = g.i32(div, "pow2")
+  if lo >= 0:
+    return g.node("Div", [t, d])
   rem = g.node("Mod", [t, d], fmod=0)  # in [0, 2^k): Mod takes the divisor's sign
   return g.node("Div", [g.node("Sub", [t, rem]), d])
 
@@ -216,11 +234,11 @@ def requant(g, op, ins, tensors, bounds):
     _refuse(op, f"mode={a['mode']!r}")
   k = _shift_amount(op, tensors)
   if k.ndim == 0 and k > 0:
-    q = round_shift_right(g, v, k)
+    q = round_shift_right(g, v, k, bounds[0][0])
   elif k.ndim == 0:
     q = _shift_left_clamped(g, v, -k, a["lo"], a["hi"])
   else:  # per-channel shifts, both directions possible: both, picked per element
-    down = round_shift_right(g, v, np.maximum(k, 1))
+    down = round_shift_right(g, v, np.maximum(k, 1), bounds[0][0])
     up = _shift_left_clamped(g, v, np.maximum(-k, 0), a["lo"], a["hi"])
     q = g.node("Where", [g.const(k > 0, np.bool_, "down"), down, up], TensorProto.INT32)
   return _clip(g, q, a["lo"], a["hi"])

@@ -92,7 +92,7 @@ def test_graph_is_standard_and_integer_only(trained):
   onnx.checker.check_model(path, full_check=True)
   m = onnx.load(path)
   types = {n.op_type for n in m.graph.node}
-  assert {"ConvInteger", "MatMulInteger", "Gather", "Mod", "Div"} <= types
+  assert {"ConvInteger", "MatMulInteger", "Gather", "Div"} <= types
   assert not types & {"Conv", "MatMul", "Gemm", "QLinearConv", "QLinearMatMul"}
   assert float_nodes(m) == []
   assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8

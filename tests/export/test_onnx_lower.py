@@ -142,6 +142,7 @@ def test_requant_rounding_shift_on_negative_values(k):
   v.reshape(-1)[: halves.size] = halves
   check(requant_op(8, True, shift=k), [v])
   check(requant_op(4, False, shift=k), [v])
+  check(requant_op(4, False, shift=k), [np.maximum(v, 0)])  # bounds >= 0: Div alone
 
 
 def test_requant_per_channel_shifts_and_sign():
