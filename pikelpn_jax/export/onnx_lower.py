@@ -39,6 +39,7 @@ class Graph:
     self.nodes: List = []
     self.inits: List = []
     self.dtypes: Dict[str, int] = {}
+    self.scope = ""  # the layer path of the op being lowered: node names start with it
     self._n = 0
 
   def fresh(self, hint: str) -> str:
@@ -63,7 +64,8 @@ class Graph:
   def node(self, op_type: str, inputs: Sequence[str], dtype=None, hint=None, **attrs) -> str:
     """Appends one node; its output's element type is `dtype`, else its first input's."""
     out = self.fresh(hint or op_type.lower())
-    self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
+    name = f"{self.scope}/{out}" if self.scope else out
+    self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=name, **attrs))
     self.dtypes[out] = self.dtypes[inputs[0]] if dtype is None else dtype
     return out
 
@@ -381,6 +383,7 @@ NEED_SHAPES = {"dot": dot, "reduce_window_max": reduce_window_max, "layout": lay
 
 def lower_op(g: Graph, op: dict, ins: List[str], tensors, bounds, shapes) -> str:
   """The ONNX value computing `op` (bounds: [(lo, hi)] and shapes of its inputs)."""
+  g.scope = op.get("name") or ""
   if op["op"] in NEED_SHAPES:
     return NEED_SHAPES[op["op"]](g, op, ins, tensors, bounds, shapes)
   fn = LOWERINGS.get(op["op"])
