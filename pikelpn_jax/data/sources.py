@@ -133,14 +133,18 @@ class ArraySource:
   def __len__(self) -> int:
     return len(self.labels)
 
-  def get_batch(self, indices: np.ndarray, seeds=None) -> Tuple[np.ndarray, np.ndarray]:
+  def uint8_batch(self, indices: np.ndarray, seeds=None) -> np.ndarray:
+    """The images as stored (uint8 NHWC, after the pad or resize), before normalisation."""
     x = self.images[indices]
     if x.ndim == 3:
       x = x[..., None]
     x = augment_images(x, seeds, self.augment, self.max_shift)
     if x.shape[-1] != self.channels:
       x = np.repeat(x, self.channels, axis=-1) if x.shape[-1] == 1 else x[..., : self.channels]
-    return normalize(x, self.mean, self.std), self.labels[indices]
+    return x
+
+  def get_batch(self, indices: np.ndarray, seeds=None) -> Tuple[np.ndarray, np.ndarray]:
+    return normalize(self.uint8_batch(indices, seeds), self.mean, self.std), self.labels[indices]
 
 
 def _prefix(n_total: int, limit: int) -> int:

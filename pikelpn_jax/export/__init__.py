@@ -4,6 +4,7 @@ export_model(model, variables, probe_x, path)  -> report      (exporter.py)
 load(path) -> IntegerModel; model(x) -> int32 logits          (forward.py)
 assert_integer_only(fn, *args)                                (forward.py)
 python -m pikelpn_jax.export --workdir DIR --out FILE          (cli.py)
+python -m pikelpn_jax.export --workdir DIR --out FILE.onnx     (standard ONNX: onnx_export.py)
 """
 
 from pikelpn_jax.export.exporter import FloatLayerError, export_model, float_layers, lower_model

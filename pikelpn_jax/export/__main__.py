@@ -24,13 +24,16 @@ config_flags.DEFINE_config_file(
   "config", None, "Override the workdir's config: 'configs/x.py:v'.", lock_config=True
 )
 flags.DEFINE_string("workdir", None, "Training workdir holding checkpoints/ and config.json.")
-flags.DEFINE_string("out", None, "Integer model file to write.")
+flags.DEFINE_string(
+  "out", None, "File to write: standard ONNX if it ends in .onnx, else the integer model file."
+)
 flags.DEFINE_integer("probe_examples", 16, "Test images used to check every op while lowering.")
 flags.DEFINE_bool(
   "eval",
   False,
   "Compare with the fake-quant model on the whole test set and "
-  "run the ACEv2 analyzer on both forwards.",
+  "run the ACEv2 analyzer on both forwards; for .onnx, run onnxruntime on the test set "
+  "against the integer forward.",
 )
 flags.DEFINE_integer("eval_examples", -1, "Limit of --eval examples (-1: all).")
 

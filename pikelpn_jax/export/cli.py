@@ -1,7 +1,7 @@
 """python -m pikelpn_jax.export --workdir DIR --out FILE [--config configs/x.py:v --config.a=b]
 
 Restores the newest checkpoint of DIR, lowers the model to integer ops and writes FILE (the
-integer model) and FILE.report.json (sizes, probe checks, and with --eval the whole-test-set
+integer model; standard ONNX when FILE ends in .onnx) and FILE.report.json (sizes, probe checks, and with --eval the whole-test-set
 comparison and the ACEv2 comparison). The config is the one saved in DIR (config.json) unless
 --config is given (ml_collections overrides allowed). Bad input exits 1 with one line on stderr.
 """
@@ -17,6 +17,8 @@ import numpy as np
 
 from pikelpn_jax.config_base import check_int
 
+ONNX_SUFFIX = ".onnx"  # --out's extension picks the format: .onnx, else the integer model file
+
 
 def saved_config(workdir: str) -> ml_collections.ConfigDict:
   """The resolved config the workdir was trained with (config.json written by main.py)."""
@@ -29,18 +31,9 @@ def saved_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def run(
-  config,
-  workdir: str,
-  out: str,
-  probe_examples: int = 16,
-  evaluate: bool = False,
-  eval_examples: int = -1,
-) -> dict:
+def _restore(config, workdir: str, probe_examples: int):
+  """(model, variables, eval source, probe images, source description) of a training workdir."""
   from pikelpn_jax.data import make_source
-  from pikelpn_jax.export import evaluate as ev
-  from pikelpn_jax.export.exporter import export_model
-  from pikelpn_jax.export.forward import load
   from pikelpn_jax.models import build_model
   from pikelpn_jax.train.checkpoint import latest_step, restore_latest
 
@@ -55,7 +48,26 @@ def run(
     "model": config.model.get("name"),
     "variant": config.model.get("variant"),
   }
-  report = export_model(model, variables, jnp.asarray(probe), out, source=src)
+  return model, variables, source, jnp.asarray(probe), src
+
+
+def run(
+  config,
+  workdir: str,
+  out: str,
+  probe_examples: int = 16,
+  evaluate: bool = False,
+  eval_examples: int = -1,
+) -> dict:
+  """Exports to `out`: ONNX when it ends in .onnx, else the integer model file."""
+  if out.endswith(ONNX_SUFFIX):
+    return run_onnx(config, workdir, out, probe_examples, evaluate, eval_examples)
+  from pikelpn_jax.export import evaluate as ev
+  from pikelpn_jax.export.exporter import export_model
+  from pikelpn_jax.export.forward import load
+
+  model, variables, source, probe, src = _restore(config, workdir, probe_examples)
+  report = export_model(model, variables, probe, out, source=src)
   imodel = load(out)
   acev2 = ev.acev2_comparison(config, variables, imodel, model=model) if evaluate else None
   if acev2 is None:
@@ -75,7 +87,66 @@ def run(
   return report
 
 
+def run_onnx(config, workdir, out, probe_examples=16, evaluate=False, eval_examples=-1) -> dict:
+  """The integer program as ONNX (onnx_export.py); with `evaluate`, onnxruntime on the test set
+  against the integer forward and the fake-quant model."""
+  from pikelpn_jax.export import onnx_export as ox
+  from pikelpn_jax.export.exporter import lower_model
+  from pikelpn_jax.export.forward import IntegerModel, device_tensors
+
+  model, variables, source, probe, src = _restore(config, workdir, probe_examples)
+  if not hasattr(source, "mean") or not hasattr(source, "uint8_batch"):
+    raise ValueError(
+      f"dataset {config.dataset.name!r}: its source ({type(source).__name__}) has no stored "
+      "uint8 images and normalisation to fold into the ONNX input; export to .plpn instead"
+    )
+  header, arrays, report = lower_model(model, variables, probe)
+  header["source"] = src
+  onnx_model = ox.to_onnx(header, arrays, ox.input_table(header["input"], source.mean, source.std))
+  floats = ox.float_nodes(onnx_model)
+  if floats:
+    raise ValueError(f"the ONNX graph is not integer-only: {'; '.join(floats[:5])}")
+  ops: dict = {}
+  for node in onnx_model.graph.node:
+    ops[node.op_type] = ops.get(node.op_type, 0) + 1
+  report.update(file=out, format="onnx", opset=ox.OPSET, file_bytes=ox.write_onnx(onnx_model, out))
+  report.update(onnx_nodes=len(onnx_model.graph.node), onnx_ops=ops, float_nodes=floats)
+  if evaluate:
+    imodel = IntegerModel(header, device_tensors(header, arrays))
+    report["onnx_test_set"] = ox.compare_onnx(
+      ox.session(out),
+      imodel,
+      source,
+      model=model,
+      variables=variables,
+      limit=None if eval_examples < 0 else eval_examples,
+    )
+  with open(out + ".report.json", "w") as f:
+    json.dump(report, f, indent=2, sort_keys=True)
+  return report
+
+
+def onnx_summary(report: dict) -> str:
+  ops = ", ".join(f"{k} {v}" for k, v in sorted(report["onnx_ops"].items()))
+  lines = [
+    f"wrote {report['file']}: {report['file_bytes']} bytes, ONNX opset {report['opset']}, "
+    f"{report['onnx_nodes']} nodes ({ops}); float values or float MACs: "
+    f"{len(report['float_nodes'])}; probe checks failed: {len(report['probe_checks_failed'])}"
+  ]
+  if "onnx_test_set" in report:
+    t = report["onnx_test_set"]
+    lines.append(
+      f"onnxruntime on the test set ({t['examples']}): logits identical to the integer forward "
+      f"{t['logits_identical']}/{t['examples']}; top-1 onnxruntime {t['onnx_top1']:.4f}, "
+      f"integer {t['integer_top1']:.4f}, fake-quant {t['fake_quant_top1']:.4f}; "
+      f"{t['ms_per_image']:.3f} ms per image (batch {t['batch']})"
+    )
+  return "\n".join(lines)
+
+
 def summary(report: dict) -> str:
+  if report.get("format") == "onnx":
+    return onnx_summary(report)
   s = report["sizes"]
   lines = [
     f"wrote {report['file']}: {s['file_bytes']} bytes = {s['payload_bytes']} payload "

@@ -122,9 +122,11 @@ def test_file_size_matches_the_analyzer_model_bits(zoo):
   assert os.path.getsize(path) == sizes["file_bytes"]
 
 
-def test_cli_run_from_a_workdir(zoo, tmp_path):
+@pytest.fixture(scope="module")
+def zoo_workdir(zoo, tmp_path_factory):
+  """A training workdir (orbax checkpoint + config.json) holding the zoo model."""
   config, _, variables, _, _, _ = zoo
-  workdir = tmp_path / "run"
+  workdir = tmp_path_factory.mktemp("zoo_run") / "run"
   ckpts = Checkpoints(str(workdir), keep=1)
   ckpts.save(
     1,
@@ -134,9 +136,32 @@ def test_cli_run_from_a_workdir(zoo, tmp_path):
   )
   ckpts.close()
   (workdir / "config.json").write_text(config_to_json(config))
+  return workdir
+
+
+def test_cli_run_from_a_workdir(zoo_workdir, tmp_path):
+  workdir = zoo_workdir
   out = str(tmp_path / "m.plpn")
   report = run(saved_config(str(workdir)), str(workdir), out, probe_examples=4)
   assert report["probe_checks_failed"] == [] and report["sizes"]["weights_match"]
   assert json.load(open(out + ".report.json"))["file_bytes"] == os.path.getsize(out)
   assert "model bits: file" in summary(report)
   assert load(out).header["source"]["step"] == 1
+
+
+def test_cli_onnx_from_a_workdir(zoo, zoo_workdir, tmp_path):
+  # The extension picks the format; --eval runs onnxruntime on stored uint8 test images.
+  out = str(tmp_path / "m.onnx")
+  report = run(
+    saved_config(str(zoo_workdir)), str(zoo_workdir), out, 4, evaluate=True, eval_examples=12
+  )
+  t = report["onnx_test_set"]
+  assert t["examples"] == 12 and t["logits_identical"] == 12
+  assert t["onnx_top1"] == t["integer_top1"] == t["fake_quant_top1"]
+  assert report["float_nodes"] == [] and report["opset"] == 18
+  macs = sum(op["op"] in ("conv", "dot") for op in zoo[5].ops)  # one integer MAC node each
+  assert report["onnx_ops"].get("ConvInteger", 0) + report["onnx_ops"]["MatMulInteger"] == macs
+  assert not {"Conv", "MatMul", "Gemm"} & set(report["onnx_ops"])
+  assert os.path.getsize(out) == report["file_bytes"]
+  assert json.load(open(out + ".report.json"))["onnx_test_set"] == t
+  assert "ONNX opset 18" in summary(report) and "12/12" in summary(report)
