@@ -394,3 +394,17 @@ def lax_primitive_names() -> frozenset:
     if attr.endswith("_p") and isinstance(p, jex_core.Primitive):
       names.add(p.name)
   return frozenset(names)
+
+
+# --------------------------------------------------------------------------------------------
+# Preemption: what jax.distributed keeps private.
+
+
+def preemption_service_running() -> bool:
+  """Whether jax.distributed runs its preemption sync service in this process (it does after
+  jax.distributed.initialize unless jax_enable_preemption_service is off). While it runs, jax's
+  own handler owns SIGTERM and multihost_utils.reached_preemption_sync_point works."""
+  from jax._src import distributed
+
+  state = distributed.global_state
+  return state.client is not None and state.preemption_sync_manager is not None
