@@ -76,6 +76,7 @@ def bench_one(spec: str, dw_impl: str, args) -> dict:
   c.dataset.name, c.dataset.image_size, c.dataset.channels = "synthetic", args.image_size, 3
   c.dataset.num_classes = args.num_classes
   c.batch_size = c.eval_batch_size = args.batch
+  c.dtype = getattr(args, "dtype", c.dtype)  # experiments/device_check.py times both
   tx = make_optimizer(c)
   steps = StepFactory(c, tx, make_mesh())
   state = create_state(c, tx, jax.random.PRNGKey(0), steps.replicated)
