@@ -76,36 +76,34 @@ def out_of_memory(e: Exception) -> bool:
 
 
 def throughput(args, batch: int):
-  """{(model name, dtype): bench_one's result}, and the batch they ran at (halved on OOM)."""
-  rows = {}
-  for dtype in ("float32", "bfloat16"):
-    for name, spec in MODELS:
-      while True:
-        ns = types.SimpleNamespace(
-          width=args.width,
-          image_size=args.image_size,
-          num_classes=1000,
-          batch=batch,
-          steps=args.steps,
-          warmup=args.warmup,
-          dtype=dtype,
-        )
-        try:
-          r = bench_one(spec, args.dw_impl, ns)
-          break
-        except Exception as e:  # noqa: BLE001  (XLA reports OOM as a runtime error)
-          if not out_of_memory(e) or batch <= jax.device_count():
-            raise
-          batch //= 2
-          print(f"out of memory: batch halved to {batch}", flush=True)
-          rows.clear()  # every row at one batch
-      rows[(name, dtype)] = r
-      print(
-        f"{name:<34} {dtype:<9} batch {batch}: compile {r['compile_s']:.1f} s, "
-        f"train {r['train']:.0f} img/s",
-        flush=True,
-      )
-  return rows, batch
+  """{(model name, dtype): bench_one's result}, all at one batch: the largest that fits, from
+  `batch` halving on out-of-memory."""
+  while True:
+    try:
+      rows = {}
+      for dtype in ("float32", "bfloat16"):
+        for name, spec in MODELS:
+          ns = types.SimpleNamespace(
+            width=args.width,
+            image_size=args.image_size,
+            num_classes=1000,
+            batch=batch,
+            steps=args.steps,
+            warmup=args.warmup,
+            dtype=dtype,
+          )
+          r = rows[(name, dtype)] = bench_one(spec, args.dw_impl, ns)
+          print(
+            f"{name:<34} {dtype:<9} batch {batch}: compile {r['compile_s']:.1f} s, "
+            f"train {r['train']:.0f} img/s",
+            flush=True,
+          )
+      return rows, batch
+    except Exception as e:  # noqa: BLE001  (XLA reports OOM as a runtime error)
+      if not out_of_memory(e) or batch <= jax.device_count():
+        raise
+      batch //= 2
+      print(f"out of memory: batch halved to {batch}; timing every model again", flush=True)
 
 
 def pipeline_rate(data_dir: str, workers: int, batch: int, size: int, timed: int):
