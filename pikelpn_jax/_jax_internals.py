@@ -1,11 +1,13 @@
 """Every touch of JAX internals in the project lives here (guarded by tests/test_jax_internals.py).
 
-Three things need them:
+Four things need them:
   * the bit-width tag: a tiny identity primitive whose hashable params carry the numeric type of a
     quantized value into the jaxpr, so the ACEv2 analyzer reads bit widths from the traced computation;
   * `materialize`: an identity primitive that makes XLA compute a small value once, as its own
     buffer, instead of recomputing it inside every element of the fusions that read it;
   * jaxpr inspection for the analyzer: sub-jaxprs in eqn params, module paths in `source_info`.
+  * the training loop's stop requests: whether jax.distributed's preemption service (and its
+    SIGTERM handler) runs in this process.
 
 Everything here targets jax 0.10.2 (pinned). If a JAX upgrade breaks the canary test, fix it here only.
 """
