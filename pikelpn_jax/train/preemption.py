@@ -59,7 +59,7 @@ class StopRequests:
 
   def uninstall(self) -> None:
     for s, handler in self._previous.items():
-      signal.signal(s, handler)
+      signal.signal(s, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
     self._previous = {}
 
   def _on_signal(self, signum, frame) -> None:

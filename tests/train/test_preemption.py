@@ -165,3 +165,19 @@ def test_sigkilled_process_the_survivor_exits_with_one_error_line(tmp_path):
   assert line.startswith("error: process 0 of 2: "), line
   assert "another process of the run has probably died" in line, line
   assert line.endswith(f"resume from the newest checkpoint in {os.path.join(work, 'checkpoints')}")
+
+
+def test_stop_requests_in_process():
+  """One process without jax.distributed: our handlers; restored afterwards."""
+  from pikelpn_jax.train.preemption import StopRequests
+
+  before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+  stop = StopRequests().install()
+  try:
+    assert not stop.synced and not stop.reached(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGTERM)  # again: ignored, the process lives on
+    assert stop.reached(2) and stop.reason == "SIGTERM"
+  finally:
+    stop.uninstall()
+  assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
