@@ -95,14 +95,16 @@ def bench_one(spec: str, dw_impl: str, args) -> dict:
     state, m = fn(state, x, y, {})
   jax.block_until_ready(m)
   train = args.steps * args.batch / (time.perf_counter() - t)
-  ev = steps.eval_step(FULL)
-  mask = global_batch(np.ones(args.batch, np.float32), steps.batch_sharded)
-  jax.block_until_ready(ev(state["params"], state["batch_stats"], x, y, mask))
-  t = time.perf_counter()
-  for _ in range(args.steps):
-    out = ev(state["params"], state["batch_stats"], x, y, mask)
-  jax.block_until_ready(out)
-  evals = args.steps * args.batch / (time.perf_counter() - t)
+  evals = None
+  if getattr(args, "eval", True):  # experiments/device_check.py times training only
+    ev = steps.eval_step(FULL)
+    mask = global_batch(np.ones(args.batch, np.float32), steps.batch_sharded)
+    jax.block_until_ready(ev(state["params"], state["batch_stats"], x, y, mask))
+    t = time.perf_counter()
+    for _ in range(args.steps):
+      out = ev(state["params"], state["batch_stats"], x, y, mask)
+    jax.block_until_ready(out)
+    evals = args.steps * args.batch / (time.perf_counter() - t)
   return {
     "compile_s": compile_s,
     "train": train,
