@@ -1,4 +1,4 @@
-"""The accelerator check: one command (≤ 8 minutes on one GPU) that measures what needs a device.
+"""The accelerator check: one command, sized for ≤ 8 minutes on one GPU, measuring what needs one.
 
     python experiments/device_check.py                            # on the GPU; writes docs/benchmarks.md
     python experiments/device_check.py --quick --out /tmp/b.md    # CPU, tiny sizes (the CI test)
