@@ -55,12 +55,12 @@ def logged_step(workdir) -> int:
     return 0
 
 
-def wait_for(condition, procs, timeout=240):
+def wait_for(condition, procs, timeout=240, poll=0.005):
   end = time.monotonic() + timeout
   while not condition():
     assert time.monotonic() < end, "timed out"
     assert all(p.poll() is None for p in procs), [finish(procs)[1]]
-    time.sleep(0.005)
+    time.sleep(poll)
 
 
 def complete_steps(workdir):
@@ -96,7 +96,7 @@ def references(tmp_path_factory):
 
 def test_sigterm_to_one_of_two_processes_stops_both_at_one_step(references, tmp_path):
   work = str(tmp_path / "work")
-  at = int(np.random.default_rng().integers(3, STEPS // 3))
+  at = int(np.random.default_rng().integers(3, STEPS // 4))
   procs = start(work, 2)
   wait_for(lambda: logged_step(work) >= at, procs)
   procs[1].send_signal(signal.SIGTERM)
@@ -136,7 +136,7 @@ def test_one_process_second_sigterm_ignored_sigint_during_save_keeps_previous(re
   wait_for(lambda: logged_step(work) >= first + 4, procs)
   proc.send_signal(signal.SIGTERM)
   ckpts = os.path.join(work, "checkpoints")
-  wait_for(lambda: any("tmp" in n for n in os.listdir(ckpts)), procs)
+  wait_for(lambda: any("tmp" in n for n in os.listdir(ckpts)), procs, poll=0.001)
   proc.send_signal(signal.SIGINT)
   codes, errs = finish(procs)
   assert codes == [-signal.SIGINT], errs
