@@ -1,7 +1,7 @@
-"""Stop requests: SIGTERM to one of two processes stops both at one saved step (exit 0) and the
-rerun equals an uninterrupted run; one process: a repeated SIGTERM is ignored, a SIGINT during the
-save kills it with the previous checkpoint intact; a SIGKILLed process: the survivor exits with
-one error line within the heartbeat timeout."""
+"""Stop requests: SIGTERM to one of two processes stops both at one saved step (exit 0); a
+SIGKILLed process: the survivor exits with one error line within the heartbeat timeout; the rerun
+equals an uninterrupted run. One process: a repeated SIGTERM is ignored, a SIGINT during the save
+kills it with the previous checkpoint intact, the rerun equals an uninterrupted run."""
 
 import json
 import os
@@ -94,7 +94,9 @@ def references(tmp_path_factory):
   return out
 
 
-def test_sigterm_to_one_of_two_processes_stops_both_at_one_step(references, tmp_path):
+def test_two_processes_sigterm_to_one_stops_both_at_one_step_then_sigkill_then_resume(
+  references, tmp_path
+):
   work = str(tmp_path / "work")
   at = int(np.random.default_rng().integers(3, STEPS // 4))
   procs = start(work, 2)
@@ -109,6 +111,21 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_one_step(references, tmp_
   assert said[0][3] == os.path.join(work, "checkpoints", str(step))
   assert complete_steps(work) == [step]
   assert not os.path.exists(os.path.join(work, "results.json"))
+
+  # The rerun resumes; SIGKILL one process: the survivor exits 1 with one error line, at once
+  # (its next collective fails) or at the latest after the heartbeat timeout (5 s).
+  procs = start(work, 2)
+  wait_for(lambda: logged_step(work) >= step + 3, procs)
+  procs[1].send_signal(signal.SIGKILL)
+  killed = time.monotonic()
+  codes, errs = finish(procs, timeout=60)
+  assert time.monotonic() - killed < 5 + 25
+  assert codes == [1, -signal.SIGKILL], errs
+  line = last_line(errs[0])
+  assert line.startswith("error: process 0 of 2: "), line
+  assert "another process of the run has probably died" in line, line
+  assert line.endswith(f"resume from the newest checkpoint in {os.path.join(work, 'checkpoints')}")
+  assert complete_steps(work) == [step]
 
   codes, errs = finish(start(work, 2))
   assert codes == [0, 0], errs
@@ -150,21 +167,6 @@ def test_one_process_second_sigterm_ignored_sigint_during_save_keeps_previous(re
   with open(os.path.join(work, "metrics.jsonl")) as f:
     assert [x for x in f if "train_loss" in x][:first] == kept  # resumed, not retrained
   assert logged_steps(work) == list(range(1, STEPS + 1))
-
-
-def test_sigkilled_process_the_survivor_exits_with_one_error_line(tmp_path):
-  work = str(tmp_path / "work")
-  procs = start(work, 2)
-  wait_for(lambda: logged_step(work) >= 3, procs)
-  procs[1].send_signal(signal.SIGKILL)
-  killed = time.monotonic()
-  codes, errs = finish(procs, timeout=60)
-  assert time.monotonic() - killed < 5 + 25  # heartbeat timeout + margin
-  assert codes == [1, -signal.SIGKILL], errs
-  line = last_line(errs[0])
-  assert line.startswith("error: process 0 of 2: "), line
-  assert "another process of the run has probably died" in line, line
-  assert line.endswith(f"resume from the newest checkpoint in {os.path.join(work, 'checkpoints')}")
 
 
 def test_stop_requests_in_process():
