@@ -26,6 +26,14 @@ flags.DEFINE_bool(
 flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
 flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
+flags.DEFINE_integer(
+  "heartbeat_timeout_s",
+  100,
+  "Multi-host: a process silent this long counts as dead; the others then exit with an error.",
+)
+flags.DEFINE_integer(
+  "shutdown_timeout_s", 300, "Multi-host: how long a finished process waits for the others."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -42,6 +50,8 @@ def main(argv):
       coordinator_address=FLAGS.coordinator_address,
       num_processes=FLAGS.num_processes,
       process_id=FLAGS.process_id,
+      heartbeat_timeout_s=FLAGS.heartbeat_timeout_s,
+      shutdown_timeout_s=FLAGS.shutdown_timeout_s,
     )
   )
 

@@ -76,6 +76,7 @@ def bench_one(spec: str, dw_impl: str, args) -> dict:
   c.dataset.name, c.dataset.image_size, c.dataset.channels = "synthetic", args.image_size, 3
   c.dataset.num_classes = args.num_classes
   c.batch_size = c.eval_batch_size = args.batch
+  c.dtype = getattr(args, "dtype", c.dtype)  # experiments/device_check.py times both
   tx = make_optimizer(c)
   steps = StepFactory(c, tx, make_mesh())
   state = create_state(c, tx, jax.random.PRNGKey(0), steps.replicated)
@@ -94,14 +95,16 @@ def bench_one(spec: str, dw_impl: str, args) -> dict:
     state, m = fn(state, x, y, {})
   jax.block_until_ready(m)
   train = args.steps * args.batch / (time.perf_counter() - t)
-  ev = steps.eval_step(FULL)
-  mask = global_batch(np.ones(args.batch, np.float32), steps.batch_sharded)
-  jax.block_until_ready(ev(state["params"], state["batch_stats"], x, y, mask))
-  t = time.perf_counter()
-  for _ in range(args.steps):
-    out = ev(state["params"], state["batch_stats"], x, y, mask)
-  jax.block_until_ready(out)
-  evals = args.steps * args.batch / (time.perf_counter() - t)
+  evals = None
+  if getattr(args, "eval", True):  # experiments/device_check.py times training only
+    ev = steps.eval_step(FULL)
+    mask = global_batch(np.ones(args.batch, np.float32), steps.batch_sharded)
+    jax.block_until_ready(ev(state["params"], state["batch_stats"], x, y, mask))
+    t = time.perf_counter()
+    for _ in range(args.steps):
+      out = ev(state["params"], state["batch_stats"], x, y, mask)
+    jax.block_until_ready(out)
+    evals = args.steps * args.batch / (time.perf_counter() - t)
   return {
     "compile_s": compile_s,
     "train": train,

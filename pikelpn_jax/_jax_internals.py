@@ -1,11 +1,13 @@
 """Every touch of JAX internals in the project lives here (guarded by tests/test_jax_internals.py).
 
-Three things need them:
+Four things need them:
   * the bit-width tag: a tiny identity primitive whose hashable params carry the numeric type of a
     quantized value into the jaxpr, so the ACEv2 analyzer reads bit widths from the traced computation;
   * `materialize`: an identity primitive that makes XLA compute a small value once, as its own
     buffer, instead of recomputing it inside every element of the fusions that read it;
   * jaxpr inspection for the analyzer: sub-jaxprs in eqn params, module paths in `source_info`.
+  * the training loop's stop requests: whether jax.distributed's preemption service (and its
+    SIGTERM handler) runs in this process.
 
 Everything here targets jax 0.10.2 (pinned). If a JAX upgrade breaks the canary test, fix it here only.
 """
@@ -394,3 +396,17 @@ def lax_primitive_names() -> frozenset:
     if attr.endswith("_p") and isinstance(p, jex_core.Primitive):
       names.add(p.name)
   return frozenset(names)
+
+
+# --------------------------------------------------------------------------------------------
+# Preemption: what jax.distributed keeps private.
+
+
+def preemption_service_running() -> bool:
+  """Whether jax.distributed runs its preemption sync service in this process (it does after
+  jax.distributed.initialize unless jax_enable_preemption_service is off). While it runs, jax's
+  own handler owns SIGTERM and multihost_utils.reached_preemption_sync_point works."""
+  from jax._src import distributed
+
+  state = distributed.global_state
+  return state.client is not None and state.preemption_sync_manager is not None

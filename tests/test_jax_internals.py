@@ -240,3 +240,12 @@ def test_lax_primitive_names_lists_the_primitives_by_their_bound_name():
   assert len(names) > 100
   eqn = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: jnp.stack([a, b]))(X, X))[3][0]
   assert jint.primitive_name(eqn) in names
+
+
+def test_preemption_service_probe():
+  """preemption.py asks jax.distributed's private state whether jax's SIGTERM handler and sync
+  service run (tests/train/test_preemption.py exercises the running case with 2 processes)."""
+  from jax._src import distributed
+
+  assert {"client", "preemption_sync_manager"} <= set(dir(distributed.global_state))
+  assert jint.preemption_service_running() is False  # no jax.distributed.initialize here

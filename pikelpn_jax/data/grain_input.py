@@ -12,6 +12,7 @@ memory; normalisation happens on the device (device_input.py).
 from __future__ import annotations
 
 import os
+import signal
 from typing import Iterator, Tuple
 
 import numpy as np
@@ -95,8 +96,19 @@ def batch_dataset(example, begin: int, end: int, per_host: int, worker_count: in
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=1))
   _ensure_absl_flags_parsed()
   return it.mp_prefetch(
-    grain.MultiprocessingOptions(num_workers=worker_count, per_worker_buffer_size=2)
+    grain.MultiprocessingOptions(num_workers=worker_count, per_worker_buffer_size=2),
+    worker_init_fn=ignore_stop_signals,
   )
+
+
+def ignore_stop_signals(worker_index: int, worker_count: int) -> None:
+  """In each grain worker: SIGINT and SIGTERM are the training process's to handle (it stops after
+  its step, saves, and shuts the workers down). A terminal's Ctrl-C and Slurm signal every process
+  of the job, and a worker they killed would fail the batches the last step still needs; grain
+  stops its workers with its own event (SIGKILL as the last resort)."""
+  del worker_index, worker_count
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def iterate(dataset) -> Iterator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
 
@@ -9,6 +10,7 @@ import jax
 
 from pikelpn_jax.train import checkpoint, reporting
 from pikelpn_jax.train.loop import NonFiniteLossError, train_and_evaluate
+from pikelpn_jax.train.preemption import Preempted
 
 
 def run(
@@ -20,16 +22,38 @@ def run(
   coordinator_address: Optional[str] = None,
   num_processes: Optional[int] = None,
   process_id: Optional[int] = None,
+  heartbeat_timeout_s: int = 100,
+  shutdown_timeout_s: int = 300,
 ) -> int:
-  """Returns the exit code: 0, or 1 with `error: <what is wrong>` on stderr."""
+  """Returns the exit code: 0 (finished, or stopped on request after saving a checkpoint), or 1
+  with `error: <what is wrong>` on stderr."""
   checkpoint.quiet_logs()  # orbax logs every save at INFO
   if distributed or coordinator_address or num_processes or process_id is not None:
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+    for name, value in (("heartbeat", heartbeat_timeout_s), ("shutdown", shutdown_timeout_s)):
+      if not isinstance(value, int) or value < 1:
+        print(
+          f"error: --{name}_timeout_s={value!r} is not allowed; use seconds >= 1", file=sys.stderr
+        )
+        return 1
+    jax.distributed.initialize(
+      coordinator_address,
+      num_processes,
+      process_id,
+      heartbeat_timeout_seconds=heartbeat_timeout_s,
+      shutdown_timeout_seconds=shutdown_timeout_s,
+    )
   try:
     results = train_and_evaluate(config, workdir, config_source)
+  except Preempted as e:
+    print(f"preempted: {e}", file=sys.stderr)
+    return 0
   except (ValueError, FileNotFoundError, NonFiniteLossError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  except Exception as e:  # noqa: BLE001  (gloo, barriers, orbax: whatever a dead peer causes)
+    if jax.process_count() == 1:
+      raise
+    run_lost(workdir, f"{type(e).__name__}: {e}")
   # Every process restores (orbax's multi-host restore waits for all of them); process 0 prints.
   ace = ace_table(config, workdir)
   if jax.process_index() == 0:
@@ -37,6 +61,23 @@ def run(
       print(ace)
     print(reporting.results_table(results))
   return 0
+
+
+def run_lost(workdir: str, reason: str) -> None:
+  """A step, collective or barrier of a multi-process run failed (another process died, most often):
+  one line, and exit 1 at once; a normal exit would wait for the dead process at jax's shutdown
+  barrier (`--shutdown_timeout_s`)."""
+  reason = " ".join(reason.split())
+  reason = reason if len(reason) <= 300 else reason[:297] + "..."
+  sys.stderr.write(
+    f"\nerror: process {jax.process_index()} of {jax.process_count()}: {reason}; another "
+    "process of the run has probably died (see its log); stopped without saving; run the same "
+    f"command on every host to resume from the newest checkpoint in "
+    f"{checkpoint.checkpoint_dir(workdir)}\n"
+  )
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(1)
 
 
 def ace_table(config, workdir: str) -> Optional[str]:

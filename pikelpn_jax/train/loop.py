@@ -19,6 +19,7 @@ from pikelpn_jax.train import checkpoint, reporting
 from pikelpn_jax.train.config_io import config_to_json
 from pikelpn_jax.train.model_init import phase_at
 from pikelpn_jax.train.optim import learning_rate_schedule, make_optimizer
+from pikelpn_jax.train.preemption import Preempted, StopRequests
 from pikelpn_jax.train.steps import StepFactory, make_mesh, shardings
 from pikelpn_jax.train.teacher import load_teacher
 from pikelpn_jax.train.validate import check_config
@@ -39,7 +40,9 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
   """Trains config's model in workdir, resuming from its newest checkpoint that restores.
 
   Returns what it writes to <workdir>/results.json. Bad input raises a one-line ValueError or
-  FileNotFoundError before anything is written; a NaN/Inf loss raises NonFiniteLossError.
+  FileNotFoundError before anything is written; a NaN/Inf loss raises NonFiniteLossError. On
+  SIGTERM/SIGINT or jax's preemption notice it saves the step every process agreed on and raises
+  Preempted (preemption.py).
   """
   # -- Set-up: everything that can reject the input runs before the first byte is written. ----
   check_config(config, jax.device_count(), jax.process_count())
@@ -90,18 +93,20 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
     mininterval=1.0,
   )
   feeder = DeviceFeeder(batch_sharded, pipeline.mean_std)  # transfers overlap the running step
+  start = int(to_host(state["step"]))
+  stop = StopRequests().install()
   try:
-    for step, images, labels in feeder.feed(
-      pipeline.train_iter(int(to_host(state["step"])), total)
-    ):
+    stop.reached(start)  # every process reports a step before any notice can arrive
+    for step, images, labels in feeder.feed(pipeline.train_iter(start, total)):
       phase = phase_at(config, step)
       meter.compiles |= not steps.has_train_step(phase)
       state, metrics = steps.train_step(phase)(state, images, labels, teacher_vars)
       pending.append(metrics)
       bar.update(1)
       done = step + 1
-      is_eval = done % config.eval_every_steps == 0 or done == total
-      is_ckpt = done % config.checkpoint_every_steps == 0 or done == total
+      stopping = stop.reached(done) and done < total  # at `total` the run just finishes
+      is_eval = not stopping and (done % config.eval_every_steps == 0 or done == total)
+      is_ckpt = stopping or done % config.checkpoint_every_steps == 0 or done == total
       if not (done % config.log_every_steps == 0 or is_eval or is_ckpt):
         continue
       record = train_metrics(pending, done, last_good, workdir, config.learning_rate)
@@ -118,6 +123,9 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
       if is_ckpt:
         ckpts.save(done, state, config, checkpoint.model_meta(config, config_source, done))
         last_good = done
+      if stopping:
+        ckpts.wait()
+        raise Preempted(done, ckpts.step_dir(done), stop.reason)
       if is_eval:
         last_eval = evaluate(steps, pipeline, state, phase_at(config, done))
         log.write(done, last_eval)
@@ -142,6 +150,7 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
       is_main,
     )
   finally:
+    stop.uninstall()
     bar.close()
     ckpts.close()
     log.close()

@@ -1,6 +1,11 @@
 """ImageNet-style preprocessing, a generated imagenet2012 (tfds ArrayRecord, no TF), image folders,
 and the grain worker processes over them."""
 
+import contextlib
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -95,6 +100,34 @@ def test_grain_workers_give_the_batches_of_the_seed_and_step(imagenet_dir):
   ev = list(p.eval_iter())
   np.testing.assert_array_equal(np.concatenate([m for _, _, m in ev]), [1] * 6 + [0] * 2)
   np.testing.assert_allclose(p._normalize(ev[0][0]), next(p.eval_batches())[0], rtol=1e-6)
+
+
+def test_grain_workers_leave_sigterm_and_sigint_to_the_training_process(imagenet_dir):
+  """A terminal's Ctrl-C and Slurm signal every process: the workers carry on, so the training
+  process can finish its step and save (pikelpn_jax/train/preemption.py)."""
+  c = imagenet_config(imagenet_dir)
+  c.dataset.worker_count = 2
+  p = InputPipeline(c)
+  it = p.train_iter(0, 6)
+  got = [next(it), next(it)]  # one batch from each worker: both have started
+  workers = []
+  for d in filter(str.isdigit, os.listdir("/proc")):
+    with contextlib.suppress(OSError):
+      with open(f"/proc/{d}/stat") as f:
+        parent = int(f.read().rsplit(")", 1)[1].split()[1])
+      with open(f"/proc/{d}/cmdline") as f:
+        if parent == os.getpid() and "spawn_main" in f.read():
+          workers.append(int(d))
+  assert len(workers) == 2
+  for pid in workers:
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+  time.sleep(0.5)
+  got += list(it)
+  assert [s for s, _, _ in got] == list(range(6))
+  for step, images, labels in got:
+    np.testing.assert_allclose(p._normalize(images), p.train_batch(step)[0], rtol=1e-6)
+    np.testing.assert_array_equal(p.train_batch(step)[1], labels)
 
 
 def test_imagenet_not_prepared_is_one_line(tmp_path):

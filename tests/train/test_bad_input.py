@@ -102,6 +102,9 @@ def test_cli_bad_input_exits_1_with_one_line(tmp_path):
   w = str(tmp_path / "w")
   assert "num_train_steps=0" in cli_error(run_cli(w, "--config.num_train_steps=0"))
   assert "'imagenet'" in cli_error(run_cli(w, "--config.dataset.name=imagenet"))
+  multi = ("--coordinator_address=127.0.0.1:1", "--num_processes=2", "--process_id=0")
+  msg = cli_error(run_cli(w, *multi, "--heartbeat_timeout_s=0"))
+  assert msg == "error: --heartbeat_timeout_s=0 is not allowed; use seconds >= 1"
   assert not os.path.exists(w)
 
 

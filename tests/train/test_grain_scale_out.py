@@ -5,15 +5,12 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import tiny_model
-from train_helpers import HERE, REPO, TINY_CONFIG
+from train_helpers import free_port, launch
 
 from pikelpn_jax.train import checkpoint
 
@@ -33,27 +30,6 @@ def overrides(data_dir, workers):
     "--config.log_every_steps=2",
     # SGD: Adam turns float noise in near-zero gradients into ±lr steps (2 hosts vs 1)
     "--config.optimizer=sgd",
-  )
-
-
-def launch(workdir, *args):
-  """tests/train/tiny_main.py in its own process group (so a kill also ends grain's workers)."""
-  env = dict(os.environ, PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu", XLA_FLAGS="")
-  cmd = [
-    sys.executable,
-    os.path.join(HERE, "tiny_main.py"),
-    f"--config={TINY_CONFIG}",
-    f"--workdir={workdir}",
-    *args,
-  ]
-  return subprocess.Popen(
-    cmd,
-    cwd=REPO,
-    env=env,
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-    text=True,
-    start_new_session=True,
   )
 
 
@@ -122,12 +98,6 @@ def test_two_workers_killed_and_resumed_equal_the_uninterrupted_run(data_dir, re
   with open(os.path.join(work, "metrics.jsonl")) as f:
     waits = [r["input_wait_fraction"] for r in map(json.loads, f) if "input_wait_fraction" in r]
   assert waits and all(0.0 <= w <= 1.0 for w in waits)
-
-
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 def test_two_processes_on_localhost_match_one_after_kill_and_resume(data_dir, reference, tmp_path):

@@ -1,6 +1,7 @@
 """Helpers of the training tests: the tiny net's config file and the CLI in a subprocess."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -25,3 +26,30 @@ def run_cli(workdir, *overrides, devices=1, timeout=240, wait=True):
       cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
   return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def launch(workdir, *args):
+  """tests/train/tiny_main.py in its own process group (so a kill also ends grain's workers)."""
+  env = dict(os.environ, PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu", XLA_FLAGS="")
+  cmd = [
+    sys.executable,
+    os.path.join(HERE, "tiny_main.py"),
+    f"--config={TINY_CONFIG}",
+    f"--workdir={workdir}",
+    *args,
+  ]
+  return subprocess.Popen(
+    cmd,
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    start_new_session=True,
+  )
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
