@@ -102,13 +102,19 @@ class DPReLU(nn.Module):
       return y - bias_y
 
 
+def _like(param, x):
+  """A float32 parameter in the activations' compute dtype (bfloat16 under config.dtype), so a
+  per-channel term does not promote the activations back to float32; unchanged in float32."""
+  return param if param.dtype == x.dtype else param.astype(x.dtype)
+
+
 class RSign(nn.Module):
   """ReActNet's RSign threshold: x − α (learnable per channel). The sign itself is the binary
   input quantizer of the following convolution (so it is priced as that quantizer)."""
 
   @nn.compact
   def __call__(self, x):
-    alpha = self.param("alpha", nn.initializers.zeros, (x.shape[-1],), jnp.float32)
+    alpha = _like(self.param("alpha", nn.initializers.zeros, (x.shape[-1],), jnp.float32), x)
     with cost_category("activation"):
       return x - alpha
 
@@ -122,9 +128,9 @@ class RPReLU(nn.Module):
   @nn.compact
   def __call__(self, x):
     c = x.shape[-1]
-    gamma = self.param("gamma", nn.initializers.zeros, (c,), jnp.float32)
-    zeta = self.param("zeta", nn.initializers.zeros, (c,), jnp.float32)
-    beta = self.param("beta", nn.initializers.constant(0.25), (c,), jnp.float32)
+    gamma = _like(self.param("gamma", nn.initializers.zeros, (c,), jnp.float32), x)
+    zeta = _like(self.param("zeta", nn.initializers.zeros, (c,), jnp.float32), x)
+    beta = _like(self.param("beta", nn.initializers.constant(0.25), (c,), jnp.float32), x)
     with cost_category("activation"):
       xs = x - gamma
       y = jnp.where(xs > 0, xs, scaled_mul(xs, beta, self.param_bits, self.scale_format))

@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
 import jax.numpy as jnp
+from jax import lax
 
 from pikelpn_jax._jax_internals import cost_category
 from pikelpn_jax.layers import QConv, QDense, QDepthwiseConv, QuantNorm, make_activation
@@ -154,6 +155,14 @@ def max_pool(x, window: int = 3, stride: int = 2, padding="SAME"):
 
 def avg_pool(x, window: int, stride: int, padding="SAME", count_include_pad: bool = True):
   with cost_category("residual_pool"):
-    return nn.avg_pool(
-      x, (window, window), (stride, stride), padding, count_include_pad=count_include_pad
-    )
+    if count_include_pad or x.dtype == jnp.float32:
+      return nn.avg_pool(
+        x, (window, window), (stride, stride), padding, count_include_pad=count_include_pad
+      )
+    # nn.avg_pool counts the window's valid inputs in float32, which would promote bfloat16
+    # activations to float32 for the rest of the network; count them in x's dtype (exact: the
+    # counts are small integers).
+    dims, strides = (window, window), (stride, stride)
+    total = nn.pooling.pool(x, 0.0, lax.add, dims, strides, padding)
+    ones = jnp.ones((1,) + x.shape[1:-1] + (1,), x.dtype)
+    return total / nn.pooling.pool(ones, 0.0, lax.add, dims, strides, padding)

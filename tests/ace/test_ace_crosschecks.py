@@ -1,5 +1,5 @@
-"""External cross-checks (issue 13, item 6): ReActNet-A's ACE with float MACs at 16 bits against
-the 7.9G that PokeBNN's paper reports for it, and PokeBNN-1.0x's per-op element counts against
+"""External cross-checks: ReActNet-A's ACE with float MACs at 16 bits (by the flag, and traced in
+bfloat16 with the widths read from the dtypes) against the 7.9G that PokeBNN's paper reports for it, and PokeBNN-1.0x's per-op element counts against
 the official code's op log (google/aqt aqt/jax_legacy/jax/imagenet/pokebnn_test.py,
 test_size_stats; PokeBNN-1.0x ACE = 4,222,541,824 is checked in test_ace_zoo.py)."""
 
@@ -40,6 +40,22 @@ def test_reactnet_a_ace_at_16_bit_floats_matches_pokebnns_figure():
   r = acev2_report(c, float_bits=16)
   # 4.82e9 binary MACs + 1.2e7 float MACs (first conv, FC) at 16×16: PokeBNN reports 7.9G
   assert abs(r.ace / 7.9e9 - 1) < 0.01, r.ace
+
+
+def test_reactnet_a_traced_in_bfloat16_gives_pokebnns_figure_from_the_dtypes():
+  """No flag: the stem and FC MACs are bfloat16 in the trace, so 16 × 16 bits; binary MACs 1 × 1.
+  Every float activation of the trace stays bfloat16 (the RSign/RPReLU terms and the shortcut's
+  average pool keep the compute dtype)."""
+  c = load_config(os.path.join(REPO_ROOT, "configs", "reactnet.py:a"))
+  c.dtype = "bfloat16"
+  r = acev2_report(c)
+  assert abs(r.ace / 7.9e9 - 1) < 0.01, r.ace
+  assert (
+    r.ace
+    == acev2_report(
+      load_config(os.path.join(REPO_ROOT, "configs", "reactnet.py:a")), float_bits=16
+    ).ace
+  )
 
 
 @pytest.fixture(scope="module")
