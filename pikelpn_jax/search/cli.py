@@ -96,7 +96,7 @@ def prepare(argv):
   return args, config, source, applied
 
 
-def run(args, config, source, applied, log=lambda m: print(m, file=sys.stderr)) -> dict:
+def run(args, config, source, applied, log=lambda m: print(m, flush=True)) -> dict:
   from pikelpn_jax.search import cost, optimize, sensitivity
 
   base = cost.price(config)
