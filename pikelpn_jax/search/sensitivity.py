@@ -92,7 +92,7 @@ class Evaluator:
 
     @jax.jit
     def total(v, x, y):
-      return jnp.sum(cross_entropy(model.apply(v, x, train=False), y) * x.shape[0])
+      return jnp.sum(cross_entropy(model.apply(v, x, train=False), y))
 
     s = 0.0
     for i in range(0, len(self.images), self.batch):
