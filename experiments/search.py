@@ -100,7 +100,8 @@ def measured_sensitivity(searcher, r, args, log):
   path = os.path.join(args.out_dir, "search_sensitivity.json")
   ref_key = runs.key(recipe.study_config(zoo.load(FAMILY[0][0]), r, 0))
   cached = results.read_json(path)
-  if cached is not None and cached.get("reference") == ref_key:
+  n_images = 64 if args.quick else 1000
+  if cached is not None and (cached.get("reference"), cached.get("images")) == (ref_key, n_images):
     try:
       return io.from_json(cached, searcher.space, path)
     except ValueError:
@@ -108,7 +109,7 @@ def measured_sensitivity(searcher, r, args, log):
   config, variables, wd = reference_variables(r, args, log)
   if variables is None:
     return None
-  images, labels = sensitivity.heldout_images(config, 64 if args.quick else 1000)
+  images, labels = sensitivity.heldout_images(config, n_images)
   sens = sensitivity.measured(config, variables, searcher.space, images, labels, log)
   data = dict(io.sensitivity_json(sens), reference=ref_key, workdir=wd)
   with open(path, "w") as f:

@@ -41,11 +41,19 @@ def test_quick_partial_table_and_fixed_budgets(tmp_path):
   proxy = data["searched"]["proxy@uniform3"]
   assert proxy["acev2"] <= fixed["uniform3"]
   assert data["rows"]["proxy@uniform3"]["acev2"] == proxy["acev2"]
-  # budgets that moved since they were fixed: refused, one line
-  fixed["mid"] += 1
-  (tmp_path / "search_budgets.json").write_text(json.dumps({"budgets": fixed}))
-  p = run("--quick", "--no_train", "--out_dir", str(tmp_path))
-  assert p.returncode == 2 and p.stderr.count("\n") == 1 and "fixed" in p.stderr
+
+
+def test_budgets_that_moved_are_refused(tmp_path, monkeypatch):
+  sys.path.insert(0, REPO)
+  from experiments import search
+  from experiments.lib import search_rows
+
+  monkeypatch.setattr(search_rows, "budgets", lambda r: {"uniform2": 1, "mid": 2, "uniform3": 3})
+  assert search.fixed_budgets(None, str(tmp_path))["mid"] == 2  # recorded on the first run
+  assert search.fixed_budgets(None, str(tmp_path))["mid"] == 2  # found again
+  monkeypatch.setattr(search_rows, "budgets", lambda r: {"uniform2": 1, "mid": 5, "uniform3": 3})
+  with pytest.raises(ValueError, match="differ from the ones fixed"):
+    search.fixed_budgets(None, str(tmp_path))
 
 
 def test_comparisons_pair_seeds_and_check_the_goal():
