@@ -24,8 +24,10 @@ type, a stray argument) into one line.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import inspect
+import json
 import os
 import re
 import sys
@@ -169,7 +171,7 @@ def _parse(name: str, raw: Optional[str], kind: type, current):
     if kind is str:
       return raw
     if kind in (tuple, list):
-      v = ast.literal_eval(raw)
+      v = literal_or_json(raw)
       if not isinstance(v, (tuple, list)):
         raise ValueError
       return kind(v)
@@ -185,6 +187,43 @@ def _parse(name: str, raw: Optional[str], kind: type, current):
   raise ConfigSpecError(
     f"--config.{name} has type {kind.__name__}: it cannot be set from the command line"
   )
+
+
+def _tuples(v):
+  """JSON arrays as tuples, all the way down (the configs' rules are tuples of pairs)."""
+  if isinstance(v, list):
+    return tuple(_tuples(x) for x in v)
+  if isinstance(v, dict):
+    return {k: _tuples(x) for k, x in v.items()}
+  return v
+
+
+def literal_or_json(raw: str):
+  """A Python literal, or else JSON (true/false/null; arrays become tuples): a field such as
+  config.model.bit_rules takes the JSON that `python -m pikelpn_jax.search` writes."""
+  try:
+    return ast.literal_eval(raw)
+  except (ValueError, SyntaxError):
+    try:
+      return _tuples(json.loads(raw))
+    except ValueError:
+      raise ValueError(f"{raw!r} is neither a Python literal nor JSON") from None
+
+
+def json_overrides_as_literals(argv: Sequence[str]) -> List[str]:
+  """argv with each `--config.x=<JSON array or object>` that is not a Python literal rewritten as
+  the equal Python literal, which ml_collections' tuple parser reads (ast.literal_eval)."""
+  out = []
+  for a in argv:
+    m = re.match(r"^(--?config\.[^=]+=)([\[{].*)$", a, re.S)
+    if m:
+      try:
+        ast.literal_eval(m.group(2))
+      except (ValueError, SyntaxError):
+        with contextlib.suppress(ValueError):  # neither: ml_collections' error names it
+          a = m.group(1) + repr(_tuples(json.loads(m.group(2))))
+    out.append(a)
+  return out
 
 
 def apply_overrides(
@@ -273,7 +312,7 @@ def parse_flags(argv: Sequence[str]) -> List[str]:
         for path, _ in overrides:
           if "[" not in path:  # indexing into a tuple is left to ml_collections
             config_field(config, path)
-    rest = FLAGS(argv)
+    rest = FLAGS(json_overrides_as_literals(argv))
     if len(rest) > 1:
       raise ConfigSpecError(
         f"unexpected arguments {rest[1:]}; every input is a --flag, flags: {_program_flags()}"

@@ -104,3 +104,20 @@ def test_export_bad_paths(tmp_path, args, fragments):
   p = run(["-m", "pikelpn_jax.export", *[x for kv in base.items() for x in kv]])
   check_one_line(p, [f.format(tmp=tmp_path) for f in fragments])
   assert os.listdir(tmp_path) == []
+
+
+def test_json_overrides_become_python_literals():
+  """A JSON value (true/false/null, arrays) of a --config override is read as the equal Python
+  literal, arrays as tuples; a Python literal or anything else is left alone."""
+  from pikelpn_jax.config_cli import json_overrides_as_literals, literal_or_json
+
+  rules = '[["block0/pw", {"w_bits": 2, "w_per_channel": false, "a_signed": null}]]'
+  want = (("block0/pw", {"w_bits": 2, "w_per_channel": False, "a_signed": None}),)
+  assert literal_or_json(rules) == want
+  assert literal_or_json("(1, 2)") == (1, 2)
+  (arg,) = json_overrides_as_literals([f"--config.model.bit_rules={rules}"])
+  assert arg == f"--config.model.bit_rules={want!r}"
+  kept = ["--config.model.bit_rules=(('stem', {}),)", "--config.x=[oops", "--workdir=[1]"]
+  assert json_overrides_as_literals(kept) == kept
+  with pytest.raises(ValueError, match="neither a Python literal nor JSON"):
+    literal_or_json("[oops")

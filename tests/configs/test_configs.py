@@ -20,6 +20,7 @@ VARIANTS = {
   "configs/resnet.py": ("18_float", "18_w4a4", "50_float", "50_w8a8"),
   "configs/pokebnn.py": ("0.5x", "1.0x", "2.0x"),
   "configs/reactnet.py": ("a",),
+  "configs/pikelpn_searched.py": ("1x", "2x"),
 }
 ALL = [(f, v) for f, vs in VARIANTS.items() for v in vs]
 

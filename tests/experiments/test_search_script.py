@@ -1,0 +1,78 @@
+"""experiments/search.py: --quick --no_train builds a correct partial table (every missing run
+named, no accuracy), fixes its budgets in search_budgets.json and refuses a study whose budgets
+moved; the paired comparisons pair seeds and check the 1-point goal."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run(*args):
+  env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+  return subprocess.run(
+    [sys.executable, os.path.join(REPO, "experiments", "search.py"), *args],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+
+
+def test_quick_partial_table_and_fixed_budgets(tmp_path):
+  p = run("--quick", "--no_train", "--out_dir", str(tmp_path))
+  assert p.returncode == 0, p.stderr[-3000:]
+  with open(tmp_path / "search.json") as f:
+    data = json.load(f)
+  md = (tmp_path / "search.md").read_text()
+  assert (tmp_path / "search.png").exists()
+  fixed = json.loads((tmp_path / "search_budgets.json").read_text())["budgets"]
+  assert fixed["uniform2"] < fixed["mid"] < fixed["uniform3"]
+  assert data["budgets"] == {"uniform3": fixed["uniform3"]}
+  for row in ("uniform2", "uniform3", "pikelpn.py:1x", "proxy@uniform3", "random@uniform3"):
+    assert data["rows"][row]["missing_seeds"] == [0, 1] and data["rows"][row]["n"] == 0
+  assert "Incomplete sweep" in md and "proxy search @ uniform3" in md
+  assert "absent here: its rows are missing" in md  # no reference checkpoint without training
+  proxy = data["searched"]["proxy@uniform3"]
+  assert proxy["acev2"] <= fixed["uniform3"]
+  assert data["rows"]["proxy@uniform3"]["acev2"] == proxy["acev2"]
+
+
+def test_budgets_that_moved_are_refused(tmp_path, monkeypatch):
+  sys.path.insert(0, REPO)
+  from experiments import search
+  from experiments.lib import search_rows
+
+  monkeypatch.setattr(search_rows, "budgets", lambda r: {"uniform2": 1, "mid": 2, "uniform3": 3})
+  assert search.fixed_budgets(None, str(tmp_path))["mid"] == 2  # recorded on the first run
+  assert search.fixed_budgets(None, str(tmp_path))["mid"] == 2  # found again
+  monkeypatch.setattr(search_rows, "budgets", lambda r: {"uniform2": 1, "mid": 5, "uniform3": 3})
+  with pytest.raises(ValueError, match="differ from the ones fixed"):
+    search.fixed_budgets(None, str(tmp_path))
+
+
+def test_comparisons_pair_seeds_and_check_the_goal():
+  sys.path.insert(0, REPO)
+  from experiments.search import comparisons
+
+  def row(tops, acev2):
+    return {"top1": {str(k): v for k, v in enumerate(tops)}, "acev2": acev2}
+
+  rows = {
+    "measured@uniform3": row([0.80, 0.82, 0.81, 0.83, 0.80], 99),
+    "uniform3": row([0.78, 0.80, 0.79, 0.81, 0.78], 100),
+    "random@uniform3": row([0.80, 0.82, 0.81, 0.83, 0.80], 98),
+  }
+  items = {(i["searched"], i["against"]): i for i in comparisons(rows, {"uniform3": 100})}
+  vs_uniform = items[("measured@uniform3", "uniform3")]
+  assert vs_uniform["paired"]["mean"] == pytest.approx(0.02)
+  assert vs_uniform["paired"]["n"] == 5 and vs_uniform["paired"]["lo"] == pytest.approx(0.02)
+  assert vs_uniform["goal"]["check"] == "supported"
+  vs_random = items[("measured@uniform3", "random@uniform3")]
+  assert vs_random["paired"]["mean"] == pytest.approx(0.0)
+  assert vs_random["goal"]["check"] == "not settled"
