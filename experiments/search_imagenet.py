@@ -18,6 +18,10 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
+  from pikelpn_jax.allocator import use_tcmalloc
+
+  use_tcmalloc()
 from experiments.common import markdown_table  # noqa: E402
 from experiments.lib import results, zoo  # noqa: E402
 
