@@ -100,6 +100,8 @@ def backfill(directory: str, log=print, fingerprint=fingerprint_at, commits=None
         json.dump(rec, f, indent=1, sort_keys=True)
         f.write("\n")
       os.replace(tmp, p)
+      if p.endswith("__unknown.json"):  # a superseded record's name says its fingerprint
+        os.replace(p, p[: -len("unknown.json")] + legacy + ".json")
     log(f"{label}: {len(files)} record(s) -> {legacy}")
   return done
 

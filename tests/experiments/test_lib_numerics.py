@@ -122,6 +122,16 @@ def test_backfill_stamps_records_by_commit_and_says_how(tmp_path):
   assert "not recorded" in recs[0]["numerics_from"]
   assert "dirty tree" in recs[1]["numerics_from"] and "dirty" not in recs[0]["numerics_from"]
   assert numerics_backfill.backfill(str(tmp_path), log=lambda m: None, fingerprint=fake) == {}
+  # a superseded record written before fingerprints is stamped and renamed after its stamp
+  os.makedirs(tmp_path / "superseded")
+  c = base.copy_and_resolve_references()
+  c.seed = 7
+  rec = runs.make_record(c, {"eval_top1": 0.1}, 1.0, commit="ccc3333")
+  rec.pop("numerics")
+  with open(tmp_path / "superseded" / "x_s7_n2__unknown.json", "w") as f:
+    json.dump(rec, f)
+  numerics_backfill.backfill(str(tmp_path), log=lambda m: None, fingerprint=fake)
+  assert os.listdir(tmp_path / "superseded") == ["x_s7_n2__legacy-fp-ccc3333.json"]
 
 
 def _committed_ablations():
