@@ -7,15 +7,22 @@ layers use the pointwise quantizer: 4-bit per tensor). "dq_fixed" keeps all thre
 Double Quantization 8-bit mantissa × 2^e scales instead of powers of two. Every run uses the
 study recipe (experiments/lib/recipe.py) and goes through the run cache (results/runs/): seed k
 gives every setting the same initialisation and data order, so each effect is the mean paired
-difference over seeds with its 95 % t-interval. A convergence check trains PikeLPN-1x and float
-MobileNetV1 at twice the budget. Writes results/ablations.{md,json}.
+difference over seeds with its 95 % t-interval, computed over the pairs whose records share one
+numerics fingerprint (experiments/lib/numerics.py), with Holm-adjusted p-values across the
+effects. LONG_SETTINGS are also trained at twice the budget (--long_seeds): the effects at 4000
+steps, and with float MobileNetV1 at both budgets the paired convergence check. Writes
+results/ablations.{md,json}.
 
     python experiments/ablations.py        # trains what results/runs/ lacks (7 settings × 5
-                                           # seeds + 3 convergence runs; 2–5 min per 2000-step
-                                           # run on 2 idle cores), then builds the tables; run
-                                           # it again to resume
-    python experiments/ablations.py --claim_seeds 0,1,...,19  # also 15 more seeds of the
-                                           # settings of the "costs ≤ 0.3 points" claims
+                                           # seeds, 4 × 5 at 4000 steps, float MobileNetV1 ×
+                                           # 5 at both budgets; 4–10 min a run on 2 idle
+                                           # cores), then builds the tables; run it again to
+                                           # resume
+    python experiments/ablations.py --claim_seeds 0,1,...,19 --long_seeds 0,1,...,9
+                                           # 15 more seeds of the settings of the "costs ≤ 0.3
+                                           # points" claims, 10 seeds at 4000 steps
+    python experiments/ablations.py --rerun_stale ...  # also retrains records of another
+                                           # fingerprint than this machine's
     python experiments/ablations.py --no_train         # tables from the records that exist
     python experiments/ablations.py --quick --out_dir /tmp/x
 """
