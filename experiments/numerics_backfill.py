@@ -10,15 +10,14 @@ job's code and seed gave 90.19 % on the machines that trained these records and 
 AVX-512 one). So a backfilled fingerprint is 'legacy-<the code's canary fingerprint>': records
 stamped alike ran byte-identical training code on a machine that was not recorded, and are
 assumed to share its arithmetic (docs/results.md gives the evidence); they never pair with
-records whose fingerprint was measured when they were trained. `--verify NAME` trains a record
-again here, at the current code, and writes whether the final parameters are identical
-(`numerics_verified`).
+records whose fingerprint was measured when they were trained. To see what the machine does to
+a record, retrain it with a sweep's `--rerun_stale`: the replaced record is kept in superseded/
+and the ablations table's Noise section sets the two side by side.
 
 A record written from a dirty tree ('<commit>+dirty') is stamped with its commit's code and says
 so: the diff was not recorded (results files the sweeps rewrite made trees dirty too).
 
     python experiments/numerics_backfill.py                   # stamps results/runs/
-    python experiments/numerics_backfill.py --verify 1368b42f98515496_s1_n2000
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc 
   from pikelpn_jax.allocator import use_tcmalloc
 
   use_tcmalloc()
-from experiments.common import REPO, code_commit  # noqa: E402
+from experiments.common import REPO  # noqa: E402
 from experiments.lib import numerics, runs  # noqa: E402
 
 LEGACY = "legacy-"
@@ -106,66 +105,17 @@ def backfill(directory: str, log=print, fingerprint=fingerprint_at, commits=None
   return done
 
 
-def verify(directory: str, name: str, work_root: str, log=print) -> dict:
-  """Trains record `name`'s config again with this code here; params equal or not, in the record."""
-  from ml_collections import ConfigDict
-
-  from experiments.lib import fmnist
-
-  p = os.path.join(directory, name if name.endswith(".json") else name + ".json")
-  if not os.path.exists(p):
-    raise ValueError(f"--verify {name!r}: no record {p}")
-  with open(p) as f:
-    rec = json.load(f)
-  from pikelpn_jax.config_base import base_config
-
-  steps = rec["key"]["steps"]
-  config = base_config(rec["config"]["model"]["name"], "fashion_mnist")
-  config.update(ConfigDict(rec["config"]))
-  config.seed, config.num_train_steps = rec["key"]["seed"], steps
-  # fields a record leaves out (runs.NOT_TRAINING), as the study recipe sets them
-  config.eval_every_steps = config.checkpoint_every_steps = steps
-  config.log_every_steps, config.keep_checkpoints, config.eval_batch_size = (
-    max(1, steps // 10),
-    1,
-    500,
-  )
-  if runs.key(config) != rec["key"]:
-    raise ValueError(f"{p}: its config does not give its key back; it cannot be retrained")
-  fp = numerics.fingerprint(log=log)
-  workdir = os.path.join(work_root, name.replace(".json", "") + "_verify_" + fp["numerics"])
-  res = fmnist.train(config, workdir, log=log)
-  rec["numerics_verified"] = {
-    "rerun_numerics": fp["numerics"],
-    "rerun_commit": code_commit(),
-    "rerun_cpu": fp["cpu"],
-    "rerun_top1": res.get("eval_top1"),
-    "params_identical": res.get("params_sha256") == rec.get("params_sha256"),
-    "date": time.strftime("%Y-%m-%d", time.gmtime()),
-  }
-  with open(p, "w") as f:
-    json.dump(rec, f, indent=1, sort_keys=True)
-    f.write("\n")
-  log(f"{name}: {rec['numerics_verified']}")
-  return rec["numerics_verified"]
-
-
 def main(argv=None) -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--runs_dir", default=runs.DEFAULT_DIR)
-  p.add_argument("--verify", default="", help="a record's name: train it again here and compare")
-  p.add_argument("--work_root", default=os.path.join("/tmp", "pikelpn_experiments", "verify"))
   p.add_argument(
     "--commits",
     default="",
     help="comma-separated commits to fingerprint (default: every commit a record names)",
   )
   args = p.parse_args(argv)
-  if args.verify:
-    verify(args.runs_dir, args.verify, args.work_root)
-  else:
-    commits = [c.strip() for c in args.commits.split(",") if c.strip()] or None
-    backfill(args.runs_dir, commits=commits)
+  commits = [c.strip() for c in args.commits.split(",") if c.strip()] or None
+  backfill(args.runs_dir, commits=commits)
 
 
 if __name__ == "__main__":

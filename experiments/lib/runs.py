@@ -151,12 +151,6 @@ class RunStore:
     return p
 
 
-def cpu_identity() -> str:
-  from experiments.lib.numerics import cpu_identity as ident
-
-  return ident()
-
-
 def make_record(
   config,
   results: Dict[str, Any],
@@ -171,6 +165,8 @@ def make_record(
   `numerics` its fingerprint (None: not measured).
   """
   import jax
+
+  from experiments.lib.numerics import cpu_identity
 
   dev = jax.devices()[0]
   return {
