@@ -23,6 +23,11 @@ results/ablations.{md,json}.
                                            # points" claims, 10 seeds at 4000 steps
     python experiments/ablations.py --rerun_stale ...  # also retrains records of another
                                            # fingerprint than this machine's
+    python experiments/ablations.py --settings all_on,quantnorm_off,double_quant_off,dq_fixed \
+        --long_seeds 0,1,...,9 --rerun_stale_rows all_on,conv_float_x1,conv_float_x2
+                                           # the 4000-step effects and the convergence pairs
+                                           # at this machine's fingerprint, keeping the
+                                           # 2000-step effects' records
     python experiments/ablations.py --no_train         # tables from the records that exist
     python experiments/ablations.py --quick --out_dir /tmp/x
 """
@@ -699,6 +704,12 @@ if __name__ == "__main__":
     action="store_true",
     help="train again every asked-for run whose record has another numerics fingerprint than "
     "this code's on this machine (the old record moves to <runs_dir>/superseded/)",
+  )
+  p.add_argument(
+    "--rerun_stale_rows",
+    default="",
+    help="--rerun_stale in these rows only, e.g. all_on,conv_float_x1,conv_float_x2 (the "
+    "convergence pairs' 2000-step sides); the other rows keep their records",
   )
   p.add_argument(
     "--runs_dir",

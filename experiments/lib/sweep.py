@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence
 
 from experiments.lib import runs
 
@@ -45,15 +45,19 @@ def run(
   commit: Optional[str] = None,
   numerics: Optional[str] = None,
   rerun_stale: bool = False,
+  stale_rows: Optional[Collection[str]] = None,
 ) -> Outcome:
   """`numerics` is the fingerprint of this process's code and machine (stored in new records);
-  with `rerun_stale`, records of another fingerprint count as missing and are trained again."""
+  with `rerun_stale`, records of another fingerprint count as missing and are trained again: in
+  every row, or only in `stale_rows` when given (the others keep their records whatever their
+  fingerprint, e.g. a sweep that retrains one side of a comparison and none of the rest)."""
   records: Dict[str, Dict[int, dict]] = {}
   missing: Dict[str, List[int]] = {}
   trained = 0
   for job in jobs:
     rec = store.get(job.config)
-    redo = rec is not None and train and runs.stale(rec, numerics, rerun_stale)
+    rerun = rerun_stale and (stale_rows is None or job.row in stale_rows)
+    redo = rec is not None and train and runs.stale(rec, numerics, rerun)
     if (rec is None or redo) and train and (max_runs is None or trained < max_runs):
       log(
         f"training {job.label or job.row} seed {job.seed} "
@@ -68,7 +72,7 @@ def run(
         trainer=trainer,
         commit=commit,
         numerics=numerics,
-        rerun_stale=rerun_stale,
+        rerun_stale=rerun,
       )
       trained += 1
     records.setdefault(job.row, {})
@@ -113,6 +117,12 @@ def run_from_args(args, name: str, jobs: Sequence[Job], log: Callable[[str], Non
   from experiments.common import code_commit
 
   commit = code_commit()  # the code this process imported, before any run ends
+  stale_rows = [r.strip() for r in getattr(args, "rerun_stale_rows", "").split(",") if r.strip()]
+  unknown = sorted(set(stale_rows) - {j.row for j in jobs})
+  if unknown:
+    raise ValueError(
+      f"--rerun_stale_rows has {unknown}; rows of this sweep: {sorted({j.row for j in jobs})}"
+    )
   store = runs.RunStore(runs.runs_dir(args.quick, args.out_dir, args.runs_dir))
   default_root = default_work_root(args.out_dir, args.quick, name)
   fp = None
@@ -130,5 +140,6 @@ def run_from_args(args, name: str, jobs: Sequence[Job], log: Callable[[str], Non
     max_runs=args.max_runs if args.max_runs >= 0 else None,
     commit=commit,
     numerics=fp,
-    rerun_stale=getattr(args, "rerun_stale", False),
+    rerun_stale=getattr(args, "rerun_stale", False) or bool(stale_rows),
+    stale_rows=stale_rows or None,
   )

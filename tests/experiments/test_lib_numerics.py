@@ -88,6 +88,25 @@ def test_a_stale_record_is_superseded_and_trained_again(tmp_path):
   )
 
 
+def test_stale_rows_limit_which_rows_are_trained_again(tmp_path):
+  store = runs.RunStore(str(tmp_path / "runs"))
+  a, b = (recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, k) for k in (0, 1))
+  n = []
+
+  def trainer(c, workdir):
+    n.append(workdir)
+    return {"eval_top1": 0.5, "params_sha256": "p", "step": 2}
+
+  jobs = [sweep.Job("kept", a, "t"), sweep.Job("redone", b, "t")]
+  kw = dict(log=lambda m: None, trainer=trainer, commit="abc1234")
+  assert sweep.run(jobs, store, str(tmp_path / "w"), numerics="fp1", **kw).trained == 2
+  out = sweep.run(
+    jobs, store, str(tmp_path / "w"), numerics="fp2", rerun_stale=True, stale_rows={"redone"}, **kw
+  )
+  assert out.trained == 1
+  assert (store.get(a)["numerics"], store.get(b)["numerics"]) == ("fp1", "fp2")
+
+
 def test_backfill_stamps_records_by_commit_and_says_how(tmp_path):
   from experiments import numerics_backfill
 
