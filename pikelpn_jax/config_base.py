@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import ml_collections
 
@@ -157,3 +158,37 @@ def load_config(spec: str, what: str = "config") -> ml_collections.ConfigDict:
       f"':{variant}'"
     )
   return module.get_config(variant) if variant else module.get_config()
+
+
+DTYPES = ("float32", "bfloat16")
+
+
+def compute_dtype(config):
+  """config.dtype as a jnp dtype: the model's activations and convolutions run in it."""
+  import jax.numpy as jnp
+
+  name = config.get("dtype", "float32")
+  if name not in DTYPES:
+    raise ValueError(f"config.dtype={name!r} is not allowed; use one of {list(DTYPES)}")
+  return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
+
+
+def _jsonable(v: Any) -> Any:
+  if isinstance(v, ml_collections.ConfigDict):
+    v = v.to_dict()
+  if isinstance(v, dict):
+    return {str(k): _jsonable(x) for k, x in v.items()}
+  if isinstance(v, (list, tuple)):
+    return [_jsonable(x) for x in v]
+  if isinstance(v, (str, int, float, bool)) or v is None:
+    return v
+  return repr(v)
+
+
+def config_to_dict(config) -> dict:
+  """The resolved config as plain JSON types (tuples become lists)."""
+  return _jsonable(config)
+
+
+def config_to_json(config) -> str:
+  return json.dumps(config_to_dict(config), indent=2, sort_keys=True)

@@ -23,7 +23,7 @@ def acev2(config, *, fold: str = "none", float_bits: int = 32) -> dict:
   graph as written, 'affine' after folding per-channel multiply/add chains.
   """
   from experiments.lib import zoo
-  from pikelpn_jax.train.config_io import config_to_dict
+  from pikelpn_jax.config_base import config_to_dict
 
   k = (json.dumps(config_to_dict(config), sort_keys=True), fold, float_bits)
   if k not in _CACHE:

@@ -43,8 +43,8 @@ def train(config, workdir: str, log=print) -> Dict[str, Any]:
   Returns results.json's dict; a run whose loss became non-finite returns eval_top1 None and its
   error, so one diverging model does not stop a table.
   """
+  from pikelpn_jax.config_base import config_to_dict
   from pikelpn_jax.train import NonFiniteLossError, train_and_evaluate
-  from pikelpn_jax.train.config_io import config_to_dict
 
   done = _finished(config, workdir)
   if done is not None:
@@ -66,7 +66,7 @@ def train(config, workdir: str, log=print) -> Dict[str, Any]:
 
 
 def _same_config(config, workdir: str) -> bool:
-  from pikelpn_jax.train.config_io import config_to_dict
+  from pikelpn_jax.config_base import config_to_dict
 
   with open(os.path.join(workdir, "config.json")) as f:
     saved = json.load(f)

@@ -67,7 +67,7 @@ def runs_dir(quick: bool, out_dir: str, explicit: str = "") -> str:
 
 def training_dict(config) -> Dict[str, Any]:
   """The config as JSON types, minus the fields that do not change training."""
-  from pikelpn_jax.train.config_io import config_to_dict
+  from pikelpn_jax.config_base import config_to_dict
 
   d = json.loads(json.dumps(config_to_dict(config)))
   for dotted in NOT_TRAINING:

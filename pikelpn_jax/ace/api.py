@@ -233,7 +233,7 @@ def analyze(
 def model_input_spec(config, batch: int = 1) -> jax.ShapeDtypeStruct:
   """The input as training feeds it: images in config.dtype (the compute dtype), so a model
   trained in bfloat16 is traced, and priced, in bfloat16."""
-  from pikelpn_jax.train.steps import compute_dtype
+  from pikelpn_jax.config_base import compute_dtype
 
   d = config.dataset
   shape = (batch, d.image_size, d.image_size, d.channels)
@@ -256,7 +256,7 @@ def config_settings(
   import hashlib
   import json
 
-  from pikelpn_jax.train.config_io import config_to_dict
+  from pikelpn_jax.config_base import config_to_dict
 
   resolved = config_to_dict(config)
   model = {

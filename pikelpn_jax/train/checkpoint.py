@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import orbax.checkpoint as ocp
 from flax import traverse_util
 
-from pikelpn_jax.train.config_io import config_to_dict
+from pikelpn_jax.config_base import config_to_dict
 
 ITEMS = ("model", "train", "config", "meta")
 

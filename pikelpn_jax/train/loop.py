@@ -13,10 +13,10 @@ from absl import logging
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
+from pikelpn_jax.config_base import config_to_json
 from pikelpn_jax.data import InputPipeline
 from pikelpn_jax.data.device_input import DeviceFeeder
 from pikelpn_jax.train import checkpoint, reporting
-from pikelpn_jax.train.config_io import config_to_json
 from pikelpn_jax.train.model_init import phase_at
 from pikelpn_jax.train.optim import learning_rate_schedule, make_optimizer
 from pikelpn_jax.train.preemption import Preempted, StopRequests

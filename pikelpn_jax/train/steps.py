@@ -17,11 +17,11 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from pikelpn_jax.config_base import compute_dtype
 from pikelpn_jax.train import losses
 from pikelpn_jax.train.model_init import FULL, Phase, init_fn, make_model, overlay, select
 
 State = Dict[str, Any]  # {'step', 'params', 'batch_stats', 'opt_state'}
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 class Teacher(NamedTuple):
@@ -29,14 +29,6 @@ class Teacher(NamedTuple):
   variables: Dict[str, Any]
   alpha: float
   temperature: float
-
-
-def compute_dtype(config):
-  """config.dtype as a jnp dtype: the model's activations and convolutions run in it."""
-  name = config.get("dtype", "float32")
-  if name not in DTYPES:
-    raise ValueError(f"config.dtype={name!r} is not allowed; use one of {list(DTYPES)}")
-  return DTYPES[name]
 
 
 def make_mesh() -> Mesh:

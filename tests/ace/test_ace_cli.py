@@ -54,7 +54,7 @@ def workdir(tmp_path_factory):
     model_meta(config, CONFIG, 1),
   )
   ck.close()
-  from pikelpn_jax.train.config_io import config_to_json
+  from pikelpn_jax.config_base import config_to_json
 
   with open(os.path.join(wd, "config.json"), "w") as f:  # as main.py writes it
     f.write(config_to_json(config) + "\n")

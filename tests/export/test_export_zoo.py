@@ -9,12 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pikelpn_jax.config_base import load_config
+from pikelpn_jax.config_base import config_to_json, load_config
 from pikelpn_jax.export import evaluate, export_model, load
 from pikelpn_jax.export.cli import run, saved_config, summary
 from pikelpn_jax.models import build_model
 from pikelpn_jax.train.checkpoint import Checkpoints
-from pikelpn_jax.train.config_io import config_to_json
 
 
 def calibrated_pikelpn(config, steps: int = 2):
