@@ -257,14 +257,15 @@ def test_bad_category_and_argnums():
     analyze(lambda x: x, jnp.ones((2,)), const_argnums=3)
 
 
-def test_rules_are_registered_functions_returning_addable_costs():
+def test_rules_are_table_rows_taking_the_eqn_view_and_returning_addable_costs():
   from pikelpn_jax import _jax_internals as jint
-  from pikelpn_jax.ace.rules import FREE, RULES, Cost, cost
+  from pikelpn_jax.ace.pricing import FREE, Cost, cost
+  from pikelpn_jax.ace.rules import RULES
   from pikelpn_jax.ace.values import Val
 
-  eqn = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: a * b)(jnp.ones((3,)), jnp.ones((3,))))[3][0]
+  raw = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: a * b)(jnp.ones((3,)), jnp.ones((3,))))[3][0]
   s = AceSettings()
-  outs, c = RULES["mul"](eqn, [Val("int", 4, signed=True), Val("int", 8, signed=True)], s)
+  outs, c = RULES["mul"](jint.Eqn(raw), [Val("int", 4, signed=True), Val("int", 8, signed=True)], s)
   assert outs == [Val("int", 12, signed=True, lo=-1016, hi=1024)] and c == cost(
     "mul", 4, 8, 3, cx="int", cy="int"
   )  # exact: 4 + 8 bits
