@@ -230,11 +230,6 @@ class Eqn:
     """Position: eqn indices down the call nesting (the key of the export's recorded values)."""
     return (self.frame.path if self.frame is not None else ()) + (self.index,)
 
-  @property
-  def params(self) -> dict:
-    """A copy of the params (primitive-specific keys; see the canary test)."""
-    return dict(self.raw.params)
-
   # ------------------------------------------------------------------ tags and quantizers
   @property
   def is_tag(self) -> bool:
