@@ -6,8 +6,8 @@ concrete values under one jit) and the eqn listing (`all_eqns`, tests and the in
 check). They differ only in what a value is and in which sub-jaxprs they enter, so the loop lives
 here once: environment, literals and constants, absolute name stacks and eqn positions; a visitor
 decides per equation (`Visitor.eqn`) and enters a sub-jaxpr with `Interpreter.run(body, ins,
-parent=eqn)`. Equations come as `Eqn` views with typed accessors (no raw params here either:
-they are read through pikelpn_jax/_jax_internals.py, guarded by its canary test).
+parent=eqn)`. Equations come as `Eqn` views (pikelpn_jax/_jax_internals.py, guarded by its
+canary test): the one accessor layer between an equation and the visitor or rule reading it.
 
 Also here, shared by the analyzer and the export: the table of layout primitives and
 `split_stack` (module path and cost category of a name stack).
@@ -18,13 +18,27 @@ from __future__ import annotations
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from pikelpn_jax import _jax_internals as jint
+from pikelpn_jax._jax_internals import Eqn
+
+__all__ = [
+  "Eqn",
+  "Frame",
+  "Visitor",
+  "Interpreter",
+  "all_eqns",
+  "Layout",
+  "LAYOUT_TABLE",
+  "layout_names",
+  "split_stack",
+]
 
 # --------------------------------------------------------------------------------------------
 # Equations and frames.
 
 
 class Frame:
-  """One jaxpr being interpreted: its equations and outputs, where it sits, the visitor's state."""
+  """One jaxpr being interpreted: its equations (Eqn views) and outputs, where it sits, the
+  visitor's state."""
 
   __slots__ = ("jaxpr", "eqns", "outvars", "prefix", "path", "state")
 
@@ -35,75 +49,6 @@ class Frame:
     self.prefix = prefix  # absolute name stack of the calling equation ('' at top level)
     self.path = path  # eqn indices down the call nesting of the calling equation
     self.state = state  # whatever the visitor passed to Interpreter.run
-
-
-class Eqn:
-  """A view of one equation with typed accessors (see _jax_internals for what they read)."""
-
-  __slots__ = ("raw", "index", "frame")
-
-  def __init__(self, raw, index: int, frame: Frame):
-    self.raw = raw  # for rule functions that take the equation itself
-    self.index = index
-    self.frame = frame
-
-  @property
-  def prim(self) -> str:
-    return jint.primitive_name(self.raw)
-
-  @property
-  def inputs(self) -> list:
-    return jint.eqn_inputs(self.raw)
-
-  @property
-  def outputs(self) -> list:
-    return jint.eqn_outputs(self.raw)
-
-  @property
-  def name_stack(self) -> str:
-    """The name stack relative to the enclosing jaxpr."""
-    return jint.name_stack(self.raw)
-
-  @property
-  def stack(self) -> str:
-    """The absolute name stack (the callers' stacks joined in front)."""
-    return jint.join_name_stacks(self.frame.prefix, jint.name_stack(self.raw))
-
-  @property
-  def path(self) -> tuple:
-    """Position: eqn indices down the call nesting (the key of record_values' table)."""
-    return self.frame.path + (self.index,)
-
-  @property
-  def is_tag(self) -> bool:
-    return jint.is_tag(self.raw)
-
-  @property
-  def tag(self) -> dict:
-    return jint.tag_params(self.raw)
-
-  @property
-  def is_quantizer(self) -> bool:
-    return jint.is_quantizer_call(self.raw)
-
-  @property
-  def body(self):
-    """The sub-jaxpr of a call-like equation (jit, remat, custom_jvp/vjp, ...), or None."""
-    return jint.call_body(self.raw)
-
-  @property
-  def scan(self) -> Tuple[Any, int, int, int]:
-    """(body, length, num_consts, num_carry) of a scan."""
-    return jint.scan_info(self.raw)
-
-  @property
-  def branches(self) -> tuple:
-    return jint.cond_branches(self.raw)
-
-  @property
-  def sub_jaxprs(self) -> list:
-    """Every sub-jaxpr of the equation (call bodies, scan/while bodies, cond branches)."""
-    return jint.sub_jaxprs(self.raw)
 
 
 class Visitor:
@@ -142,7 +87,8 @@ class Interpreter:
     env = {v: vis.constant(v, c) for v, c in zip(constvars, consts)}
     env.update(zip(invars, ins if ins is not None else [None] * len(invars)))
     prefix, path = (parent.stack, parent.path) if parent is not None else ("", ())
-    frame = Frame(jaxpr, eqns, outvars, prefix, path, state)
+    frame = Frame(jaxpr, [], outvars, prefix, path, state)
+    frame.eqns = [Eqn(raw, i, frame) for i, raw in enumerate(eqns)]
     is_literal, literal_value, var_dtype = jint.is_literal, jint.literal_value, jint.var_dtype
 
     def read(v):
@@ -150,10 +96,9 @@ class Interpreter:
 
     vis.enter(frame)
     try:
-      for i, raw in enumerate(eqns):
-        e = Eqn(raw, i, frame)
-        outs = vis.eqn(e, [read(v) for v in jint.eqn_inputs(raw)])
-        env.update(zip(jint.eqn_outputs(raw), outs))
+      for e in frame.eqns:
+        outs = vis.eqn(e, [read(v) for v in e.inputs])
+        env.update(zip(e.outputs, outs))
     finally:
       vis.leave(frame)
     return [read(v) for v in outvars]
@@ -164,11 +109,11 @@ class Interpreter:
     if hit is not None:
       return hit[1]
     tags = {}
-    for raw in frame.eqns:
-      if jint.is_tag(raw):
-        v = jint.eqn_inputs(raw)[0]
+    for e in frame.eqns:
+      if e.is_tag:
+        v = e.inputs[0]
         if not jint.is_literal(v):
-          tags[v] = jint.tag_params(raw)
+          tags[v] = e.tag
     self._qtag_inputs[id(frame.jaxpr)] = (frame.jaxpr, tags)  # keeps the id unique
     return tags
 
@@ -186,7 +131,8 @@ class _AllEqns(Visitor):
 
 
 def all_eqns(jaxpr) -> list:
-  """Every equation of a jaxpr and, depth first, of every sub-jaxpr (no values computed)."""
+  """Every equation of a jaxpr and, depth first, of every sub-jaxpr (no values computed), as
+  it is (wrap one in Eqn, or use _jax_internals' shorthands, to read it)."""
   v = _AllEqns()
   v.interp.run(jaxpr, None)
   return v.out

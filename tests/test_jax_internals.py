@@ -118,25 +118,31 @@ def _tiny_jaxpr():
   )
 
 
+def _views(j):
+  """The Eqn views of a jaxpr's top-level equations."""
+  return [jint.Eqn(e, i) for i, e in enumerate(jint.jaxpr_parts(j)[3])]
+
+
 def _eqns(closed, name):
-  return [e for e in jint.jaxpr_parts(closed)[3] if jint.primitive_name(e) == name]
+  return [e for e in _views(closed) if e.prim == name]
 
 
 def test_custom_jvp_call_params_and_function_names():
   closed = _tiny_jaxpr()
   calls = _eqns(closed, "custom_jvp_call")
-  names = sorted(jint.custom_call_function_name(e) for e in calls)
+  names = sorted(e.custom_call_function_name for e in calls)
   assert names == ["quantize_ste", "quantize_ste", "relu"]
   for e in calls:
-    assert isinstance(jint.call_body(e), jint.ClosedJaxpr)
-    assert jint.is_quantizer_call(e) == (jint.custom_call_function_name(e) == "quantize_ste")
+    assert isinstance(e.body, jint.ClosedJaxpr)
+    assert e.is_quantizer == (e.custom_call_function_name == "quantize_ste")
   # The quantizer's single output feeds a qtag with the documented params.
   tags = _eqns(closed, "qtag")
-  quant_outs = {jint.eqn_outputs(e)[0] for e in calls if jint.is_quantizer_call(e)}
-  tagged = [t for t in tags if jint.eqn_inputs(t)[0] in quant_outs]
+  quant_outs = {e.outputs[0] for e in calls if e.is_quantizer}
+  tagged = [t for t in tags if t.inputs[0] in quant_outs]
   assert len(tagged) == 2
-  assert {jint.tag_params(t)["kind"] for t in tagged} == {"act", "weight"}
-  assert set(jint.tag_params(tagged[0])) == {
+  assert {t.tag["kind"] for t in tagged} == {"act", "weight"}
+  assert all(t.is_tag and jint.is_tag(t.raw) and jint.tag_params(t.raw) == t.tag for t in tagged)
+  assert set(tagged[0].tag) == {
     "bits",
     "signed",
     "kind",
@@ -149,86 +155,92 @@ def test_custom_jvp_call_params_and_function_names():
 def test_name_stack_holds_module_path_and_category():
   closed = _tiny_jaxpr()
   conv = _eqns(closed, "conv_general_dilated")[0]
-  assert jint.name_stack(conv) == "_Tiny/conv"
+  assert conv.name_stack == "_Tiny/conv" == jint.name_stack(conv.raw)
   relu_call = [
-    e for e in _eqns(closed, "custom_jvp_call") if jint.custom_call_function_name(e) == "relu"
+    e for e in _eqns(closed, "custom_jvp_call") if e.custom_call_function_name == "relu"
   ][0]
-  assert jint.name_stack(relu_call) == "_Tiny/" + jint.CATEGORY_PREFIX + "activation"
+  assert relu_call.name_stack == "_Tiny/" + jint.CATEGORY_PREFIX + "activation"
   # Inside a sub-jaxpr the stack is relative (empty here): the walker joins them.
-  inner = jint.jaxpr_parts(jint.call_body(relu_call))[3]
-  assert all(jint.name_stack(e) == "" for e in inner)
+  inner = _views(relu_call.body)
+  assert all(e.name_stack == "" for e in inner)
+  # A view made outside the interpreter has no caller: its absolute stack is its own.
+  assert relu_call.stack == relu_call.name_stack and relu_call.path == (relu_call.index,)
   assert jint.join_name_stacks("a/b", "") == "a/b" and jint.join_name_stacks("a", "c") == "a/c"
 
 
 def test_higher_order_params():
   f = lambda x: jnp.tanh(x)
-  jit_eqn = jint.jaxpr_parts(jax.make_jaxpr(jax.jit(f))(X))[3][0]
-  assert jint.primitive_name(jit_eqn) == "jit"
-  assert isinstance(jint.call_body(jit_eqn), jint.ClosedJaxpr)
-  remat_eqn = jint.jaxpr_parts(jax.make_jaxpr(jax.checkpoint(f))(X))[3][0]
-  assert jint.call_body(remat_eqn) is not None
-  scan_eqn = jint.jaxpr_parts(
+  jit_eqn = _views(jax.make_jaxpr(jax.jit(f))(X))[0]
+  assert jit_eqn.prim == "jit" and jint.primitive_name(jit_eqn.raw) == "jit"
+  assert isinstance(jit_eqn.body, jint.ClosedJaxpr)
+  remat_eqn = _views(jax.make_jaxpr(jax.checkpoint(f))(X))[0]
+  assert remat_eqn.body is not None
+  scan_eqn = _views(
     jax.make_jaxpr(lambda x: jax.lax.scan(lambda c, _: (c + f(x), None), x, None, length=3)[0])(X)
-  )[3][0]
-  body, length, n_consts, n_carry = jint.scan_info(scan_eqn)
+  )[0]
+  body, length, n_consts, n_carry = scan_eqn.scan
   assert (length, n_consts, n_carry) == (3, 1, 1) and body is not None
   cond_eqn = [
     e
-    for e in jint.jaxpr_parts(
-      jax.make_jaxpr(lambda x: jax.lax.cond(x.sum() > 0, f, jnp.sin, x))(X)
-    )[3]
-    if jint.primitive_name(e) == "cond"
+    for e in _views(jax.make_jaxpr(lambda x: jax.lax.cond(x.sum() > 0, f, jnp.sin, x))(X))
+    if e.prim == "cond"
   ][0]
-  assert len(jint.cond_branches(cond_eqn)) == 2
+  assert len(cond_eqn.branches) == 2
   # sub_jaxprs finds every body: call, scan, both cond branches, while's cond and body.
-  assert len(jint.sub_jaxprs(jit_eqn)) == 1 and len(jint.sub_jaxprs(scan_eqn)) == 1
-  assert len(jint.sub_jaxprs(cond_eqn)) == 2
-  while_eqn = jint.jaxpr_parts(
-    jax.make_jaxpr(lambda x: jax.lax.while_loop(lambda c: c.sum() < 9, f, x))(X)
-  )[3][0]
-  assert jint.primitive_name(while_eqn) == "while" and len(jint.sub_jaxprs(while_eqn)) == 2
-  assert jint.sub_jaxprs(jint.jaxpr_parts(jax.make_jaxpr(f)(X))[3][0]) == []
+  assert len(jit_eqn.sub_jaxprs) == 1 and len(scan_eqn.sub_jaxprs) == 1
+  assert len(cond_eqn.sub_jaxprs) == 2
+  while_eqn = _views(jax.make_jaxpr(lambda x: jax.lax.while_loop(lambda c: c.sum() < 9, f, x))(X))[
+    0
+  ]
+  assert while_eqn.prim == "while" and len(while_eqn.sub_jaxprs) == 2
+  assert _views(jax.make_jaxpr(f)(X))[0].sub_jaxprs == []
+  # bind evaluates an equation (a call-like one runs its body whole)
+  np.testing.assert_allclose(jit_eqn.bind([X])[0], f(X), rtol=1e-6)
 
 
 def test_shape_accessors():
   closed = _tiny_jaxpr()
-  g = jint.conv_geometry(_eqns(closed, "conv_general_dilated")[0])
+  conv = _eqns(closed, "conv_general_dilated")[0]
+  g = conv.conv_geometry
+  assert jint.conv_geometry(conv.raw) == g
+  assert conv.in_shape(0) == (1, 5, 5, 2) and conv.out_shape(0) == (1, 3, 3, 4)
+  assert conv.out_dtype(0) == jnp.float32
   assert g["lhs_spatial"] == (5, 5) and g["rhs_spatial"] == (3, 3)
   assert (g["rhs_in_features"], g["rhs_out_features"]) == (2, 4)
   assert g["strides"] == (2, 2) and g["padding"] == ((1, 1), (1, 1))
   assert g["feature_group_count"] == 1 and g["out_batch_features"] == (1, 4)
-  dot = jint.jaxpr_parts(jax.make_jaxpr(jnp.matmul)(jnp.ones((2, 5)), jnp.ones((5, 3))))[3][0]
-  assert jint.dot_contracting_size(dot) == 5
-  pool = jint.jaxpr_parts(
+  dot = _views(jax.make_jaxpr(jnp.matmul)(jnp.ones((2, 5)), jnp.ones((5, 3))))[0]
+  assert dot.dot_contracting_size == 5
+  pool = _views(
     jax.make_jaxpr(lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME"))(jnp.ones((1, 5, 5, 2)))
-  )[3][0]
-  w = jint.window_geometry(pool)
+  )[0]
+  w = pool.window_geometry
   assert w["window"] == (1, 3, 3, 1) and w["padding"][1] == (1, 1)
-  red = jint.jaxpr_parts(jax.make_jaxpr(lambda x: x.sum(axis=1))(X))[3][0]
-  assert jint.reduce_axes_of(red) == (1,)
-  lit = jint.eqn_inputs(jint.jaxpr_parts(jax.make_jaxpr(lambda x: x * 3.0)(X))[3][0])[1]
+  red = _views(jax.make_jaxpr(lambda x: x.sum(axis=1))(X))[0]
+  assert red.reduce_axes == (1,)
+  pow_ = _views(jax.make_jaxpr(lambda x: x**3)(X))[0]
+  assert pow_.prim == "integer_pow" and pow_.integer_pow_exponent == 3
+  lit = _views(jax.make_jaxpr(lambda x: x * 3.0)(X))[0].inputs[1]
   assert jint.is_literal(lit) and float(jint.literal_value(lit)) == 3.0
 
 
 def test_export_attr_accessors():
   # The integer export writes these into its file header: plain JSON values, jaxpr names.
   closed = _tiny_jaxpr()
-  a = jint.conv_attrs(_eqns(closed, "conv_general_dilated")[0])
+  a = _eqns(closed, "conv_general_dilated")[0].conv_attrs
   assert a["window_strides"] == [2, 2] and a["padding"] == [[1, 1], [1, 1]]
   assert a["lhs_dilation"] == [1, 1] and a["feature_group_count"] == 1
   assert a["dimension_numbers"] == [[0, 3, 1, 2], [3, 2, 0, 1], [0, 3, 1, 2]]
-  dot = jint.jaxpr_parts(jax.make_jaxpr(jnp.matmul)(jnp.ones((2, 5)), jnp.ones((5, 3))))[3][0]
-  assert jint.dot_dimension_numbers(dot) == (((1,), (0,)), ((), ()))
-  pool = jint.jaxpr_parts(
+  dot = _views(jax.make_jaxpr(jnp.matmul)(jnp.ones((2, 5)), jnp.ones((5, 3))))[0]
+  assert dot.dot_dimension_numbers == (((1,), (0,)), ((), ()))
+  pool = _views(
     jax.make_jaxpr(lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME"))(jnp.ones((1, 5, 5, 2)))
-  )[3][0]
-  w = jint.window_attrs(pool)
+  )[0]
+  w = pool.window_attrs
   assert w["window_dimensions"] == [1, 3, 3, 1] and w["padding"][1] == [1, 1]
-  pad = jint.jaxpr_parts(jax.make_jaxpr(lambda x: jax.lax.pad(x, 0.0, ((0, 0, 0), (1, 2, 0))))(X))[
-    3
-  ][-1]
-  assert jint.primitive_name(pad) == "pad"
-  assert jint.layout_params(pad, ("padding_config", "nope")) == {
+  pad = _views(jax.make_jaxpr(lambda x: jax.lax.pad(x, 0.0, ((0, 0, 0), (1, 2, 0))))(X))[-1]
+  assert pad.prim == "pad"
+  assert pad.layout_params(("padding_config", "nope")) == {
     "padding_config": [[0, 0, 0], [1, 2, 0]],
     "nope": None,
   }
@@ -238,8 +250,8 @@ def test_lax_primitive_names_lists_the_primitives_by_their_bound_name():
   names = jint.lax_primitive_names()
   assert {"add", "stack", "concatenate", "convert_element_type", "scan", "cond"} <= names
   assert len(names) > 100
-  eqn = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: jnp.stack([a, b]))(X, X))[3][0]
-  assert jint.primitive_name(eqn) in names
+  eqn = _views(jax.make_jaxpr(lambda a, b: jnp.stack([a, b]))(X, X))[0]
+  assert eqn.prim in names
 
 
 def test_preemption_service_probe():

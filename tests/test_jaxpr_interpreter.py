@@ -40,7 +40,7 @@ class _Eval(Visitor):
     self.seen.append((e.path, e.stack, e.prim))
     if e.body is not None:
       return self.interp.run(e.body, ins, parent=e)
-    return jint.bind_eqn(e.raw, ins)
+    return e.bind(ins)
 
 
 def test_interpreter_evaluates_and_enters_call_bodies():

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from pikelpn_jax._jax_internals import jaxpr_parts
-from pikelpn_jax.ace import rules
+from pikelpn_jax.ace.pricing import unit_cost
 from pikelpn_jax.ace.report import CostReport, LayerRow, frozen
 from pikelpn_jax.ace.values import CATEGORIES, AceSettings, dtype_bits, float_bits_of, input_val
 from pikelpn_jax.ace.walker import AceError, Tally, Walker
@@ -120,7 +120,7 @@ def build_report(
       continue
     path, cat = _parse_stack(stack)
     cat = forced or cat or "other"
-    cost = n * rules.unit_cost(op, bx, by, s)
+    cost = n * unit_cost(op, bx, by, s)
     r = row(path)
     r["acev2"] += cost
     r["ops"] += n

@@ -34,8 +34,8 @@ class Chain:
 
 def use_counts(eqns, outvars) -> Dict[object, int]:
   uses: Dict[object, int] = {}
-  for eqn in eqns:
-    for v in jint.eqn_inputs(eqn):
+  for e in eqns:
+    for v in e.inputs:
       if not jint.is_literal(v):
         uses[v] = uses.get(v, 0) + 1
   for v in outvars:
@@ -44,8 +44,8 @@ def use_counts(eqns, outvars) -> Dict[object, int]:
   return uses
 
 
-def affine_operand(eqn, prim: str, ins) -> Optional[int]:
-  """Index of the data operand when `eqn` is x·c, x/c, x±c or c±x with c a per-channel or
+def affine_operand(e, prim: str, ins) -> Optional[int]:
+  """Index of the data operand when equation `e` (an Eqn view) is x·c, x/c, x±c or c±x with c a per-channel or
   scalar constant; None otherwise."""
   if prim not in AFFINE_PRIMITIVES or len(ins) != 2:
     return None
@@ -56,7 +56,7 @@ def affine_operand(eqn, prim: str, ins) -> Optional[int]:
   if prim == "div" and i != 0:
     return None
   c: Val = ins[1 - i]
-  shape = jint.var_shape(jint.eqn_outputs(eqn)[0])
+  shape = e.out_shape(0)
   channels = shape[-1] if shape else 1
   return i if c.stored <= channels else None
 
@@ -65,6 +65,7 @@ class FoldState:
   """Chains of one jaxpr being walked: {var: Chain} plus the jaxpr's use counts."""
 
   def __init__(self, eqns, outvars):
+    """eqns: the jaxpr's Eqn views; outvars: its outputs."""
     self.uses = use_counts(eqns, outvars)
     self.chains: Dict[object, Chain] = {}
 

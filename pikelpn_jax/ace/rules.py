@@ -1,5 +1,6 @@
-"""Per-primitive pricing rules (roofline style): each rule gets the eqn, its operands' abstract
-values and the settings, and returns (the outputs' values, a Cost): a frozen, addable record of
+"""Per-primitive pricing rules (roofline style) and their table, RULES (at the end): each rule gets
+the equation's typed view (pikelpn_jax._jax_internals.Eqn), its operands' abstract values and the
+settings, and returns (the outputs' values, a Cost): a frozen, addable record of
 the operations it priced and of any note (e.g. a type widened by pad).
 
 Operations and their unit cost in bit-operations (docs/acev2.md has the reasons):
@@ -20,12 +21,19 @@ Rules run only when some operand is data: anything computed from constants alone
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Callable, Dict, List, Tuple
 
-from pikelpn_jax import _jax_internals as jint
-from pikelpn_jax.ace import ranges
+from pikelpn_jax.ace import ranges, rules_accumulate
+from pikelpn_jax.ace.pricing import (  # noqa: F401  (Cost, Rule and unit_cost: the rules' API)
+  FREE,
+  Cost,
+  Rule,
+  cost,
+  fout,
+  narrowed,
+  out_size,
+  unit_cost,
+)
 
 # Primitives refused by design, walked by the walker itself, and priced as transcendentals
 # (rules.REFUSED_PRIMITIVES and rules.WALKED_PRIMITIVES are read by the tests and the docs).
@@ -46,7 +54,6 @@ from pikelpn_jax.ace.values import (
   acc_val,
   as_data,
   dtype_bits,
-  float_val,
   from_range,
   grown,
   input_val,
@@ -59,85 +66,26 @@ from pikelpn_jax.ace.values import (
 )
 from pikelpn_jax.jaxpr_interpreter import layout_names
 
-
-@dataclasses.dataclass(frozen=True)
-class Cost:
-  """Priced operations (op, b_x, b_y, count, forced category or '', class_x, class_y) and
-  notes; addable."""
-
-  ops: Tuple[Tuple[str, int, int, int, str, str, str], ...] = ()
-  notes: Tuple[str, ...] = ()
-
-  def __add__(self, other: "Cost") -> "Cost":
-    return Cost(self.ops + other.ops, self.notes + other.notes)
-
-
-FREE = Cost()
-
-
-def cost(
-  op: str, bx: int, by: int, count: int, category: str = "", *, cx: str, cy: str = ""
-) -> Cost:
-  """`count` ops `op` on operands of widths bx, by (by=0: unary, cy='') and classes cx, cy."""
-  return Cost(((op, bx, by, count, category, cx, cy),)) if count else FREE
-
-
-Rule = Callable[..., Tuple[List[Val], Cost]]
-RULES: Dict[str, Rule] = {}
-
 # Free: they move or reinterpret data, no arithmetic; the type of operand 0 is kept.
 LAYOUT_PRIMITIVES = layout_names("free")
 # Free; the output type comes from the new dtype (an integer dtype is a bit-width source).
 CONVERSION_PRIMITIVES = ("convert_element_type", "bitcast_convert_type")
 
 
-def register(*names: str):
-  def deco(fn: Rule) -> Rule:
-    for n in names:
-      RULES[n] = fn
-    return fn
-
-  return deco
-
-
-def size_of(v) -> int:
-  return math.prod(jint.var_shape(v))
-
-
-def out_size(eqn) -> int:
-  return size_of(jint.eqn_outputs(eqn)[0])
-
-
-def fout(eqn, s, r: ranges.Range = ranges.UNBOUNDED) -> Val:
-  """A float result of eqn: its output dtype's width (or float_bits), range r."""
-  return float_val(s, dtype=jint.var_dtype(jint.eqn_outputs(eqn)[0]), rng=r)
-
-
-def narrowed(old: Val, r: ranges.Range, s) -> Val:
-  """old (the type an op's structure gives) with range r: an integer no wider than r needs."""
-  if old.cls == FLOAT:
-    return old._replace(lo=r[0], hi=r[1])
-  if old.cls == BOOL:
-    return old
-  return from_range(r, s, old.cls, old.bits, old.signed)._replace(fmt=old.fmt)
-
-
 # ---------------------------------------------------------------------------------- layout
 
 
-@register(*LAYOUT_PRIMITIVES)
-def _layout(eqn, vals, settings):
+def _layout(e, vals, settings):
   c = FREE
-  if jint.primitive_name(eqn) == "optimization_barrier":  # n operands -> n results
+  if e.prim == "optimization_barrier":  # n operands -> n results
     return [as_data(v) for v in vals], c
   v = as_data(vals[0])
-  return [v] * len(jint.eqn_outputs(eqn)), c
+  return [v] * len(e.outputs), c
 
 
-@register("concatenate", "stack", "dynamic_update_slice")
-def _concat(eqn, vals, settings):
+def _concat(e, vals, settings):
   c = FREE
-  operands = vals[:2] if jint.primitive_name(eqn) == "dynamic_update_slice" else vals
+  operands = vals[:2] if e.prim == "dynamic_update_slice" else vals
   out = as_data(operands[0])
   for v in operands[1:]:
     if not same_type(out, v):
@@ -145,8 +93,7 @@ def _concat(eqn, vals, settings):
   return [out], c
 
 
-@register("select_n")
-def _select(eqn, vals, settings):
+def _select(e, vals, settings):
   cases = vals[1:]
   r = rng(cases[0])
   for v in cases[1:]:
@@ -158,20 +105,19 @@ def _select(eqn, vals, settings):
   for v in cases[1:]:
     out = join(out, v, settings)
   w = _widest(cases, settings)
-  return [as_data(out)], cost("cmp", width(w, settings), 0, out_size(eqn), cx=w.cls)
+  return [as_data(out)], cost("cmp", width(w, settings), 0, out_size(e), cx=w.cls)
 
 
-@register(*CONVERSION_PRIMITIVES)
-def _convert(eqn, vals, settings):
+def _convert(e, vals, settings):
   """To an integer dtype: int(bits of the dtype), or the operand's own narrower integer type;
   to a float dtype: the operand's type (integer codes in a float container stay integers)."""
   x = vals[0]
-  dtype = jint.var_dtype(jint.eqn_outputs(eqn)[0])
+  dtype = e.out_dtype(0)
   signed = integer_dtype(dtype)
   kind = (
     "b" if getattr(dtype, "kind", "f") == "b" else "f" if signed is None else "i" if signed else "u"
   )
-  if jint.primitive_name(eqn) == "bitcast_convert_type":  # reinterpreted bits: only the dtype
+  if e.prim == "bitcast_convert_type":  # reinterpreted bits: only the dtype
     return [input_val(dtype, settings, False, 0)], FREE
   if kind == "b":
     return [BOOL_VAL], FREE
@@ -192,13 +138,12 @@ def _convert(eqn, vals, settings):
       return [from_range(r, settings)], FREE
     return [Val(INT, bits, signed=kind == "i", lo=full[0], hi=full[1])], FREE
   if x.cls == FLOAT:  # float to float: the new dtype's width, the same values
-    return [fout(eqn, settings, rng(x))._replace(fmt=x.fmt)], FREE
+    return [fout(e, settings, rng(x))._replace(fmt=x.fmt)], FREE
   return [as_data(x)], FREE
 
 
-@register("iota")
-def _iota(eqn, vals, settings):
-  return [input_val(jint.var_dtype(jint.eqn_outputs(eqn)[0]), settings, False, 0)], FREE
+def _iota(e, vals, settings):
+  return [input_val(e.out_dtype(0), settings, False, 0)], FREE
 
 
 def on_grid(value, v: Val) -> bool:
@@ -215,8 +160,7 @@ def on_grid(value, v: Val) -> bool:
   return 0 <= value <= 2**v.bits - 1
 
 
-@register("pad")
-def _pad(eqn, vals, settings):
+def _pad(e, vals, settings):
   """Free; the type is kept only when the pad value is a level of the operand's grid."""
   c = FREE
   x, pv = vals[0], vals[1]
@@ -237,7 +181,7 @@ def _pad(eqn, vals, settings):
       bits = max(bits, 2)  # {-1, 0, +1}: ternary
     out = narrowed(Val(ACC if x.cls == ACC else INT, bits, signed=signed), r, settings)
   else:
-    out = fout(eqn, settings)
+    out = fout(e, settings)
   c += Cost(
     notes=(f"pad of {x.describe()} with {value!r} (not on its grid): widened to {out.describe()}",)
   )
@@ -265,14 +209,13 @@ def _integer_like(v: Val) -> bool:
   return is_integer(v) or v.fmt == FIXED
 
 
-@register("mul")
-def _multiply(eqn, vals, settings):
+def _multiply(e, vals, settings):
   c = FREE
   s = settings
   a, b = vals
   if (a.const and not b.const) or (not b.const and a.fmt == POW2 and b.fmt != POW2):
     a, b = b, a  # a: the data operand; b: the multiplier (a constant, or a pow2 data scale)
-  n = out_size(eqn)
+  n = out_size(e)
   if b.fmt == POW2:
     c += cost("shift", width(a, s), 0, n, cx=a.cls)
     if a.cls == FLOAT:  # a float's value scales; an integer's shift moves its binary point
@@ -284,34 +227,32 @@ def _multiply(eqn, vals, settings):
     return [grown(a, b, s, "mul")], c
   if _integer_like(a) and _integer_like(b):  # a fixed-point multiplier: on the accumulator
     return [acc_val(s)], c
-  return [fout(eqn, s, ranges.mul(rng(a), rng(b)))], c
+  return [fout(e, s, ranges.mul(rng(a), rng(b)))], c
 
 
-@register("div", "rem")
-def _divide(eqn, vals, settings):
+def _divide(e, vals, settings):
   c = FREE
   s = settings
   a, b = vals
-  n = out_size(eqn)
-  if b.fmt == POW2 and jint.primitive_name(eqn) == "div":
+  n = out_size(e)
+  if b.fmt == POW2 and e.prim == "div":
     c += cost("shift", width(a, s), 0, n, cx=a.cls)
     return [as_data(a)._replace(lo=None, hi=None) if a.cls == FLOAT else as_data(a)], c
   # Dividing by a constant multiplies by its precomputed reciprocal, which is a float.
-  out = fout(eqn, s)
+  out = fout(e, s)
   bb, cb = (out.bits, FLOAT) if b.const else (_mul_width(b, s), _mul_class(b))
   c += cost("mul", _mul_width(a, s), bb, n, cx=_mul_class(a), cy=cb)
   return [out], c
 
 
-@register("add", "sub", "add_any")
-def _add(eqn, vals, settings):
+def _add(e, vals, settings):
   c = FREE
   s = settings
   a, b = vals
-  c += cost("add", width(a, s), width(b, s), out_size(eqn), cx=a.cls, cy=b.cls)
-  op = "sub" if jint.primitive_name(eqn) == "sub" else "add"
+  c += cost("add", width(a, s), width(b, s), out_size(e), cx=a.cls, cy=b.cls)
+  op = "sub" if e.prim == "sub" else "add"
   if a.cls == FLOAT or b.cls == FLOAT:
-    return [fout(eqn, s, (ranges.sub if op == "sub" else ranges.add)(rng(a), rng(b)))], c
+    return [fout(e, s, (ranges.sub if op == "sub" else ranges.add)(rng(a), rng(b)))], c
   return [grown(a, b, s, op)], c
 
 
@@ -323,15 +264,14 @@ def _mask_range(a: Val, b: Val):
   return None
 
 
-@register("max", "min", "and", "or", "xor")
-def _compare_keep(eqn, vals, settings):
+def _compare_keep(e, vals, settings):
   """max/min narrow to their bounds (the exact range: a clip to [0, 15] is 4 bits); and with a
   constant mask ≥ 0 to [0, mask]; or/xor keep the join."""
   c = FREE
   s = settings
   a, b = vals
-  c += cost("cmp", width(a, s), width(b, s), out_size(eqn), cx=a.cls, cy=b.cls)
-  name = jint.primitive_name(eqn)
+  c += cost("cmp", width(a, s), width(b, s), out_size(e), cx=a.cls, cy=b.cls)
+  name = e.prim
   out = as_data(join(a, b, s))
   if name == "max":
     return [narrowed(out, ranges.maximum(rng(a), rng(b)), s)], c
@@ -344,32 +284,29 @@ def _compare_keep(eqn, vals, settings):
   return [out], c
 
 
-@register("eq", "ne", "lt", "le", "gt", "ge")
-def _compare(eqn, vals, settings):
+def _compare(e, vals, settings):
   c = FREE
   s = settings
   a, b = vals
-  c += cost("cmp", width(a, s), width(b, s), out_size(eqn), cx=a.cls, cy=b.cls)
+  c += cost("cmp", width(a, s), width(b, s), out_size(e), cx=a.cls, cy=b.cls)
   return [BOOL_VAL], c
 
 
-@register("clamp")
-def _clamp(eqn, vals, settings):
+def _clamp(e, vals, settings):
   c = FREE
   s = settings
   lo, x, hi = vals
   w = _widest((x, lo, hi), s)
-  c += cost("cmp", width(w, s), 0, 2 * out_size(eqn), cx=w.cls)
+  c += cost("cmp", width(w, s), 0, 2 * out_size(e), cx=w.cls)
   r = ranges.minimum(ranges.maximum(rng(x), rng(lo)), rng(hi))
   return [narrowed(as_data(join(join(x, lo, s), hi, s)), r, s)], c
 
 
-@register("not", "sign", "is_finite")
-def _unary_compare(eqn, vals, settings):
+def _unary_compare(e, vals, settings):
   c = FREE
   x = vals[0]
-  c += cost("cmp", width(x, settings), 0, out_size(eqn), cx=x.cls)
-  name = jint.primitive_name(eqn)
+  c += cost("cmp", width(x, settings), 0, out_size(e), cx=x.cls)
+  name = e.prim
   if name == "is_finite":
     return [BOOL_VAL], c
   if name == "sign" and x.cls != FLOAT:
@@ -379,12 +316,11 @@ def _unary_compare(eqn, vals, settings):
   return [as_data(x)], c
 
 
-@register("neg", "abs", "floor", "ceil", "round")
-def _unary_add(eqn, vals, settings):
+def _unary_add(e, vals, settings):
   c = FREE
   x = vals[0]
-  c += cost("add", width(x, settings), 0, out_size(eqn), cx=x.cls)
-  name = jint.primitive_name(eqn)
+  c += cost("add", width(x, settings), 0, out_size(e), cx=x.cls)
+  name = e.prim
   r = rng(x)
   if name == "neg":
     r = ranges.neg(r)
@@ -398,12 +334,11 @@ def _unary_add(eqn, vals, settings):
   return [narrowed(as_data(x), r, settings)], c
 
 
-@register("shift_left", "shift_right_logical", "shift_right_arithmetic")
-def _shift(eqn, vals, settings):
+def _shift(e, vals, settings):
   c = FREE
   x, k = vals
-  c += cost("shift", width(x, settings), 0, out_size(eqn), cx=x.cls)
-  name = jint.primitive_name(eqn)
+  c += cost("shift", width(x, settings), 0, out_size(e), cx=x.cls)
+  name = e.prim
   known = k.value is not None and 0 <= k.value < 64
   if name == "shift_left" and x.cls in (INT, ACC):
     by = int(k.value) if k.value is not None else settings.acc_bits  # unknown: up to acc_bits
@@ -414,64 +349,109 @@ def _shift(eqn, vals, settings):
   return [as_data(x)], c
 
 
-@register(*TRANSCENDENTALS)
-def _transcendental(eqn, vals, settings):
+def _transcendental(e, vals, settings):
   c = FREE
   s = settings
   x = vals[0]
   y = vals[1] if len(vals) > 1 else x  # a unary transcendental: priced as x·x
-  c += cost("transc", width(x, s), width(y, s), out_size(eqn), cx=x.cls, cy=y.cls)
-  return [fout(eqn, s)], c
+  c += cost("transc", width(x, s), width(y, s), out_size(e), cx=x.cls, cy=y.cls)
+  return [fout(e, s)], c
 
 
-@register("integer_pow", "square")
-def _integer_pow(eqn, vals, settings):
+def _integer_pow(e, vals, settings):
   c = FREE
   s = settings
   x = vals[0]
-  y = jint.integer_pow_exponent(eqn) if jint.primitive_name(eqn) == "integer_pow" else 2
-  e = abs(y)
-  mults = max(0, e.bit_length() - 1 + bin(e).count("1") - 1)  # square-and-multiply
-  n = out_size(eqn)
+  y = e.integer_pow_exponent if e.prim == "integer_pow" else 2
+  k = abs(y)
+  mults = max(0, k.bit_length() - 1 + bin(k).count("1") - 1)  # square-and-multiply
+  n = out_size(e)
   if mults:
     c += cost("mul", width(x, s), width(x, s), mults * n, cx=x.cls, cy=x.cls)
   if y < 0:
-    out = fout(eqn, s)
+    out = fout(e, s)
     c += cost("mul", out.bits, width(x, s), n, cx=FLOAT, cy=x.cls)  # the reciprocal
     return [out], c
-  if e <= 1:
+  if k <= 1:
     return [as_data(x)], c
   if is_integer(x):
     r = rng(x)
     p = r
-    for _ in range(e - 1):
+    for _ in range(k - 1):
       p = ranges.mul(p, r)
-    if e % 2 == 0 and p[0] is not None:
+    if k % 2 == 0 and p[0] is not None:
       p = (max(0, p[0]), p[1])
     return [
       narrowed(
         Val(
           ACC if x.cls == ACC else INT,
-          min(width(x, s) * e, s.acc_bits),
-          signed=x.signed and e % 2 == 1,
+          min(width(x, s) * k, s.acc_bits),
+          signed=x.signed and k % 2 == 1,
         ),
         p,
         s,
       )
     ], c
-  return [fout(eqn, s)], c
+  return [fout(e, s)], c
 
 
-# ------------------------------------------------------------------------------- unit costs
+# ---------------------------------------------------------------------------------- the table
 
-
-def unit_cost(op: str, bx: int, by: int, settings) -> int:
-  if op in ("mac", "mul"):
-    return bx * by
-  if op == "shift":
-    return bx
-  if op in ("add", "cmp"):
-    return max(bx, by)
-  if op == "transc":
-    return settings.transcendental_mults * bx * by
-  raise ValueError(f"unknown op class {op!r}")
+# Every priced primitive and its rule, in one place: the walker looks a primitive up here and
+# raises an AceError naming it (and its module path) when it is absent. The walker prices the
+# quantizer pair, qtag and the higher-order primitives itself (walker.py); the rest of lax is
+# refused (primitive_tables.REFUSED_PRIMITIVES). To price another primitive, add a row (or, in a
+# script, an item of this dict) before the analysis runs.
+RULES: dict[str, Rule] = {
+  # data movement (free): the type of operand 0, or the join of the joined operands
+  **dict.fromkeys(LAYOUT_PRIMITIVES, _layout),
+  "concatenate": _concat,
+  "stack": _concat,
+  "dynamic_update_slice": _concat,
+  "pad": _pad,
+  "select_n": _select,
+  # new dtypes (free)
+  "convert_element_type": _convert,
+  "bitcast_convert_type": _convert,
+  "iota": _iota,
+  # elementwise arithmetic
+  "mul": _multiply,
+  "div": _divide,
+  "rem": _divide,
+  "add": _add,
+  "sub": _add,
+  "add_any": _add,
+  "neg": _unary_add,
+  "abs": _unary_add,
+  "floor": _unary_add,
+  "ceil": _unary_add,
+  "round": _unary_add,
+  "integer_pow": _integer_pow,
+  "square": _integer_pow,
+  **dict.fromkeys(TRANSCENDENTALS, _transcendental),
+  # compares, bitwise logic and shifts
+  "max": _compare_keep,
+  "min": _compare_keep,
+  "and": _compare_keep,
+  "or": _compare_keep,
+  "xor": _compare_keep,
+  "eq": _compare,
+  "ne": _compare,
+  "lt": _compare,
+  "le": _compare,
+  "gt": _compare,
+  "ge": _compare,
+  "clamp": _clamp,
+  "not": _unary_compare,
+  "sign": _unary_compare,
+  "is_finite": _unary_compare,
+  "shift_left": _shift,
+  "shift_right_logical": _shift,
+  "shift_right_arithmetic": _shift,
+  # accumulating primitives (rules_accumulate.py)
+  "conv_general_dilated": rules_accumulate.conv,
+  "dot_general": rules_accumulate.dot,
+  **dict.fromkeys(rules_accumulate.REDUCE_OPS, rules_accumulate.reduce),
+  **dict.fromkeys(rules_accumulate.CUMULATIVE_OPS, rules_accumulate.cumulative),
+  **dict.fromkeys(rules_accumulate.WINDOW_OPS, rules_accumulate.reduce_window),
+}

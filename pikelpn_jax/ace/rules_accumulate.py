@@ -1,5 +1,5 @@
 """Rules of the accumulating primitives: MACs (conv_general_dilated, dot_general), reductions,
-cumulative ops and pooling windows. Registered into rules.RULES when rules.py is imported."""
+cumulative ops and pooling windows. rules.RULES lists them with the others (rules.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 
-from pikelpn_jax import _jax_internals as jint
 from pikelpn_jax.ace import ranges
-from pikelpn_jax.ace.rules import FREE, cost, fout, narrowed, out_size, register, size_of
+from pikelpn_jax.ace.pricing import FREE, cost, fout, in_size, narrowed, out_size
 from pikelpn_jax.ace.values import (
   ACC,
   FIXED,
@@ -27,7 +26,7 @@ from pikelpn_jax.ace.values import (
 # ------------------------------------------------------------------------------------ MACs
 
 
-def _mac(eqn, vals, settings, macs: int):
+def _mac(e, vals, settings, macs: int):
   c = FREE
   x, w = vals[0], vals[1]
   s = settings
@@ -35,7 +34,7 @@ def _mac(eqn, vals, settings, macs: int):
   bw = w.bits if w.fmt == FIXED else width(w, s)
   cx, cw = (FIXED if v.fmt == FIXED else v.cls for v in (x, w))
   c += cost("mac", bx, bw, macs, category="mac", cx=cx, cy=cw)
-  return [acc_val(s) if is_integer(x) and is_integer(w) else fout(eqn, s)], c
+  return [acc_val(s) if is_integer(x) and is_integer(w) else fout(e, s)], c
 
 
 def valid_taps(n: int, k: int, stride: int, lo: int, hi: int, lhs_dil: int, rhs_dil: int) -> int:
@@ -50,17 +49,16 @@ def valid_taps(n: int, k: int, stride: int, lo: int, hi: int, lhs_dil: int, rhs_
   return int(ok.sum())
 
 
-@register("conv_general_dilated")
-def _conv(eqn, vals, settings):
+def conv(e, vals, settings):
   """MACs = output elements × kernel taps × input channels / groups, counting taps on border
   padding (count_padded_taps=True, PokeBNN's convention); a conv with input dilation (a
   transposed conv) never counts the zeros the dilation inserts: its taps are those on real input
   pixels, input pixels × k² × C_out / groups for a transposed conv without border cropping."""
-  g = jint.conv_geometry(eqn)
+  g = e.conv_geometry
   in_feats = g["rhs_in_features"]
   dilated = any(d != 1 for d in g["lhs_dilation"])
   if settings.count_padded_taps and not dilated:
-    macs = out_size(eqn) * math.prod(g["rhs_spatial"]) * in_feats
+    macs = out_size(e) * math.prod(g["rhs_spatial"]) * in_feats
   elif settings.count_padded_taps:  # every input pixel's k² taps, wherever they land
     spatial = math.prod(g["lhs_spatial"]) * math.prod(g["rhs_spatial"])
     macs = math.prod(g["out_batch_features"]) * in_feats * spatial
@@ -76,23 +74,22 @@ def _conv(eqn, vals, settings):
         g["rhs_dilation"][i],
       )
     macs = math.prod(g["out_batch_features"]) * in_feats * taps
-  return _mac(eqn, vals, settings, macs)
+  return _mac(e, vals, settings, macs)
 
 
-@register("dot_general")
-def _dot(eqn, vals, settings):
-  return _mac(eqn, vals, settings, out_size(eqn) * jint.dot_contracting_size(eqn))
+def dot(e, vals, settings):
+  return _mac(e, vals, settings, out_size(e) * e.dot_contracting_size)
 
 
 # ------------------------------------------------------------------------------- reductions
 
 
-def _sum_type(x: Val, s, n: int, eqn) -> Val:
+def _sum_type(x: Val, s, n: int, e) -> Val:
   """A sum of n values of x's type (its range n times wider)."""
-  return summed(x, n, s) if is_integer(x) else fout(eqn, s, ranges.times(rng(x), n))
+  return summed(x, n, s) if is_integer(x) else fout(e, s, ranges.times(rng(x), n))
 
 
-_REDUCE_OPS = {
+REDUCE_OPS = {
   "reduce_sum": "add",
   "reduce_max": "cmp",
   "reduce_min": "cmp",
@@ -105,34 +102,33 @@ _REDUCE_OPS = {
 }
 
 
-def _reduced_type(name: str, x: Val, eqn, s) -> Val:
-  n = size_of(jint.eqn_inputs(eqn)[0]) // max(1, out_size(eqn))  # terms per output
+def _reduced_type(name: str, x: Val, e, s) -> Val:
+  n = in_size(e) // max(1, out_size(e))  # terms per output
   if name == "reduce_sum":
-    return _sum_type(x, s, n, eqn)
+    return _sum_type(x, s, n, e)
   if name == "reduce_prod":
     if not is_integer(x):
-      return fout(eqn, s)
+      return fout(e, s)
     return Val(ACC if x.cls == ACC else INT, min(width(x, s) * n, s.acc_bits), signed=x.signed)
   if name in ("argmax", "argmin"):
-    return input_val(jint.var_dtype(jint.eqn_outputs(eqn)[0]), s, False, 0)
+    return input_val(e.out_dtype(0), s, False, 0)
   return as_data(x)
 
 
-@register(*_REDUCE_OPS)
-def _reduce(eqn, vals, settings):
+def reduce(e, vals, settings):
   c = FREE
   s = settings
   x = vals[0]
-  name = jint.primitive_name(eqn)
-  n = size_of(jint.eqn_inputs(eqn)[0]) - out_size(eqn)  # n-1 ops per output element
-  op = _REDUCE_OPS[name]
+  name = e.prim
+  n = in_size(e) - out_size(e)  # n-1 ops per output element
+  op = REDUCE_OPS[name]
   if n > 0:
     mul = op == "mul"
     c += cost(op, width(x, s), width(x, s) if mul else 0, n, cx=x.cls, cy=x.cls if mul else "")
-  return [_reduced_type(name, x, eqn, s)], c
+  return [_reduced_type(name, x, e, s)], c
 
 
-_CUMULATIVE = {
+CUMULATIVE_OPS = {
   "cumsum": "add",
   "cummax": "cmp",
   "cummin": "cmp",
@@ -141,38 +137,36 @@ _CUMULATIVE = {
 }
 
 
-@register(*_CUMULATIVE)
-def _cumulative(eqn, vals, settings):
+def cumulative(e, vals, settings):
   c = FREE
   s = settings
   x = vals[0]
-  name = jint.primitive_name(eqn)
-  shape = jint.var_shape(jint.eqn_inputs(eqn)[0])
-  axis = jint.reduce_axes_of(eqn)[0]
+  name = e.prim
+  shape = e.in_shape(0)
+  axis = e.reduce_axes[0]
   n = math.prod(shape) - math.prod(shape) // max(1, shape[axis])
-  op = _CUMULATIVE[name]
+  op = CUMULATIVE_OPS[name]
   two = op in ("mul", "transc")
   c += cost(op, width(x, s), width(x, s) if two else 0, n, cx=x.cls, cy=x.cls if two else "")
   if op == "transc" or (op == "mul" and not is_integer(x)):
-    return [fout(eqn, s)], c
+    return [fout(e, s)], c
   if op == "mul":
     return [
       Val(ACC if x.cls == ACC else INT, min(width(x, s) * shape[axis], s.acc_bits), signed=x.signed)
     ], c
-  return [_sum_type(x, s, shape[axis], eqn) if op == "add" else as_data(x)], c
+  return [_sum_type(x, s, shape[axis], e) if op == "add" else as_data(x)], c
 
 
-_WINDOW_OPS = {"reduce_window_sum": "add", "reduce_window_max": "cmp", "reduce_window_min": "cmp"}
+WINDOW_OPS = {"reduce_window_sum": "add", "reduce_window_max": "cmp", "reduce_window_min": "cmp"}
 
 
-@register(*_WINDOW_OPS)
-def _reduce_window(eqn, vals, settings):
+def reduce_window(e, vals, settings):
   """Pooling: window−1 adds or compares per output element (padded taps as for MACs)."""
   c = FREE
   s = settings
   x = vals[0]
-  g = jint.window_geometry(eqn)
-  n_out = out_size(eqn)
+  g = e.window_geometry
+  n_out = out_size(e)
   if s.count_padded_taps:
     taps = n_out * math.prod(g["window"])
   else:
@@ -186,10 +180,10 @@ def _reduce_window(eqn, vals, settings):
         g["base_dilation"][i],
         g["window_dilation"][i],
       )
-  name = jint.primitive_name(eqn)
+  name = e.prim
   if taps > n_out:
-    c += cost(_WINDOW_OPS[name], width(x, s), 0, taps - n_out, cx=x.cls)
+    c += cost(WINDOW_OPS[name], width(x, s), 0, taps - n_out, cx=x.cls)
   if name == "reduce_window_sum":  # padding adds zeros to a window's terms
     x = narrowed(as_data(x), ranges.union(rng(x), (0, 0)), s)
-    return [_sum_type(x, s, math.prod(g["window"]), eqn)], c
+    return [_sum_type(x, s, math.prod(g["window"]), e)], c
   return [as_data(x)], c

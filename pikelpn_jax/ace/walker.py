@@ -16,7 +16,9 @@ from collections import defaultdict
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from pikelpn_jax import _jax_internals as jint
-from pikelpn_jax.ace import fold, rules
+from pikelpn_jax.ace import fold
+from pikelpn_jax.ace.pricing import unit_cost
+from pikelpn_jax.ace.rules import LAYOUT_PRIMITIVES, RULES
 from pikelpn_jax.ace.values import (
   FIXED,
   FLOAT,
@@ -75,7 +77,7 @@ class Tally:
     self.param_bits.update(other.param_bits)
 
   def acev2(self, settings: AceSettings) -> int:
-    return sum(n * rules.unit_cost(k.op, k.bx, k.by, settings) for k, n in self.costs.items())
+    return sum(n * unit_cost(k.op, k.bx, k.by, settings) for k, n in self.costs.items())
 
 
 def _size(v) -> int:
@@ -91,11 +93,13 @@ class _Frame(NamedTuple):
 
 
 class Walker(Visitor):
-  """A visitor of the jaxpr interpreter whose values are numeric types (values.Val)."""
+  """A visitor of the jaxpr interpreter whose values are numeric types (values.Val); it prices a
+  primitive by its row of `rules` (rules.RULES unless given)."""
 
-  def __init__(self, settings: AceSettings, strict: bool = True):
+  def __init__(self, settings: AceSettings, strict: bool = True, rules=None):
     self.settings = settings
     self.strict = strict
+    self.rules = RULES if rules is None else rules
     self._interp = Interpreter(self)
     self._cache: Dict[tuple, tuple] = {}
     self._folds: List[fold.FoldState] = []  # fold='affine': chains of the jaxprs being walked
@@ -132,7 +136,6 @@ class Walker(Visitor):
   def eqn(self, e: Eqn, ins: List[Val]) -> List[Val]:
     prim = e.prim
     stack = e.name_stack
-    eqn = e.raw
     tally, tags = e.frame.state.tally, e.frame.state.tags
     if prim == "qtag":
       return [self._tagged(ins[0], e.tag)]
@@ -146,33 +149,31 @@ class Walker(Visitor):
     if prim == "cond":
       return self._cond(e, ins, tally, stack)
     if all(v.const for v in ins):
-      return self._const_outputs(eqn, prim, ins)
+      return self._const_outputs(e, prim, ins)
     if prim == "while":
       raise AceError(
         f"'while' on data at {self._path(e)}: a data-dependent loop has no "
         "static cost; use lax.scan or a Python loop"
       )
-    rule = rules.RULES.get(prim)
+    rule = self.rules.get(prim)
     if rule is None:
       return self._unknown(e, prim, tally, stack)
-    outs, cost = rule(eqn, ins, self.settings)
+    outs, cost = rule(e, ins, self.settings)
     if cost.ops:
       costs = tally.costs
       keyed = [
         (CostKey(stack, category, op, bx, by, cx, cy), count)
         for op, bx, by, count, category, cx, cy in cost.ops
       ]
-      i = fold.affine_operand(eqn, prim, ins) if self._folds else None
+      i = fold.affine_operand(e, prim, ins) if self._folds else None
       if i is not None:
-        charged = self._folds[-1].price(
-          costs, jint.eqn_outputs(eqn)[0], jint.eqn_inputs(eqn)[i], keyed
-        )
+        charged = self._folds[-1].price(costs, e.outputs[0], e.inputs[i], keyed)
       else:
         charged = True
         for key, count in keyed:
           costs[key] += count
       if charged:
-        self._traffic(eqn, ins, outs, tally, stack)
+        self._traffic(e, ins, outs, tally, stack)
     for text in cost.notes:
       tally.notes.append((stack, text))
     return outs
@@ -183,23 +184,23 @@ class Walker(Visitor):
 
   def _unknown(self, e: Eqn, prim, tally, stack) -> List[Val]:
     msg = (
-      f"no ACEv2 rule for primitive '{prim}' (module path {self._path(e)}); add one in "
-      "pikelpn_jax/ace/rules.py"
+      f"no ACEv2 rule for primitive '{prim}' (module path {self._path(e)}); add one to the "
+      "RULES table in pikelpn_jax/ace/rules.py"
     )
     if self.strict:
       raise AceError(msg)
     tally.unaccounted.append((stack, f"{prim}"))
     return [float_val(self.settings, dtype=jint.var_dtype(o)) for o in e.outputs]
 
-  def _traffic(self, eqn, ins, outs, tally, stack):
+  def _traffic(self, e: Eqn, ins, outs, tally, stack):
     s = self.settings
     w = r = 0
-    for v, val in zip(jint.eqn_inputs(eqn), ins):
+    for v, val in zip(e.inputs, ins):
       if val.const:
         w += val.stored * width(val, s)
       else:
         r += _size(v) * width(val, s)
-    wr = sum(_size(v) * width(val, s) for v, val in zip(jint.eqn_outputs(eqn), outs))
+    wr = sum(_size(v) * width(val, s) for v, val in zip(e.outputs, outs))
     tally.add_traffic(stack, w, r, wr)
 
   def _tagged(self, v: Val, p: dict) -> Val:
@@ -224,13 +225,13 @@ class Walker(Visitor):
       origin=v.origin,
     )
 
-  def _const_outputs(self, eqn, prim, ins) -> List[Val]:
+  def _const_outputs(self, e: Eqn, prim, ins) -> List[Val]:
     """Constant folding: free; the output keeps the type a later data op will see."""
-    outvars = jint.eqn_outputs(eqn)
+    outvars = e.outputs
     s = self.settings
     if prim == "optimization_barrier":
       return list(ins)
-    if prim in rules.LAYOUT_PRIMITIVES:
+    if prim in LAYOUT_PRIMITIVES:
       return [ins[0]] * len(outvars)
     if (
       prim == "convert_element_type"
@@ -244,9 +245,9 @@ class Walker(Visitor):
     if prim in ("mul", "div"):
       outs = [const_product(ins[0], ins[1], prim == "div", s)]
     else:
-      rule = rules.RULES.get(prim)
+      rule = self.rules.get(prim)
       if rule is not None:  # the type the rule gives data, computed offline: free
-        outs = rule(eqn, ins, s)[0]
+        outs = rule(e, ins, s)[0]
       else:  # no rule needed to fold it: its type is its dtype
         outs = [input_val(jint.var_dtype(o), s, True, 0) for o in outvars]
     value = ins[0].value if prim == "convert_element_type" else None
@@ -263,8 +264,7 @@ class Walker(Visitor):
     """Requantization: x·(1/s) (a b_in·b_scale multiply; a shift for a pow2 scale; nothing when
     folded), round (one add) and clip (two compares), all at the input width b_in. A binary
     (±1) quantizer is sign(x): one compare, no scale, no rounding. Output: int(bits)."""
-    eqn = e.raw
-    out = jint.eqn_outputs(eqn)[0]
+    out = e.outputs[0]
     p = tags.get(out)
     if p is None:
       raise AceError(
@@ -293,9 +293,9 @@ class Walker(Visitor):
           scale = ins[1] if len(ins) > 1 and ins[1].cls == FLOAT else x
           fb = scale.bits if scale.cls == FLOAT and scale.fmt != FIXED else s.default_float_bits
           key = CostKey(stack, "scaling", "mul", b, fb, x.cls, FLOAT)
-        if self._folds and self._folds[-1].chain_of(jint.eqn_inputs(eqn)[0]) is not None:
+        if self._folds and self._folds[-1].chain_of(e.inputs[0]) is not None:
           # ·(1/s) merges into the affine chain that computed x (fold='affine')
-          self._folds[-1].price(costs, out, jint.eqn_inputs(eqn)[0], [(key, n)])
+          self._folds[-1].price(costs, out, e.inputs[0], [(key, n)])
         else:
           costs[key] += n
       costs[CostKey(stack, "scaling", "add", b, 0, x.cls)] += n

@@ -21,13 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from pikelpn_jax._jax_internals import (
-  eqn_inputs,
-  eqn_outputs,
+  Eqn,
   is_literal,
   jaxpr_parts,
   literal_value,
-  name_stack,
-  primitive_name,
   tag,
   var_dtype,
 )
@@ -148,17 +145,17 @@ def integer_violations(fn, *args) -> List[str]:
     for v in jaxpr_parts(closed)[0]
     if not _is_int(var_dtype(v))
   ]
-  for eqn in all_eqns(closed):
-    name = primitive_name(eqn)
+  for e in map(Eqn, all_eqns(closed)):
+    name = e.prim
     dtypes = [
       np.asarray(literal_value(v)).dtype if is_literal(v) else var_dtype(v)
-      for v in eqn_inputs(eqn) + eqn_outputs(eqn)
+      for v in e.inputs + e.outputs
     ]
     floats = sorted({str(d) for d in dtypes if not _is_int(d)})
     if floats:
-      bad.append(f"{name} on {floats} at {name_stack(eqn)}")
+      bad.append(f"{name} on {floats} at {e.name_stack}")
     elif name in FORBIDDEN_PRIMS:
-      bad.append(f"{name} (no such unit in integer hardware) at {name_stack(eqn)}")
+      bad.append(f"{name} (no such unit in integer hardware) at {e.name_stack}")
   return bad
 
 

@@ -20,7 +20,6 @@ from typing import Any, Dict, List, Optional
 import jax
 import numpy as np
 
-from pikelpn_jax._jax_internals import bind_eqn
 from pikelpn_jax.export import grid, rules
 from pikelpn_jax.export.helpers import module_path, stack_category
 from pikelpn_jax.export.values import Const, ExportError, Input, Sym
@@ -44,7 +43,7 @@ class _Recorder(Visitor):
     self.interp = Interpreter(self)
 
   def eqn(self, e: Eqn, vals: list) -> list:
-    outs = self.interp.run(e.body, vals, parent=e) if _expands(e) else bind_eqn(e.raw, vals)
+    outs = self.interp.run(e.body, vals, parent=e) if _expands(e) else e.bind(vals)
     self.table[e.path] = outs
     return outs
 
@@ -86,7 +85,7 @@ class Lowerer(Visitor):
     return Const(np.asarray(value))
 
   def eqn(self, e: Eqn, ins):
-    eqn, prim, stack = e.raw, e.prim, e.stack
+    prim, stack = e.prim, e.stack
     refs = self.table[e.path]
     if all(isinstance(i, Const) for i in ins):
       codes = None
@@ -116,7 +115,7 @@ class Lowerer(Visitor):
         f"{module_path(stack)}: primitive {prim!r} on an integer value has no "
         f"integer lowering; supported: {sorted(rules.RULES)}"
       )
-    return rule(self, eqn, ins, refs, stack)
+    return rule(self, e, ins, refs, stack)
 
   # ------------------------------------------------------------------ emission
   def add_tensor(

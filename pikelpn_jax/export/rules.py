@@ -1,7 +1,8 @@
 """Integer lowering rules, one per primitive that touches an integer value (see lower.py).
 
-Each rule gets (lowerer, eqn, inputs, fake-quant probe outputs, name stack) and returns the
-equation's output values. Rules never emit a float operation: a float constant either changes a
+Each rule gets (lowerer, the equation's typed view (pikelpn_jax._jax_internals.Eqn), inputs,
+fake-quant probe outputs, name stack) and returns the equation's output values; RULES (at the end)
+is the table of every lowered primitive. Rules never emit a float operation: a float constant either changes a
 value's grid (multiply/divide by a positive constant), is put on the grid exactly (add, max, min,
 compare thresholds), or the rule refuses with the layer's path.
 """
@@ -12,7 +13,6 @@ import dataclasses
 
 import numpy as np
 
-from pikelpn_jax._jax_internals import primitive_name, tag_params
 from pikelpn_jax.export import grid, rules_mac
 from pikelpn_jax.export.forward import quantize_codes
 from pikelpn_jax.export.helpers import (
@@ -98,8 +98,8 @@ def quantize(lw, tag: dict, ins, ref, stack):
   return lw.sym(vid, 1.0, lo, hi, ref, stack, codes=tag)
 
 
-def qtag(lw, eqn, ins, refs, stack):
-  s, p = ins[0], tag_params(eqn)
+def qtag(lw, e, ins, refs, stack):
+  s, p = ins[0], e.tag
   if p["kind"] == "scale":
     fail(
       stack,
@@ -109,12 +109,12 @@ def qtag(lw, eqn, ins, refs, stack):
   return [dataclasses.replace(s, codes={k: p[k] for k in ("bits", "signed", "kind")})]
 
 
-def passthrough(lw, eqn, ins, refs, stack):
+def passthrough(lw, e, ins, refs, stack):
   return [ins[0]]
 
 
 # ---------------------------------------------------------------- arithmetic
-def mul(lw, eqn, ins, refs, stack):
+def mul(lw, e, ins, refs, stack):
   a, b = ins
   if isinstance(a, Const):
     a, b = b, a
@@ -156,7 +156,7 @@ def mul(lw, eqn, ins, refs, stack):
   )
 
 
-def div(lw, eqn, ins, refs, stack):
+def div(lw, e, ins, refs, stack):
   a, b = ins
   if not (isinstance(a, Sym) and isinstance(b, Const)) or not np.all(np.asarray(b.value) > 0):
     fail(stack, "only division of an integer value by a positive constant (a grid change) lowers")
@@ -187,8 +187,8 @@ def _add_rounded(lw, a: Sym, c: Const, stack, ref):
   return lw.sym(vid, a.scale, a.lo + ci, a.hi + ci, ref, stack, err=a.err + err)
 
 
-def add_sub(lw, eqn, ins, refs, stack):
-  kind = primitive_name(eqn)
+def add_sub(lw, e, ins, refs, stack):
+  kind = e.prim
   a, b = ins
   if isinstance(a, Sym) and isinstance(b, Sym):
     a, b = align(lw, [a, b], stack)
@@ -212,14 +212,14 @@ def add_sub(lw, eqn, ins, refs, stack):
   return [lw.sym(vid, a.scale, a.lo + ci, a.hi + ci, refs[0], stack, err=a.err)]
 
 
-def neg(lw, eqn, ins, refs, stack):
+def neg(lw, e, ins, refs, stack):
   a = ins[0]
   vid = lw.emit("neg", [a], {}, stack)
   return [lw.sym(vid, a.scale, -a.hi, -a.lo, refs[0], stack, err=a.err)]
 
 
-def max_min(lw, eqn, ins, refs, stack):
-  kind = primitive_name(eqn)
+def max_min(lw, e, ins, refs, stack):
+  kind = e.prim
   fn = np.maximum if kind == "max" else np.minimum
   a, b = ins
   if isinstance(a, Const):
@@ -236,6 +236,8 @@ def max_min(lw, eqn, ins, refs, stack):
   return [lw.sym(vid, a.scale, fn(a.lo, ci), fn(a.hi, ci), refs[0], stack)]
 
 
+# Every primitive the lowering handles on an integer value, and its rule: lower.py looks a
+# primitive up here and refuses one that is absent, naming it and the layer's path.
 RULES = {
   "qtag": qtag,
   "stop_gradient": passthrough,

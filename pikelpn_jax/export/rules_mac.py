@@ -4,14 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from pikelpn_jax._jax_internals import (
-  conv_attrs,
-  dot_dimension_numbers,
-  layout_params,
-  primitive_name,
-  reduce_axes_of,
-  window_attrs,
-)
 from pikelpn_jax.export import grid
 from pikelpn_jax.export.helpers import FLIPPED, LAYOUT_PARAMS, align, fail, require_exact
 from pikelpn_jax.export.values import Const, Sym
@@ -53,13 +45,13 @@ def _mac_bounds(x: Sym, w, contract_axes, out_shape_mask):
   return lo.reshape(out_shape_mask), hi.reshape(out_shape_mask)
 
 
-def conv(lw, eqn, ins, refs, stack):
+def conv(lw, e, ins, refs, stack):
   x, w = ins
   if not isinstance(x, Sym):
     fail(stack, "the convolution's input must be the integer value, the kernel a constant")
   name, wtag = _weights(lw, stack, w, "convolution")
   s = _input_scale(stack, x, "convolution")
-  attrs = {**conv_attrs(eqn), "w_bits": wtag, "x_bits": _x_bits(x)}
+  attrs = {**e.conv_attrs, "w_bits": wtag, "x_bits": _x_bits(x)}
   vid = lw.emit("conv", [x], attrs, stack, {"w": name})
   _, rhs_spec, out_spec = attrs["dimension_numbers"]
   out_c = rhs_spec[0]
@@ -71,9 +63,9 @@ def conv(lw, eqn, ins, refs, stack):
   return [lw.sym(vid, s, lo, hi, refs[0], stack)]
 
 
-def dot(lw, eqn, ins, refs, stack):
+def dot(lw, e, ins, refs, stack):
   a, b = ins
-  (lc, rc), (lb, rb) = dot_dimension_numbers(eqn)
+  (lc, rc), (lb, rb) = e.dot_dimension_numbers
   if lb or rb:
     fail(stack, "batched dot_general is not supported by the integer export")
   if isinstance(a, Sym) and isinstance(b, Const):
@@ -104,9 +96,9 @@ def dot(lw, eqn, ins, refs, stack):
   return [lw.sym(vid, s, lo, hi, refs[0], stack)]
 
 
-def reduce_sum(lw, eqn, ins, refs, stack):
+def reduce_sum(lw, e, ins, refs, stack):
   x = ins[0]
-  axes = reduce_axes_of(eqn)
+  axes = e.reduce_axes
   if any(x.scale.shape[a] > 1 for a in axes):
     fail(stack, "a sum over elements on different grids is not exact; requantize first")
   vid = lw.emit("sum", [x], {"axes": list(axes)}, stack)
@@ -118,16 +110,16 @@ def reduce_sum(lw, eqn, ins, refs, stack):
   return [lw.sym(vid, np.squeeze(x.scale, axis=axes), lo, hi, refs[0], stack, err=x.err * n)]
 
 
-def reduce_max(lw, eqn, ins, refs, stack):
+def reduce_max(lw, e, ins, refs, stack):
   """Max over axes (global max pool) or over windows (max pool): the max of the integers, when
   the grid does not vary inside the reduced region; padding never wins (init is the int minimum)."""
-  x, prim = ins[0], primitive_name(eqn)
+  x, prim = ins[0], e.prim
   if prim == "reduce_max":
-    axes = reduce_axes_of(eqn)
+    axes = e.reduce_axes
     attrs = {"axes": list(axes)}
     out_grid = lambda a: np.max(a, axis=axes)
   else:
-    attrs = window_attrs(eqn)
+    attrs = e.window_attrs
     axes = tuple(d for d, w in enumerate(attrs["window_dimensions"]) if w > 1)
     out_grid = lambda a: a
   if any(x.scale.shape[a] > 1 for a in axes):
@@ -137,8 +129,8 @@ def reduce_max(lw, eqn, ins, refs, stack):
   return [lw.sym(vid, out_grid(x.scale), out_grid(x.lo), out_grid(x.hi), refs[0], stack)]
 
 
-def compare(lw, eqn, ins, refs, stack):
-  cmp = primitive_name(eqn)
+def compare(lw, e, ins, refs, stack):
+  cmp = e.prim
   a, b = ins
   if isinstance(a, Const):
     a, b, cmp = b, a, FLIPPED[cmp]
@@ -165,7 +157,7 @@ def compare(lw, eqn, ins, refs, stack):
   return [lw.sym(vid, 1.0, 0, 1, refs[0], stack, pred=True)]
 
 
-def select_n(lw, eqn, ins, refs, stack):
+def select_n(lw, e, ins, refs, stack):
   pred, cases = ins[0], ins[1:]
   if not (isinstance(pred, Sym) and pred.pred) or not all(isinstance(c, Sym) for c in cases):
     fail(
@@ -181,10 +173,10 @@ def select_n(lw, eqn, ins, refs, stack):
   return [lw.sym(vid, cases[0].scale, lo, hi, refs[0], stack)]
 
 
-def layout(lw, eqn, ins, refs, stack):
-  prim = primitive_name(eqn)
-  params = layout_params(eqn, LAYOUT_PARAMS[prim])
-  if prim == "reshape" and layout_params(eqn, ("dimensions",))["dimensions"] is not None:
+def layout(lw, e, ins, refs, stack):
+  prim = e.prim
+  params = e.layout_params(LAYOUT_PARAMS[prim])
+  if prim == "reshape" and e.layout_params(("dimensions",))["dimensions"] is not None:
     fail(stack, "reshape with a dimension order is not supported")
   syms = [i for i in ins if isinstance(i, Sym)]
   out_shape = np.shape(refs[0])

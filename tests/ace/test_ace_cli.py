@@ -61,6 +61,7 @@ def workdir(tmp_path_factory):
   return wd
 
 
+@pytest.mark.slow  # prices a zoo model in subprocesses (tens of seconds)
 def test_cli_json_contract_and_overrides(tmp_path):
   out = tmp_path / "r.json"
   p = run_cli(*SMALL, "--json", str(out), "--by", "category")
@@ -91,6 +92,7 @@ def test_cli_json_contract_and_overrides(tmp_path):
   assert d16["macs"] == d["macs"] and d16["breakdown"]["norm"] != d["breakdown"]["norm"]
 
 
+@pytest.mark.slow  # prices a checkpointed zoo model in subprocesses (tens of seconds)
 def test_cli_prices_a_matching_checkpoint_and_refuses_another(workdir, tmp_path):
   out = tmp_path / "ck.json"
   ok = run_cli(*SMALL, "--workdir", workdir, "--json", str(out))

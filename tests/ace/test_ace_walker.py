@@ -116,6 +116,60 @@ def test_unknown_primitive_names_primitive_and_module_path():
   assert r.unaccounted == ("sort at Net/block3",)
 
 
+def test_a_row_added_to_the_rule_table_prices_its_primitive(monkeypatch):
+  from pikelpn_jax.ace import RULES
+  from pikelpn_jax.ace.pricing import cost, out_size
+
+  def sort_rule(e, vals, settings):  # a comparator network: priced here as n·log2(n) compares
+    n = out_size(e)
+    return [vals[0]], cost("cmp", 32, 32, n * (n.bit_length() - 1), cx=vals[0].cls)
+
+  monkeypatch.setitem(RULES, "sort", sort_rule)
+  r = analyze(jnp.sort, jnp.ones((8,)))
+  assert r.acev2 == 8 * 3 * 32 and r.unaccounted == ()
+  monkeypatch.undo()
+  with pytest.raises(AceError, match="'sort'.*RULES table"):
+    analyze(jnp.sort, jnp.ones((8,)))
+
+
+def test_the_rule_tables_are_literals_nothing_registers_into():
+  """ace/rules.RULES and export/rules.RULES are each built by one literal; no module of
+  pikelpn_jax writes into a RULES table (a rule that registered itself on import would be
+  missing whenever its module was not imported)."""
+  import ast
+  import os
+
+  root = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "pikelpn_jax")
+
+  def names_rules(node):
+    return (isinstance(node, ast.Name) and node.id == "RULES") or (
+      isinstance(node, ast.Attribute) and node.attr == "RULES"
+    )
+
+  literals, writes = [], []
+  for dirpath, _, files in os.walk(root):
+    for f in files:
+      if not f.endswith(".py"):
+        continue
+      path = os.path.join(dirpath, f)
+      rel = os.path.relpath(path, root)
+      for node in ast.walk(ast.parse(open(path).read(), path)):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+          targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+          if any(names_rules(t) for t in targets):
+            literals.append((rel, type(node.value).__name__))
+          if any(isinstance(t, ast.Subscript) and names_rules(t.value) for t in targets):
+            writes.append(rel)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+          if names_rules(node.func.value) and node.func.attr in ("update", "setdefault", "pop"):
+            writes.append(rel)
+  assert sorted(literals) == [
+    (os.path.join("ace", "rules.py"), "Dict"),
+    (os.path.join("export", "rules.py"), "Dict"),
+  ]
+  assert writes == []
+
+
 def test_while_on_data_is_an_error_but_on_constants_is_free():
   def loop(x):
     return jax.lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2.0), (0, x))[1]
@@ -257,14 +311,15 @@ def test_bad_category_and_argnums():
     analyze(lambda x: x, jnp.ones((2,)), const_argnums=3)
 
 
-def test_rules_are_registered_functions_returning_addable_costs():
+def test_rules_are_table_rows_taking_the_eqn_view_and_returning_addable_costs():
   from pikelpn_jax import _jax_internals as jint
-  from pikelpn_jax.ace.rules import FREE, RULES, Cost, cost
+  from pikelpn_jax.ace.pricing import FREE, Cost, cost
+  from pikelpn_jax.ace.rules import RULES
   from pikelpn_jax.ace.values import Val
 
-  eqn = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: a * b)(jnp.ones((3,)), jnp.ones((3,))))[3][0]
+  raw = jint.jaxpr_parts(jax.make_jaxpr(lambda a, b: a * b)(jnp.ones((3,)), jnp.ones((3,))))[3][0]
   s = AceSettings()
-  outs, c = RULES["mul"](eqn, [Val("int", 4, signed=True), Val("int", 8, signed=True)], s)
+  outs, c = RULES["mul"](jint.Eqn(raw), [Val("int", 4, signed=True), Val("int", 8, signed=True)], s)
   assert outs == [Val("int", 12, signed=True, lo=-1016, hi=1024)] and c == cost(
     "mul", 4, 8, 3, cx="int", cy="int"
   )  # exact: 4 + 8 bits

@@ -15,6 +15,9 @@ from pikelpn_jax.export.cli import run, saved_config, summary
 from pikelpn_jax.models import build_model
 from pikelpn_jax.train.checkpoint import Checkpoints
 
+# Every test here exports a calibrated PikeLPN (tens of seconds of compiling and training).
+pytestmark = pytest.mark.slow
+
 
 def calibrated_pikelpn(config, steps: int = 2):
   """A PikeLPN built from `config`, its variables after `steps` batch-statistics updates, inputs."""

@@ -29,6 +29,9 @@ from pikelpn_jax.export.onnx_export import (  # noqa: E402
   write_onnx,
 )
 
+# The module fixture trains a small net and every test runs it through onnxruntime.
+pytestmark = pytest.mark.slow
+
 DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "export.md")
 CLASSES = 4
 
