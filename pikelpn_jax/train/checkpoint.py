@@ -14,7 +14,6 @@ and moves it aside (set_aside).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -31,18 +30,6 @@ from pikelpn_jax.config_base import config_to_dict
 from pikelpn_jax.train.steps import TrainState, abstract_variables
 
 ITEMS = ("model", "train", "config", "meta")
-
-
-@contextlib.contextmanager
-def quiet_orbax():
-  """orbax logs a warning for every read-only manager; a CLI error must stay one line."""
-  logger = logging.getLogger("absl")
-  level = logger.level
-  logger.setLevel(logging.ERROR)
-  try:
-    yield
-  finally:
-    logger.setLevel(level)
 
 
 def quiet_logs() -> None:
@@ -86,7 +73,11 @@ def _manager(workdir: str, *, keep: int = 3, read_only: bool = True) -> ocp.Chec
     enable_async_checkpointing=not read_only,
     cleanup_tmp_directories=not read_only,
   )
-  with quiet_orbax():
+  # orbax logs a warning for every read-only manager; a CLI error must stay one line.
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
     return ocp.CheckpointManager(
       checkpoint_dir(workdir),
       options=options,
@@ -98,6 +89,8 @@ def _manager(workdir: str, *, keep: int = 3, read_only: bool = True) -> ocp.Chec
         "meta": ocp.JsonCheckpointHandler(),
       },
     )
+  finally:
+    logger.setLevel(level)
 
 
 def latest_step(workdir: str) -> Optional[int]:
@@ -131,9 +124,6 @@ class Checkpoints:
   def __init__(self, workdir: str, keep: int = 3, read_only: bool = False):
     self.workdir = workdir
     self._mgr = _manager(workdir, keep=keep, read_only=read_only)
-
-  def latest_step(self) -> Optional[int]:
-    return self._mgr.latest_step()
 
   def all_steps(self) -> List[int]:
     return sorted(self._mgr.all_steps())
