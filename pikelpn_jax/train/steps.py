@@ -32,8 +32,9 @@ COLLECTIONS = ("params", "batch_stats")
 class TrainState:
   """What a training step reads and writes; a checkpoint stores the same four trees.
 
-  The fields are in alphabetical order: the leaves then flatten in the order of the dict this
-  state once was, so the jitted steps see their arguments in the same order.
+  The fields are in alphabetical order, so the leaves flatten as the dict {'batch_stats',
+  'opt_state', 'params', 'step'} does: the jitted steps take their arguments in that order, and
+  another order would compile another program (other trained bits are possible).
   """
 
   batch_stats: Any
