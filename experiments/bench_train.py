@@ -33,9 +33,8 @@ sys.path.insert(0, REPO)
 from pikelpn_jax.allocator import allocator_in_use  # noqa: E402
 from pikelpn_jax.config_base import load_config  # noqa: E402
 from pikelpn_jax.data import InputPipeline  # noqa: E402
-from pikelpn_jax.train.model_init import FULL  # noqa: E402
 from pikelpn_jax.train.optim import make_optimizer  # noqa: E402
-from pikelpn_jax.train.steps import StepFactory, create_state, global_batch, make_mesh  # noqa: E402
+from pikelpn_jax.train.steps import FULL, StepFactory, global_batch, make_mesh  # noqa: E402
 
 SECTION = "bench_train"  # docs/benchmarks.md holds <!-- bench_train --> … <!-- /bench_train -->
 
@@ -79,7 +78,7 @@ def bench_one(spec: str, dw_impl: str, args) -> dict:
   c.dtype = getattr(args, "dtype", c.dtype)  # experiments/device_check.py times both
   tx = make_optimizer(c)
   steps = StepFactory(c, tx, make_mesh())
-  state = create_state(c, tx, jax.random.PRNGKey(0), steps.replicated)
+  state = steps.create_state(jax.random.PRNGKey(0))
   x, y = InputPipeline(c).train_batch(0)
   x, y = global_batch(x, steps.batch_sharded), global_batch(y, steps.batch_sharded)
   fn = steps.train_step(FULL)
@@ -99,17 +98,17 @@ def bench_one(spec: str, dw_impl: str, args) -> dict:
   if getattr(args, "eval", True):  # experiments/device_check.py times training only
     ev = steps.eval_step(FULL)
     mask = global_batch(np.ones(args.batch, np.float32), steps.batch_sharded)
-    jax.block_until_ready(ev(state["params"], state["batch_stats"], x, y, mask))
+    jax.block_until_ready(ev(state.params, state.batch_stats, x, y, mask))
     t = time.perf_counter()
     for _ in range(args.steps):
-      out = ev(state["params"], state["batch_stats"], x, y, mask)
+      out = ev(state.params, state.batch_stats, x, y, mask)
     jax.block_until_ready(out)
     evals = args.steps * args.batch / (time.perf_counter() - t)
   return {
     "compile_s": compile_s,
     "train": train,
     "eval": evals,
-    "params": int(sum(np.size(p) for p in jax.tree.leaves(state["params"]))),
+    "params": int(sum(np.size(p) for p in jax.tree.leaves(state.params))),
   }
 
 

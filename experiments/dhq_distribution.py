@@ -162,7 +162,7 @@ def init_ranges(config, seed: int) -> list:
   """Raw-kernel ratios at initialisation (the norm folds to identity there: γ = 1, σ² = 1)."""
   import jax
 
-  from pikelpn_jax.train.model_init import init_variables
+  from pikelpn_jax.train.steps import init_variables
 
   return channel_ranges(jax.device_get(init_variables(config, jax.random.PRNGKey(seed))), False)
 

@@ -74,7 +74,7 @@ def evaluate(config, variables) -> Dict[str, float]:
   import jax.numpy as jnp
 
   from pikelpn_jax.data.pipeline import InputPipeline
-  from pikelpn_jax.train.model_init import make_model
+  from pikelpn_jax.train.steps import make_model
 
   model = make_model(config)
 

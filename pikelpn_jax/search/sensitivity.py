@@ -43,7 +43,7 @@ def _levels(config, variables, images) -> Dict[str, float]:
   import jax
 
   from pikelpn_jax.quant.quantizer import Quantizer
-  from pikelpn_jax.train.model_init import make_model
+  from pikelpn_jax.train.steps import make_model
 
   model = make_model(config)
   seen = {}
@@ -85,8 +85,7 @@ class Evaluator:
     import jax
     import jax.numpy as jnp
 
-    from pikelpn_jax.train.losses import cross_entropy
-    from pikelpn_jax.train.model_init import make_model
+    from pikelpn_jax.train.steps import cross_entropy, make_model
 
     model = make_model(config)
 

@@ -2,48 +2,38 @@
 
 Layout: <workdir>/checkpoints/<step>/{model, train, config, meta}
   model   {'params', 'batch_stats'}          (what inference, the analyzer and a teacher need)
-  train   {'opt_state', 'step'}
+  train   {'opt_state', 'step'}              (with `model`: the fields of steps.TrainState)
   config  the resolved experiment config (JSON)
   meta    {'config_source', 'model', 'variant', 'step'} (JSON)
 A step directory appears only when complete (orbax writes to a temporary name and renames it),
 so a kill during a write leaves the previous checkpoint as the latest. A complete checkpoint whose
 files were damaged later (tensorstore's checksums catch flipped bytes) raises CheckpointError,
-one line naming it; a resumed run skips it for the newest one that restores (newest_restorable).
+one line naming it; a resumed run skips it for the newest one that restores (newest_restorable)
+and moves it aside (set_aside).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import shutil
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+import jax
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 from flax import traverse_util
+from jax.experimental import multihost_utils
 
 from pikelpn_jax.config_base import config_to_dict
+from pikelpn_jax.train.steps import TrainState, abstract_variables
 
 ITEMS = ("model", "train", "config", "meta")
 
 
-@contextlib.contextmanager
-def quiet_orbax():
-  """orbax logs a warning for every read-only manager; a CLI error must stay one line."""
-  logger = logging.getLogger("absl")
-  level = logger.level
-  logger.setLevel(logging.ERROR)
-  try:
-    yield
-  finally:
-    logger.setLevel(level)
-
-
 def quiet_logs() -> None:
   """For CLIs: orbax logs every save and restore at INFO through absl; show warnings and up."""
-  from absl import logging as absl_logging
-
   absl_logging.set_verbosity(absl_logging.WARNING)
 
 
@@ -74,15 +64,6 @@ def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
-def _handlers():
-  return {
-    "model": ocp.StandardCheckpointHandler(),
-    "train": ocp.StandardCheckpointHandler(),
-    "config": ocp.JsonCheckpointHandler(),
-    "meta": ocp.JsonCheckpointHandler(),
-  }
-
-
 def _manager(workdir: str, *, keep: int = 3, read_only: bool = True) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
     max_to_keep=None if read_only else keep,
@@ -92,10 +73,24 @@ def _manager(workdir: str, *, keep: int = 3, read_only: bool = True) -> ocp.Chec
     enable_async_checkpointing=not read_only,
     cleanup_tmp_directories=not read_only,
   )
-  with quiet_orbax():
+  # orbax logs a warning for every read-only manager; a CLI error must stay one line.
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
     return ocp.CheckpointManager(
-      checkpoint_dir(workdir), options=options, item_names=ITEMS, item_handlers=_handlers()
+      checkpoint_dir(workdir),
+      options=options,
+      item_names=ITEMS,
+      item_handlers={
+        "model": ocp.StandardCheckpointHandler(),
+        "train": ocp.StandardCheckpointHandler(),
+        "config": ocp.JsonCheckpointHandler(),
+        "meta": ocp.JsonCheckpointHandler(),
+      },
     )
+  finally:
+    logger.setLevel(level)
 
 
 def latest_step(workdir: str) -> Optional[int]:
@@ -107,11 +102,6 @@ def latest_step(workdir: str) -> Optional[int]:
     return mgr.latest_step()
   finally:
     mgr.close()
-
-
-def _describe(meta: Dict[str, Any]) -> str:
-  src = meta.get("config_source") or "?"
-  return f"model {meta.get('model')!r} (variant {meta.get('variant')!r}, config {src})"
 
 
 def _shape_tree(tree) -> Dict[str, tuple]:
@@ -135,9 +125,6 @@ class Checkpoints:
     self.workdir = workdir
     self._mgr = _manager(workdir, keep=keep, read_only=read_only)
 
-  def latest_step(self) -> Optional[int]:
-    return self._mgr.latest_step()
-
   def all_steps(self) -> List[int]:
     return sorted(self._mgr.all_steps())
 
@@ -151,9 +138,14 @@ class Checkpoints:
     except Exception as e:  # noqa: BLE001  (tensorstore/orbax raise ValueError, OSError, ...)
       raise CheckpointError(self.step_dir(step), step, failure_reason(e)) from e
 
-  def save(self, step: int, state: Dict[str, Any], config, meta: Dict[str, Any]) -> None:
-    model = {"params": state["params"], "batch_stats": state["batch_stats"]}
-    train = {"opt_state": state["opt_state"], "step": state["step"]}
+  def save(
+    self, step: int, state: Union[TrainState, Dict[str, Any]], config, meta: Dict[str, Any]
+  ) -> None:
+    """Saves `state` (or a dict of its four fields: a checkpoint written without training)."""
+    if isinstance(state, dict):
+      state = TrainState(**state)
+    model = {"params": state.params, "batch_stats": state.batch_stats}
+    train = {"opt_state": state.opt_state, "step": state.step}
     self._mgr.save(
       step,
       args=ocp.args.Composite(
@@ -181,9 +173,9 @@ class Checkpoints:
 
         self._read(step, read_all)
 
-  def restore_state(self, step: int, abstract_state: Dict[str, Any]) -> Dict[str, Any]:
-    model_t = {"params": abstract_state["params"], "batch_stats": abstract_state["batch_stats"]}
-    train_t = {"opt_state": abstract_state["opt_state"], "step": abstract_state["step"]}
+  def restore_state(self, step: int, abstract_state: TrainState) -> TrainState:
+    model_t = {"params": abstract_state.params, "batch_stats": abstract_state.batch_stats}
+    train_t = {"opt_state": abstract_state.opt_state, "step": abstract_state.step}
     r = self._read(
       step,
       lambda: self._mgr.restore(
@@ -193,7 +185,7 @@ class Checkpoints:
         ),
       ),
     )
-    return {**r["model"], **r["train"]}
+    return TrainState(**r["model"], **r["train"])
 
   def restore_model(self, step: int, abstract_model: Dict[str, Any]) -> Dict[str, Any]:
     r = self._read(
@@ -227,7 +219,11 @@ def check_matches(
   """One-line ValueError when checkpoint `step` holds another model than `config` builds."""
   meta = ckpts.meta(step)
   want = config.model.get("name")
-  where = f"{what} {ckpts.workdir!r} holds a checkpoint (step {step}) of {_describe(meta)}"
+  held = (
+    f"model {meta.get('model')!r} (variant {meta.get('variant')!r}, "
+    f"config {meta.get('config_source') or '?'})"
+  )
+  where = f"{what} {ckpts.workdir!r} holds a checkpoint (step {step}) of {held}"
   if meta.get("model") != want:
     raise ValueError(
       f"{where}, but the config asks for model {want!r} "
@@ -253,8 +249,6 @@ def restore_latest(workdir: str, config) -> Dict[str, Any]:
   holds, NoCheckpointError (a FileNotFoundError and a ValueError) when there is none, or
   CheckpointError (a ValueError) naming the newest checkpoint when its files do not restore.
   """
-  from pikelpn_jax.train.model_init import abstract_variables  # builds the model
-
   step = latest_step(workdir)
   if step is None:
     raise NoCheckpointError(
@@ -272,8 +266,8 @@ def restore_latest(workdir: str, config) -> Dict[str, Any]:
 
 
 def newest_restorable(
-  workdir: str, config, abstract_state: Dict[str, Any]
-) -> Tuple[Optional[int], Optional[Dict[str, Any]], List[CheckpointError]]:
+  workdir: str, config, abstract_state: TrainState
+) -> Tuple[Optional[int], Optional[TrainState], List[CheckpointError]]:
   """(step, state, skipped) of the newest checkpoint in workdir that restores, newest first.
 
   A checkpoint of another model raises ValueError (a wrong workdir, not damage); damaged ones
@@ -281,7 +275,7 @@ def newest_restorable(
   """
   if latest_step(workdir) is None:
     return None, None, []
-  abstract_model = {k: abstract_state[k] for k in ("params", "batch_stats")}
+  abstract_model = {"params": abstract_state.params, "batch_stats": abstract_state.batch_stats}
   skipped: List[CheckpointError] = []
   ro = Checkpoints(workdir, read_only=True)
   try:
@@ -297,14 +291,25 @@ def newest_restorable(
     ro.close()
 
 
-def set_aside(error: CheckpointError) -> str:
-  """Moves a damaged step directory to <workdir>/damaged_checkpoints/ (so the step can be saved
-  again and the files stay for inspection); returns where it went."""
-  dest_root = os.path.join(os.path.dirname(os.path.dirname(error.path)), "damaged_checkpoints")
-  os.makedirs(dest_root, exist_ok=True)
-  dest = os.path.join(dest_root, os.path.basename(error.path))
-  n = 1
-  while os.path.exists(dest):
-    dest, n = os.path.join(dest_root, f"{os.path.basename(error.path)}.{n}"), n + 1
-  shutil.move(error.path, dest)
-  return dest
+def set_aside(damaged: List[CheckpointError], resume_step: Optional[int], is_main: bool) -> None:
+  """Moves damaged step directories to <workdir>/damaged_checkpoints/ (one warning line each)
+  before the manager lists the steps, so their steps are trained and saved again; the files stay
+  for inspection."""
+  for error in damaged:
+    moved = "damaged_checkpoints/"
+    if is_main:
+      root = os.path.join(os.path.dirname(os.path.dirname(error.path)), "damaged_checkpoints")
+      os.makedirs(root, exist_ok=True)
+      moved, n = os.path.join(root, os.path.basename(error.path)), 1
+      while os.path.exists(moved):
+        moved, n = os.path.join(root, f"{os.path.basename(error.path)}.{n}"), n + 1
+      shutil.move(error.path, moved)
+    absl_logging.warning(
+      "skipped checkpoint %s, unreadable (%s); resuming from step %d (moved it to %s)",
+      error.path,
+      error.reason,
+      resume_step,
+      moved,
+    )
+  if damaged and jax.process_count() > 1:
+    multihost_utils.sync_global_devices("damaged checkpoints set aside")

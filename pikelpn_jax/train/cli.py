@@ -1,16 +1,33 @@
-"""What main.py runs: optional multi-host start-up, training, the printed report, one-line errors."""
+"""What main.py runs: optional multi-host start-up, training, the ACEv2 report of the trained
+model (the one place training calls the analyzer), the printed results, one-line errors."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import jax
+from absl import logging
 
-from pikelpn_jax.train import checkpoint, reporting
-from pikelpn_jax.train.loop import NonFiniteLossError, train_and_evaluate
+from pikelpn_jax.train import checkpoint
+from pikelpn_jax.train.loop import NonFiniteLossError, train_and_evaluate, write_json
 from pikelpn_jax.train.preemption import Preempted
+
+RESULT_ROWS = (
+  "model",
+  "variant",
+  "step",
+  "eval_top1",
+  "eval_top5",
+  "params_sha256",
+  "macs",
+  "ace",
+  "acev2",
+  "train_wall_s",
+  "train_images_per_sec",
+  "allocator",
+)
 
 
 def run(
@@ -54,12 +71,13 @@ def run(
     if jax.process_count() == 1:
       raise
     run_lost(workdir, f"{type(e).__name__}: {e}")
-  # Every process restores (orbax's multi-host restore waits for all of them); process 0 prints.
-  ace = ace_table(config, workdir)
+  table = add_acev2(config, workdir, results)
   if jax.process_index() == 0:
-    if ace:
-      print(ace)
-    print(reporting.results_table(results))
+    if table:
+      print(table)
+    rows = [(k, results[k]) for k in RESULT_ROWS if results.get(k) is not None]
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k:<{width}}  {f'{v:.4f}' if isinstance(v, float) else v}" for k, v in rows))
   return 0
 
 
@@ -80,10 +98,23 @@ def run_lost(workdir: str, reason: str) -> None:
   os._exit(1)
 
 
-def ace_table(config, workdir: str) -> Optional[str]:
-  """The ACEv2 report by category of the final checkpoint (what results.json's ACEv2 prices)."""
+def add_acev2(config, workdir: str, results: Dict[str, Any]) -> Optional[str]:
+  """Prices the final checkpoint with the analyzer: writes acev2.json, adds its totals (macs, ace,
+  acev2; None when pikelpn_jax.ace is not importable) to `results` and results.json, and returns
+  its table by category."""
+  ace, table = None, None
   try:
     from pikelpn_jax.ace import acev2_report
-  except ImportError:
-    return None  # the loop logged why
-  return acev2_report(config, checkpoint.restore_latest(workdir, config)).render(by="category")
+  except ImportError as e:
+    logging.warning("ACEv2 report skipped: pikelpn_jax.ace is not importable (%s)", e)
+  else:
+    # Every process restores (orbax's multi-host restore waits for all of them).
+    report = acev2_report(config, checkpoint.restore_latest(workdir, config))
+    ace, table = report.to_json(), report.render(by="category")
+  for key in ("macs", "ace", "acev2"):
+    results[key] = ace.get(key) if ace else None
+  if jax.process_index() == 0:
+    if ace:
+      write_json(os.path.join(workdir, "acev2.json"), ace)
+    write_json(os.path.join(workdir, "results.json"), results)
+  return table

@@ -1,7 +1,10 @@
-"""train_and_evaluate: set-up, state, the loop (log, checkpoint, eval), finish (results.json)."""
+"""train_and_evaluate: the config checks, set-up, state, the loop (log, checkpoint, eval), and
+what a run leaves behind (metrics.jsonl, TensorBoard events, results.json)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from typing import Any, Dict, List, Optional
@@ -10,23 +13,68 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
-from jax.experimental import multihost_utils
+from flax import traverse_util
 from tqdm import tqdm
 
-from pikelpn_jax.config_base import config_to_json
-from pikelpn_jax.data import InputPipeline
+from pikelpn_jax.allocator import allocator_in_use
+from pikelpn_jax.config_base import check_int, config_to_json
+from pikelpn_jax.data import InputPipeline, check_dataset_name
 from pikelpn_jax.data.device_input import DeviceFeeder
-from pikelpn_jax.train import checkpoint, reporting
-from pikelpn_jax.train.model_init import phase_at
-from pikelpn_jax.train.optim import learning_rate_schedule, make_optimizer
+from pikelpn_jax.data.sources import check_augment
+from pikelpn_jax.train import checkpoint
+from pikelpn_jax.train.optim import check_optimizer_fields, learning_rate_schedule, make_optimizer
 from pikelpn_jax.train.preemption import Preempted, StopRequests
-from pikelpn_jax.train.steps import StepFactory, make_mesh, shardings
+from pikelpn_jax.train.steps import StepFactory, make_mesh, phase_at, shardings
 from pikelpn_jax.train.teacher import load_teacher
-from pikelpn_jax.train.validate import check_config
+
+POSITIVE_INT_FIELDS = (
+  "num_train_steps",
+  "batch_size",
+  "eval_batch_size",
+  "eval_every_steps",
+  "checkpoint_every_steps",
+  "keep_checkpoints",
+  "log_every_steps",
+)
 
 
 class NonFiniteLossError(RuntimeError):
   """The loss or the parameters became NaN/Inf; no checkpoint was written after it."""
+
+
+def check_config(config, device_count: int, process_count: int = 1) -> None:
+  """One-line ValueErrors for a config that cannot train, before anything is written."""
+  for field in POSITIVE_INT_FIELDS:
+    check_int(field, config[field], 1)
+  for field in ("batch_size", "eval_batch_size"):
+    if config[field] % device_count:
+      raise ValueError(
+        f"{field}={config[field]} is not divisible by the {device_count} devices; "
+        f"use a multiple of {device_count}"
+      )
+  check_dataset_name(config.dataset.name)
+  d = config.dataset
+  for field in ("image_size", "channels", "num_classes"):
+    check_int(f"dataset.{field}", d[field], 1)
+  if "augment" in d:
+    check_augment(d.augment, d.get("max_shift", 0))
+  check_optimizer_fields(config)
+  qs = config.quant_schedule
+  for field in ("weight_start_step", "act_start_step"):
+    check_int(f"quant_schedule.{field}", qs[field], 0)
+  kd = config.distill
+  if kd.teacher_config:
+    if not 0.0 <= kd.alpha <= 1.0:
+      raise ValueError(f"distill.alpha={kd.alpha} is not allowed; use 0..1 (1 = pure KD)")
+    if not kd.temperature > 0:
+      raise ValueError(
+        f"distill.temperature={kd.temperature} is not allowed; use a positive number"
+      )
+    if not kd.teacher_workdir:
+      raise ValueError(
+        f"distill.teacher_config={kd.teacher_config!r} needs distill.teacher_workdir "
+        "(the teacher's training workdir)"
+      )
 
 
 def to_host(tree):
@@ -39,7 +87,8 @@ def to_host(tree):
 def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[str, Any]:
   """Trains config's model in workdir, resuming from its newest checkpoint that restores.
 
-  Returns what it writes to <workdir>/results.json. Bad input raises a one-line ValueError or
+  Returns what it writes to <workdir>/results.json (the command line adds the ACEv2 totals of
+  the trained model: cli.py). Bad input raises a one-line ValueError or
   FileNotFoundError before anything is written; a NaN/Inf loss raises NonFiniteLossError. On
   SIGTERM/SIGINT or jax's preemption notice it saves the step every process agreed on and raises
   Preempted (preemption.py).
@@ -68,13 +117,13 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config_to_json(config) + "\n")
-  set_aside(damaged, resume_step, is_main)
+  checkpoint.set_aside(damaged, resume_step, is_main)
   if state is None:
     state = steps.create_state(jax.random.PRNGKey(config.seed))
   else:
     logging.info("resumed from %s/%d", checkpoint.checkpoint_dir(workdir), resume_step)
   ckpts = checkpoint.Checkpoints(workdir, keep=config.keep_checkpoints)
-  log = reporting.MetricsLog(workdir, resume_step or 0, enabled=is_main)
+  log = MetricsLog(workdir, resume_step or 0, enabled=is_main)
 
   # -- The loop: a step per batch; metrics every log_every_steps, checkpoints, evals. --------
   total, batch = int(config.num_train_steps), int(config.batch_size)
@@ -86,14 +135,14 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
   run_start = time.perf_counter()
   bar = tqdm(
     total=total,
-    initial=int(to_host(state["step"])),
+    initial=int(to_host(state.step)),
     desc="train",
     disable=not is_main,
     dynamic_ncols=True,
     mininterval=1.0,
   )
   feeder = DeviceFeeder(batch_sharded, pipeline.mean_std)  # transfers overlap the running step
-  start = int(to_host(state["step"]))
+  start = int(to_host(state.step))
   stop = StopRequests().install()
   try:
     stop.reached(start)  # every process reports a step before any notice can arrive
@@ -134,44 +183,35 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
         )
       meter.restart()  # evals and checkpoint saves are not training time
 
-    # -- Finish: the final eval (if this process logged none), results.json, acev2.json. -----
+    # -- Finish: the final eval (if this process logged none), results.json. ------------------
     bar.close()
     if last_eval is None:  # resumed a finished run: the final eval was not logged by this process
       last_eval = evaluate(steps, pipeline, state, phase_at(config, total))
     ckpts.wait()
-    return finish(
-      config,
-      workdir,
-      config_source,
-      state,
-      last_eval,
-      meter,
-      time.perf_counter() - run_start,
-      is_main,
-    )
+    params = to_host(state.params)
+    results: Dict[str, Any] = {
+      "model": config.model.get("name"),
+      "variant": config.model.get("variant"),
+      "config_source": config_source,
+      "step": int(to_host(state.step)),
+      "params_sha256": params_sha256(params),
+      "num_params": int(sum(np.size(x) for x in jax.tree.leaves(params))),
+      "devices": jax.device_count(),
+      "device_kind": jax.devices()[0].device_kind,
+      "train_wall_s": round(time.perf_counter() - run_start, 2),
+      # tcmalloc makes XLA:CPU ~1.5x faster (pikelpn_jax/allocator.py)
+      "allocator": allocator_in_use(),
+      "train_images_per_sec": meter.images_per_sec(),
+      **last_eval,
+    }
+    if is_main:
+      write_json(os.path.join(workdir, "results.json"), results)
+    return results
   finally:
     stop.uninstall()
     bar.close()
     ckpts.close()
     log.close()
-
-
-def set_aside(
-  damaged: List[checkpoint.CheckpointError], resume_step: Optional[int], is_main: bool
-) -> None:
-  """Moves damaged checkpoints out of checkpoints/ (one warning line each) before the manager
-  lists the steps, so their steps are trained and saved again."""
-  for error in damaged:
-    moved = checkpoint.set_aside(error) if is_main else "damaged_checkpoints/"
-    logging.warning(
-      "skipped checkpoint %s, unreadable (%s); resuming from step %d (moved it to %s)",
-      error.path,
-      error.reason,
-      resume_step,
-      moved,
-    )
-  if damaged and jax.process_count() > 1:
-    multihost_utils.sync_global_devices("damaged checkpoints set aside")
 
 
 class Throughput:
@@ -226,7 +266,7 @@ def evaluate(steps: StepFactory, pipeline: InputPipeline, state, phase) -> Dict[
   sums: Optional[Dict[str, jax.Array]] = None
   feeder = DeviceFeeder(steps.batch_sharded, pipeline.mean_std)
   for images, labels, mask in feeder.feed(pipeline.eval_iter()):
-    out = fn(state["params"], state["batch_stats"], images, labels, mask)
+    out = fn(state.params, state.batch_stats, images, labels, mask)
     sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
   s = to_host(sums)
   n = max(float(s["count"]), 1.0)
@@ -238,37 +278,66 @@ def evaluate(steps: StepFactory, pipeline: InputPipeline, state, phase) -> Dict[
   }
 
 
-def finish(
-  config,
-  workdir: str,
-  config_source: str,
-  state,
-  last_eval: Dict[str, float],
-  meter: Throughput,
-  wall: float,
-  is_main: bool,
-) -> Dict[str, Any]:
-  """results.json (and acev2.json of the trained model) in workdir; returns the results."""
-  variables = to_host({"params": state["params"], "batch_stats": state["batch_stats"]})
-  results: Dict[str, Any] = {
-    "model": config.model.get("name"),
-    "variant": config.model.get("variant"),
-    "config_source": config_source,
-    "step": int(to_host(state["step"])),
-    "params_sha256": reporting.params_sha256(variables["params"]),
-    "num_params": int(sum(np.size(x) for x in jax.tree.leaves(variables["params"]))),
-    "devices": jax.device_count(),
-    "device_kind": jax.devices()[0].device_kind,
-    "train_wall_s": round(wall, 2),
-    "allocator": reporting.allocator(),
-    "train_images_per_sec": meter.images_per_sec(),
-    **last_eval,
-  }
-  ace = reporting.ace_summary(config, variables) if is_main else None
-  for key in ("macs", "ace", "acev2"):
-    results[key] = ace.get(key) if ace else None
-  if is_main:
-    if ace is not None:
-      reporting.write_json(os.path.join(workdir, "acev2.json"), ace)
-    reporting.write_json(os.path.join(workdir, "results.json"), results)
-  return results
+def params_sha256(params) -> str:
+  """SHA-256 over (path, dtype, shape, bytes) of every leaf, in sorted path order."""
+  h = hashlib.sha256()
+  flat = traverse_util.flatten_dict(params, sep="/") if params else {}
+  for path in sorted(flat):
+    leaf = flat[path]
+    if isinstance(leaf, jax.Array):
+      leaf = leaf.addressable_data(0)
+    arr = np.ascontiguousarray(np.asarray(leaf))
+    h.update(path.encode())
+    h.update(f"{arr.dtype.str}{arr.shape}".encode())
+    h.update(arr.tobytes())
+  return h.hexdigest()
+
+
+def write_json(path: str, obj: Dict[str, Any]) -> None:
+  """Atomic write (temporary file + rename), so a kill never leaves half a file."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+class MetricsLog:
+  """Appends JSON lines to <workdir>/metrics.jsonl and scalars to TensorBoard (<workdir>/tb).
+
+  On resume from step s, records after s (written by a run killed before its next checkpoint)
+  are dropped, and TensorBoard events from step s on are purged, so the logs read as one run.
+  """
+
+  def __init__(self, workdir: str, resume_step: int, enabled: bool = True):
+    self.enabled = enabled
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb = None
+    if not enabled:
+      return
+    if resume_step > 0 and os.path.exists(self.path):
+      with open(self.path) as f:
+        keep = [ln for ln in f if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+      with open(self.path, "w") as f:
+        f.writelines(keep)
+    elif resume_step == 0 and os.path.exists(self.path):
+      os.remove(self.path)
+    from tensorboardX import SummaryWriter  # imported here: only the writing host needs it
+
+    self._tb = SummaryWriter(os.path.join(workdir, "tb"), purge_step=resume_step)
+
+  def write(self, step: int, record: Dict[str, Any]) -> None:
+    if not self.enabled:
+      return
+    plain = lambda v: v.item() if isinstance(v, (np.generic, np.ndarray)) else v
+    rec = {"step": int(step), **{k: plain(v) for k, v in record.items()}}
+    with open(self.path, "a") as f:
+      f.write(json.dumps(rec) + "\n")
+    for k, v in rec.items():
+      if k != "step" and isinstance(v, (int, float)):
+        self._tb.add_scalar(k, v, step)
+    self._tb.flush()
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()

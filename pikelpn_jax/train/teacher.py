@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, NamedTuple, Optional
 
 from pikelpn_jax.config_base import load_config
 from pikelpn_jax.train import checkpoint
-from pikelpn_jax.train.model_init import FULL, abstract_variables, make_model
-from pikelpn_jax.train.steps import Teacher
+from pikelpn_jax.train.steps import FULL, abstract_variables, make_model
+
+
+class Teacher(NamedTuple):
+  """What the train step needs of the teacher: its model, variables and loss weights."""
+
+  model: Any
+  variables: Dict[str, Any]
+  alpha: float
+  temperature: float
 
 
 def load_teacher(config, replicated) -> Optional[Teacher]:

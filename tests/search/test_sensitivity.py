@@ -13,7 +13,7 @@ from pikelpn_jax.search import space as sp
 
 @pytest.fixture(scope="module")
 def tiny():
-  from pikelpn_jax.train.model_init import make_model
+  from pikelpn_jax.train.steps import make_model
 
   c = load_config("configs/pikelpn.py:fmnist")
   c.model.width = 0.125

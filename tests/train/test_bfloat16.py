@@ -98,12 +98,12 @@ def test_acev2_report_under_both_dtypes():
 def test_bfloat16_train_step_computes_in_bfloat16_keeps_float32_state(tmp_path):
   from pikelpn_jax.train import train_and_evaluate
   from pikelpn_jax.train.optim import make_optimizer
-  from pikelpn_jax.train.steps import FULL, StepFactory, abstract_state, make_mesh
+  from pikelpn_jax.train.steps import FULL, StepFactory, make_mesh
 
   c = tiny_model.tiny_config(steps=2)
   c.dtype = "bfloat16"
   steps = StepFactory(c, make_optimizer(c), make_mesh())
-  state = abstract_state(c, steps.tx, steps.replicated)
+  state = steps.abstract_state()
   images = jax.ShapeDtypeStruct((8, 16, 16, 3), jnp.float32)
   labels = jax.ShapeDtypeStruct((8,), jnp.int32)
   lowered = steps.train_step(FULL).lower(state, images, labels, {})

@@ -16,7 +16,8 @@ import tiny_model
 from train_helpers import REPO, TINY_CONFIG, run_cli
 
 from pikelpn_jax.train import checkpoint
-from pikelpn_jax.train.reporting import params_sha256
+from pikelpn_jax.train.loop import params_sha256
+from pikelpn_jax.train.steps import abstract_variables
 
 STEPS = 24
 RUN = (
@@ -56,6 +57,7 @@ def kill_when(proc, condition, timeout=120):
   return False
 
 
+@pytest.mark.slow
 def test_sigkill_anywhere_then_rerun_equals_uninterrupted_run(tmp_path):
   ref, work = str(tmp_path / "ref"), str(tmp_path / "work")
   r = run_cli(ref, *RUN)
@@ -74,7 +76,6 @@ def test_sigkill_anywhere_then_rerun_equals_uninterrupted_run(tmp_path):
   c = config()
   ro_ref = checkpoint.Checkpoints(ref, read_only=True)
   ro_work = checkpoint.Checkpoints(work, read_only=True)
-  from pikelpn_jax.train.model_init import abstract_variables
 
   abstract = abstract_variables(c)
   for step in complete_steps(work):
@@ -139,7 +140,6 @@ def damage_newest(workdir):
 
 def test_damaged_newest_checkpoint(trained_tiny, tmp_path, caplog):
   from pikelpn_jax.train import train_and_evaluate
-  from pikelpn_jax.train.model_init import abstract_variables
 
   src, _ = trained_tiny
   work = str(tmp_path / "work")

@@ -88,6 +88,7 @@ def reference(data_dir, tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow
 def test_two_workers_killed_and_resumed_equal_the_uninterrupted_run(data_dir, reference, tmp_path):
   work = str(tmp_path / "resumed")
   args = overrides(data_dir, 2)
@@ -100,6 +101,7 @@ def test_two_workers_killed_and_resumed_equal_the_uninterrupted_run(data_dir, re
   assert waits and all(0.0 <= w <= 1.0 for w in waits)
 
 
+@pytest.mark.slow
 def test_two_processes_on_localhost_match_one_after_kill_and_resume(data_dir, reference, tmp_path):
   work = str(tmp_path / "two_hosts")
 

@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 from train_helpers import run_cli
 
 RUN = (
@@ -23,6 +24,7 @@ def losses(workdir):
   )
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one(tmp_path):
   one, eight = str(tmp_path / "one"), str(tmp_path / "eight")
   for workdir, devices in ((one, 1), (eight, 8)):

@@ -94,6 +94,7 @@ def references(tmp_path_factory):
   return out
 
 
+@pytest.mark.slow
 def test_two_processes_sigterm_to_one_stops_both_at_one_step_then_sigkill_then_resume(
   references, tmp_path
 ):
@@ -133,6 +134,7 @@ def test_two_processes_sigterm_to_one_stops_both_at_one_step_then_sigkill_then_r
   assert logged_steps(work) == list(range(1, STEPS + 1))
 
 
+@pytest.mark.slow
 def test_one_process_second_sigterm_ignored_sigint_during_save_keeps_previous(references, tmp_path):
   work = str(tmp_path / "work")
   # SIGTERM twice: the second is ignored, the run saves the step it stopped at and exits 0.

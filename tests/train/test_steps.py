@@ -1,4 +1,5 @@
-"""The train step of every model family, traced abstractly and run on real batches.
+"""The state, the losses and accuracy counts, and the train step of every model family, traced
+abstractly and run on real batches.
 
 Each family runs one quantized variant (QUANTIZED_VARIANT; a family missing there runs its default
 variant) at width 0.0625 on 32×32 inputs, one step on synthetic data and one on a generated
@@ -18,13 +19,9 @@ import tiny_model
 from pikelpn_jax.config_base import REPO_ROOT, load_config
 from pikelpn_jax.data import InputPipeline
 from pikelpn_jax.models import model_names
-from pikelpn_jax.train.model_init import FULL
+from pikelpn_jax.train import steps as train_steps
 from pikelpn_jax.train.optim import make_optimizer
-from pikelpn_jax.train.steps import (
-  StepFactory,
-  global_batch,
-  make_mesh,
-)
+from pikelpn_jax.train.steps import FULL, StepFactory, TrainState, global_batch, make_mesh
 
 FAMILIES = [n for n in model_names() if not n.startswith(tiny_model.NAME)]
 # The variant each family trains here: a quantized one, so quantizers and their STEs are exercised.
@@ -70,6 +67,7 @@ def imagenet_dir(tmp_path_factory):
   return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILIES)
 def test_train_step_builds_then_runs_on_synthetic_and_generated_imagenet(name, imagenet_dir):
   c = family_config(name)
@@ -86,7 +84,7 @@ def test_train_step_builds_then_runs_on_synthetic_and_generated_imagenet(name, i
 
   state = steps.create_state(jax.random.PRNGKey(0))
   assert jax.tree.structure(state) == jax.tree.structure(abstract)
-  before = jax.device_get(state["params"])
+  before = jax.device_get(state.params)
   batches = []
   c.dataset.name = "synthetic"
   batches.append(InputPipeline(c).train_batch(0))
@@ -101,8 +99,47 @@ def test_train_step_builds_then_runs_on_synthetic_and_generated_imagenet(name, i
       {},
     )
     assert bool(m["finite"]) and np.isfinite(float(m["loss"]))
-  after = jax.device_get(state["params"])
+  after = jax.device_get(state.params)
   changed = [
     not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))
   ]
-  assert int(state["step"]) == 2 and np.mean(changed) > 0.5
+  assert int(state.step) == 2 and np.mean(changed) > 0.5
+
+
+def test_state_is_built_once_and_flattens_like_the_checkpointed_dicts():
+  c = tiny_model.tiny_config(steps=1)
+  steps = StepFactory(c, make_optimizer(c), make_mesh())
+  got = steps.create_state(jax.random.PRNGKey(3))
+  again = StepFactory(c, make_optimizer(c), make_mesh()).create_state(jax.random.PRNGKey(3))
+  assert isinstance(got, TrainState) and int(got.step) == 0
+  assert jax.tree.structure(got) == jax.tree.structure(again)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(again)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  shapes = [(s.shape, s.dtype) for s in jax.tree.leaves(steps.abstract_state())]
+  assert shapes == [(a.shape, a.dtype) for a in jax.tree.leaves(got)]
+  # The jitted steps take the leaves in the order of {'batch_stats','opt_state','params','step'}.
+  as_dict = {k: getattr(got, k) for k in ("step", "params", "batch_stats", "opt_state")}
+  assert [id(x) for x in jax.tree.leaves(got)] == [id(x) for x in jax.tree.leaves(as_dict)]
+
+
+def test_label_smoothing_and_kd():
+  logits = jnp.array([[2.0, 0.0, -1.0]])
+  y = jnp.array([0])
+  ce = float(train_steps.cross_entropy(logits, y)[0])
+  assert ce == pytest.approx(-float(jax.nn.log_softmax(logits)[0, 0]))
+  smooth = float(train_steps.cross_entropy(logits, y, 0.3)[0])
+  lsm = np.asarray(jax.nn.log_softmax(logits)[0])
+  assert smooth == pytest.approx(-(0.8 * lsm[0] + 0.1 * lsm[1] + 0.1 * lsm[2]), rel=1e-5)
+  # KD against a one-hot-like teacher equals CE; against itself it is the entropy.
+  kd = float(train_steps.distillation(logits, jnp.array([[100.0, 0.0, 0.0]]))[0])
+  assert kd == pytest.approx(ce, rel=1e-4)
+  grad = jax.grad(lambda t: train_steps.distillation(logits, t).sum())(logits)
+  assert float(jnp.abs(grad).max()) == 0.0  # no gradient into the teacher
+
+
+def test_topk_correct():
+  logits = jnp.array([[0.1, 0.5, 0.4], [0.9, 0.05, 0.05]])
+  labels = jnp.array([2, 0])
+  assert train_steps.topk_correct(logits, labels, 1).tolist() == [0.0, 1.0]
+  assert train_steps.topk_correct(logits, labels, 2).tolist() == [1.0, 1.0]
+  assert train_steps.topk_correct(logits, labels, 5).tolist() == [1.0, 1.0]  # k capped at 3 classes
