@@ -31,6 +31,7 @@ if (
 
 from absl import flags, logging  # noqa: E402
 
+from pikelpn_jax import workdir as wd
 from pikelpn_jax.config_cli import (  # noqa: E402
   ConfigSpecError,
   apply_overrides,
@@ -65,7 +66,7 @@ def _check_paths(json_path, workdir) -> None:
       )
     if not os.access(target, os.W_OK):
       raise ValueError(f"--json={json_path!r}: directory {target!r} is not writable")
-  if workdir is not None and not os.path.isdir(workdir):
+  if workdir is not None and not wd.isdir(workdir):
     raise ValueError(f"--workdir={workdir!r} is not a directory; use a training workdir")
 
 
@@ -91,7 +92,7 @@ def parse(argv):
     from pikelpn_jax.export.cli import saved_config
 
     config, defaulted = saved_config(FLAGS.workdir), False
-    source = os.path.join(FLAGS.workdir, "config.json")
+    source = wd.join(FLAGS.workdir, "config.json")
   else:
     config, source, defaulted = load_config_spec(spec)
   applied = apply_overrides(config, overrides)
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
     return 1
   from pikelpn_jax.ace import acev2_report
 
-  if FLAGS.workdir and source == os.path.join(FLAGS.workdir, "config.json"):
+  if FLAGS.workdir and source == wd.join(FLAGS.workdir, "config.json"):
     print(f"pricing {FLAGS.workdir} with the config it was trained with ({source})")
 
   logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from pikelpn_jax import workdir as wd
 from pikelpn_jax.config_base import check_int
 
 ONNX_SUFFIX = ".onnx"  # --out's extension picks the format: .onnx, else the integer model file
@@ -22,13 +23,12 @@ ONNX_SUFFIX = ".onnx"  # --out's extension picks the format: .onnx, else the int
 
 def saved_config(workdir: str) -> ml_collections.ConfigDict:
   """The resolved config the workdir was trained with (config.json written by main.py)."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
+  path = wd.join(workdir, "config.json")
+  if not wd.exists(path):
     raise FileNotFoundError(
       f"workdir {workdir!r} has no config.json; pass --config configs/<name>.py:<variant>"
     )
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(json.loads(wd.read_text(path)))
 
 
 def _restore(config, workdir: str, probe_examples: int):
@@ -43,7 +43,7 @@ def _restore(config, workdir: str, probe_examples: int):
   source = make_source(config.dataset, "eval", int(config.seed))
   probe, _ = source.get_batch(np.arange(min(probe_examples, len(source))))
   src = {
-    "workdir": os.path.abspath(workdir),
+    "workdir": wd.resolve(workdir),
     "step": latest_step(workdir),
     "model": config.model.get("name"),
     "variant": config.model.get("variant"),
@@ -183,7 +183,7 @@ def check_flags(workdir, out, probe_examples: int, eval_examples: int) -> None:
   """The flags' values, before anything is loaded (one-line ValueErrors/FileNotFoundErrors)."""
   if not workdir or not out:
     raise ValueError(f"--workdir={workdir!r} --out={out!r}: both are required")
-  if not os.path.isdir(workdir):
+  if not wd.isdir(workdir):
     raise FileNotFoundError(
       f"--workdir={workdir!r} is not a directory; use a training workdir "
       "(python main.py --workdir DIR)"

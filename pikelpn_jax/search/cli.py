@@ -20,6 +20,7 @@ import os
 import re
 import sys
 
+from pikelpn_jax import workdir as wd
 from pikelpn_jax.config_cli import (
   ConfigSpecError,
   apply_overrides,
@@ -82,7 +83,7 @@ def prepare(argv):
   args.dq = tuple(x.strip() for x in args.dq_formats.split(","))
   if args.images < 1:
     raise ValueError(f"--images={args.images} is not allowed; use a positive integer")
-  if args.workdir and not os.path.isdir(args.workdir):
+  if args.workdir and not wd.isdir(args.workdir):
     raise ValueError(f"--workdir={args.workdir!r} is not a directory")
   out_dir = os.path.dirname(os.path.abspath(args.out))
   if not os.path.isdir(out_dir):

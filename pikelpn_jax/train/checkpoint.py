@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import jax
@@ -26,6 +25,7 @@ from absl import logging as absl_logging
 from flax import traverse_util
 from jax.experimental import multihost_utils
 
+from pikelpn_jax import workdir as wd
 from pikelpn_jax.config_base import config_to_dict
 from pikelpn_jax.train.steps import TrainState, abstract_variables
 
@@ -61,7 +61,7 @@ def failure_reason(e: BaseException, limit: int = 300) -> str:
 
 
 def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), "checkpoints")
+  return wd.join(wd.resolve(workdir), "checkpoints")
 
 
 def _manager(workdir: str, *, keep: int = 3, read_only: bool = True) -> ocp.CheckpointManager:
@@ -95,7 +95,7 @@ def _manager(workdir: str, *, keep: int = 3, read_only: bool = True) -> ocp.Chec
 
 def latest_step(workdir: str) -> Optional[int]:
   """The newest complete checkpoint step in workdir, or None; writes nothing."""
-  if not os.path.isdir(checkpoint_dir(workdir)):
+  if not wd.isdir(checkpoint_dir(workdir)):
     return None
   mgr = _manager(workdir)
   try:
@@ -129,7 +129,7 @@ class Checkpoints:
     return sorted(self._mgr.all_steps())
 
   def step_dir(self, step: int) -> str:
-    return os.path.join(checkpoint_dir(self.workdir), str(step))
+    return wd.join(checkpoint_dir(self.workdir), str(step))
 
   def _read(self, step: int, fn: Callable[[], Any]) -> Any:
     """fn() (an orbax read of `step`), its failures turned into one-line CheckpointErrors."""
@@ -164,7 +164,9 @@ class Checkpoints:
 
     for item in items:
       path = os.path.join(self.step_dir(step), item)
-      if os.path.isfile(os.path.join(path, "manifest.ocdbt")):
+      # Local files only: in a bucket every object is written whole (no torn file to find), and
+      # orbax's restore reads and checks them.
+      if not wd.is_url(path) and os.path.isfile(os.path.join(path, "manifest.ocdbt")):
 
         def read_all(path=path):
           kv = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{path}/"}).result()
@@ -298,12 +300,14 @@ def set_aside(damaged: List[CheckpointError], resume_step: Optional[int], is_mai
   for error in damaged:
     moved = "damaged_checkpoints/"
     if is_main:
-      root = os.path.join(os.path.dirname(os.path.dirname(error.path)), "damaged_checkpoints")
-      os.makedirs(root, exist_ok=True)
-      moved, n = os.path.join(root, os.path.basename(error.path)), 1
-      while os.path.exists(moved):
-        moved, n = os.path.join(root, f"{os.path.basename(error.path)}.{n}"), n + 1
-      shutil.move(error.path, moved)
+      step_dir = error.path.rstrip("/")
+      name = step_dir.rsplit("/", 1)[-1]
+      root = wd.join(step_dir.rsplit("/", 2)[0], "damaged_checkpoints")
+      wd.makedirs(root)
+      moved, n = wd.join(root, name), 1
+      while wd.exists(moved):
+        moved, n = wd.join(root, f"{name}.{n}"), n + 1
+      wd.rename(step_dir, moved)
     absl_logging.warning(
       "skipped checkpoint %s, unreadable (%s); resuming from step %d (moved it to %s)",
       error.path,

@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional
 import jax
 from absl import logging
 
+from pikelpn_jax import workdir as wd
 from pikelpn_jax.train import checkpoint
 from pikelpn_jax.train.loop import NonFiniteLossError, train_and_evaluate, write_json
 from pikelpn_jax.train.preemption import Preempted
@@ -115,6 +116,6 @@ def add_acev2(config, workdir: str, results: Dict[str, Any]) -> Optional[str]:
     results[key] = ace.get(key) if ace else None
   if jax.process_index() == 0:
     if ace:
-      write_json(os.path.join(workdir, "acev2.json"), ace)
-    write_json(os.path.join(workdir, "results.json"), results)
+      write_json(wd.join(workdir, "acev2.json"), ace)
+    write_json(wd.join(workdir, "results.json"), results)
   return table

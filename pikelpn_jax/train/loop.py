@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from typing import Any, Dict, List, Optional
 
@@ -16,6 +15,7 @@ from absl import logging
 from flax import traverse_util
 from tqdm import tqdm
 
+from pikelpn_jax import workdir as wd
 from pikelpn_jax.allocator import allocator_in_use
 from pikelpn_jax.config_base import check_int, config_to_json
 from pikelpn_jax.data import InputPipeline, check_dataset_name
@@ -114,9 +114,8 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
 
   # -- State: fresh, or the newest checkpoint that restores (damaged newer ones set aside). ----
   if is_main:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config_to_json(config) + "\n")
+    wd.makedirs(workdir)
+    wd.write_text(wd.join(workdir, "config.json"), config_to_json(config) + "\n")
   checkpoint.set_aside(damaged, resume_step, is_main)
   if state is None:
     state = steps.create_state(jax.random.PRNGKey(config.seed))
@@ -205,7 +204,7 @@ def train_and_evaluate(config, workdir: str, config_source: str = "") -> Dict[st
       **last_eval,
     }
     if is_main:
-      write_json(os.path.join(workdir, "results.json"), results)
+      write_json(wd.join(workdir, "results.json"), results)
     return results
   finally:
     stop.uninstall()
@@ -294,12 +293,8 @@ def params_sha256(params) -> str:
 
 
 def write_json(path: str, obj: Dict[str, Any]) -> None:
-  """Atomic write (temporary file + rename), so a kill never leaves half a file."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-    f.write("\n")
-  os.replace(tmp, path)
+  """Whole-file write (workdir.write_text), so a kill never leaves half a file."""
+  wd.write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 class MetricsLog:
@@ -311,28 +306,26 @@ class MetricsLog:
 
   def __init__(self, workdir: str, resume_step: int, enabled: bool = True):
     self.enabled = enabled
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = wd.join(workdir, "metrics.jsonl")
     self._tb = None
     if not enabled:
       return
-    if resume_step > 0 and os.path.exists(self.path):
-      with open(self.path) as f:
-        keep = [ln for ln in f if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
-      with open(self.path, "w") as f:
-        f.writelines(keep)
-    elif resume_step == 0 and os.path.exists(self.path):
-      os.remove(self.path)
+    if resume_step > 0 and wd.exists(self.path):
+      lines = wd.read_text(self.path).splitlines(keepends=True)
+      keep = [ln for ln in lines if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+      wd.write_text(self.path, "".join(keep))
+    elif resume_step == 0 and wd.exists(self.path):
+      wd.write_text(self.path, "")
     from tensorboardX import SummaryWriter  # imported here: only the writing host needs it
 
-    self._tb = SummaryWriter(os.path.join(workdir, "tb"), purge_step=resume_step)
+    self._tb = SummaryWriter(wd.join(workdir, "tb"), purge_step=resume_step)
 
   def write(self, step: int, record: Dict[str, Any]) -> None:
     if not self.enabled:
       return
     plain = lambda v: v.item() if isinstance(v, (np.generic, np.ndarray)) else v
     rec = {"step": int(step), **{k: plain(v) for k, v in record.items()}}
-    with open(self.path, "a") as f:
-      f.write(json.dumps(rec) + "\n")
+    wd.append_text(self.path, json.dumps(rec) + "\n")
     for k, v in rec.items():
       if k != "step" and isinstance(v, (int, float)):
         self._tb.add_scalar(k, v, step)
