@@ -10,24 +10,18 @@ again resumes an interrupted sweep. Then the ACEv2 ratio of each PikeLPN variant
 MobileNetV2 w4a4 and the baselines of similar reported accuracy. Writes
 results/family_table.{md,json}.
 
-    python experiments/family_table.py                 # trains what results/runs/ lacks
-    python experiments/family_table.py --no_train      # tables from the existing records
-    python experiments/family_table.py --skip_training # the analyzer columns only (~1 min)
-    python experiments/family_table.py --quick --out_dir /tmp/x
+    python -m experiments.family_table                 # trains what results/runs/ lacks
+    python -m experiments.family_table --no_train      # tables from the existing records
+    python -m experiments.family_table --skip_training # the analyzer columns only (~1 min)
+    python -m experiments.family_table --quick --out_dir /tmp/x
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import costs, recipe, results, runs, stats, sweep, zoo  # noqa: E402
+from experiments.lib import costs, recipe, results, runs, stats, sweep, zoo
+from experiments.lib.common import markdown_table
 
 NAME = "family_table"
 QUICK_SPECS = ("pikelpn.py:1x", "mobilenet_v2.py:w4a4")
@@ -272,7 +266,7 @@ def ratio_table(items) -> str:
 
 
 def _rel(path: str) -> str:
-  from experiments.common import REPO
+  from experiments.lib.common import REPO
 
   rel = os.path.relpath(path, REPO)
   return path if rel.startswith("..") else rel
@@ -282,7 +276,7 @@ def main(args) -> None:
   clock = results.Clock()
   r = recipe.recipe(args.quick)
   specs = zoo.specs_from_arg(args.models, QUICK_SPECS if args.quick else [e.spec for e in zoo.ZOO])
-  seeds = _parse_seeds(args.seeds)
+  seeds = results.parse_seeds(args.seeds)
   if args.quick and args.seeds == DEFAULT_SEEDS:
     seeds = (0,)
   size = QUICK_IMAGE_SIZE if args.quick else None
@@ -371,13 +365,6 @@ def main(args) -> None:
     "missing": {k: v for k, v in outcome.missing.items() if v} if outcome else {},
   }
   results.write(args.out_dir, NAME, "PikeLPN family vs baselines", "\n\n".join(parts), data)
-
-
-def _parse_seeds(arg: str):
-  try:
-    return tuple(int(s) for s in arg.split(","))
-  except ValueError as e:
-    raise ValueError(f"--seeds={arg!r} is not allowed; use comma-separated integers") from e
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import copy
 import json
 import os
-import sys
 from typing import Any, Dict, List, Tuple
 
 
@@ -127,5 +126,4 @@ def main(argv=None) -> Dict[str, Any]:
 
 
 if __name__ == "__main__":
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
   main()

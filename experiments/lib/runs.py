@@ -12,7 +12,7 @@ column from the config with the current analyzer: analyzer changes never invalid
 Full sweeps write results/runs/ (committed); --quick writes its own directory (see runs_dir).
 
 A record also says which code trained it: `commit` is the code the training process imported
-(experiments.common.code_commit at the sweep's start, '+diff.<hash>' for uncommitted code), and
+(experiments.lib.common.code_commit at the sweep's start, '+diff.<hash>' for uncommitted code), and
 `numerics` the numerics fingerprint of that code on that machine (experiments/lib/numerics.py):
 tables pair only records with equal fingerprints. A record trained again at another fingerprint
 (`--rerun_stale`) moves to superseded/ first, so nothing measured is lost.
@@ -26,7 +26,7 @@ import os
 import time
 from typing import Any, Callable, Dict, Optional
 
-from experiments.common import REPO, code_commit
+from experiments.lib.common import REPO, code_commit
 
 DEFAULT_DIR = os.path.join(REPO, "results", "runs")
 SCHEMA = 2  # 2: `numerics` and the imported code's `commit`

@@ -114,7 +114,7 @@ def run_from_args(args, name: str, jobs: Sequence[Job], log: Callable[[str], Non
   """`run` as the experiment scripts call it: the record store, work root, compile cache and
   limits from their shared flags (--quick, --out_dir, --runs_dir, --work_root, --no_train,
   --max_runs)."""
-  from experiments.common import code_commit
+  from experiments.lib.common import code_commit
 
   commit = code_commit()  # the code this process imported, before any run ends
   stale_rows = [r.strip() for r in getattr(args, "rerun_stale_rows", "").split(",") if r.strip()]

@@ -11,7 +11,7 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence
 
-from experiments.common import REPO
+from experiments.lib.common import REPO
 
 
 @dataclasses.dataclass(frozen=True)

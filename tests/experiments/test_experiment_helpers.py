@@ -2,19 +2,17 @@
 
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments.lib import energy_model as em  # noqa: E402
-from experiments.lib import (  # noqa: E402
+from experiments.lib import energy_model as em
+from experiments.lib import (
   fmnist,
   recipe,
   zoo,
 )
-from experiments.pareto import frontier  # noqa: E402
+from experiments.pareto import frontier
 
 
 def test_energy_interpolation_hits_the_published_points_and_grows():

@@ -3,12 +3,10 @@ incomplete sweeps. The real training path is covered by test_experiment_scripts.
 
 import json
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments.lib import (  # noqa: E402
+from experiments.lib import (
   recipe,
   runs,
   sweep,
