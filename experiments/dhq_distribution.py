@@ -5,8 +5,8 @@ latent float weights by default, or a MobileNetV1), the range of each output cha
 the channel, divided by the largest channel's in that layer: the fraction of a per-tensor grid a
 channel can use. Both the raw kernel (what our weight quantizers see: the norm comes after the
 MAC) and the kernel with the batch norm folded in (w·γ/√(σ²+ε), what a folded-BN deployment
-quantizes) are measured. The model is trained here with the one Fashion-MNIST budget
-(experiments/lib/fmnist.py) unless --workdir holds a trained run. Writes
+quantizes) are measured. The model is trained here with the study recipe
+(experiments/lib/recipe.py, through experiments/lib/runs.py) unless --workdir holds a trained run. Writes
 results/dhq_distribution.{md,json,png}; docs/dhq.md explains the numbers.
 
     python -m experiments.dhq_distribution            # trains PikeLPN-1x (~5-7 min, 2 cores)
@@ -25,7 +25,7 @@ import statistics
 
 import numpy as np
 
-from experiments.lib import fmnist, results, zoo
+from experiments.lib import recipe, results, runs, sweep, zoo
 from experiments.lib.common import markdown_table
 
 NAME = "dhq_distribution"
@@ -261,17 +261,17 @@ def main(args) -> None:
   if args.model not in ALLOWED_MODELS:
     raise ValueError(f"--model={args.model!r} is not allowed; use one of {list(ALLOWED_MODELS)}")
   name, base = output_name(args.setting), model_config(args.model, args.setting)
-  budget = fmnist.budget(args.quick)
-  config = fmnist.fmnist_config(base, budget, args.seed)
+  budget = recipe.recipe(args.quick)
+  config = recipe.study_config(base, budget, args.seed)
   workdir = args.workdir
   trained_here = not workdir
   if trained_here:
-    work_root = args.work_root or fmnist.default_work_root(args.out_dir, args.quick, NAME)
-    fmnist.enable_compile_cache(os.path.join(work_root, "jax_cache"))
+    work_root = args.work_root or sweep.default_work_root(args.out_dir, args.quick, NAME)
+    sweep.enable_compile_cache(os.path.join(work_root, "jax_cache"))
     tag = args.model.replace(".py:", "_") + (f"_{args.setting}" if args.setting else "")
     workdir = os.path.join(work_root, tag + f"_seed{args.seed}")
     clock.log(f"training {args.model} in {workdir}")
-    res = fmnist.train(config, workdir, log=clock.log)
+    res = runs.trained_checkpoint(config, workdir, log=clock.log)
     if res.get("eval_top1") is None:
       raise RuntimeError(f"training {args.model} failed: {res.get('error')}")
   elif not os.path.isdir(workdir):

@@ -67,7 +67,6 @@ def fixed_jobs(r, seeds, quick):
 
 def reference_variables(r, args, log):
   """The trained hand-designed PikeLPN-1x, seed 0 (its checkpoint; trained here if absent)."""
-  from experiments.lib import fmnist
   from pikelpn_jax.train.checkpoint import latest_step, restore_latest
 
   config = recipe.study_config(zoo.load(FAMILY[0][0]), r, 0)
@@ -82,7 +81,7 @@ def reference_variables(r, args, log):
     return config, None, None
   wd = os.path.join(roots[0], "reference_" + rec)
   log(f"training the reference PikeLPN-1x seed 0 for the sensitivity in {wd}")
-  fmnist.train(config, wd, log)
+  runs.trained_checkpoint(config, wd, log)
   return config, restore_latest(wd, config), wd
 
 

@@ -7,11 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.lib import energy_model as em
-from experiments.lib import (
-  fmnist,
-  recipe,
-  zoo,
-)
+from experiments.lib import recipe, zoo
 from experiments.pareto import frontier
 
 
@@ -79,8 +75,8 @@ def test_pareto_frontier_keeps_only_undominated_points():
 
 def test_study_config_keeps_the_model_and_sets_the_recipe():
   base = zoo.load("pikelpn.py:3x")
-  r = fmnist.FULL
-  c = fmnist.fmnist_config(base, r, seed=2)
+  r = recipe.STUDY
+  c = recipe.study_config(base, r, seed=2)
   assert c.dataset.name == "fashion_mnist" and c.dataset.image_size == 32
   assert c.model.width == pytest.approx(1.5 * r.width_scale)
   assert c.model.quant.a_calibration == "lsq" and c.model.dq_round == "nearest"
