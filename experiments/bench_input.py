@@ -5,13 +5,13 @@
 
 Generates an ImageNet-like `imagenet2012` (real JPEG bytes at ImageNet's common sizes 500×375,
 375×500, 500×333, 333×500, quality 90, 1000 classes) as ArrayRecord in the layout
-`tfds.data_source` reads (pikelpn_jax/data/imagenet_like.py), then measures, in one run:
+`tfds.data_source` reads (experiments/lib/imagenet_like.py), then measures, in one run:
 
 * the per-example train transform on one core, in this process: old = PIL decode + Inception crop
-  + PIL bicubic resize + flip (images.preprocess, what the pipeline did before), new = OpenCV
+  + PIL bicubic resize + flip (experiments/lib/pil_preprocess.py, what the pipeline did before), new = OpenCV
   (decode.decode_crop_resize). Goal: new ≥ 1.5× old.
 * the whole pipeline (imagenet2012 through tfds.data_source, batches of --batch at 224×224) with
-  N decode threads (old: tfds' PIL decode + images.preprocess in a thread pool, normalised float32
+  N decode threads (old: tfds' PIL decode + pil_preprocess in a thread pool, normalised float32
   batches, as pikelpn_jax/data did before) and N grain worker processes (new: encoded bytes,
   OpenCV, uint8 batches; normalisation moved to the device), train and eval img/s.
   Goal: 2 workers ≥ 1.8× one worker (on a machine with ≥ 2 free cores).
@@ -32,10 +32,11 @@ import numpy as np
 from PIL import Image
 
 from experiments.lib.common import REPO, markdown_table, stamp, write_section
+from experiments.lib.imagenet_like import write_imagenet_like
 from experiments.lib.input_rate import new_pipeline, steady_rate
+from experiments.lib.pil_preprocess import preprocess
 from pikelpn_jax.data.decode import decode_crop_resize
-from pikelpn_jax.data.imagenet_like import write_imagenet_like
-from pikelpn_jax.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess
+from pikelpn_jax.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize
 from pikelpn_jax.data.positions import train_seed
 
 SECTION = "bench_input"
@@ -74,7 +75,7 @@ def bench_transform(encoded, reps: int, size: int):
 
 
 class OldPipeline:
-  """What pikelpn_jax/data did before grain: tfds' PIL decode + images.preprocess in a thread pool,
+  """What pikelpn_jax/data did before grain: tfds' PIL decode + pil_preprocess in a thread pool,
   host-normalised float32 batches (kept here only as the benchmark's baseline)."""
 
   def __init__(self, data_dir, split, threads, batch, size, train):

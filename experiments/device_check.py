@@ -8,7 +8,7 @@ Writes a dated section `device_check_<date>_<device>` of docs/benchmarks.md with
    batch sized to the device (halved on out-of-memory), and the quantized/float ratio
    (experiments/lib/train_step.throughput: synthetic data, the real train step, timed after compiling);
 2. the grain input pipeline on all host cores but one over a generated ImageNet-like set
-   (pikelpn_jax/data/imagenet_like.py; experiments/bench_input's steady-state measurement), against
+   (experiments/lib/imagenet_like.py; experiments/bench_input's steady-state measurement), against
    what the bfloat16 PikeLPN-1x step consumes;
 3. a 200-step bfloat16 PikeLPN-1x run of the training loop on that set (grain, DeviceFeeder,
    checkpoint, eval), with its `input_wait_fraction`;
@@ -31,11 +31,11 @@ import numpy as np
 
 from experiments.lib import train_step
 from experiments.lib.common import REPO, markdown_table, stamp, write_section
+from experiments.lib.imagenet_like import write_imagenet_like
 from experiments.lib.input_rate import new_pipeline, steady_rate
 from experiments.lib.train_step import MODELS
 from pikelpn_jax.config_base import load_config
 from pikelpn_jax.data.grain_input import auto_worker_count
-from pikelpn_jax.data.imagenet_like import write_imagenet_like
 
 GiB = 1024**3
 FULL = dict(
