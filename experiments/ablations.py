@@ -49,7 +49,7 @@ from experiments.lib.common import markdown_table
 from experiments.lib.results import parse_seeds
 
 NAME = "ablations"
-# The paper's claims as goals at this budget (issue 12): (words, bound on top-1(on) − top-1(off)
+# The paper's claims as goals at this budget: (words, bound on top-1(on) − top-1(off)
 # as a fraction), checked against each effect's paired interval by stats.claim_check.
 COSTS_AT_MOST_0_3 = ("costs ≤ 0.3 points", -0.003)
 RECOVERS_2 = ("recovers ≥ 2 points", 0.02)
@@ -74,7 +74,7 @@ DEFAULT_SEEDS = "0,1,2,3,4"
 # sd of seeds 0–4 (about 0.48 points), 20 pairs give a half-width of about 0.22 points. So the
 # settings those effects compare can be trained on these seeds too (the others on DEFAULT_SEEDS),
 # opt-in through --claim_seeds since the 60 extra runs are ~4.7 h of 2-core training (about
-# 4.7 min a run on 2 idle cores, session 6). Double Quantization with fixed-format scales is held
+# 4.7 min a run on 2 idle cores). Double Quantization with fixed-format scales is held
 # to the same claim: the paper's scale format is unknown (docs/models.md).
 CLAIM_SETTINGS = tuple(
   sorted({x for _, off, on, claim in EFFECTS if claim == COSTS_AT_MOST_0_3 for x in (off, on)})

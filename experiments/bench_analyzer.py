@@ -114,7 +114,8 @@ def section(results: dict, repeats: int, load: float) -> str:
     )
   lines += [
     "",
-    "Goal (issue 3): analyze ≤ 1.5× make_jaxpr and faster than the XLA path.",
+    "Goal: pricing a model costs little more than tracing it (analyze ≤ 1.5× make_jaxpr) "
+    "and less than XLA's compile-based cost analysis.",
     "",
     "MAC cross-check against XLA (`cost_analysis()['flops']`, same run): XLA counts conv "
     "taps on real pixels only and one flop per elementwise op, including ops on "

@@ -1,4 +1,4 @@
-"""Input pipeline throughput: the old PIL + thread-pool path vs grain + OpenCV, side by side.
+"""Input pipeline throughput: a PIL + thread-pool path (old) vs grain + OpenCV (new), side by side.
 
     flock /tmp/pikelpn_bench.lock python -m experiments.bench_input            # writes docs/benchmarks.md
     python -m experiments.bench_input --workers 1,2,4,8,16 --section bench_input_gpu_host
@@ -8,11 +8,11 @@ Generates an ImageNet-like `imagenet2012` (real JPEG bytes at ImageNet's common 
 `tfds.data_source` reads (experiments/lib/imagenet_like.py), then measures, in one run:
 
 * the per-example train transform on one core, in this process: old = PIL decode + Inception crop
-  + PIL bicubic resize + flip (experiments/lib/pil_preprocess.py, what the pipeline did before), new = OpenCV
-  (decode.decode_crop_resize). Goal: new ≥ 1.5× old.
+  + PIL bicubic resize + flip (experiments/lib/pil_preprocess.py, the superseded path), new =
+  OpenCV (decode.decode_crop_resize). Goal: new ≥ 1.5× old.
 * the whole pipeline (imagenet2012 through tfds.data_source, batches of --batch at 224×224) with
   N decode threads (old: tfds' PIL decode + pil_preprocess in a thread pool, normalised float32
-  batches, as pikelpn_jax/data did before) and N grain worker processes (new: encoded bytes,
+  batches, the superseded design) and N grain worker processes (new: encoded bytes,
   OpenCV, uint8 batches; normalisation moved to the device), train and eval img/s.
   Goal: 2 workers ≥ 1.8× one worker (on a machine with ≥ 2 free cores).
 Steady-state rates: the first batches (process start-up, imports) are not timed.
@@ -75,8 +75,8 @@ def bench_transform(encoded, reps: int, size: int):
 
 
 class OldPipeline:
-  """What pikelpn_jax/data did before grain: tfds' PIL decode + pil_preprocess in a thread pool,
-  host-normalised float32 batches (kept here only as the benchmark's baseline)."""
+  """The superseded pipeline design, kept only as the benchmark's baseline: tfds' PIL decode +
+  pil_preprocess in a thread pool, host-normalised float32 batches."""
 
   def __init__(self, data_dir, split, threads, batch, size, train):
     import tensorflow_datasets as tfds

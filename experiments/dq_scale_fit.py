@@ -1,4 +1,5 @@
-"""How the trained pointwise weights sit on their Double-Quantized 4-bit grids (issue 12, item 5).
+"""How the trained pointwise weights sit on their Double-Quantized 4-bit grids: why Double
+Quantization costs accuracy.
 
 For every 4-bit per-tensor pointwise kernel (blocks 0-12) of the ablation sweep's trained runs
 (experiments/ablations.py), the scale the quantizer derives, s = max|w| / 7, is compared with the

@@ -1,4 +1,4 @@
-"""The run cache: one small JSON per finished training run, so a sweep can span sessions.
+"""The run cache: one small JSON per finished training run, so a sweep can stop and resume.
 
 A run is keyed by (config hash, seed, step budget). The config hash covers only what changes
 training: the resolved config minus the seed and step count (separate parts of the key) and the
