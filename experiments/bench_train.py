@@ -2,6 +2,7 @@
 
     python -m experiments.bench_train                       # this machine, writes docs/benchmarks.md
     python -m experiments.bench_train --device_note "1×H100" --batch 256 --image_size 224
+    python -m experiments.bench_train --quick --out /tmp/b.md     # tiny sizes, seconds
 
 Writes its own section of docs/benchmarks.md, between `<!-- bench_train -->` and
 `<!-- /bench_train -->` (other scripts own other sections). Synthetic data, the real train step
@@ -99,7 +100,14 @@ def main(argv=None) -> int:
     help="no effect (kept for recorded commands): the input pipeline is timed by "
     "experiments/bench_input.py",
   )
+  p.add_argument(
+    "--quick",
+    action="store_true",
+    help="width 0.25, batch 8, 1 step after 0 warm-up, shift-and-add",
+  )
   args = p.parse_args(argv)
+  if args.quick:
+    args.width, args.batch, args.steps, args.warmup, args.dw_impls = 0.25, 8, 1, 0, "shift_add"
   for field in ("batch", "steps", "image_size", "num_classes"):
     if getattr(args, field) <= 0:
       p.error(f"--{field}={getattr(args, field)} is not allowed; use a positive integer")

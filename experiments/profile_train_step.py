@@ -1,9 +1,10 @@
 """Where a train step's time goes: XLA:CPU op time by fusion kind, float MobileNetV1 vs PikeLPN.
 
     python -m experiments.profile_train_step [--width 1.0] [--batch 64] [--size 32] [--dw_impl shift_add]
+    python -m experiments.profile_train_step --quick     # tiny sizes, one traced step
 
-The real train steps bench_layers times (experiments/lib/train_step.py), traced with the profiler (XLA:CPU per-op events need
---xla_cpu_enable_xprof_traceme, set here before JAX starts). Prints, per fusion kind (the fusion
+The real train steps bench_layers times (experiments/lib/train_step.py), traced with the profiler
+(XLA:CPU per-op events need --xla_cpu_enable_xprof_traceme, set here before JAX starts). Prints, per fusion kind (the fusion
 name without its number), the op time summed over both CPU threads and averaged over the traced
 steps, for both models, largest PikeLPN − float difference first, and the number of thunks
 (operations of the compiled step's entry computation). Use it to see which fused computations a
