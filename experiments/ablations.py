@@ -13,67 +13,43 @@ effects. LONG_SETTINGS are also trained at twice the budget (--long_seeds): the 
 steps, and with float MobileNetV1 at both budgets the paired convergence check. Writes
 results/ablations.{md,json}.
 
-    python experiments/ablations.py        # trains what results/runs/ lacks (7 settings × 5
+    python -m experiments.ablations        # trains what results/runs/ lacks (7 settings × 5
                                            # seeds, 4 × 5 at 4000 steps, float MobileNetV1 ×
                                            # 5 at both budgets; 4–10 min a run on 2 idle
                                            # cores), then builds the tables; run it again to
                                            # resume
-    python experiments/ablations.py --claim_seeds 0,1,...,19 --long_seeds 0,1,...,9
+    python -m experiments.ablations --claim_seeds 0,1,...,19 --long_seeds 0,1,...,9
                                            # 15 more seeds of the settings of the "costs ≤ 0.3
                                            # points" claims, 10 seeds at 4000 steps
-    python experiments/ablations.py --rerun_stale ...  # also retrains records of another
+    python -m experiments.ablations --rerun_stale ...  # also retrains records of another
                                            # fingerprint than this machine's
-    python experiments/ablations.py --settings all_on,quantnorm_off,double_quant_off,dq_fixed \
+    python -m experiments.ablations --settings all_on,quantnorm_off,double_quant_off,dq_fixed \
         --long_seeds 0,1,...,9 --rerun_stale_rows all_on,conv_float_x1,conv_float_x2
                                            # the 4000-step effects and the convergence pairs
                                            # at this machine's fingerprint, keeping the
                                            # 2000-step effects' records
-    python experiments/ablations.py --no_train         # tables from the records that exist
-    python experiments/ablations.py --quick --out_dir /tmp/x
+    python -m experiments.ablations --no_train         # tables from the records that exist
+    python -m experiments.ablations --quick --out_dir /tmp/x
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import costs, numerics, recipe, results, runs, stats, sweep, zoo  # noqa: E402
+from experiments.lib import costs, numerics, recipe, results, runs, stats, sweep, zoo
+from experiments.lib.ablation_settings import (
+  BASE,
+  DESCRIPTION,
+  FLOAT_REF,
+  SETTINGS,
+  dq_format,
+  setting_config,
+)
+from experiments.lib.common import markdown_table
+from experiments.lib.results import parse_seeds
 
 NAME = "ablations"
-BASE = "pikelpn.py:1x"
-FLOAT_REF = "mobilenet_v1.py:float"
-DW_RULE = r"block\d+/dw"
-# name -> (quantnorm, double_quant, dhq, depthwise weight bits under DHQ)
-SETTINGS = {
-  "all_on": (True, True, True, 8),
-  "quantnorm_off": (False, True, True, 8),
-  "double_quant_off": (True, False, True, 8),
-  "dhq_off": (True, True, False, 8),
-  "all_off": (False, False, False, 8),
-  "dhq_on_dw4": (True, True, True, 4),
-  "dq_fixed": (True, True, True, 8),
-}
-# The Double Quantization scale format of each setting (config.model.dq_format): a power of two
-# (a shift) unless named here. "dq_fixed" tests the candidate cause of Double Quantization's
-# measured loss (docs/results.md §3): a scale rounded to the nearest power of two lies up to √2
-# from the scale it replaces, an 8-bit mantissa × 2^e within 0.4 %.
-DQ_FORMAT = {"dq_fixed": "fixed"}
-DESCRIPTION = {
-  "all_on": "PikeLPN-1x (all on)",
-  "quantnorm_off": "QuantNorm off",
-  "double_quant_off": "Double Quantization off",
-  "dhq_off": "DHQ off (dw uses the pw quantizer: 4-bit per tensor)",
-  "all_off": "all off (plain quantized MobileNetV1)",
-  "dhq_on_dw4": "DHQ on at 4-bit depthwise (per channel)",
-  "dq_fixed": "Double Quantization with 8-bit mantissa × 2^e scales",
-}
-# The paper's claims as goals at this budget (issue 12): (words, bound on top-1(on) − top-1(off)
+# The paper's claims as goals at this budget: (words, bound on top-1(on) − top-1(off)
 # as a fraction), checked against each effect's paired interval by stats.claim_check.
 COSTS_AT_MOST_0_3 = ("costs ≤ 0.3 points", -0.003)
 RECOVERS_2 = ("recovers ≥ 2 points", 0.02)
@@ -98,35 +74,12 @@ DEFAULT_SEEDS = "0,1,2,3,4"
 # sd of seeds 0–4 (about 0.48 points), 20 pairs give a half-width of about 0.22 points. So the
 # settings those effects compare can be trained on these seeds too (the others on DEFAULT_SEEDS),
 # opt-in through --claim_seeds since the 60 extra runs are ~4.7 h of 2-core training (about
-# 4.7 min a run on 2 idle cores, session 6). Double Quantization with fixed-format scales is held
+# 4.7 min a run on 2 idle cores). Double Quantization with fixed-format scales is held
 # to the same claim: the paper's scale format is unknown (docs/models.md).
 CLAIM_SETTINGS = tuple(
   sorted({x for _, off, on, claim in EFFECTS if claim == COSTS_AT_MOST_0_3 for x in (off, on)})
 )
 SETTLING_CLAIM_SEEDS = ",".join(map(str, range(20)))
-
-
-def setting_config(name: str, image_size=None):
-  qn, dq, dhq, dw_bits = SETTINGS[name]
-  c = zoo.load(BASE, image_size)
-  c.model.quantnorm, c.model.double_quant, c.model.dhq = qn, dq, dhq
-  if name in DQ_FORMAT:  # only here, so the other settings' configs and run keys stay as they were
-    c.model.dq_format = DQ_FORMAT[name]
-  rules = tuple(c.model.bit_rules)
-  if not any(p == DW_RULE for p, _ in rules):
-    raise ValueError(
-      f"{BASE} has no depthwise bit rule {DW_RULE!r}; rules: {[p for p, _ in rules]}"
-    )
-  c.model.bit_rules = tuple(
-    (p, dict(o, w_bits=dw_bits) if p == DW_RULE else dict(o)) for p, o in rules
-  )
-  return c
-
-
-def dq_format(name: str) -> str:
-  """The setting's Double Quantization scale format as its config has it ('none' when off)."""
-  m = setting_config(name).model
-  return m.dq_format if m.double_quant else "none"
 
 
 # Trained at twice the budget too (rows "<name>_x2"), on --long_seeds: do the effects of the
@@ -503,16 +456,8 @@ def seed_extension(per, seeds) -> str:
   )
 
 
-def parse_seeds(arg: str, flag: str = "--seeds"):
-  try:
-    seeds = tuple(int(s) for s in arg.split(","))
-  except ValueError as e:
-    raise ValueError(f"{flag}={arg!r} is not allowed; use comma-separated integers") from e
-  return seeds
-
-
 def _rel(path: str) -> str:
-  from experiments.common import REPO
+  from experiments.lib.common import REPO
 
   rel = os.path.relpath(path, REPO)
   return path if rel.startswith("..") else rel

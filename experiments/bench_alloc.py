@@ -1,6 +1,6 @@
 """The same short training with and without tcmalloc, side by side in one invocation.
 
-    python experiments/bench_alloc.py [--steps 300] [--repeats 1] [--config configs/pikelpn.py:fmnist]
+    python -m experiments.bench_alloc [--steps 300] [--repeats 1] [--config configs/pikelpn.py:fmnist]
 
 Runs `main.py --config CONFIG --config.num_train_steps=STEPS` into fresh temporary workdirs as
 child processes, alternating glibc malloc (PIKELPN_TCMALLOC=0) and tcmalloc (main.py's own
@@ -22,13 +22,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # like every script (the stamp names this process's allocator)
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments.common import REPO, markdown_table, stamp, write_section  # noqa: E402
-from pikelpn_jax import allocator  # noqa: E402
+from experiments.lib.common import REPO, markdown_table, stamp, write_section
+from pikelpn_jax import allocator
 
 MODES = {"glibc malloc": {allocator.OFF_SWITCH: "0"}, "tcmalloc": {allocator.OFF_SWITCH: "1"}}
 
@@ -128,7 +123,7 @@ def main():
   ]
   g, t = med["glibc malloc"], med["tcmalloc"]
   extra = ["--", *args.extra] if args.extra else []
-  cmd = "python experiments/bench_alloc.py " + " ".join(
+  cmd = "python -m experiments.bench_alloc " + " ".join(
     [f"--steps {args.steps}", f"--repeats {args.repeats}", f"--config {args.config}", *extra]
   )
   body = "\n\n".join(

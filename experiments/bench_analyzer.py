@@ -1,6 +1,6 @@
 """Wall time of the ACEv2 analyzer against jax.make_jaxpr alone and against XLA's cost analysis.
 
-    python experiments/bench_analyzer.py [--repeats 5] [--out docs/benchmarks.md]
+    python -m experiments.bench_analyzer [--repeats 5] [--out docs/benchmarks.md]
 
 For PikeLPN-1x and MobileNetV2 (float) at 224×224, batch 1, on the same abstract variables:
   make_jaxpr   jax.make_jaxpr(forward)(*args)                    (tracing alone)
@@ -16,31 +16,24 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
-import sys
 import time
 
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from pikelpn_jax.allocator import use_tcmalloc
+import jax
 
-  use_tcmalloc()
-
-import jax  # noqa: E402
-
-from pikelpn_jax.ace import AceSettings, analyze  # noqa: E402
-from pikelpn_jax.ace.api import abstract_variables, model_input_spec  # noqa: E402
-from pikelpn_jax.allocator import allocator_in_use  # noqa: E402
-from pikelpn_jax.config_base import load_config  # noqa: E402
-from pikelpn_jax.models import build_model  # noqa: E402
+from experiments.lib.common import command, write_section
+from pikelpn_jax.ace import AceSettings, analyze
+from pikelpn_jax.ace.api import abstract_variables, model_input_spec
+from pikelpn_jax.allocator import allocator_in_use
+from pikelpn_jax.config_base import load_config
+from pikelpn_jax.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = (
   ("PikeLPN-1x", "configs/pikelpn.py:1x"),
   ("MobileNetV2-1.0", "configs/mobilenet_v2.py:float"),
 )
-BEGIN, END = "<!-- bench_analyzer -->", "<!-- /bench_analyzer -->"
+SECTION = "bench_analyzer"  # its section of docs/benchmarks.md
 
 
 def _forward_and_args(spec: str):
@@ -101,10 +94,9 @@ def bench(spec: str, repeats: int) -> dict:
 
 def section(results: dict, repeats: int, load: float) -> str:
   lines = [
-    BEGIN,
     "## ACEv2 analyzer speed (experiments/bench_analyzer.py)",
     "",
-    f"Command: `python experiments/bench_analyzer.py --repeats {repeats}`; measured on this "
+    f"Command: `{command()}`; {repeats} repeats, measured on this "
     f"{os.cpu_count()}-core CPU ({platform.machine()}), jax {jax.__version__}, "
     f"{allocator_in_use()}, default XLA flags; batch 1, 224×224, abstract (eval_shape) variables; median of "
     f"{repeats} interleaved runs after one warm-up; 1-minute load average {load:.1f} at the "
@@ -122,7 +114,8 @@ def section(results: dict, repeats: int, load: float) -> str:
     )
   lines += [
     "",
-    "Goal (issue 3): analyze ≤ 1.5× make_jaxpr and faster than the XLA path.",
+    "Goal: pricing a model costs little more than tracing it (analyze ≤ 1.5× make_jaxpr) "
+    "and less than XLA's compile-based cost analysis.",
     "",
     "MAC cross-check against XLA (`cost_analysis()['flops']`, same run): XLA counts conv "
     "taps on real pixels only and one flop per elementwise op, including ops on "
@@ -139,36 +132,21 @@ def section(results: dict, repeats: int, load: float) -> str:
       f"{r['xla_flops'] / 2 / r['macs_valid']:.4f} | {r['elementwise']:,} | "
       f"{r['xla_flops'] - 2 * r['macs_valid']:,.0f} |"
     )
-  lines.append(END)
   return "\n".join(lines)
 
 
-def write_section(path: str, text: str):
-  old = "# Benchmarks\n"
-  if os.path.exists(path):
-    with open(path) as f:
-      old = f.read()
-  pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-  if pattern.search(old):
-    new = pattern.sub(lambda _: text, old)
-  else:
-    new = old.rstrip("\n") + "\n\n" + text
-  with open(path, "w") as f:
-    f.write(new.rstrip("\n") + "\n")
-
-
-def main():
+def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
-  a = p.parse_args()
+  a = p.parse_args(argv)
   if a.repeats < 1:
     p.error(f"--repeats={a.repeats} is not allowed; use a positive integer")
   load = os.getloadavg()[0]
   results = {name: bench(spec, a.repeats) for name, spec in MODELS}
   text = section(results, a.repeats, load)
   print(text)
-  write_section(a.out, text)
+  write_section(a.out, SECTION, text)
 
 
 if __name__ == "__main__":

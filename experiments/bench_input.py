@@ -1,18 +1,18 @@
-"""Input pipeline throughput: the old PIL + thread-pool path vs grain + OpenCV, side by side.
+"""Input pipeline throughput: a PIL + thread-pool path (old) vs grain + OpenCV (new), side by side.
 
-    flock /tmp/pikelpn_bench.lock python experiments/bench_input.py            # writes docs/benchmarks.md
-    python experiments/bench_input.py --workers 1,2,4,8,16 --section bench_input_gpu_host
+    flock /tmp/pikelpn_bench.lock python -m experiments.bench_input            # writes docs/benchmarks.md
+    python -m experiments.bench_input --workers 1,2,4,8,16 --section bench_input_gpu_host
 
 Generates an ImageNet-like `imagenet2012` (real JPEG bytes at ImageNet's common sizes 500×375,
 375×500, 500×333, 333×500, quality 90, 1000 classes) as ArrayRecord in the layout
-`tfds.data_source` reads (pikelpn_jax/data/imagenet_like.py), then measures, in one run:
+`tfds.data_source` reads (experiments/lib/imagenet_like.py), then measures, in one run:
 
 * the per-example train transform on one core, in this process: old = PIL decode + Inception crop
-  + PIL bicubic resize + flip (images.preprocess, what the pipeline did before), new = OpenCV
-  (decode.decode_crop_resize). Goal: new ≥ 1.5× old.
+  + PIL bicubic resize + flip (experiments/lib/pil_preprocess.py, the superseded path), new =
+  OpenCV (decode.decode_crop_resize). Goal: new ≥ 1.5× old.
 * the whole pipeline (imagenet2012 through tfds.data_source, batches of --batch at 224×224) with
-  N decode threads (old: tfds' PIL decode + images.preprocess in a thread pool, normalised float32
-  batches, as pikelpn_jax/data did before) and N grain worker processes (new: encoded bytes,
+  N decode threads (old: tfds' PIL decode + pil_preprocess in a thread pool, normalised float32
+  batches, the superseded design) and N grain worker processes (new: encoded bytes,
   OpenCV, uint8 batches; normalisation moved to the device), train and eval img/s.
   Goal: 2 workers ≥ 1.8× one worker (on a machine with ≥ 2 free cores).
 Steady-state rates: the first batches (process start-up, imports) are not timed.
@@ -28,25 +28,16 @@ import sys
 import tempfile
 import time
 
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from pikelpn_jax.allocator import use_tcmalloc
+import numpy as np
+from PIL import Image
 
-  use_tcmalloc()
-
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from experiments.common import markdown_table, stamp, write_section  # noqa: E402
-from pikelpn_jax.config_base import base_config  # noqa: E402
-from pikelpn_jax.data import InputPipeline  # noqa: E402
-from pikelpn_jax.data.decode import decode_crop_resize  # noqa: E402
-from pikelpn_jax.data.imagenet_like import write_imagenet_like  # noqa: E402
-from pikelpn_jax.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess  # noqa: E402
-from pikelpn_jax.data.positions import train_seed  # noqa: E402
+from experiments.lib.common import REPO, markdown_table, stamp, write_section
+from experiments.lib.imagenet_like import write_imagenet_like
+from experiments.lib.input_rate import new_pipeline, steady_rate
+from experiments.lib.pil_preprocess import preprocess
+from pikelpn_jax.data.decode import decode_crop_resize
+from pikelpn_jax.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize
+from pikelpn_jax.data.positions import train_seed
 
 SECTION = "bench_input"
 
@@ -84,8 +75,8 @@ def bench_transform(encoded, reps: int, size: int):
 
 
 class OldPipeline:
-  """What pikelpn_jax/data did before grain: tfds' PIL decode + images.preprocess in a thread pool,
-  host-normalised float32 batches (kept here only as the benchmark's baseline)."""
+  """The superseded pipeline design, kept only as the benchmark's baseline: tfds' PIL decode +
+  pil_preprocess in a thread pool, host-normalised float32 batches."""
 
   def __init__(self, data_dir, split, threads, batch, size, train):
     import tensorflow_datasets as tfds
@@ -109,60 +100,6 @@ class OldPipeline:
         np.asarray([y for _, y in items], np.int32),
       )
       step += 1
-
-
-def _proc_cpu_s(pid: int) -> float:
-  """utime + stime of one process, from /proc (Linux); 0 when it is gone."""
-  try:
-    with open(f"/proc/{pid}/stat") as f:
-      fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-  except (OSError, IndexError, ValueError):
-    return 0.0
-
-
-def _children(pid: int) -> list:
-  out = []
-  for d in os.listdir("/proc"):
-    if d.isdigit():
-      try:
-        with open(f"/proc/{d}/stat") as f:
-          if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(d))
-      except (OSError, IndexError, ValueError):
-        pass
-  return out
-
-
-def cpu_seconds():
-  """(this process, its child processes: grain's workers) CPU seconds so far."""
-  me = os.getpid()
-  return _proc_cpu_s(me), sum(_proc_cpu_s(c) for c in _children(me))
-
-
-def steady_rate(batches, warmup: int, timed: int, batch: int):
-  """(img/s, main-process CPU ms per image, worker CPU ms per image) over the timed batches."""
-  it = iter(batches)
-  for _ in range(warmup):
-    next(it)
-  c0, t = cpu_seconds(), time.perf_counter()
-  for _ in range(timed):
-    next(it)
-  wall, c1 = time.perf_counter() - t, cpu_seconds()
-  close = getattr(it, "close", None)
-  if close:
-    close()
-  n = timed * batch
-  return n / wall, 1e3 * (c1[0] - c0[0]) / n, 1e3 * (c1[1] - c0[1]) / n
-
-
-def new_pipeline(data_dir, workers, batch, size, train_n):
-  c = base_config("bench_input", "imagenet2012")
-  c.dataset.data_dir, c.dataset.image_size = data_dir, size
-  c.dataset.worker_count = workers
-  c.dataset.train_examples = train_n
-  c.batch_size = c.eval_batch_size = batch
-  return InputPipeline(c)
 
 
 def main(argv=None) -> int:

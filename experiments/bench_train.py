@@ -1,7 +1,8 @@
 """Training/eval throughput: float MobileNetV1 vs PikeLPN at equal width, both depthwise forms.
 
-    python experiments/bench_train.py                       # this machine, writes docs/benchmarks.md
-    python experiments/bench_train.py --device_note "1×H100" --batch 256 --image_size 224
+    python -m experiments.bench_train                       # this machine, writes docs/benchmarks.md
+    python -m experiments.bench_train --device_note "1×H100" --batch 256 --image_size 224
+    python -m experiments.bench_train --quick --out /tmp/b.md     # tiny sizes, seconds
 
 Writes its own section of docs/benchmarks.md, between `<!-- bench_train -->` and
 `<!-- /bench_train -->` (other scripts own other sections). Synthetic data, the real train step
@@ -14,14 +15,11 @@ import argparse
 import os
 import platform
 import re
-import shlex
 import sys
-import time
 
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from pikelpn_jax.allocator import use_tcmalloc
+import jax
 
+<<<<<<< HEAD
   use_tcmalloc()
 
 import jax  # noqa: E402
@@ -35,18 +33,14 @@ from pikelpn_jax.config_base import load_config  # noqa: E402
 from pikelpn_jax.data import InputPipeline  # noqa: E402
 from pikelpn_jax.train.optim import make_optimizer  # noqa: E402
 from pikelpn_jax.train.steps import FULL, StepFactory, global_batch, make_mesh  # noqa: E402
+=======
+from experiments.lib import train_step
+from experiments.lib.common import REPO, command, write_section
+from experiments.lib.train_step import MODELS
+from pikelpn_jax.allocator import allocator_in_use
+>>>>>>> h/experiments
 
 SECTION = "bench_train"  # docs/benchmarks.md holds <!-- bench_train --> … <!-- /bench_train -->
-
-
-def markers(section: str):
-  return f"<!-- {section} -->", f"<!-- /{section} -->"
-
-
-MODELS = (
-  ("MobileNetV1 float", "configs/mobilenet_v1.py:float"),
-  ("PikeLPN 1x (QuantNorm, DQ, DHQ)", "configs/pikelpn.py:1x"),
-)
 
 
 def device_description(note: str) -> str:
@@ -70,6 +64,7 @@ def device_description(note: str) -> str:
 
 
 def bench_one(spec: str, dw_impl: str, args) -> dict:
+<<<<<<< HEAD
   c = load_config(spec)
   c.model.width, c.model.dw_impl = args.width, dw_impl
   c.dataset.name, c.dataset.image_size, c.dataset.channels = "synthetic", args.image_size, 3
@@ -110,22 +105,23 @@ def bench_one(spec: str, dw_impl: str, args) -> dict:
     "eval": evals,
     "params": int(sum(np.size(p) for p in jax.tree.leaves(state.params))),
   }
+=======
+  """The real train step's throughput (experiments/lib/train_step.py)."""
+  return train_step.throughput(spec, dw_impl, args)
+>>>>>>> h/experiments
 
 
 def render(rows, args, device: str) -> str:
-  cmd = "python experiments/bench_train.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-  begin, end = markers(args.section)
   title = "Training throughput (experiments/bench_train.py)"
   if args.section != SECTION:
     title += f", {args.section}"
   lines = [
-    begin,
     f"## {title}",
     "",
     f"Device: {device}. Synthetic data, width {args.width}, {args.image_size}×{args.image_size}×3, "
     f"{args.num_classes} classes, global batch {args.batch}; mean over {args.steps} steps after "
     f"{args.warmup} warm-up step(s); compile = first step (includes compilation).",
-    f"Command: `{cmd.strip()}`",
+    f"Command: `{command()}`",
     "",
     "| model | depthwise | params | compile s | train img/s | eval img/s |",
     "|---|---|---|---|---|---|",
@@ -135,22 +131,7 @@ def render(rows, args, device: str) -> str:
       f"| {name} | {dw} | {r['params']:,} | {r['compile_s']:.1f} | {r['train']:.1f} | "
       f"{r['eval']:.1f} |"
     )
-  return "\n".join(lines + ["", end])
-
-
-def write_section(path: str, section: str, name: str = SECTION) -> None:
-  begin, end = markers(name)
-  text = "# Benchmarks\n"
-  if os.path.exists(path):
-    with open(path) as f:
-      text = f.read()
-  if begin in text and end in text:
-    head, rest = text.split(begin, 1)
-    text = head + section + rest.split(end, 1)[1]
-  else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-  with open(path, "w") as f:
-    f.write(text)
+  return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -178,7 +159,14 @@ def main(argv=None) -> int:
     help="no effect (kept for recorded commands): the input pipeline is timed by "
     "experiments/bench_input.py",
   )
+  p.add_argument(
+    "--quick",
+    action="store_true",
+    help="width 0.25, batch 8, 1 step after 0 warm-up, shift-and-add",
+  )
   args = p.parse_args(argv)
+  if args.quick:
+    args.width, args.batch, args.steps, args.warmup, args.dw_impls = 0.25, 8, 1, 0, "shift_add"
   for field in ("batch", "steps", "image_size", "num_classes"):
     if getattr(args, field) <= 0:
       p.error(f"--{field}={getattr(args, field)} is not allowed; use a positive integer")
@@ -202,7 +190,7 @@ def main(argv=None) -> int:
   print(section)
   if not args.no_write:
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    write_section(args.out, section, args.section)
+    write_section(args.out, args.section, section)
   return 0
 
 

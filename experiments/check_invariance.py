@@ -1,4 +1,4 @@
-"""Fingerprint of the numbers a refactor must not change: python experiments/check_invariance.py OUT.json
+"""Fingerprint of the numbers a refactor must not change: python -m experiments.check_invariance OUT.json
 
 Writes, for every variant of every configs/*.py, the ACEv2 JSON (batch 1, the config's ace
 widths; the analyzer's timings removed), and for a tiny model trained for 4 steps with main.py
@@ -24,11 +24,6 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  sys.path.insert(0, REPO)
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
 TINY = "tests/train/tiny_config.py:tiny"
 
 

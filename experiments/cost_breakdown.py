@@ -9,22 +9,14 @@ deployment-folding views (`fold` none: the graph as written; affine: chains of p
 multiplies and adds merged into one of each, docs/acev2.md), and the ratio of each baseline to
 PikeLPN-1x is given under both.
 
-    python experiments/cost_breakdown.py            # ~1 min on a 2-core CPU
-    python experiments/cost_breakdown.py --quick --out_dir /tmp/x   # 2 models at 32×32
+    python -m experiments.cost_breakdown            # ~1 min on a 2-core CPU
+    python -m experiments.cost_breakdown --quick --out_dir /tmp/x   # 2 models at 32×32
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import results, zoo  # noqa: E402
+from experiments.lib import results, zoo
+from experiments.lib.common import markdown_table
 
 NAME = "cost_breakdown"
 FLOAT_BITS = (32, 16)

@@ -1,14 +1,14 @@
 """The accelerator check: one command, sized for ≤ 8 minutes on one GPU, measuring what needs one.
 
-    python experiments/device_check.py                            # on the GPU; writes docs/benchmarks.md
-    python experiments/device_check.py --quick --out /tmp/b.md    # CPU, tiny sizes (the CI test)
+    python -m experiments.device_check                            # on the GPU; writes docs/benchmarks.md
+    python -m experiments.device_check --quick --out /tmp/b.md    # CPU, tiny sizes (the CI test)
 
 Writes a dated section `device_check_<date>_<device>` of docs/benchmarks.md with:
 1. train-step throughput of PikeLPN-1x and float MobileNetV1, float32 and bfloat16, at 224×224,
    batch sized to the device (halved on out-of-memory), and the quantized/float ratio
-   (experiments/bench_train.bench_one: synthetic data, the real train step, timed after compiling);
+   (experiments/lib/train_step.throughput: synthetic data, the real train step, timed after compiling);
 2. the grain input pipeline on all host cores but one over a generated ImageNet-like set
-   (pikelpn_jax/data/imagenet_like.py; experiments/bench_input's steady-state measurement), against
+   (experiments/lib/imagenet_like.py; experiments/bench_input's steady-state measurement), against
    what the bfloat16 PikeLPN-1x step consumes;
 3. a 200-step bfloat16 PikeLPN-1x run of the training loop on that set (grain, DeviceFeeder,
    checkpoint, eval), with its `input_wait_fraction`;
@@ -26,24 +26,16 @@ import tempfile
 import time
 import types
 
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from pikelpn_jax.allocator import use_tcmalloc
+import jax
+import numpy as np
 
-  use_tcmalloc()
-
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from experiments.bench_input import new_pipeline, steady_rate  # noqa: E402
-from experiments.bench_train import MODELS, bench_one  # noqa: E402
-from experiments.common import markdown_table, stamp, write_section  # noqa: E402
-from pikelpn_jax.config_base import load_config  # noqa: E402
-from pikelpn_jax.data.grain_input import auto_worker_count  # noqa: E402
-from pikelpn_jax.data.imagenet_like import write_imagenet_like  # noqa: E402
+from experiments.lib import train_step
+from experiments.lib.common import REPO, markdown_table, stamp, write_section
+from experiments.lib.imagenet_like import write_imagenet_like
+from experiments.lib.input_rate import new_pipeline, steady_rate
+from experiments.lib.train_step import MODELS
+from pikelpn_jax.config_base import load_config
+from pikelpn_jax.data.grain_input import auto_worker_count
 
 GiB = 1024**3
 FULL = dict(
@@ -76,7 +68,7 @@ def out_of_memory(e: Exception) -> bool:
 
 
 def throughput(args, batch: int):
-  """{(model name, dtype): bench_one's result}, all at one batch: the largest that fits, from
+  """{(model name, dtype): throughput()'s result}, all at one batch: the largest that fits, from
   `batch` halving on out-of-memory."""
   while True:
     try:
@@ -93,7 +85,7 @@ def throughput(args, batch: int):
             dtype=dtype,
             eval=False,
           )
-          r = rows[(name, dtype)] = bench_one(spec, args.dw_impl, ns)
+          r = rows[(name, dtype)] = train_step.throughput(spec, args.dw_impl, ns)
           print(
             f"{name:<34} {dtype:<9} batch {batch}: compile {r['compile_s']:.1f} s, "
             f"train {r['train']:.0f} img/s",
@@ -173,7 +165,7 @@ def render(args, batch, rows, pipe, run, memory, times) -> str:
       f"the set {times['generate']:.0f} s, pipeline {times['pipeline']:.0f} s, training run "
       f"{times['run']:.0f} s).",
       "",
-      f"**Train step** (experiments/bench_train.bench_one): synthetic data, width {args.width}, "
+      f"**Train step** (experiments/lib/train_step.throughput): synthetic data, width {args.width}, "
       f"{args.image_size}×{args.image_size}×3, 1000 classes, global batch {batch}, depthwise "
       f"`{args.dw_impl}`; mean over {args.steps} steps after {args.warmup} warm-up steps; "
       "compile = the first step.",

@@ -5,16 +5,16 @@ latent float weights by default, or a MobileNetV1), the range of each output cha
 the channel, divided by the largest channel's in that layer: the fraction of a per-tensor grid a
 channel can use. Both the raw kernel (what our weight quantizers see: the norm comes after the
 MAC) and the kernel with the batch norm folded in (w·γ/√(σ²+ε), what a folded-BN deployment
-quantizes) are measured. The model is trained here with the one Fashion-MNIST budget
-(experiments/lib/fmnist.py) unless --workdir holds a trained run. Writes
+quantizes) are measured. The model is trained here with the study recipe
+(experiments/lib/recipe.py, through experiments/lib/runs.py) unless --workdir holds a trained run. Writes
 results/dhq_distribution.{md,json,png}; docs/dhq.md explains the numbers.
 
-    python experiments/dhq_distribution.py            # trains PikeLPN-1x (~5-7 min, 2 cores)
-    python experiments/dhq_distribution.py --model mobilenet_v1.py:float   # a float model
-    python experiments/dhq_distribution.py --model pikelpn.py:1x --workdir DIR   # a trained run
-    python experiments/dhq_distribution.py --setting dhq_off --seed 1   # an ablation setting
+    python -m experiments.dhq_distribution            # trains PikeLPN-1x (~5-7 min, 2 cores)
+    python -m experiments.dhq_distribution --model mobilenet_v1.py:float   # a float model
+    python -m experiments.dhq_distribution --model pikelpn.py:1x --workdir DIR   # a trained run
+    python -m experiments.dhq_distribution --setting dhq_off --seed 1   # an ablation setting
                              # (experiments/ablations.py); writes dhq_distribution_dhq_off.*
-    python experiments/dhq_distribution.py --quick --out_dir /tmp/x
+    python -m experiments.dhq_distribution --quick --out_dir /tmp/x
 """
 
 from __future__ import annotations
@@ -22,17 +22,11 @@ from __future__ import annotations
 import os
 import re
 import statistics
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import fmnist, results, zoo  # noqa: E402
+from experiments.lib import recipe, results, runs, sweep, zoo
+from experiments.lib.common import markdown_table
 
 NAME = "dhq_distribution"
 DEFAULT_MODEL = "pikelpn.py:1x"
@@ -241,7 +235,7 @@ def model_config(model: str, setting: str):
   the other half of the DHQ question (docs/dhq.md)."""
   if not setting:
     return zoo.load(model)
-  from experiments import ablations
+  from experiments.lib import ablation_settings as ablations
 
   if setting not in ablations.SETTINGS:
     raise ValueError(f"--setting={setting!r} is not allowed; use one of {list(ablations.SETTINGS)}")
@@ -255,7 +249,7 @@ def model_config(model: str, setting: str):
 def setting_words(setting: str) -> str:
   if not setting:
     return ""
-  from experiments import ablations
+  from experiments.lib import ablation_settings as ablations
 
   return f", ablation setting `{setting}` ({ablations.DESCRIPTION[setting]})"
 
@@ -267,17 +261,17 @@ def main(args) -> None:
   if args.model not in ALLOWED_MODELS:
     raise ValueError(f"--model={args.model!r} is not allowed; use one of {list(ALLOWED_MODELS)}")
   name, base = output_name(args.setting), model_config(args.model, args.setting)
-  budget = fmnist.budget(args.quick)
-  config = fmnist.fmnist_config(base, budget, args.seed)
+  budget = recipe.recipe(args.quick)
+  config = recipe.study_config(base, budget, args.seed)
   workdir = args.workdir
   trained_here = not workdir
   if trained_here:
-    work_root = args.work_root or fmnist.default_work_root(args.out_dir, args.quick, NAME)
-    fmnist.enable_compile_cache(os.path.join(work_root, "jax_cache"))
+    work_root = args.work_root or sweep.default_work_root(args.out_dir, args.quick, NAME)
+    sweep.enable_compile_cache(os.path.join(work_root, "jax_cache"))
     tag = args.model.replace(".py:", "_") + (f"_{args.setting}" if args.setting else "")
     workdir = os.path.join(work_root, tag + f"_seed{args.seed}")
     clock.log(f"training {args.model} in {workdir}")
-    res = fmnist.train(config, workdir, log=clock.log)
+    res = runs.trained_checkpoint(config, workdir, log=clock.log)
     if res.get("eval_top1") is None:
       raise RuntimeError(f"training {args.model} failed: {res.get('error')}")
   elif not os.path.isdir(workdir):

@@ -1,4 +1,5 @@
-"""How the trained pointwise weights sit on their Double-Quantized 4-bit grids (issue 12, item 5).
+"""How the trained pointwise weights sit on their Double-Quantized 4-bit grids: why Double
+Quantization costs accuracy.
 
 For every 4-bit per-tensor pointwise kernel (blocks 0-12) of the ablation sweep's trained runs
 (experiments/ablations.py), the scale the quantizer derives, s = max|w| / 7, is compared with the
@@ -13,26 +14,20 @@ tensors. Reads the checkpoints the sweeps left in their work roots (checkpoints 
 the records in results/runs/ are), trains nothing, and says which runs it did not find.
 Writes results/dq_scale_fit.{md,json}; docs/results.md §3 discusses the numbers.
 
-    python experiments/dq_scale_fit.py                 # all on, dq_fixed, DQ off; seeds 5-19
-    python experiments/dq_scale_fit.py --settings all_on,quantnorm_off --seeds 5,6,7
-    python experiments/dq_scale_fit.py --quick --out_dir /tmp/x   # after ablations.py --quick
+    python -m experiments.dq_scale_fit                 # all on, dq_fixed, DQ off; seeds 5-19
+    python -m experiments.dq_scale_fit --settings all_on,quantnorm_off --seeds 5,6,7
+    python -m experiments.dq_scale_fit --quick --out_dir /tmp/x   # after ablations.py --quick
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments import ablations  # noqa: E402
-from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import recipe, results, runs, sweep  # noqa: E402
+from experiments.lib import ablation_settings as ablations
+from experiments.lib import recipe, results, runs, sweep
+from experiments.lib.common import markdown_table
 
 NAME = "dq_scale_fit"
 DEFAULT_SETTINGS = "all_on,dq_fixed,double_quant_off"
@@ -120,7 +115,7 @@ def main(args) -> None:
 
   clock = results.Clock()
   settings = parse_settings(args.settings or (QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS))
-  seeds = ablations.parse_seeds(args.seeds or (QUICK_SEEDS if args.quick else DEFAULT_SEEDS))
+  seeds = results.parse_seeds(args.seeds or (QUICK_SEEDS if args.quick else DEFAULT_SEEDS))
   r = recipe.recipe(args.quick)
   # The run cache is shared: a run may have been trained by another script (the family table
   # trains PikeLPN-1x, which is the ablations' all on at seed 0), so every root is searched.

@@ -8,24 +8,17 @@ zoo it reports the correlation (Pearson on log10, Spearman on ranks) of ACE and 
 arithmetic energy and with the total, and where the metrics disagree. Writes
 results/energy.{md,json,png}.
 
-    python experiments/energy.py                    # ~2 min on a 2-core CPU
-    python experiments/energy.py --quick --out_dir /tmp/x
+    python -m experiments.energy                    # ~2 min on a 2-core CPU
+    python -m experiments.energy --quick --out_dir /tmp/x
 """
 
 from __future__ import annotations
 
 import math
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import energy_model as em  # noqa: E402
-from experiments.lib import results, zoo  # noqa: E402
+from experiments.lib import energy_model as em
+from experiments.lib import results, zoo
+from experiments.lib.common import markdown_table
 
 NAME = "energy"
 QUICK_SPECS = ("pikelpn.py:1x", "mobilenet_v2.py:w4a4", "reactnet.py:a")

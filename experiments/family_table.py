@@ -10,35 +10,30 @@ again resumes an interrupted sweep. Then the ACEv2 ratio of each PikeLPN variant
 MobileNetV2 w4a4 and the baselines of similar reported accuracy. Writes
 results/family_table.{md,json}.
 
-    python experiments/family_table.py                 # trains what results/runs/ lacks
-    python experiments/family_table.py --no_train      # tables from the existing records
-    python experiments/family_table.py --skip_training # the analyzer columns only (~1 min)
-    python experiments/family_table.py --quick --out_dir /tmp/x
+    python -m experiments.family_table                 # trains what results/runs/ lacks
+    python -m experiments.family_table --no_train      # tables from the existing records
+    python -m experiments.family_table --skip_training # the analyzer columns only (~1 min)
+    python -m experiments.family_table --quick --out_dir /tmp/x
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import costs, recipe, results, runs, stats, sweep, zoo  # noqa: E402
+from experiments.lib import costs, recipe, results, runs, stats, sweep, zoo
+from experiments.lib.common import markdown_table
 
 NAME = "family_table"
 QUICK_SPECS = ("pikelpn.py:1x", "mobilenet_v2.py:w4a4")
 QUICK_IMAGE_SIZE = 32
 DEFAULT_SEEDS = "0,1,2"
-# Baselines the issue names for the "up to 3×" claim, whatever their accuracy.
-NAMED_BASELINES = ("pokebnn.py:1.0x", "mobilenet_v2.py:w4a4")
+# The baselines of the paper's "up to 3×" claim (state-of-the-art low-precision models),
+# compared whatever their accuracy.
+CLAIM_BASELINES = ("pokebnn.py:1.0x", "mobilenet_v2.py:w4a4")
 # "Similar reported accuracy": within this many top-1 points of the PikeLPN variant.
 SIMILAR_POINTS = 2.5
 # Width factor of each family under the study recipe (the recipe's own 0.5 unless listed): the
-# slow-stepping families are trained narrower so that the table fits a few 2-core sessions.
+# slow-stepping families are trained narrower so that the whole sweep fits a 2-core CPU's budget.
 FAMILY_WIDTH = {"ResNet": 0.25, "ReActNet": 0.25, "PokeBNN": 0.25}
 # Not trained by default (--train_all trains them): the CPU budget of the full sweep.
 NOT_TRAINED = {
@@ -139,11 +134,11 @@ def attach(rows, outcome, r, seeds, skip) -> None:
 
 
 def ratios(rows) -> list:
-  """ACEv2(baseline) / ACEv2(PikeLPN variant) for the named and the similar-accuracy baselines."""
+  """ACEv2(baseline) / ACEv2(PikeLPN variant) for the claim's and the similar-accuracy baselines."""
   out = []
   for p in (r for r in rows if r["pikelpn"]):
     for b in (r for r in rows if not r["pikelpn"]):
-      named = b["spec"] in NAMED_BASELINES
+      named = b["spec"] in CLAIM_BASELINES  # a baseline of the claim
       similar = (
         p["reported_top1"] is not None
         and b["reported_top1"] is not None
@@ -154,7 +149,7 @@ def ratios(rows) -> list:
       item = {
         "pikelpn": p["label"],
         "baseline": b["label"],
-        "why": "named in the issue"
+        "why": 'baseline of the "up to 3×" claim'
         if named
         else f"reported top-1 within {SIMILAR_POINTS:g} points",
         "pikelpn_top1": p["reported_top1"],
@@ -272,7 +267,7 @@ def ratio_table(items) -> str:
 
 
 def _rel(path: str) -> str:
-  from experiments.common import REPO
+  from experiments.lib.common import REPO
 
   rel = os.path.relpath(path, REPO)
   return path if rel.startswith("..") else rel
@@ -282,7 +277,7 @@ def main(args) -> None:
   clock = results.Clock()
   r = recipe.recipe(args.quick)
   specs = zoo.specs_from_arg(args.models, QUICK_SPECS if args.quick else [e.spec for e in zoo.ZOO])
-  seeds = _parse_seeds(args.seeds)
+  seeds = results.parse_seeds(args.seeds)
   if args.quick and args.seeds == DEFAULT_SEEDS:
     seeds = (0,)
   size = QUICK_IMAGE_SIZE if args.quick else None
@@ -298,7 +293,7 @@ def main(args) -> None:
     attach(rows, outcome, r, seeds, skip)
   items = ratios(rows)
   best = max(
-    (i for i in items if i["baseline"] in (zoo.label(s) for s in NAMED_BASELINES)),
+    (i for i in items if i["baseline"] in (zoo.label(s) for s in CLAIM_BASELINES)),
     key=lambda i: i["acev2_ratio"],
     default=None,
   )
@@ -354,7 +349,7 @@ def main(args) -> None:
   ]
   if best:
     parts.append(
-      f"Largest ratio against a named baseline: {best['baseline']} ÷ {best['pikelpn']} = "
+      f"Largest ratio against a baseline of the claim: {best['baseline']} ÷ {best['pikelpn']} = "
       f"{best['acev2_ratio']:.2f}× (ACEv2)."
     )
   if outcome is not None:
@@ -371,13 +366,6 @@ def main(args) -> None:
     "missing": {k: v for k, v in outcome.missing.items() if v} if outcome else {},
   }
   results.write(args.out_dir, NAME, "PikeLPN family vs baselines", "\n\n".join(parts), data)
-
-
-def _parse_seeds(arg: str):
-  try:
-    return tuple(int(s) for s in arg.split(","))
-  except ValueError as e:
-    raise ValueError(f"--seeds={arg!r} is not allowed; use comma-separated integers") from e
 
 
 if __name__ == "__main__":

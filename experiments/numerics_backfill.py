@@ -17,7 +17,7 @@ and the ablations table's Noise section sets the two side by side.
 A record written from a dirty tree ('<commit>+dirty') is stamped with its commit's code and says
 so: the diff was not recorded (results files the sweeps rewrite made trees dirty too).
 
-    python experiments/numerics_backfill.py                   # stamps results/runs/
+    python -m experiments.numerics_backfill                   # stamps results/runs/
 """
 
 from __future__ import annotations
@@ -30,13 +30,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments.common import REPO  # noqa: E402
-from experiments.lib import numerics, runs  # noqa: E402
+from experiments.lib import numerics, runs
+from experiments.lib.common import REPO
 
 LEGACY = "legacy-"
 

@@ -6,22 +6,16 @@ ACEv2 of the trained narrow model at 32×32. ACEv2 is on a log axis. The costs c
 family_table.json when it exists (run experiments/family_table.py first), otherwise from the
 analyzer here. Writes results/pareto.{md,json,png}.
 
-    python experiments/pareto.py
-    python experiments/pareto.py --quick --out_dir /tmp/x
+    python -m experiments.pareto
+    python -m experiments.pareto --quick --out_dir /tmp/x
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import results, zoo  # noqa: E402
+from experiments.lib import results, zoo
+from experiments.lib.common import markdown_table
 
 NAME = "pareto"
 QUICK_SPECS = ("pikelpn.py:1x", "mobilenet_v1.py:float", "reactnet.py:a")

@@ -1,9 +1,10 @@
 """Where a train step's time goes: XLA:CPU op time by fusion kind, float MobileNetV1 vs PikeLPN.
 
-    python experiments/profile_train_step.py [--width 1.0] [--batch 64] [--size 32] [--dw_impl shift_add]
+    python -m experiments.profile_train_step [--width 1.0] [--batch 64] [--size 32] [--dw_impl shift_add]
+    python -m experiments.profile_train_step --quick     # tiny sizes, one traced step
 
-The same train steps as bench_layers.py, traced with the profiler (XLA:CPU per-op events need
---xla_cpu_enable_xprof_traceme, set here before JAX starts). Prints, per fusion kind (the fusion
+The real train steps bench_layers times (experiments/lib/train_step.py), traced with the profiler
+(XLA:CPU per-op events need --xla_cpu_enable_xprof_traceme, set here before JAX starts). Prints, per fusion kind (the fusion
 name without its number), the op time summed over both CPU threads and averaged over the traced
 steps, for both models, largest PikeLPN − float difference first, and the number of thunks
 (operations of the compiled step's entry computation). Use it to see which fused computations a
@@ -19,23 +20,15 @@ import gzip
 import json
 import os
 import re
-import sys
 import tempfile
-
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
 
 os.environ["XLA_FLAGS"] = (
   os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true"
 ).strip()
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import jax  # noqa: E402
+import jax
 
-from experiments.bench_layers import load_config, make_step  # noqa: E402
+from experiments.lib import train_step
 
 NOT_THUNKS = ("parameter", "get-tuple-element", "bitcast", "constant", "tuple")
 NOT_OPS = re.compile(r"^\$|Thunk|Pjit|Slinky|PjRt|ParseArguments")
@@ -72,19 +65,20 @@ def main(argv=None):
   ap.add_argument("--dw_impl", default="shift_add", choices=("grouped", "shift_add"))
   ap.add_argument("--steps", type=int, default=5)
   ap.add_argument("--rows", type=int, default=15)
+  ap.add_argument("--quick", action="store_true", help="width 0.25, batch 8, 1 traced step")
   args = ap.parse_args(argv)
+  if args.quick:
+    args.width, args.batch, args.steps = 0.25, 8, 1
   prof, thunks = {}, {}
   for name, spec in (
     ("float", "configs/mobilenet_v1.py:float"),
     ("pikelpn", "configs/pikelpn.py:1x"),
   ):
-    cfg = load_config(spec)
-    cfg.model.width, cfg.dataset.num_classes, cfg.dataset.image_size = args.width, 10, args.size
-    run, _ = make_step(cfg, args.dw_impl, args.batch, args.size)
-    for _ in range(2):
-      run()
-    prof[name] = op_times(run, args.steps)
-    thunks[name] = thunk_count(run.compiled_text())
+    step, _ = train_step.compiled(
+      spec, width=args.width, image_size=args.size, batch=args.batch, dw_impl=args.dw_impl
+    )
+    prof[name] = op_times(step.run, args.steps)
+    thunks[name] = thunk_count(step.compiled_text())
   f, p = prof["float"], prof["pikelpn"]
   print(
     f"op time per step (ms, both threads summed): float {sum(f.values()):.1f}, "

@@ -11,26 +11,19 @@ PikeLPN-1x seed 0), the search with the data-free proxy, and a random allocation
 sensitivities, same optimiser, drawn per seed). Seeds are paired (same initialisation and data
 order); effects are paired 95 % t-intervals. Writes results/search.{md,json,png}.
 
-    python experiments/search.py                # trains what results/runs/ lacks, resumable
-    python experiments/search.py --no_train     # tables from the records that exist
-    python experiments/search.py --quick --out_dir /tmp/x
+    python -m experiments.search                # trains what results/runs/ lacks, resumable
+    python -m experiments.search --no_train     # tables from the records that exist
+    python -m experiments.search --quick --out_dir /tmp/x
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments.ablations import parse_seeds  # noqa: E402
-from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import costs, recipe, results, runs, stats, sweep, zoo  # noqa: E402
-from experiments.lib import search_rows as sr  # noqa: E402
+from experiments.lib import costs, recipe, results, runs, stats, sweep, zoo
+from experiments.lib import search_rows as sr
+from experiments.lib.common import markdown_table
 
 NAME = "search"
 DEFAULT_SEEDS = "0,1,2,3,4"
@@ -74,7 +67,6 @@ def fixed_jobs(r, seeds, quick):
 
 def reference_variables(r, args, log):
   """The trained hand-designed PikeLPN-1x, seed 0 (its checkpoint; trained here if absent)."""
-  from experiments.lib import fmnist
   from pikelpn_jax.train.checkpoint import latest_step, restore_latest
 
   config = recipe.study_config(zoo.load(FAMILY[0][0]), r, 0)
@@ -89,7 +81,7 @@ def reference_variables(r, args, log):
     return config, None, None
   wd = os.path.join(roots[0], "reference_" + rec)
   log(f"training the reference PikeLPN-1x seed 0 for the sensitivity in {wd}")
-  fmnist.train(config, wd, log)
+  runs.trained_checkpoint(config, wd, log)
   return config, restore_latest(wd, config), wd
 
 
@@ -265,7 +257,7 @@ def describe_ci(ci) -> str:
 def main(args) -> None:
   clock = results.Clock()
   r = recipe.recipe(args.quick)
-  seeds = parse_seeds(args.seeds)
+  seeds = results.parse_seeds(args.seeds)
   if args.quick and args.seeds == DEFAULT_SEEDS:
     seeds = (0, 1)
   budgets = fixed_budgets(r, args.out_dir)

@@ -7,23 +7,16 @@ layer paths are the same at every width). The budgets are the hand-designed mode
 each searched config costs no more than the model it replaces. Writes
 results/search_imagenet.{md,json}; configs/pikelpn_searched.py reads the rules from that JSON.
 
-    python experiments/search_imagenet.py                 # 96 analyzer traces at 224×224
-    python experiments/search_imagenet.py --quick --out_dir /tmp/x
+    python -m experiments.search_imagenet                 # 96 analyzer traces at 224×224
+    python -m experiments.search_imagenet --quick --out_dir /tmp/x
 """
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if __name__ == "__main__":  # before JAX loads: re-executes once under tcmalloc if installed
-  from pikelpn_jax.allocator import use_tcmalloc
-
-  use_tcmalloc()
-from experiments.common import markdown_table  # noqa: E402
-from experiments.lib import results, zoo  # noqa: E402
+from experiments.lib import results, zoo
+from experiments.lib.common import markdown_table
 
 NAME = "search_imagenet"
 TARGETS = (("1x", "PikeLPN-1x"), ("2x", "PikeLPN-2x"))

@@ -1,6 +1,6 @@
 """Evaluates a trained run with inference-time changes: what a technique's numerics cost at the
-scales the model actually learned (issue 12, item 5: "QuantNorm's integer M/C at the trained
-scales", Double Quantization's rounding).
+scales the model actually learned (QuantNorm's integer M/C at the trained scales, Double
+Quantization's rounding).
 
 Each --set FIELD=VALUE (repeatable, one variant per flag; several changes in one variant joined
 by ',') rebuilds the model with that config change and evaluates the *same* trained variables on
@@ -16,7 +16,6 @@ import argparse
 import copy
 import json
 import os
-import sys
 from typing import Any, Dict, List, Tuple
 
 
@@ -127,5 +126,4 @@ def main(argv=None) -> Dict[str, Any]:
 
 
 if __name__ == "__main__":
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
   main()

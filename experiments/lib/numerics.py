@@ -21,9 +21,12 @@ the quick recipe and say so in the fingerprint's name ('quick-…'), so they nev
 records.
 
 Run as a script, it prints the fingerprint of a checkout (used to fingerprint the code that older
-records were trained with, experiments/numerics_backfill.py):
+records were trained with, experiments/numerics_backfill.py); the checkout's packages must be the
+ones imported (fingerprint_of_checkout runs it so):
 
-    python experiments/lib/numerics.py --repo /path/to/checkout [--quick] [--out FILE]
+    python -m experiments.lib.numerics [--quick] [--out FILE]      # this checkout
+    PYTHONPATH=/path/to/checkout PYTHONSAFEPATH=1 \
+        python -m experiments.lib.numerics --repo /path/to/checkout [--quick] [--out FILE]
 """
 
 from __future__ import annotations
@@ -205,7 +208,9 @@ def fingerprint_of_checkout(
     cmd = [sys.executable, os.path.abspath(__file__), "--repo", checkout, "--out", out.name]
     if quick:
       cmd.append("--quick")
-    env = dict(os.environ, PYTHONPATH=checkout)
+    # The checkout's packages are imported (PYTHONPATH), not this file's directory's modules
+    # (PYTHONSAFEPATH: the script's directory is not put on sys.path, Python ≥ 3.11).
+    env = dict(os.environ, PYTHONPATH=checkout, PYTHONSAFEPATH="1")
     subprocess.run(cmd, check=True, env=env, timeout=timeout, cwd=checkout)
     return json.load(open(out.name))
 
@@ -218,11 +223,7 @@ def _main(argv) -> None:
   p.add_argument("--quick", action="store_true")
   p.add_argument("--out", default="", help="also write the JSON here")
   args = p.parse_args(argv)
-  repo = os.path.abspath(args.repo)
-  # The checkout's packages, not this file's directory, are imported.
-  sys.path[:] = [repo] + [
-    x for x in sys.path if os.path.abspath(x or ".") != os.path.dirname(os.path.abspath(__file__))
-  ]
+  repo = os.path.abspath(args.repo)  # canary_results refuses packages imported from elsewhere
   try:  # tcmalloc changes speed, not numbers; checkouts older than the launcher lack it
     from pikelpn_jax.allocator import use_tcmalloc
 

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, Optional
 
-from experiments.common import REPO, stamp
+from experiments.lib.common import REPO, stamp
 
 DEFAULT_OUT = os.path.join(REPO, "results")
 
@@ -125,3 +125,12 @@ def _plain(v):
 
 def pct(part: float, total: float) -> str:
   return f"{100.0 * part / total:.1f}" if total else "0.0"
+
+
+def parse_seeds(arg: str, flag: str = "--seeds"):
+  """A comma-separated seed list of a script's flag, e.g. "0,1,2"; ValueError names the flag."""
+  try:
+    seeds = tuple(int(s) for s in arg.split(","))
+  except ValueError as e:
+    raise ValueError(f"{flag}={arg!r} is not allowed; use comma-separated integers") from e
+  return seeds

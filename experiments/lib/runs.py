@@ -1,4 +1,4 @@
-"""The run cache: one small JSON per finished training run, so a sweep can span sessions.
+"""The run cache: one small JSON per finished training run, so a sweep can stop and resume.
 
 A run is keyed by (config hash, seed, step budget). The config hash covers only what changes
 training: the resolved config minus the seed and step count (separate parts of the key) and the
@@ -12,7 +12,7 @@ column from the config with the current analyzer: analyzer changes never invalid
 Full sweeps write results/runs/ (committed); --quick writes its own directory (see runs_dir).
 
 A record also says which code trained it: `commit` is the code the training process imported
-(experiments.common.code_commit at the sweep's start, '+diff.<hash>' for uncommitted code), and
+(experiments.lib.common.code_commit at the sweep's start, '+diff.<hash>' for uncommitted code), and
 `numerics` the numerics fingerprint of that code on that machine (experiments/lib/numerics.py):
 tables pair only records with equal fingerprints. A record trained again at another fingerprint
 (`--rerun_stale`) moves to superseded/ first, so nothing measured is lost.
@@ -26,7 +26,7 @@ import os
 import time
 from typing import Any, Callable, Dict, Optional
 
-from experiments.common import REPO, code_commit
+from experiments.lib.common import REPO, code_commit
 
 DEFAULT_DIR = os.path.join(REPO, "results", "runs")
 SCHEMA = 2  # 2: `numerics` and the imported code's `commit`
@@ -208,8 +208,8 @@ def ensure(
   """The record of `config`'s run: read from the store, or trained now in work_root and stored.
 
   A run whose loss became non-finite is recorded too (top1 None, its error): it is deterministic,
-  so training it again would diverge again. `trainer(config, workdir) -> results` defaults to the
-  project's train_and_evaluate. With `rerun_stale`, a record whose fingerprint is not `numerics`
+  so training it again would diverge again. `trainer(config, workdir) -> results` defaults to
+  `train` (the project's training loop). With `rerun_stale`, a record whose fingerprint is not `numerics`
   is superseded and trained again.
   """
   rec = store.get(config)
@@ -224,19 +224,64 @@ def ensure(
     log(f"  cached: {label} seed {config.seed} ({os.path.relpath(store.path(config))})")
     return rec
   t0 = time.perf_counter()
-  if trainer is None:
-    from pikelpn_jax.train import NonFiniteLossError, train_and_evaluate
-
-    try:
-      results = train_and_evaluate(config, workdir)
-    except NonFiniteLossError as e:
-      log(f"  diverged: {e}")
-      results = {"eval_top1": None, "error": str(e)}
-  else:
-    results = trainer(config, workdir)
+  results = trainer(config, workdir) if trainer is not None else train(config, workdir, log)
   rec = make_record(config, results, time.perf_counter() - t0, label, commit, numerics)
   log(f"  recorded {label} seed {config.seed}: top-1 {rec['top1']} -> {store.put(rec)}")
   return rec
+
+
+def train(config, workdir: str, log: Callable[[str], None] = print) -> Dict[str, Any]:
+  """Trains `config` in `workdir` with the project's training loop (resuming a checkpoint there):
+  every experiment trains through here. Returns results.json's dict; a run whose loss became
+  non-finite returns eval_top1 None and its error, so one diverging model does not stop a table.
+  """
+  from pikelpn_jax.train import NonFiniteLossError, train_and_evaluate
+
+  try:
+    return dict(train_and_evaluate(config, workdir))
+  except NonFiniteLossError as e:
+    log(f"  diverged: {e}")
+    return {"eval_top1": None, "error": str(e), "step": None}
+
+
+def trained_checkpoint(config, workdir: str, log: Callable[[str], None] = print) -> Dict[str, Any]:
+  """`config` trained in `workdir`, for a script that reads the weights (not only the record):
+  a finished run of the same config there is reused, a run of another config is refused (its
+  checkpoint would be resumed), else `train`. Returns results.json's dict plus "config"."""
+  from pikelpn_jax.config_base import config_to_dict
+
+  done = _finished(config, workdir)
+  if done is not None:
+    log(f"  reusing the finished run in {workdir}")
+    return done
+  if os.path.exists(os.path.join(workdir, "config.json")) and not _same_config(config, workdir):
+    raise ValueError(
+      f"workdir {workdir!r} holds a run of a different config; remove it or use another --work_root"
+    )
+  out = train(config, workdir, log)
+  out["config"] = config_to_dict(config)
+  return out
+
+
+def _same_config(config, workdir: str) -> bool:
+  from pikelpn_jax.config_base import config_to_dict
+
+  with open(os.path.join(workdir, "config.json")) as f:
+    saved = json.load(f)
+  return saved == json.loads(json.dumps(config_to_dict(config)))
+
+
+def _finished(config, workdir: str) -> Optional[Dict[str, Any]]:
+  res, cfg = os.path.join(workdir, "results.json"), os.path.join(workdir, "config.json")
+  if not (os.path.exists(res) and os.path.exists(cfg)) or not _same_config(config, workdir):
+    return None
+  with open(res) as f:
+    out = json.load(f)
+  if out.get("step") != config.num_train_steps:
+    return None
+  with open(cfg) as f:
+    out["config"] = json.load(f)
+  return out
 
 
 def stale(rec: Dict[str, Any], numerics: Optional[str], rerun_stale: bool) -> bool:

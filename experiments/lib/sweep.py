@@ -110,11 +110,25 @@ def default_work_root(out_dir: str, quick: bool, name: str) -> str:
   return os.path.join("/tmp", "pikelpn_experiments", name)
 
 
+def enable_compile_cache(directory: str) -> None:
+  """Seeds of one setting compile the same programs: a persistent cache makes repeats cheap.
+
+  The environment variable PIKELPN_COMPILE_CACHE, when set, replaces `directory` (the tests share
+  one cache between scripts that train the same quick model).
+  """
+  import jax
+
+  directory = os.environ.get("PIKELPN_COMPILE_CACHE") or directory
+  os.makedirs(directory, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 def run_from_args(args, name: str, jobs: Sequence[Job], log: Callable[[str], None]) -> Outcome:
   """`run` as the experiment scripts call it: the record store, work root, compile cache and
   limits from their shared flags (--quick, --out_dir, --runs_dir, --work_root, --no_train,
   --max_runs)."""
-  from experiments.common import code_commit
+  from experiments.lib.common import code_commit
 
   commit = code_commit()  # the code this process imported, before any run ends
   stale_rows = [r.strip() for r in getattr(args, "rerun_stale_rows", "").split(",") if r.strip()]
@@ -127,9 +141,9 @@ def run_from_args(args, name: str, jobs: Sequence[Job], log: Callable[[str], Non
   default_root = default_work_root(args.out_dir, args.quick, name)
   fp = None
   if not args.no_train:
-    from experiments.lib import fmnist, numerics
+    from experiments.lib import numerics
 
-    fmnist.enable_compile_cache(os.path.join(default_root, "jax_cache"))
+    enable_compile_cache(os.path.join(default_root, "jax_cache"))
     fp = numerics.fingerprint(args.quick, log=log)["numerics"]
   return run(
     jobs,

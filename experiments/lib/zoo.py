@@ -11,7 +11,7 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence
 
-from experiments.common import REPO
+from experiments.lib.common import REPO
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ ZOO: Sequence[ZooEntry] = (
   ZooEntry("resnet.py:50_w8a8", "ResNet-50 w8a8", "ResNet"),
 )
 
-# The low-precision models whose ACEv2 breakdown is the paper's motivation (issue 5, item 1),
+# The low-precision models whose ACEv2 breakdown is the paper's motivation,
 # with PikeLPN-1x as the reference they are compared to.
 BREAKDOWN_SPECS = (
   "pokebnn.py:0.5x",

@@ -2,8 +2,8 @@
 
 The transform is the recipe of images.py (Inception crop: area 8–100 %, aspect 3/4–4/3, 10 tries,
 else the center crop; bicubic resize; flip with p = 0.5; the same random draws in the same order),
-computed on the encoded bytes, so each example is decoded exactly once. It replaces images.preprocess
-(PIL) on the decoded-image path because it is faster per core (experiments/bench_input.py). The
+computed on the encoded bytes, so each example is decoded exactly once. It replaces the PIL path on the
+decoded image (kept as the reference: experiments/lib/pil_preprocess.py) because it is faster per core (experiments/bench_input.py). The
 bicubic resize is OpenCV's INTER_CUBIC, i.e. the resize of the flax/TF ImageNet recipe
 (tf.image.resize bicubic, no antialiasing); PIL's bicubic antialiases when it downscales, so the two
 paths differ by a few grey levels (tests/data/test_decode.py states the tolerance).

@@ -1,13 +1,13 @@
-"""Per-image preprocessing in numpy/PIL (no TensorFlow): Inception crop, center crop, normalise.
+"""Per-image preprocessing helpers in numpy (no TensorFlow): Inception crop, center crop, normalise.
 
 Follows the PokeBNN / flax ImageNet recipe (paper-notes §9.2): training takes a random crop of
 8–100 % of the area with aspect ratio in [3/4, 4/3] (10 tries, else the eval crop), resizes it
 bicubically and flips it half the time; evaluation resizes a center crop of
 size/(size+CROP_PADDING) of the shorter side.
 
-The crop boxes here are shared by both implementations of the recipe: `preprocess` (PIL, on a
-decoded image; the reference that tests/data/test_decode.py compares against) and
-decode.decode_crop_resize (OpenCV, on the encoded bytes; what the input pipeline runs).
+The crop boxes here are what decode.decode_crop_resize (OpenCV, on the encoded bytes; what the
+input pipeline runs) cuts. The PIL implementation of the same recipe, which it replaced, is kept
+outside the library as a reference and benchmark baseline: experiments/lib/pil_preprocess.py.
 """
 
 from __future__ import annotations
@@ -16,20 +16,10 @@ import math
 from typing import Optional, Tuple
 
 import numpy as np
-from PIL import Image
 
 CROP_PADDING = 32
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-
-
-def to_pil(image: np.ndarray, channels: int) -> Image.Image:
-  """A PIL image with the requested channel count (grey images are replicated, RGB averaged)."""
-  if image.ndim == 3 and image.shape[-1] == 1:
-    image = image[..., 0]
-  img = Image.fromarray(np.asarray(image, np.uint8))
-  mode = "L" if channels == 1 else "RGB"
-  return img if img.mode == mode else img.convert(mode)
 
 
 def center_crop_box(h: int, w: int, size: int) -> Tuple[int, int, int, int]:
@@ -60,22 +50,6 @@ def inception_crop_box(
       left = int(rng.integers(0, w - cw + 1))
       return left, top, left + cw, top + ch
   return None
-
-
-def preprocess(
-  image: np.ndarray, size: int, channels: int, rng: Optional[np.random.Generator]
-) -> np.ndarray:
-  """uint8 HWC image -> uint8 (size, size, channels); rng=None gives the eval transform."""
-  img = to_pil(image, channels)
-  w, h = img.size
-  box = inception_crop_box(h, w, rng) if rng is not None else None
-  if box is None:
-    box = center_crop_box(h, w, size)
-  img = img.resize((size, size), Image.BICUBIC, box=box)
-  if rng is not None and rng.random() < 0.5:
-    img = img.transpose(Image.FLIP_LEFT_RIGHT)
-  out = np.asarray(img, np.uint8)
-  return out[..., None] if out.ndim == 2 else out
 
 
 def normalize(images_u8: np.ndarray, mean, std) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The OpenCV decode-crop-resize path against the PIL reference (images.preprocess) it replaced."""
+"""The OpenCV decode-crop-resize path against the PIL reference (experiments/lib/pil_preprocess.py) it replaced."""
 
 import io
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from experiments.lib.imagenet_like import _jpeg
+from experiments.lib.pil_preprocess import preprocess
 from pikelpn_jax.data.decode import decode_crop_resize
-from pikelpn_jax.data.imagenet_like import _jpeg
-from pikelpn_jax.data.images import preprocess
 
 # OpenCV's INTER_CUBIC does not antialias when it downscales (the flax/TF recipe's bicubic); PIL's
 # bicubic does. On photo-like images at 224 px this moves pixels by ≤ 2.4 grey levels on average

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from experiments.lib.pil_preprocess import preprocess
 from pikelpn_jax.config_base import base_config
 from pikelpn_jax.data import InputPipeline
-from pikelpn_jax.data.images import CROP_PADDING, center_crop_box, inception_crop_box, preprocess
+from pikelpn_jax.data.images import CROP_PADDING, center_crop_box, inception_crop_box
 
 
 def test_center_crop_box_uses_crop_padding():
@@ -50,7 +51,7 @@ def test_preprocess_shapes_flip_and_determinism():
 def imagenet_dir(tmp_path_factory):
   """A generated imagenet2012 (ArrayRecord, real JPEG bytes) in the layout tfds.data_source reads."""
   pytest.importorskip("tensorflow_datasets")
-  from pikelpn_jax.data.imagenet_like import write_imagenet_like
+  from experiments.lib.imagenet_like import write_imagenet_like
 
   root = str(tmp_path_factory.mktemp("tfds"))
   write_imagenet_like(

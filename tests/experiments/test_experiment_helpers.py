@@ -2,19 +2,13 @@
 
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments.lib import energy_model as em  # noqa: E402
-from experiments.lib import (  # noqa: E402
-  fmnist,
-  recipe,
-  zoo,
-)
-from experiments.pareto import frontier  # noqa: E402
+from experiments.lib import energy_model as em
+from experiments.lib import recipe, zoo
+from experiments.pareto import frontier
 
 
 def test_energy_interpolation_hits_the_published_points_and_grows():
@@ -81,8 +75,8 @@ def test_pareto_frontier_keeps_only_undominated_points():
 
 def test_study_config_keeps_the_model_and_sets_the_recipe():
   base = zoo.load("pikelpn.py:3x")
-  r = fmnist.FULL
-  c = fmnist.fmnist_config(base, r, seed=2)
+  r = recipe.STUDY
+  c = recipe.study_config(base, r, seed=2)
   assert c.dataset.name == "fashion_mnist" and c.dataset.image_size == 32
   assert c.model.width == pytest.approx(1.5 * r.width_scale)
   assert c.model.quant.a_calibration == "lsq" and c.model.dq_round == "nearest"

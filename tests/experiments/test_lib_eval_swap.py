@@ -1,11 +1,7 @@
 """experiments/lib/eval_swap.py: parsing --set variants and applying them to a config copy."""
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from experiments.lib import (
   eval_swap,
   zoo,

@@ -4,13 +4,10 @@ makes it change, its cache, the code label of a record, and the committed record
 import json
 import os
 import re
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments import common  # noqa: E402
-from experiments.lib import numerics, recipe, runs, sweep, zoo  # noqa: E402
+from experiments.lib import common, numerics, recipe, runs, sweep, zoo
 
 
 def test_combine_changes_with_any_canary_number_and_the_versions():

@@ -3,12 +3,10 @@ incomplete sweeps. The real training path is covered by test_experiment_scripts.
 
 import json
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments.lib import (  # noqa: E402
+from experiments.lib import (
   recipe,
   runs,
   sweep,
@@ -195,3 +193,20 @@ def test_dq_fixed_setting_changes_only_the_scale_format():
   s_on, s_fixed = (costs.acev2(ablations.setting_config(n, 32)) for n in ("all_on", "dq_fixed"))
   assert s_fixed["breakdown"]["scaling"] > s_on["breakdown"]["scaling"]
   assert s_fixed["breakdown"]["norm"] == s_on["breakdown"]["norm"]
+
+
+def test_trained_checkpoint_reuses_a_finished_run_and_refuses_another_config(tmp_path):
+  """The scripts that read weights (dhq_distribution, search) train through runs.py too."""
+  from pikelpn_jax.config_base import config_to_dict
+
+  model = zoo.load("pikelpn.py:1x")
+  c = recipe.study_config(model, recipe.QUICK, 0)
+  wd = tmp_path / "run"
+  wd.mkdir()
+  (wd / "config.json").write_text(json.dumps(config_to_dict(c)))
+  (wd / "results.json").write_text(json.dumps({"step": c.num_train_steps, "eval_top1": 0.5}))
+  out = runs.trained_checkpoint(c, str(wd), log=lambda m: None)
+  assert out["eval_top1"] == 0.5 and out["config"]["seed"] == 0
+  other = recipe.study_config(model, recipe.QUICK, 1)
+  with pytest.raises(ValueError, match="holds a run of a different config"):
+    runs.trained_checkpoint(other, str(wd), log=lambda m: None)

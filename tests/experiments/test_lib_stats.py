@@ -1,12 +1,8 @@
 """experiments/lib/stats.py against hand-computed t-intervals."""
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments.lib import stats  # noqa: E402
+from experiments.lib import stats
 
 T_975_2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom (tables: 4.303)
 

@@ -15,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def run(*args):
   env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
   return subprocess.run(
-    [sys.executable, os.path.join(REPO, "experiments", "search.py"), *args],
+    [sys.executable, "-m", "experiments.search", *args],
     cwd=REPO,
     env=env,
     capture_output=True,
@@ -44,7 +44,6 @@ def test_quick_partial_table_and_fixed_budgets(tmp_path):
 
 
 def test_budgets_that_moved_are_refused(tmp_path, monkeypatch):
-  sys.path.insert(0, REPO)
   from experiments import search
   from experiments.lib import search_rows
 
@@ -57,7 +56,6 @@ def test_budgets_that_moved_are_refused(tmp_path, monkeypatch):
 
 
 def test_comparisons_pair_seeds_and_check_the_goal():
-  sys.path.insert(0, REPO)
   from experiments.search import comparisons
 
   def row(tops, acev2):

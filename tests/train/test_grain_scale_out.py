@@ -71,7 +71,7 @@ def params(workdir):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   pytest.importorskip("tensorflow_datasets")
-  from pikelpn_jax.data.imagenet_like import write_imagenet_like
+  from experiments.lib.imagenet_like import write_imagenet_like
 
   root = str(tmp_path_factory.mktemp("tfds"))
   write_imagenet_like(

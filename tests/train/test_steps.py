@@ -3,7 +3,7 @@ abstractly and run on real batches.
 
 Each family runs one quantized variant (QUANTIZED_VARIANT; a family missing there runs its default
 variant) at width 0.0625 on 32×32 inputs, one step on synthetic data and one on a generated
-imagenet2012 (tfds ArrayRecord layout, pikelpn_jax/data/imagenet_like.py). With
+imagenet2012 (tfds ArrayRecord layout, experiments/lib/imagenet_like.py). With
 `jax_disable_most_optimizations` (tests/conftest.py) a step compiles in 3–8 s, PokeBNN's in about a
 minute, on this 2-core CPU.
 """
@@ -60,7 +60,7 @@ def test_every_registered_family_is_covered():
 @pytest.fixture(scope="module")
 def imagenet_dir(tmp_path_factory):
   pytest.importorskip("tensorflow_datasets")
-  from pikelpn_jax.data.imagenet_like import write_imagenet_like
+  from experiments.lib.imagenet_like import write_imagenet_like
 
   root = str(tmp_path_factory.mktemp("tfds"))
   write_imagenet_like(root, {"train": 8, "validation": 4}, sizes=((48, 36), (36, 48)))

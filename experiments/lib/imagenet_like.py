@@ -5,8 +5,11 @@ No TensorFlow needed: the layout of a prepared tfds data set is
     imagenet2012-<split>.array_record-<shard>-of-<num_shards>
 where every ArrayRecord record is a serialized `tf.train.Example` (tfds ships the proto) with the
 JPEG bytes under `image`, the class id under `label` and `file_name`. This is what
-`tfds build imagenet2012 --file_format=array_record` writes for the real data. Used by
-experiments/bench_input.py and by the tests of the grain path, multi-host and resume.
+`tfds build imagenet2012 --file_format=array_record` writes for the real data. A benchmark and
+test fixture, not part of the library: used by experiments/bench_input.py, device_check.py and
+the tests of the grain path, multi-host and resume. To rehearse a run without ImageNet:
+
+    python -m experiments.lib.imagenet_like /tmp/fake_tfds --train 512 --validation 128
 """
 
 from __future__ import annotations
@@ -93,3 +96,20 @@ def write_imagenet_like(
   builder.info.set_splits(tfds.core.SplitDict(infos))
   builder.info.write_to_directory(out)
   return os.fspath(out)
+
+
+def main(argv=None) -> None:
+  import argparse
+
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("data_dir", help="writes <data_dir>/imagenet2012/<version>/")
+  p.add_argument("--train", type=int, default=512, help="training images")
+  p.add_argument("--validation", type=int, default=128, help="validation images")
+  p.add_argument("--num_shards", type=int, default=1)
+  args = p.parse_args(argv)
+  splits = {"train": args.train, "validation": args.validation}
+  print(write_imagenet_like(args.data_dir, splits, num_shards=args.num_shards))
+
+
+if __name__ == "__main__":
+  main()
