@@ -236,9 +236,12 @@ def train(config, workdir: str, log: Callable[[str], None] = print) -> Dict[str,
   non-finite returns eval_top1 None and its error, so one diverging model does not stop a table.
   """
   from pikelpn_jax.train import NonFiniteLossError, train_and_evaluate
+  from pikelpn_jax.train.cli import add_acev2
 
   try:
-    return dict(train_and_evaluate(config, workdir))
+    results = dict(train_and_evaluate(config, workdir))
+    add_acev2(config, workdir, results)  # as main.py does: the record's acev2_at_training
+    return results
   except NonFiniteLossError as e:
     log(f"  diverged: {e}")
     return {"eval_top1": None, "error": str(e), "step": None}
