@@ -217,7 +217,7 @@ def ensure(
   workdir = os.path.join(work_root, record_name(k)[: -len(".json")])
   if rec is not None and stale(rec, numerics, rerun_stale):
     log(f"  superseded ({rec.get('numerics')} is not {numerics}): {store.supersede(config)}")
-    if os.path.exists(workdir):  # its checkpoints are the old code's: never resume from them
+    if os.path.exists(workdir):  # its checkpoints are another fingerprint's: never resume from them
       os.replace(workdir, f"{workdir}.{rec.get('numerics') or 'unknown'}")
     rec = None
   if rec is not None:

@@ -1,5 +1,5 @@
 """python -m pikelpn_jax.ace on bad input: one line on stderr, exit 1, nothing written, before any
-work (issue 13, item 5); a config without a variant prices the file's default and says so."""
+work; a config without a variant prices the file's default and says so."""
 
 import json
 import os

@@ -1,5 +1,5 @@
 """Every convention the report states in settings['conventions'] has a micro-case here that
-checks it against the rules (issue 13, item 3): a new convention without a case fails."""
+checks it against the rules: a new convention without a case fails."""
 
 import jax.numpy as jnp
 

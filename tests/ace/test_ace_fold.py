@@ -1,4 +1,4 @@
-"""fold='affine' (issue 13, item 2): chains of multiplies/adds by per-channel or scalar constants
+"""fold='affine': chains of multiplies/adds by per-channel or scalar constants
 on one tensor are priced as one multiply and one add; 'none' prices them as written."""
 
 import jax.numpy as jnp

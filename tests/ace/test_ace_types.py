@@ -1,4 +1,4 @@
-"""Exact integer types (issue 13, item 1): integer constants and data keep an integer type with
+"""Exact integer types: integer constants and data keep an integer type with
 the exact width of their value range through every integrality-preserving primitive, add and
 multiply grow widths (capped at acc_bits), float stays float, and every lax primitive of the
 pinned JAX is priced, walked or refused by name."""
@@ -43,7 +43,7 @@ def test_audit_cases_of_the_issue():
   assert (
     mac_key(lambda w, x: i4(x) @ jnp.stack([w4(w), w4(w)])[1], W, X, const_argnums=0) == "mac 4x4"
   )
-  # an int4+int4 residual add is 5 bits; times an int4 it is a 5x4 multiply (was 32x4)
+  # an int4+int4 residual add is 5 bits; times an int4 it is a 5x4 multiply (not a 32x4 one)
   r = analyze(lambda x: (i4(x) + i4(x)) * i4(x), X)
   assert set(r.by_bits) == {"add 4x4", "mul 5x4"}
 

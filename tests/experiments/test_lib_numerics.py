@@ -75,7 +75,7 @@ def test_a_stale_record_is_superseded_and_trained_again(tmp_path):
   # ... and trained again with rerun_stale, the old record kept under superseded/
   out = sweep.run(job, store, str(tmp_path / "w"), numerics="fp2", rerun_stale=True, **kw)
   assert out.trained == 1 and store.get(config)["numerics"] == "fp2"
-  # the old code's workdir is set aside, so the rerun cannot resume from its checkpoints
+  # the workdir of the other fingerprint is set aside, so the rerun cannot resume from its checkpoints
   assert calls[0] == calls[1] and os.path.isdir(calls[0] + ".fp1")
   (pair,) = runs.superseded_pairs(store.dir)
   assert (pair["old_numerics"], pair["new_numerics"], pair["seed"]) == ("fp1", "fp2", 3)
