@@ -19,26 +19,10 @@ import sys
 
 import jax
 
-<<<<<<< HEAD
-  use_tcmalloc()
-
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from pikelpn_jax.allocator import allocator_in_use  # noqa: E402
-from pikelpn_jax.config_base import load_config  # noqa: E402
-from pikelpn_jax.data import InputPipeline  # noqa: E402
-from pikelpn_jax.train.optim import make_optimizer  # noqa: E402
-from pikelpn_jax.train.steps import FULL, StepFactory, global_batch, make_mesh  # noqa: E402
-=======
 from experiments.lib import train_step
 from experiments.lib.common import REPO, command, write_section
 from experiments.lib.train_step import MODELS
 from pikelpn_jax.allocator import allocator_in_use
->>>>>>> h/experiments
 
 SECTION = "bench_train"  # docs/benchmarks.md holds <!-- bench_train --> … <!-- /bench_train -->
 
@@ -64,51 +48,8 @@ def device_description(note: str) -> str:
 
 
 def bench_one(spec: str, dw_impl: str, args) -> dict:
-<<<<<<< HEAD
-  c = load_config(spec)
-  c.model.width, c.model.dw_impl = args.width, dw_impl
-  c.dataset.name, c.dataset.image_size, c.dataset.channels = "synthetic", args.image_size, 3
-  c.dataset.num_classes = args.num_classes
-  c.batch_size = c.eval_batch_size = args.batch
-  c.dtype = getattr(args, "dtype", c.dtype)  # experiments/device_check.py times both
-  tx = make_optimizer(c)
-  steps = StepFactory(c, tx, make_mesh())
-  state = steps.create_state(jax.random.PRNGKey(0))
-  x, y = InputPipeline(c).train_batch(0)
-  x, y = global_batch(x, steps.batch_sharded), global_batch(y, steps.batch_sharded)
-  fn = steps.train_step(FULL)
-  t = time.perf_counter()
-  state, m = fn(state, x, y, {})
-  jax.block_until_ready(m)
-  compile_s = time.perf_counter() - t
-  for _ in range(args.warmup):
-    state, m = fn(state, x, y, {})
-  jax.block_until_ready(m)
-  t = time.perf_counter()
-  for _ in range(args.steps):
-    state, m = fn(state, x, y, {})
-  jax.block_until_ready(m)
-  train = args.steps * args.batch / (time.perf_counter() - t)
-  evals = None
-  if getattr(args, "eval", True):  # experiments/device_check.py times training only
-    ev = steps.eval_step(FULL)
-    mask = global_batch(np.ones(args.batch, np.float32), steps.batch_sharded)
-    jax.block_until_ready(ev(state.params, state.batch_stats, x, y, mask))
-    t = time.perf_counter()
-    for _ in range(args.steps):
-      out = ev(state.params, state.batch_stats, x, y, mask)
-    jax.block_until_ready(out)
-    evals = args.steps * args.batch / (time.perf_counter() - t)
-  return {
-    "compile_s": compile_s,
-    "train": train,
-    "eval": evals,
-    "params": int(sum(np.size(p) for p in jax.tree.leaves(state.params))),
-  }
-=======
   """The real train step's throughput (experiments/lib/train_step.py)."""
   return train_step.throughput(spec, dw_impl, args)
->>>>>>> h/experiments
 
 
 def render(rows, args, device: str) -> str:

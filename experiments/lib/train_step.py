@@ -26,11 +26,10 @@ MODELS = (
 
 def _train_api():
   """What the benchmarks use of pikelpn_jax.train (re-point here if that package moves)."""
-  from pikelpn_jax.train.model_init import FULL
   from pikelpn_jax.train.optim import make_optimizer
-  from pikelpn_jax.train.steps import StepFactory, create_state, global_batch, make_mesh
+  from pikelpn_jax.train.steps import FULL, StepFactory, global_batch, make_mesh
 
-  return FULL, make_optimizer, StepFactory, create_state, global_batch, make_mesh
+  return FULL, make_optimizer, StepFactory, global_batch, make_mesh
 
 
 def synthetic_config(
@@ -65,13 +64,13 @@ class RealStep:
   """The real train step of `config` with its state and one batch; `run()` takes one step."""
 
   def __init__(self, config):
-    full, make_optimizer, step_factory, create_state, global_batch, make_mesh = _train_api()
+    full, make_optimizer, step_factory, global_batch, make_mesh = _train_api()
     from pikelpn_jax.data import InputPipeline
 
     self.config = config
     tx = make_optimizer(config)
     self.steps = step_factory(config, tx, make_mesh())
-    self.state = create_state(config, tx, jax.random.PRNGKey(0), self.steps.replicated)
+    self.state = self.steps.create_state(jax.random.PRNGKey(0))
     x, y = InputPipeline(config).train_batch(0)
     self.batch = int(x.shape[0])
     self.x = global_batch(x, self.steps.batch_sharded)
@@ -102,7 +101,7 @@ class RealStep:
     """Eval img/s of the real eval step over `steps` calls, after one compiling call."""
     ev = self.steps.eval_step(self._phase)
     mask = self._global_batch(np.ones(self.batch, np.float32), self.steps.batch_sharded)
-    args = (self.state["params"], self.state["batch_stats"], self.x, self.y, mask)
+    args = (self.state.params, self.state.batch_stats, self.x, self.y, mask)
     jax.block_until_ready(ev(*args))
     t = time.perf_counter()
     for _ in range(steps):
@@ -111,7 +110,7 @@ class RealStep:
     return steps * self.batch / (time.perf_counter() - t)
 
   def num_params(self) -> int:
-    return int(sum(np.size(p) for p in jax.tree.leaves(self.state["params"])))
+    return int(sum(np.size(p) for p in jax.tree.leaves(self.state.params)))
 
 
 def compiled(spec: str, **sizes) -> Tuple[RealStep, float]:
