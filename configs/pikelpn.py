@@ -86,10 +86,13 @@ def pikelpn_bit_rules():
 
 
 def get_config(variant: str = "1x"):
-  check_variant(variant, tuple(VARIANTS) + tuple(ABLATION_VARIANTS), "configs/pikelpn.py")
   if variant in ABLATION_VARIANTS:
     base, setting = ABLATION_VARIANTS[variant]
     return ablation(get_config(base), setting)
+  base, underscore, _ = variant.partition("_")
+  if underscore and base in VARIANTS:  # a misspelt ablation variant: list those
+    check_variant(variant, tuple(ABLATION_VARIANTS), "configs/pikelpn.py")
+  check_variant(variant, tuple(VARIANTS), "configs/pikelpn.py")
   width, a_bits = VARIANTS[variant]
   dataset = "fashion_mnist" if variant == "fmnist" else "imagenet2012"
   c = base_config("pikelpn", dataset)
