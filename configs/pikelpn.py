@@ -49,7 +49,8 @@ The fmnist ones train the ablation's seed-0 run of their setting (same run key i
   python main.py --config configs/pikelpn.py:fmnist_all_off --workdir /tmp/abl_all_off
   python main.py --config configs/pikelpn.py:fmnist_dhq_on_dw4 --workdir /tmp/abl_dhq_on_dw4
   python main.py --config configs/pikelpn.py:fmnist_dq_fixed --workdir /tmp/abl_dq_fixed
-(seed k: --config.seed=k; twice the budget: --config.num_train_steps=4000). The 1x ones (ImageNet 224) are what the ablation prices, e.g.
+(seed k: --config.seed=k; twice the budget: --config.num_train_steps=4000). The 1x ones
+(ImageNet, 224×224) are the configs the ablation prices and, under the recipe, trains, e.g.
   python -m pikelpn_jax.ace --config configs/pikelpn.py:1x_dhq_off
 """
 
@@ -80,7 +81,7 @@ def pikelpn_bit_rules():
   return (
     ("stem", dict(w_bits=8, a_bits=8, w_per_channel=True)),
     ("head", dict(w_bits=8, a_bits=8, w_per_channel=True)),
-    (r"block\d+/dw", dict(w_bits=8, w_per_channel=True)),
+    (DW_RULE, dict(w_bits=8, w_per_channel=True)),
     # Pointwise layers use the defaults in config.model.quant (4-bit, per tensor).
   )
 
