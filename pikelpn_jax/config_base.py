@@ -7,6 +7,13 @@ Top-level fields (a contract: tools and users rely on these names):
   batch_size, num_train_steps, eval_every_steps, checkpoint_every_steps, seed, learning_rate
   dtype            compute dtype: float32 | bfloat16
   optimizer, schedule, ... (training), distill (knowledge distillation), quant_schedule, ace
+
+Where defaults live: the fields every config has, here (base_config, dataset_config); a model's
+fields, in its config file (configs/*.py, with models/config_fields.py's set_quant_fields for the
+quantization fields); a layer's quantization settings that nothing sets, LAYER_DEFAULTS; the
+fields a config may lack (older saved configs, families that have no use for them),
+FIELD_DEFAULTS and MODEL_FIELD_DEFAULTS, filled in by model_fields where a model is built.
+Overrides (--config.a.b=value) are parsed by pikelpn_jax/config_cli.py for every CLI.
 """
 
 from __future__ import annotations
@@ -93,6 +100,79 @@ def base_config(model_name: str, dataset: str = "imagenet2012") -> ml_collection
   return c
 
 
+# The quantization settings of a layer that no rule or config.model.quant sets (the keys of
+# config.model.quant and of every bit rule's overrides; pikelpn_jax/models/bit_rules.py says what
+# each means). set_quant_fields starts config.model.quant from these.
+LAYER_DEFAULTS = {
+  "w_bits": None,
+  "a_bits": None,
+  "w_per_channel": True,
+  "w_channel_axis": -1,
+  "w_calibration": "absmax",
+  "a_calibration": "ema",
+  "a_bound": 6.0,
+  "a_signed": None,
+  "half_shift": False,
+}
+
+# Fields a config may lack, with the value a config without them is built and trained with:
+# families that have no use for the field (dw_impl without depthwise layers, act_param_bits
+# without PReLU), and configs written before the field existed: the workdir config.json of older
+# runs and the configs in results/runs/ records (none has dtype). They are filled in one place,
+# with_field_defaults(), where a model is built or its compute dtype read; the resolved config
+# that is saved and hashed into run keys keeps only the fields its config file wrote. Every other
+# field a model reads must be in the config (configs/*.py write them); a missing one is an error.
+FIELD_DEFAULTS = {
+  "dtype": "float32",
+}
+MODEL_FIELD_DEFAULTS = {
+  "act_param_bits": None,  # float PReLU slopes
+  "dw_impl": "auto",
+  "pw_impl": "auto",
+  # the quantization fields (models/config_fields.py): a config without them is a float model
+  "quant": {},  # every layer at LAYER_DEFAULTS
+  "bit_rules": (),
+  "quantnorm": False,
+  "quantnorm_bits": 8,
+  "quantnorm_bias_bits": 32,
+  "double_quant": False,
+  "dq_format": "pow2",
+  "dq_round": "auto",
+  "dhq": True,  # the depthwise rule applies (set_quant_fields writes dhq; older PikeLPN configs
+  # had no switch, their depthwise layers always followed it)
+}
+
+
+class MissingFieldError(ValueError, KeyError):
+  """A field a model needs is not in the config (one line saying which; also a KeyError, as a
+  missing key of a dict is)."""
+
+  def __str__(self):
+    return str(self.args[0]) if self.args else ""
+
+
+class ModelFields(dict):
+  """config.model as a dict, MODEL_FIELD_DEFAULTS filled in; a missing field is named."""
+
+  def __missing__(self, key):
+    raise MissingFieldError(
+      f"config.model.{key} is missing: the model needs it (configs/*.py set it; "
+      "config_base.MODEL_FIELD_DEFAULTS lists the fields a config may leave out)"
+    )
+
+
+def model_fields(model_cfg) -> ModelFields:
+  """config.model with the fields it lacks from MODEL_FIELD_DEFAULTS (a new dict)."""
+  out = ModelFields(MODEL_FIELD_DEFAULTS)
+  out.update(dict(model_cfg))
+  return out
+
+
+def field_or_default(config, name: str):
+  """Top-level field `name` of config, or FIELD_DEFAULTS[name] when the config lacks it."""
+  return config[name] if name in config else FIELD_DEFAULTS[name]
+
+
 def check_int(
   field: str,
   value,
@@ -167,7 +247,7 @@ def compute_dtype(config):
   """config.dtype as a jnp dtype: the model's activations and convolutions run in it."""
   import jax.numpy as jnp
 
-  name = config.get("dtype", "float32")
+  name = field_or_default(config, "dtype")
   if name not in DTYPES:
     raise ValueError(f"config.dtype={name!r} is not allowed; use one of {list(DTYPES)}")
   return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]

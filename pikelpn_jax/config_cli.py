@@ -1,24 +1,27 @@
-"""Command lines of every CLI (main.py, python -m pikelpn_jax.export, python -m pikelpn_jax.ace),
-with one-line errors: `error: <the bad value>: <what is wrong>; <what is allowed>` on stderr,
-exit code 1, before any JAX work and before anything is written. Every error is a
-ConfigSpecError (a ValueError) whose message is that one line.
+"""Command lines of every CLI (main.py, python -m pikelpn_jax.export, python -m pikelpn_jax.ace,
+python -m pikelpn_jax.search), with one-line errors: `error: <the bad value>: <what is wrong>;
+<what is allowed>` on stderr, exit code 1, before any JAX work and before anything is written.
+Every error is a ConfigSpecError (a ValueError) whose message is that one line.
 
-A config is given as `--config configs/x.py[:variant]` plus `--config.a.b=value` overrides. The
-ace CLI parses them here, without ml_collections' config_flags (whose errors are tracebacks), and
-records what it loaded (the report's settings: config source, overrides, variant defaulted):
+A config is given as `--config configs/x.py[:variant]` plus `--config.a.b=value` overrides. This
+module is the one override parser: every CLI (and experiments/lib/eval_swap.py's --set) turns
+override text into values here, typed as the field is (parse_override), or, where no field type
+is known, read as a literal (parse_value). The ace and search CLIs call it directly and record
+what they loaded (the report's settings: config source, overrides, variant defaulted):
 
     spec, overrides, rest = split_config_args(sys.argv[1:])
     config, source, defaulted = load_config_spec(spec)
     applied = apply_overrides(config, overrides)
 
-main.py and the export CLI keep ml_collections' `config_flags.DEFINE_config_file` (its
-overrides, its locked config) and absl's parsing behind `parse_flags`:
+main.py and the export CLI declare --config with ml_collections' `config_flags.DEFINE_config_file`
+(it loads and locks the config; main.py reads its file name) and parse their flags with
 
     app.run(main, flags_parser=parse_flags)
 
-which first checks the spec and the override names with the functions above, then turns what
-absl or ml_collections still raise (unknown flag, missing required flag, a value of the wrong
-type, a stray argument) into one line.
+which checks the spec and the override names, lets absl parse the other flags and load the
+config, then applies the overrides with apply_overrides (ml_collections' own override parsing
+only sees an override that indexes into a tuple, `--config.a[0]=...`), and turns what absl or
+ml_collections still raise (unknown flag, missing required flag, a stray argument) into one line.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from absl import flags
 from pikelpn_jax.config_base import find_config_file, load_config
 
 FLAGS = flags.FLAGS
-_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+_TRUE, _FALSE = ("true", "t", "1", "yes"), ("false", "f", "0", "no")
 
 
 class ConfigSpecError(ValueError):
@@ -154,13 +157,38 @@ def config_field(config: ml_collections.ConfigDict, name: str):
   return node, parts[-1]
 
 
-def _parse(name: str, raw: Optional[str], kind: type, current):
+NONE_WORDS = ("None", "none_value")
+
+
+def parse_value(raw: str):
+  """Override text where no field type says how to read it: None (for 'None' or 'none_value'),
+  else a Python literal (True, 16, 0.5, (1, 2), 'x'), else a number Python's int()/float() read
+  (inf, 1_000), else the text itself (ceil, none)."""
+  if raw in NONE_WORDS:
+    return None
+  try:
+    return ast.literal_eval(raw)
+  except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    pass
+  for cast in (int, float):
+    try:
+      return cast(raw)
+    except ValueError:
+      pass
+  return raw
+
+
+def parse_override(name: str, raw: Optional[str], kind: type, current=None):
+  """The value of override `--config.<name>=<raw>` for a field of type `kind` (its current value
+  `current`); raw None: the flag was given without a value (a bool's spelling for true)."""
   if kind is bool:
     if raw is None or raw.lower() in _TRUE:
       return True
     if raw.lower() in _FALSE:
       return False
-    raise ConfigSpecError(f"--config.{name}={raw!r} is not allowed; use true or false")
+    raise ConfigSpecError(
+      f"--config.{name}={raw!r} is not allowed; config.{name} is a bool: use true or false"
+    )
   if raw is None:
     raise ConfigSpecError(f"--config.{name} needs a value: '--config.{name}=<value>'")
   try:
@@ -176,10 +204,7 @@ def _parse(name: str, raw: Optional[str], kind: type, current):
         raise ValueError
       return kind(v)
     if current is None:
-      try:
-        return ast.literal_eval(raw)
-      except (ValueError, SyntaxError):
-        return raw
+      return parse_value(raw)
   except (ValueError, SyntaxError):
     raise ConfigSpecError(
       f"--config.{name}={raw!r} is not allowed; use a {kind.__name__}"
@@ -239,7 +264,7 @@ def apply_overrides(
       raise ConfigSpecError(
         f"--config.{name} is a group of fields; set one of {sorted(current.keys())}"
       )
-    value = _parse(name, raw, node.get_type(key), current)
+    value = parse_override(name, raw, node.get_type(key), current)
     try:
       setattr(node, key, value)
     except (TypeError, ValueError) as e:
@@ -296,33 +321,56 @@ def _explain(e: Exception, overrides, config) -> str:
   return msg
 
 
+def _indexed(path: str) -> bool:
+  """An override that indexes into a tuple (`a[0].b`): ml_collections' parser handles it."""
+  return "[" in path
+
+
 def parse_flags(argv: Sequence[str]) -> List[str]:
   """absl's flag parsing (app.run's flags_parser) with one-line errors; no positional args.
 
   When the program defines ml_collections' --config, its spec is loaded once more here
-  (load_config_spec) and each override is checked to name a field (config_field) before absl
-  parses them; ml_collections then loads the config and applies the override values."""
+  (load_config_spec) and each override is checked to name a field (config_field); absl parses the
+  other flags and ml_collections loads the config, then apply_overrides sets the overrides on it
+  (the parser the other CLIs use)."""
   argv = list(argv)
-  config, overrides = None, []
+  config, overrides, spec = None, [], None
   try:
     if "config" in FLAGS:
-      spec, overrides, _ = split_config_args(argv[1:])
+      spec, overrides, rest = split_config_args(argv[1:])
+      if spec is None and overrides:
+        raise ConfigSpecError(
+          f"--config.{overrides[0][0]} overrides a field of --config, which is not given: "
+          "'--config configs/<name>.py:<variant>'"
+        )
       if spec is not None:
         config = load_config_spec(spec, what="--config")[0]
         for path, _ in overrides:
-          if "[" not in path:  # indexing into a tuple is left to ml_collections
+          if not _indexed(path):
             config_field(config, path)
-    rest = FLAGS(json_overrides_as_literals(argv))
+        argv = [argv[0], f"--config={spec}", *rest]
+        argv += [
+          f"--config.{p}" + ("" if v is None else f"={v}") for p, v in overrides if _indexed(p)
+        ]
+    argv = json_overrides_as_literals(argv)
+    # ml_collections finds the overrides it applies in sys.argv, not in FLAGS' argument
+    saved, sys.argv = sys.argv, argv
+    try:
+      rest = FLAGS(argv)
+    finally:
+      sys.argv = saved
     if len(rest) > 1:
       raise ConfigSpecError(
         f"unexpected arguments {rest[1:]}; every input is a --flag, flags: {_program_flags()}"
       )
-    if config is not None and not isinstance(FLAGS["config"].value, ml_collections.ConfigDict):
-      # ml_collections reads the path from the cwd only; load_config also from the repo root.
-      raise ConfigSpecError(
-        f"--config={spec!r}: ml_collections could not load this file from "
-        f"{os.getcwd()!r}; give its path from there"
-      )
+    if config is not None:
+      if not isinstance(FLAGS["config"].value, ml_collections.ConfigDict):
+        # ml_collections reads the path from the cwd only; load_config also from the repo root.
+        raise ConfigSpecError(
+          f"--config={spec!r}: ml_collections could not load this file from "
+          f"{os.getcwd()!r}; give its path from there"
+        )
+      apply_overrides(FLAGS["config"].value, [(p, v) for p, v in overrides if not _indexed(p)])
   except ConfigSpecError as e:
     fail(str(e))
   except Exception as e:  # noqa: BLE001  (whatever the parsers raise becomes one line)

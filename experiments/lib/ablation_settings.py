@@ -12,7 +12,8 @@ from experiments.lib import zoo
 BASE = "pikelpn.py:1x"
 FLOAT_REF = "mobilenet_v1.py:float"
 DW_RULE = r"block\d+/dw"
-# name -> (quantnorm, double_quant, dhq, depthwise weight bits under DHQ)
+# name -> (quantnorm, double_quant, dhq, depthwise weight bits under DHQ): what the setting's
+# config, configs/pikelpn.py:1x_<name>, sets (with DQ_FORMAT)
 SETTINGS = {
   "all_on": (True, True, True, 8),
   "quantnorm_off": (False, True, True, 8),
@@ -39,20 +40,11 @@ DESCRIPTION = {
 
 
 def setting_config(name: str, image_size=None):
-  qn, dq, dhq, dw_bits = SETTINGS[name]
-  c = zoo.load(BASE, image_size)
-  c.model.quantnorm, c.model.double_quant, c.model.dhq = qn, dq, dhq
-  if name in DQ_FORMAT:  # only here, so the other settings' configs and run keys stay as they were
-    c.model.dq_format = DQ_FORMAT[name]
-  rules = tuple(c.model.bit_rules)
-  if not any(p == DW_RULE for p, _ in rules):
-    raise ValueError(
-      f"{BASE} has no depthwise bit rule {DW_RULE!r}; rules: {[p for p, _ in rules]}"
-    )
-  c.model.bit_rules = tuple(
-    (p, dict(o, w_bits=dw_bits) if p == DW_RULE else dict(o)) for p, o in rules
-  )
-  return c
+  """configs/pikelpn.py:1x_<name>, the named variant of the setting (SETTINGS describes it;
+  tests/configs check they agree)."""
+  if name not in SETTINGS:
+    raise ValueError(f"ablation setting {name!r} is not allowed; use one of {list(SETTINGS)}")
+  return zoo.load(f"{BASE}_{name}", image_size)
 
 
 def dq_format(name: str) -> str:

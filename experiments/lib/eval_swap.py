@@ -18,18 +18,7 @@ import json
 import os
 from typing import Any, Dict, List, Tuple
 
-
-def parse_value(text: str) -> Any:
-  if text in ("None", "none_value"):
-    return None
-  if text in ("True", "False"):
-    return text == "True"
-  for cast in (int, float):
-    try:
-      return cast(text)
-    except ValueError:
-      pass
-  return text
+from pikelpn_jax.config_cli import parse_value  # the CLIs' override parser
 
 
 def parse_variant(arg: str) -> List[Tuple[str, Any]]:

@@ -23,7 +23,7 @@ import dataclasses
 import re
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
-from pikelpn_jax.config_base import check_int
+from pikelpn_jax.config_base import LAYER_DEFAULTS, check_int
 from pikelpn_jax.quant.config import CALIBRATIONS, check_bits
 
 LAYER_KEYS = (
@@ -38,17 +38,7 @@ LAYER_KEYS = (
   "half_shift",
 )
 
-DEFAULT_LAYER = {
-  "w_bits": None,
-  "a_bits": None,
-  "w_per_channel": True,
-  "w_channel_axis": -1,
-  "w_calibration": "absmax",
-  "a_calibration": "ema",
-  "a_bound": 6.0,
-  "a_signed": None,
-  "half_shift": False,
-}
+DEFAULT_LAYER = LAYER_DEFAULTS  # the settings no rule or config.model.quant sets (config_base)
 
 Frozen = Tuple[Tuple[str, Any], ...]
 

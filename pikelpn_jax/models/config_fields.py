@@ -11,6 +11,7 @@ Fields written into config.model (read by plan_from_config):
                  nearest for learned) | 'ceil' | 'nearest' (quant/config.py ScaleQuant)
   dhq            bool: depthwise weights use their own rule (PikeLPN: 8-bit per channel);
                  False: they use the pointwise layer's quantizer
+Their defaults are pikelpn_jax/config_base.py's (LAYER_DEFAULTS, MODEL_FIELD_DEFAULTS).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import ml_collections
 
-from pikelpn_jax.models.bit_rules import DEFAULT_LAYER
+from pikelpn_jax.config_base import LAYER_DEFAULTS, MODEL_FIELD_DEFAULTS
 
 
 def check_variant(variant: str, allowed: Sequence[str], config_file: str) -> str:
@@ -42,17 +43,17 @@ def set_quant_fields(
   **layer_defaults: Any,
 ) -> ml_collections.ConfigDict:
   """Writes the quantization fields into config.model (see the module docstring)."""
-  q = dict(DEFAULT_LAYER)
+  q = dict(LAYER_DEFAULTS)
   q.update(w_bits=w_bits, a_bits=a_bits)
   q.update(layer_defaults)
   model.quant = ml_collections.ConfigDict(q)
   model.bit_rules = tuple((p, dict(o)) for p, o in bit_rules)
   model.quantnorm = quantnorm
-  model.quantnorm_bits = 8
-  model.quantnorm_bias_bits = 32
+  for field in ("quantnorm_bits", "quantnorm_bias_bits"):
+    model[field] = MODEL_FIELD_DEFAULTS[field]
   model.double_quant = double_quant
-  model.dq_format = "pow2"
-  model.dq_round = "auto"
+  for field in ("dq_format", "dq_round"):
+    model[field] = MODEL_FIELD_DEFAULTS[field]
   model.dhq = dhq
   return model
 

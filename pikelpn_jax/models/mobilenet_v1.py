@@ -140,10 +140,10 @@ def _build(cls, model_cfg, num_classes, plan, dw_impl):
   return cls(
     plan=plan,
     num_classes=num_classes,
-    width=check_width(model_cfg.get("width", 1.0)),
-    act=check_act(model_cfg.get("act", "relu")),
-    act_param_bits=check_bits(model_cfg.get("act_param_bits", None), "config.model.act_param_bits"),
-    stem_stride=check_stride(model_cfg.get("stem_stride", 2), "config.model.stem_stride"),
+    width=check_width(model_cfg["width"]),
+    act=check_act(model_cfg["act"]),
+    act_param_bits=check_bits(model_cfg["act_param_bits"], "config.model.act_param_bits"),
+    stem_stride=check_stride(model_cfg["stem_stride"], "config.model.stem_stride"),
     dw_impl=dw_impl,
   )
 

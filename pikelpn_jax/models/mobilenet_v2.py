@@ -159,15 +159,15 @@ class MobileNetV2(nn.Module):
 
 @register("mobilenet_v2")
 def build_mobilenet_v2(model_cfg, num_classes, plan, dw_impl):
-  stem_stride = model_cfg.get("stem_stride", 2)
+  stem_stride = model_cfg["stem_stride"]
   if stem_stride not in (1, 2) or isinstance(stem_stride, bool):
     raise ValueError(f"config.model.stem_stride={stem_stride!r} is not allowed; use 1 or 2")
   return MobileNetV2(
     plan=plan,
     num_classes=num_classes,
-    width=check_width(model_cfg.get("width", 1.0)),
-    act=check_act(model_cfg.get("act", "relu6")),
-    act_param_bits=check_bits(model_cfg.get("act_param_bits", None), "config.model.act_param_bits"),
+    width=check_width(model_cfg["width"]),
+    act=check_act(model_cfg["act"]),
+    act_param_bits=check_bits(model_cfg["act_param_bits"], "config.model.act_param_bits"),
     stem_stride=stem_stride,
     dw_impl=dw_impl,
   )

@@ -181,7 +181,7 @@ def build_pokebnn(model_cfg, num_classes, plan, dw_impl):
   del dw_impl  # no depthwise convs
   init_group = check_int(
     "config.model.init_group",
-    model_cfg.get("init_group", 32),
+    model_cfg["init_group"],
     1,
     allowed="a positive divisor of 64",
   )
@@ -189,13 +189,13 @@ def build_pokebnn(model_cfg, num_classes, plan, dw_impl):
     raise ValueError(
       f"config.model.init_group={init_group!r} is not allowed; use a positive divisor of 64"
     )
-  se_ratio = model_cfg.get("se_ratio", 0.125)
+  se_ratio = model_cfg["se_ratio"]
   if isinstance(se_ratio, bool) or not isinstance(se_ratio, (int, float)) or not 0 < se_ratio <= 1:
     raise ValueError(f"config.model.se_ratio={se_ratio!r} is not allowed; use a number in (0, 1]")
   return PokeBNN(
     plan=plan,
     num_classes=num_classes,
-    width=check_width(model_cfg.get("width", 1.0)),
+    width=check_width(model_cfg["width"]),
     init_group=init_group,
     se_ratio=float(se_ratio),
   )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Optional, Tuple
 
-from pikelpn_jax.config_base import check_int
+from pikelpn_jax.config_base import check_int, model_fields
 from pikelpn_jax.layers.conv import PW_IMPLS
 from pikelpn_jax.models import bit_rules
 from pikelpn_jax.quant.config import (
@@ -100,28 +100,26 @@ def plan_from_config(
   model_cfg: Mapping[str, Any], *, weight_quant: bool = True, act_quant: bool = True
 ) -> QuantPlan:
   """Builds and validates the plan from config.model (fields: see MODEL_QUANT_FIELDS)."""
-  m = dict(model_cfg)
-  defaults = dict(m.get("quant") or {})
+  m = model_fields(model_cfg)
+  defaults = dict(m["quant"] or {})
   bit_rules.check_layer_settings(defaults, "config.model.quant")
-  rules = bit_rules.compile_rules(m.get("bit_rules") or (), "config.model.bit_rules")
-  double_quant = bool(m.get("double_quant", False))
-  dq_format = m.get("dq_format", "pow2")
+  rules = bit_rules.compile_rules(m["bit_rules"] or (), "config.model.bit_rules")
+  double_quant = bool(m["double_quant"])
+  dq_format = m["dq_format"]
   if dq_format not in SCALE_FORMATS or dq_format == "none":
     raise ValueError(f"config.model.dq_format={dq_format!r} is not allowed; use 'pow2' or 'fixed'")
-  dq_round = m.get("dq_round", "auto")
+  dq_round = m["dq_round"]
   if dq_round not in SCALE_ROUNDINGS:
     raise ValueError(
       f"config.model.dq_round={dq_round!r} is not allowed; use one of {SCALE_ROUNDINGS}"
     )
-  pw_impl = m.get("pw_impl", "auto")
+  pw_impl = m["pw_impl"]
   if pw_impl not in PW_IMPLS:
     raise ValueError(f"config.model.pw_impl={pw_impl!r} is not allowed; use one of {PW_IMPLS}")
   norm_bits = None
-  if m.get("quantnorm", False):
-    norm_bits = check_bits(
-      m.get("quantnorm_bits", 8), "config.model.quantnorm_bits", allow_none=False
-    )
-  bias_bits = m.get("quantnorm_bias_bits", 32)
+  if m["quantnorm"]:
+    norm_bits = check_bits(m["quantnorm_bits"], "config.model.quantnorm_bits", allow_none=False)
+  bias_bits = m["quantnorm_bias_bits"]
   if bias_bits is not None:
     check_int("config.model.quantnorm_bias_bits", bias_bits, 2, 32, allowed="an int 2..32 or None")
   return QuantPlan(
@@ -133,6 +131,6 @@ def plan_from_config(
     scale_round=dq_round,
     norm_bits=norm_bits,
     norm_bias_bits=bias_bits,
-    dhq=bool(m.get("dhq", True)),
+    dhq=bool(m["dhq"]),
     pw_impl=pw_impl,
   )

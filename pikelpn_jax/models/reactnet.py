@@ -99,6 +99,4 @@ class ReActNet(nn.Module):
 @register("reactnet")
 def build_reactnet(model_cfg, num_classes, plan, dw_impl):
   del dw_impl  # no depthwise convs
-  return ReActNet(
-    plan=plan, num_classes=num_classes, width=check_width(model_cfg.get("width", 1.0))
-  )
+  return ReActNet(plan=plan, num_classes=num_classes, width=check_width(model_cfg["width"]))

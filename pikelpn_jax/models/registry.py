@@ -4,7 +4,9 @@
   model_names() -> sorted list of registered names
 
 `config` is the full experiment ConfigDict (pikelpn_jax.config_base.base_config); the model reads
-config.model.* and config.dataset.num_classes. weight_quant / act_quant = False make every
+config.model.* and config.dataset.num_classes. A builder gets config.model with the fields a
+config may leave out filled in (config_base.model_fields) and reads every field directly: one a
+config lacks and no default covers is a one-line error naming it. weight_quant / act_quant = False make every
 weight / activation quantizer float. dw_impl overrides config.model.dw_impl
 ('auto' | 'grouped' | 'shift_add').
 """
@@ -16,11 +18,11 @@ from typing import Callable, Dict, List, Optional
 
 import flax.linen as nn
 
-from pikelpn_jax.config_base import check_int
+from pikelpn_jax.config_base import check_int, model_fields
 from pikelpn_jax.layers import DW_IMPLS
 from pikelpn_jax.models.quant_plan import plan_from_config
 
-# name -> builder(model_cfg: dict, num_classes: int, plan: QuantPlan, dw_impl: str) -> Module
+# name -> builder(model_cfg: ModelFields, num_classes: int, plan: QuantPlan, dw_impl: str) -> Module
 _BUILDERS: Dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -56,13 +58,13 @@ def build_model(
   config, *, weight_quant: bool = True, act_quant: bool = True, dw_impl: Optional[str] = None
 ) -> nn.Module:
   _load_families()
-  model_cfg = dict(config.model)
+  model_cfg = model_fields(config.model)  # the one place a field a config lacks is filled in
   name = model_cfg.get("name")
   if name not in _BUILDERS:
     raise ValueError(
       f"config.model.name={name!r} is not a registered model; allowed: {sorted(_BUILDERS)}"
     )
-  impl = dw_impl if dw_impl is not None else model_cfg.get("dw_impl", "auto")
+  impl = dw_impl if dw_impl is not None else model_cfg["dw_impl"]
   if impl not in DW_IMPLS:
     raise ValueError(f"dw_impl={impl!r} is not allowed; use one of {DW_IMPLS}")
   num_classes = _check_num_classes(config.dataset.num_classes)

@@ -108,13 +108,13 @@ class ResNet(nn.Module):
 @register("resnet")
 def build_resnet(model_cfg, num_classes, plan, dw_impl):
   del dw_impl  # no depthwise convs
-  depth = model_cfg.get("depth", 50)
+  depth = model_cfg["depth"]
   if depth not in DEPTHS or isinstance(depth, bool):
     raise ValueError(f"config.model.depth={depth!r} is not allowed; use one of {sorted(DEPTHS)}")
   return ResNet(
     plan=plan,
     depth=depth,
     num_classes=num_classes,
-    width=check_width(model_cfg.get("width", 1.0)),
-    zero_init_residual=bool(model_cfg.get("zero_init_residual", False)),
+    width=check_width(model_cfg["width"]),
+    zero_init_residual=bool(model_cfg["zero_init_residual"]),
   )

@@ -199,6 +199,8 @@ class QuantConfig:
 
 
 FLOAT = QuantConfig(numerics=Numerics(bits=None))
+# An activation's calibration unless one is given (weights: Calibration()'s, abs-max).
+ACT_CALIBRATION = Calibration(method="ema", bound=6.0)
 
 
 def weight_quant(
@@ -228,8 +230,8 @@ def act_quant(
   bits: Optional[int],
   *,
   signed: bool = False,
-  calibration: str = "ema",
-  bound: float = 6.0,
+  calibration: str = ACT_CALIBRATION.method,
+  bound: float = ACT_CALIBRATION.bound,
   scale: str = "none",
   scale_bits: int = 8,
   half_shift: bool = False,
@@ -250,8 +252,10 @@ def act_quant(
 def from_dict(d: Mapping[str, Any], kind: str = "act") -> QuantConfig:
   """Builds a QuantConfig from a flat mapping (e.g. an ml-collections ConfigDict).
 
-  Keys: bits, signed, half_shift, calibration, bound, momentum, channel_axis, scale, scale_bits,
-  folded. Unknown keys are an error.
+  Keys: bits, signed, half_shift, calibration, bound, momentum, lsq_grad_scale, channel_axis,
+  scale, scale_bits, scale_round, folded, kind. Unknown keys are an error. A key left out takes the
+  default of its dataclass field (Numerics, Calibration, Granularity, ScaleQuant, QuantConfig);
+  an activation's calibration and bound default to ACT_CALIBRATION's.
   """
   allowed = {
     "bits",
@@ -272,21 +276,28 @@ def from_dict(d: Mapping[str, Any], kind: str = "act") -> QuantConfig:
   unknown = set(d) - allowed
   if unknown:
     raise ValueError(f"unknown quantizer field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-  kind = d.get("kind", kind)
+  kind = d.pop("kind", kind)
+  cal = Calibration() if kind == "weight" else ACT_CALIBRATION
+
+  def part(default, keys: Mapping[str, str]):
+    """`default` with the keys of `d` it has (d's name -> the dataclass field's name)."""
+    return dataclasses.replace(default, **{f: d[k] for k, f in keys.items() if k in d})
+
   return QuantConfig(
-    numerics=Numerics(
-      bits=d.get("bits", 8), signed=d.get("signed", True), half_shift=d.get("half_shift", False)
+    numerics=part(Numerics(), {k: k for k in ("bits", "signed", "half_shift")}),
+    calibration=part(
+      cal,
+      {
+        "calibration": "method",
+        "bound": "bound",
+        "momentum": "momentum",
+        "lsq_grad_scale": "lsq_grad_scale",
+      },
     ),
-    calibration=Calibration(
-      method=d.get("calibration", "absmax" if kind == "weight" else "ema"),
-      bound=d.get("bound", 1.0 if kind == "weight" else 6.0),
-      momentum=d.get("momentum", 0.99),
-      lsq_grad_scale=d.get("lsq_grad_scale", True),
-    ),
-    granularity=Granularity(d.get("channel_axis")),
-    scale_quant=ScaleQuant(
-      d.get("scale", "none"), d.get("scale_bits", 8), d.get("scale_round", "auto")
+    granularity=part(Granularity(), {"channel_axis": "channel_axis"}),
+    scale_quant=part(
+      ScaleQuant(), {"scale": "format", "scale_bits": "bits", "scale_round": "rounding"}
     ),
     kind=kind,
-    folded=d.get("folded", False),
+    folded=d.get("folded", QuantConfig.folded),
   )

@@ -1,10 +1,12 @@
 """Parameter counts of the float models at 224×224, 1000 classes (abstract init, no compile)."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import pytest
 
-from pikelpn_jax.config_base import base_config
+from pikelpn_jax.config_base import base_config, load_config
 from pikelpn_jax.models import build_model
 from pikelpn_jax.models.config_fields import set_quant_fields
 
@@ -15,6 +17,14 @@ EXPECTED = {
   ("resnet", 18): 11.69e6,
   ("resnet", 50): 25.56e6,
 }
+# The float config of each (configs/*.py write every field the model reads).
+FLOAT_CONFIG = {
+  ("mobilenet_v1", None): "configs/mobilenet_v1.py:float",
+  ("mobilenet_v2", None): "configs/mobilenet_v2.py:float",
+  ("resnet", 18): "configs/resnet.py:18_float",
+  ("resnet", 50): "configs/resnet.py:50_float",
+}
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def count_params(config, size=224):
@@ -26,17 +36,16 @@ def count_params(config, size=224):
 
 @pytest.mark.parametrize("name,depth", list(EXPECTED))
 def test_float_param_counts_match_the_references(name, depth):
-  c = base_config(name)
-  c.model.width = 1.0
-  if depth is not None:
-    c.model.depth = depth
-  set_quant_fields(c.model, w_bits=None, a_bits=None)
+  c = load_config(os.path.join(ROOT, FLOAT_CONFIG[(name, depth)]))
+  assert c.model.name == name and c.model.width == 1.0 and c.model.get("depth") == depth
+  assert c.model.quant.w_bits is None and c.model.quant.a_bits is None
   n = count_params(c)
   assert abs(n - EXPECTED[(name, depth)]) / EXPECTED[(name, depth)] < 0.005, n
 
 
 def test_pikelpn_has_the_mobilenet_v1_parameters_and_width_scales_them():
   c = base_config("pikelpn")
+  c.model.act, c.model.stem_stride = "relu", 2  # MobileNetV1's (configs/pikelpn.py)
   set_quant_fields(c.model, w_bits=4, a_bits=4, quantnorm=True, double_quant=True, dhq=True)
   c.model.width = 1.0
   n1 = count_params(c)
