@@ -11,10 +11,10 @@ What they should produce (ImageNet top-1, REPORTED by the paper as quoted by a t
 shekhovt/TNet; see docs/models.md — not reproduced here, ImageNet training is infeasible on a
 2-core CPU):
   1x: 67.55 % (reported)   2x: 69.23 % (reported)   3x: 71.95 % (reported)   6x: 73.59 % (reported)
-fmnist (Fashion-MNIST test top-1): 90.19 % top-1 (99.80 % top-5) after 2000 steps, fully
-  quantized; ACEv2 75.6M per image (MACs 2.97M, ACE 52.4M). An earlier commit gave 91.09 % from
-  the same initial weights and batches: about a point is summation-order noise at this budget.
-  The run, its command, machine and time: README.md ("What the main job does"). It is the study
+fmnist (Fashion-MNIST test top-1): 90.12 % top-1 (99.75 % top-5) after 2000 steps, fully
+  quantized, on a 2-core AVX-512 AMD EPYC (90.19 % / 99.80 % on the study's other 2-core CPUs:
+  the CPU changes the trained bits); ACEv2 75.6M per image (MACs 2.97M, ACE 52.4M). The runs,
+  their command, machines and times: docs/training.md ("The main job"). It is the study
   recipe's PikeLPN-1x seed 0 (experiments/lib/recipe.py, results/runs/).
 
 Variants (our documented reading, docs/models.md):
