@@ -12,7 +12,6 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 TINY = "tests/train/tiny_config.py:tiny"
 
 # (extra argv, fragments the one line must contain); main.py also gets --workdir <tmp>/w.

@@ -39,18 +39,31 @@ def _imports(path):
         yield a.name, []
 
 
+SYS_PATH_EDIT = re.compile(r"sys\.path(\.\w+\(|\[|\s*\+?=)")
+
+
 def test_no_sys_path_edits_and_no_script_imports_another():
   paths = glob.glob(os.path.join(REPO, "experiments", "**", "*.py"), recursive=True)
   assert len(paths) > 20
   for path in paths:
     src = open(path).read()
-    assert not re.search(r"sys\.path(\.\w+\(|\[|\s*\+?=)", src), f"{path} edits sys.path"
+    assert not SYS_PATH_EDIT.search(src), f"{path} edits sys.path"
     assert "noqa: E402" not in src, path
     for module, names in _imports(path):
       scripts = [module] if module.startswith("experiments.") else []
       scripts += [f"{module}.{n}" for n in names if module == "experiments"]
       for m in scripts:
         assert m.split(".")[1] in ("lib",), f"{path} imports the script {m}"
+
+
+def test_tests_make_no_sys_path_edits():
+  """Tests import their helpers as `tests.<dir>.<module>` (pytest's `pythonpath = .`), and their
+  subprocesses get the repository root through PYTHONPATH, not by editing sys.path."""
+  paths = glob.glob(os.path.join(REPO, "tests", "**", "*.py"), recursive=True)
+  assert len(paths) > 50
+  assert SYS_PATH_EDIT.search("sys.path" + ".insert(0, 'x')")  # split: this file is scanned too
+  edits = [os.path.relpath(p, REPO) for p in paths if SYS_PATH_EDIT.search(open(p).read())]
+  assert edits == [], f"{edits} edit sys.path"
 
 
 def test_write_section_is_defined_once():

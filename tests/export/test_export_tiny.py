@@ -2,25 +2,22 @@
 
 import json
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny_net import TinyNet, calibrated  # noqa: E402
-
-from pikelpn_jax.export import (  # noqa: E402
+from pikelpn_jax.export import (
   assert_integer_only,
   export_model,
   integer_violations,
   load,
   read_file,
 )
-from pikelpn_jax.export import ops as int_ops  # noqa: E402
-from pikelpn_jax.export.forward import integer_values  # noqa: E402
+from pikelpn_jax.export import ops as int_ops
+from pikelpn_jax.export.forward import integer_values
+from tests.export.tiny_net import TinyNet, calibrated
 
 X_TEST = jax.random.normal(jax.random.PRNGKey(11), (6, 32, 32, 1)) * 1.5
 

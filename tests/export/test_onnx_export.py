@@ -5,7 +5,6 @@ import gzip
 import os
 import re
 import struct
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,13 +13,10 @@ import onnx
 import optax
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny_net import TinyNet  # noqa: E402
-
-from pikelpn_jax.data.sources import FMNIST_MEAN, FMNIST_STD, ArraySource  # noqa: E402
-from pikelpn_jax.export import lower_model  # noqa: E402
-from pikelpn_jax.export.forward import IntegerModel, device_tensors  # noqa: E402
-from pikelpn_jax.export.onnx_export import (  # noqa: E402
+from pikelpn_jax.data.sources import FMNIST_MEAN, FMNIST_STD, ArraySource
+from pikelpn_jax.export import lower_model
+from pikelpn_jax.export.forward import IntegerModel, device_tensors
+from pikelpn_jax.export.onnx_export import (
   compare_onnx,
   float_nodes,
   input_table,
@@ -28,6 +24,7 @@ from pikelpn_jax.export.onnx_export import (  # noqa: E402
   to_onnx,
   write_onnx,
 )
+from tests.export.tiny_net import TinyNet
 
 # The module fixture trains a small net and every test runs it through onnxruntime.
 pytestmark = pytest.mark.slow

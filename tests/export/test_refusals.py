@@ -1,17 +1,14 @@
 """Models without an exact integer form are refused with a message naming the layers."""
 
-import os
 import subprocess
 import sys
 
 import jax
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny_net import TinyNet  # noqa: E402
-
-from pikelpn_jax.export import ExportError, FloatLayerError, export_model, float_layers  # noqa: E402
-from pikelpn_jax.export.cli import saved_config  # noqa: E402
+from pikelpn_jax.export import ExportError, FloatLayerError, export_model, float_layers
+from pikelpn_jax.export.cli import saved_config
+from tests.export.tiny_net import TinyNet
 
 X = jax.random.normal(jax.random.PRNGKey(0), (2, 32, 32, 1))
 

@@ -1,12 +1,8 @@
 """Fixtures of the training tests: the tiny registered net and a trained tiny workdir."""
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tiny_model  # noqa: E402  (registers tiny_test_net)
+from tests.train import tiny_model  # registers tiny_test_net
 
 
 @pytest.fixture(scope="session")

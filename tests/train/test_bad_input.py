@@ -3,10 +3,10 @@
 import os
 
 import pytest
-import tiny_model
-from train_helpers import TINY_CONFIG, run_cli
 
 from pikelpn_jax.train import train_and_evaluate
+from tests.train import tiny_model
+from tests.train.train_helpers import TINY_CONFIG, run_cli
 
 
 def snapshot(path):
@@ -73,8 +73,7 @@ def test_mismatched_teacher_checkpoint(trained_tiny, tmp_path):
   teacher_dir, _ = trained_tiny
   wide = tmp_path / "wide_teacher.py"
   wide.write_text(
-    f"import sys; sys.path.insert(0, {os.path.dirname(TINY_CONFIG)!r})\n"
-    "from tiny_model import tiny_config\n"
+    "from tests.train.tiny_model import tiny_config\n"
     "def get_config(v=''):\n  c = tiny_config(); c.model.tiny_width = 6; return c\n"
   )
   c = tiny_model.tiny_config()

@@ -5,12 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tiny_model
 
 from pikelpn_jax.config_base import load_config
 from pikelpn_jax.layers import QConv, QDense
 from pikelpn_jax.models import build_model
 from pikelpn_jax.quant.config import act_quant, weight_quant
+from tests.train import tiny_model
 
 
 def quant_outputs(layer, x, variables=None):

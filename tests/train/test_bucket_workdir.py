@@ -14,11 +14,11 @@ import sys
 
 import pytest
 from etils import epath
-from train_helpers import HERE, free_port
 
 from pikelpn_jax import workdir as wd
 from pikelpn_jax.train import checkpoint
 from pikelpn_jax.train.loop import MetricsLog, write_json
+from tests.train.train_helpers import HERE, free_port
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-import tiny_model
 
 from pikelpn_jax.config_base import config_to_dict
 from pikelpn_jax.train import checkpoint
 from pikelpn_jax.train.loop import params_sha256
 from pikelpn_jax.train.optim import make_optimizer
 from pikelpn_jax.train.steps import FULL, StepFactory, TrainState, make_mesh
+from tests.train import tiny_model
 
 
 def test_restore_latest_returns_the_final_params(trained_tiny):

@@ -6,9 +6,8 @@ import json
 import os
 import shutil
 
-import tiny_model
-
 from pikelpn_jax.train import cli
+from tests.train import tiny_model
 
 
 def test_run_adds_the_acev2_report_of_the_final_checkpoint(trained_tiny, tmp_path, capsys):

@@ -12,12 +12,12 @@ import time
 
 import numpy as np
 import pytest
-import tiny_model
-from train_helpers import REPO, TINY_CONFIG, run_cli
 
 from pikelpn_jax.train import checkpoint
 from pikelpn_jax.train.loop import params_sha256
 from pikelpn_jax.train.steps import abstract_variables
+from tests.train import tiny_model
+from tests.train.train_helpers import REPO, TINY_CONFIG, repo_env, run_cli
 
 STEPS = 24
 RUN = (
@@ -163,6 +163,7 @@ def test_damaged_newest_checkpoint(trained_tiny, tmp_path, caplog):
     p = subprocess.run(
       [sys.executable, "-m", cli[0], "--config", TINY_CONFIG, "--workdir", work, *cli[1:]],
       cwd=REPO,
+      env=repo_env(),
       capture_output=True,
       text=True,
       timeout=300,

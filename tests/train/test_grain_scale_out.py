@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 import pytest
-import tiny_model
-from train_helpers import free_port, launch
 
 from pikelpn_jax.train import checkpoint
+from tests.train import tiny_model
+from tests.train.train_helpers import free_port, launch
 
 STEPS = 4
 

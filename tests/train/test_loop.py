@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tiny_model
-from train_helpers import TINY_CONFIG
 
 from pikelpn_jax.train import checkpoint, train_and_evaluate
 from pikelpn_jax.train.steps import Phase, init_variables, make_model, phase_at
+from tests.train import tiny_model
+from tests.train.train_helpers import TINY_CONFIG
 
 
 def read_metrics(workdir):

@@ -5,7 +5,8 @@ import os
 
 import numpy as np
 import pytest
-from train_helpers import run_cli
+
+from tests.train.train_helpers import run_cli
 
 RUN = (
   "--config.num_train_steps=4",

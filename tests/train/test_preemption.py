@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 import pytest
-from train_helpers import free_port, launch
+
+from tests.train.train_helpers import free_port, launch
 
 STEPS = 300  # a tiny step takes ~10 ms: jax's notice needs ~0.3 s to reach every process
 RUN = (

@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tiny_model
 
 from pikelpn_jax.config_base import REPO_ROOT, load_config
 from pikelpn_jax.data import InputPipeline
@@ -22,6 +21,7 @@ from pikelpn_jax.models import model_names
 from pikelpn_jax.train import steps as train_steps
 from pikelpn_jax.train.optim import make_optimizer
 from pikelpn_jax.train.steps import FULL, StepFactory, TrainState, global_batch, make_mesh
+from tests.train import tiny_model
 
 FAMILIES = [n for n in model_names() if not n.startswith(tiny_model.NAME)]
 # The variant each family trains here: a quantized one, so quantizers and their STEs are exercised.

@@ -1,10 +1,6 @@
 """Config file for the test-only tiny net: --config tests/train/tiny_config.py:tiny."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tiny_model import tiny_config  # noqa: E402
+from tests.train.tiny_model import tiny_config
 
 
 def get_config(variant: str = "tiny"):

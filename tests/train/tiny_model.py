@@ -6,9 +6,6 @@ separable block instead of thirteen, so a train step compiles in seconds on a 2-
 
 from __future__ import annotations
 
-import os
-import sys
-
 import flax.linen as nn
 
 from pikelpn_jax.models import register
@@ -16,7 +13,6 @@ from pikelpn_jax.models.common import ConvNorm, Head
 from pikelpn_jax.models.registry import _BUILDERS
 
 NAME = "tiny_test_net"
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class TinyNet(nn.Module):
@@ -53,8 +49,6 @@ if NAME not in _BUILDERS:
 
 def tiny_config(steps: int = 6, dataset: str = "synthetic", tiny_width: int = 4):
   """PikeLPN's fmnist quantization settings on the tiny net, synthetic 16×16×3 data, batch 8."""
-  if REPO not in sys.path:
-    sys.path.insert(0, REPO)
   from configs.pikelpn import get_config
 
   c = get_config("fmnist")

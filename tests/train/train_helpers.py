@@ -10,9 +10,17 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 TINY_CONFIG = os.path.join(HERE, "tiny_config.py") + ":tiny"
 
 
+def repo_env(**extra) -> dict:
+  """os.environ with the repository root first on PYTHONPATH (tiny_main.py and tiny_config.py
+  import `main`, `configs` and `tests.train.tiny_model` from it), plus `extra`."""
+  path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+  return dict(os.environ, PYTHONPATH=path, **extra)
+
+
 def run_cli(workdir, *overrides, devices=1, timeout=240, wait=True):
-  """python tests/train/tiny_main.py --config tiny --workdir W [--config.x=y ...] in a subprocess."""
-  env = dict(os.environ, PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu")
+  """python tests/train/tiny_main.py --config tiny --workdir W [--config.x=y ...] in a subprocess
+  (the repository root on PYTHONPATH)."""
+  env = repo_env(PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu")
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}" if devices > 1 else ""
   cmd = [
     sys.executable,
@@ -30,7 +38,7 @@ def run_cli(workdir, *overrides, devices=1, timeout=240, wait=True):
 
 def launch(workdir, *args):
   """tests/train/tiny_main.py in its own process group (so a kill also ends grain's workers)."""
-  env = dict(os.environ, PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu", XLA_FLAGS="")
+  env = repo_env(PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu", XLA_FLAGS="")
   cmd = [
     sys.executable,
     os.path.join(HERE, "tiny_main.py"),
