@@ -132,8 +132,8 @@ def scaled_affine(x, m, c, s, pow2_scale: bool):
   float batch norm's. Otherwise the VJP keeps autodiff's order of operations. For the layer on
   its own both are bit-identical to autodiff (tests/layers/test_norm_vjp.py); inside a whole
   train step XLA fuses the reductions differently, so trained weights differ from autodiff's in
-  the last bits, as after any change of summation order. The quantized/float train-step gap went
-  from ~1.2x to 1.11x (docs/benchmarks.md). Like the shift-and-add depthwise conv, it supports
+  the last bits, as after any change of summation order. It exists for speed: the quantized/float
+  train-step ratio with and without it is in docs/benchmarks.md. Like the shift-and-add depthwise conv, it supports
   reverse mode (grad) but not forward mode (jvp).
   """
   return _scaled_affine(x, m, c, s)
