@@ -125,13 +125,18 @@ def test_suite_runs_under_tcmalloc():
 
 
 def test_every_entry_point_script_preloads_tcmalloc():
-  """A new experiments/ script must call use_tcmalloc() too, or its timings quietly use glibc."""
+  """A new experiments/ script must run under tcmalloc too, or its timings quietly use glibc: the
+  package re-executes a script's process before the script loads (experiments/__init__.py), so
+  every script must live in a package directory under it (tests/experiments/test_package.py runs
+  one and reads the allocator it reports)."""
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  root = os.path.join(repo, "experiments")
+  init = open(os.path.join(root, "__init__.py")).read()
+  assert "use_tcmalloc()" in init and "_started_as_script()" in init
   scripts = []
-  for name in sorted(os.listdir(os.path.join(repo, "experiments"))):
-    path = os.path.join(repo, "experiments", name)
-    if name.endswith(".py") and os.path.isfile(path):
-      text = open(path).read()
-      if 'if __name__ == "__main__"' in text:
-        scripts.append((name, "use_tcmalloc()" in text))
-  assert scripts and [n for n, ok in scripts if not ok] == []
+  for d, _, files in os.walk(root):
+    for name in files:
+      if name.endswith(".py") and 'if __name__ == "__main__"' in open(os.path.join(d, name)).read():
+        scripts.append((os.path.relpath(os.path.join(d, name), repo), d))
+  assert len(scripts) > 10
+  assert [s for s, d in scripts if not os.path.isfile(os.path.join(d, "__init__.py"))] == []

@@ -31,10 +31,10 @@ def test_real_step_is_the_training_loops_step():
   assert (c.dataset.name, c.batch_size, c.model.width) == ("synthetic", 2, 0.25)
   step = train_step.RealStep(c)
   assert isinstance(step.steps, StepFactory) and step.batch == 2
-  assert int(step.state["step"]) == 0
+  assert int(step.state.step) == 0
   step.run()
   step.run()
-  assert int(step.state["step"]) == 2 and {"loss", "accuracy"} <= set(step.metrics)
+  assert int(step.state.step) == 2 and {"loss", "accuracy"} <= set(step.metrics)
 
 
 @pytest.mark.slow
