@@ -3,7 +3,9 @@
 gcp-storage-emulator, plus what tensorstore relies on and the emulator leaves out: the object's
 generation header on downloads, and the generation preconditions (ifGenerationMatch,
 ifGenerationNotMatch) on downloads and uploads. Without them tensorstore sees a cached read
-revalidated with the same generation and rejects it ("Malformed StorageGeneration").
+revalidated with the same generation and rejects it ("Malformed StorageGeneration"). Object moves
+(`…/moveTo/o/…`) are refused at once, as GCS does where the API is off: the emulator answers
+"not implemented", which gcsfs retries for half a minute before copying and deleting instead.
 """
 
 import os
@@ -57,6 +59,14 @@ def insert(request, response, storage, *args, **kwargs):
       return None
   return _insert(request, response, storage, *args, **kwargs)
 
+
+def move_refused(request, response, storage, *args, **kwargs):
+  response.status = HTTPStatus.BAD_REQUEST
+
+
+server.HANDLERS = (
+  (r"^/storage/v1/b/(?P<bucket_name>[-.\w]+)/o/.*/moveTo/o/.*$", {server.POST: move_refused}),
+) + tuple(server.HANDLERS)
 
 for _pattern, methods in server.HANDLERS:
   for method, handler in list(methods.items()):

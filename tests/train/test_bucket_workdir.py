@@ -34,6 +34,7 @@ def bucket():
     "STORAGE_EMULATOR_HOST": f"http://localhost:{port}",  # gcsfs (etils.epath)
     "TENSORSTORE_GCS_HTTP_URL": f"http://localhost:{port}",  # orbax's arrays
     "GOOGLE_CLOUD_PROJECT": "test",
+    "NO_GCE_CHECK": "true",  # gcsfs: no metadata-server probe for credentials
   }
   saved = {k: os.environ.get(k) for k in env}
   os.environ.update(env)
