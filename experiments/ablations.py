@@ -146,7 +146,8 @@ def settings_rows(settings, outcome, r, image_size, budget: int = 1):
   for name in settings:
     s = costs.acev2(setting_config(name, image_size))
     trained = costs.acev2(recipe.study_config(setting_config(name), r, 0))
-    recs = outcome.records.get(name if budget == 1 else long_row(name), {})
+    row = name if budget == 1 else long_row(name)
+    recs = outcome.records.get(row, {})
     tops = sweep.top1s(recs)
     mean, std, n = stats.mean_std(list(tops.values()))
     rows[name] = {
@@ -165,11 +166,52 @@ def settings_rows(settings, outcome, r, image_size, budget: int = 1):
       "top1_mean": mean,
       "top1_std": std,
       "n": n,
-      "missing_seeds": outcome.missing.get(name if budget == 1 else long_row(name), []),
+      "missing_seeds": outcome.missing.get(row, []),
       "records": {str(k): runs.record_name(v["key"]) for k, v in recs.items()},
       "numerics": {str(k): v.get("numerics") for k, v in recs.items()},
+      "by_numerics": by_numerics(outcome.versions.get(row, {})),
     }
   return rows
+
+
+def by_numerics(versions) -> dict:
+  """seed -> fingerprint -> {top1, record}: every record of a row's seeds (current and
+  superseded), so an effect can pair within the fingerprint its two rows share most."""
+  return {
+    str(k): {
+      str(fp): {"top1": rec.get("top1"), "record": rec["record_path"]}
+      for fp, rec in sorted(by_fp.items(), key=lambda kv: str(kv[0]))
+    }
+    for k, by_fp in sorted(versions.items())
+  }
+
+
+def pair_rows(on_row: dict, off_row: dict) -> dict:
+  """stats.pair_within_numerics over two rows' by_numerics (finished runs only; on a tie the
+  fingerprint more pairs of current records carry wins), with each kept seed's two record
+  paths."""
+
+  def values(row):
+    return {
+      int(k): {
+        (None if fp == "None" else fp): v for fp, v in by_fp.items() if v["top1"] is not None
+      }
+      for k, by_fp in row["by_numerics"].items()
+    }
+
+  current = {}  # fingerprint -> seeds whose two current records carry it
+  for k, fp in on_row["numerics"].items():
+    if fp and off_row["numerics"].get(k) == fp:
+      current[fp] = current.get(fp, 0) + 1
+  got = stats.pair_within_numerics(values(on_row), values(off_row), prefer=current)
+  return dict(
+    got,
+    on={k: v["top1"] for k, v in got["on"].items()},
+    off={k: v["top1"] for k, v in got["off"].items()},
+    records={
+      str(k): {"on": got["on"][k]["record"], "off": got["off"][k]["record"]} for k in got["seeds"]
+    },
+  )
 
 
 def settings_table(rows) -> str:
@@ -232,24 +274,15 @@ def settings_table(rows) -> str:
 
 def effects(rows, steps: int) -> list:
   """The paired effects between `rows` (one budget), each over the seeds whose two records share
-  the fingerprint most pairs have (stats.one_numerics); the other pairs are named, left out."""
+  the fingerprint most pairs have (stats.pair_within_numerics, over current and superseded
+  records); the other pairs are named, left out."""
   items = []
   for switch, off, on, claim in EFFECTS:
     if off not in rows or on not in rows:
       continue
     a, b = rows[off], rows[on]
-    ton = {int(k): v for k, v in b["top1"].items()}
-    toff = {int(k): v for k, v in a["top1"].items()}
-    both = sorted(k for k in ton if k in toff and ton[k] is not None and toff[k] is not None)
-    nums = stats.one_numerics(
-      {int(k): v for k, v in b["numerics"].items()},
-      {int(k): v for k, v in a["numerics"].items()},
-      both,
-    )
-    keep = set(nums["seeds"])
-    ci = stats.paired_interval(
-      {k: v for k, v in ton.items() if k in keep}, {k: v for k, v in toff.items() if k in keep}
-    )
+    nums = pair_rows(b, a)
+    ci = stats.paired_interval(nums["on"], nums["off"])
     items.append(
       {
         "switch": switch,
@@ -258,6 +291,7 @@ def effects(rows, steps: int) -> list:
         "steps": steps,
         "numerics": nums["numerics"],
         "left_out": nums["left_out"],
+        "records": nums["records"],
         "acev2_off_over_on": a["acev2"] / b["acev2"],
         "paired": ci,
         "claim": None
@@ -357,24 +391,27 @@ def convergence(outcome, quick) -> list:
     one = outcome.records.get(one_row) or {}
     two = outcome.records.get(two_row) or {}
     t1, t2 = sweep.top1s(one), sweep.top1s(two)
-    both = sorted(k for k in t1 if k in t2 and t1[k] is not None and t2[k] is not None)
-    nums = stats.one_numerics(
-      {k: r.get("numerics") for k, r in two.items()},
-      {k: r.get("numerics") for k, r in one.items()},
-      both,
+    nums = pair_rows(
+      *(
+        {
+          "by_numerics": by_numerics(outcome.versions.get(r, {})),
+          "numerics": {k: v.get("numerics") for k, v in recs.items()},
+        }
+        for r, recs in ((two_row, two), (one_row, one))
+      )
     )
-    keep = set(nums["seeds"])
-    ci = stats.paired_interval(
-      {k: v for k, v in t2.items() if k in keep}, {k: v for k, v in t1.items() if k in keep}
-    )
+    ci = stats.paired_interval(nums["on"], nums["off"])
     out.append(
       {
         "model": label,
         "row": row,
         "top1_x1": {str(k): v for k, v in t1.items()},
         "top1_x2": {str(k): v for k, v in t2.items()},
+        "paired_top1_x1": {str(k): v for k, v in nums["off"].items()},
+        "paired_top1_x2": {str(k): v for k, v in nums["on"].items()},
         "numerics": nums["numerics"],
         "left_out": nums["left_out"],
+        "records": {k: {"x2": v["on"], "x1": v["off"]} for k, v in nums["records"].items()},
         "paired": ci,
       }
     )
@@ -395,8 +432,8 @@ def convergence_table(items, r) -> str:
   for i in items:
     ci = i["paired"]
     keep = {str(k) for k in ci["seeds"]}
-    m1 = stats.mean_std([v for k, v in i["top1_x1"].items() if k in keep])[0]
-    m2 = stats.mean_std([v for k, v in i["top1_x2"].items() if k in keep])[0]
+    m1 = stats.mean_std([v for k, v in i["paired_top1_x1"].items() if k in keep])[0]
+    m2 = stats.mean_std([v for k, v in i["paired_top1_x2"].items() if k in keep])[0]
     under = "-"
     if ci["lo"] is not None:
       under = "yes" if ci["lo"] > -0.01 and ci["hi"] < 0.01 else "**no**"

@@ -275,6 +275,7 @@ def main(args) -> None:
     {**outcome_a.missing, **outcome_b.missing},
     outcome_a.trained + outcome_b.trained,
     outcome_b.runs_dir,
+    {**outcome_a.versions, **outcome_b.versions},
   )
   configs = {}
   for j in fixed + jobs:

@@ -140,6 +140,27 @@ class RunStore:
     os.replace(self.path(config), dest)
     return dest
 
+  def versions(self, config) -> Dict[Optional[str], Dict[str, Any]]:
+    """Every record of `config` by fingerprint: the current one and the superseded ones (a run
+    trained again at another fingerprint), each with `record_path` (relative to this directory)
+    added, so a table can pair two configs within whichever fingerprint both were trained at."""
+    out: Dict[Optional[str], Dict[str, Any]] = {}
+    stem = record_name(key(config))[: -len(".json")]
+    sup = os.path.join(self.dir, "superseded")
+    names = (
+      sorted(n for n in os.listdir(sup) if n.startswith(stem + "__")) if os.path.isdir(sup) else []
+    )
+    for name in names:
+      with open(os.path.join(sup, name)) as f:
+        rec = json.load(f)
+      if rec.get("key") != key(config):
+        raise ValueError(f"superseded record {name} holds key {rec.get('key')}, not {key(config)}")
+      out[rec.get("numerics")] = dict(rec, record_path=os.path.join("superseded", name))
+    current = self.get(config)
+    if current is not None:  # the current record wins a tie of fingerprints
+      out[current.get("numerics")] = dict(current, record_path=record_name(current["key"]))
+    return out
+
   def put(self, record: Dict[str, Any]) -> str:
     os.makedirs(self.dir, exist_ok=True)
     p = os.path.join(self.dir, record_name(record["key"]))

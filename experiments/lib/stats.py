@@ -92,30 +92,62 @@ def holm_verdicts(items: Sequence[Dict[str, object]], alpha: float = 0.05) -> li
 def one_numerics(
   on: Dict[int, Optional[str]], off: Dict[int, Optional[str]], seeds: Sequence[int]
 ) -> Dict[str, object]:
-  """The seeds whose two records share one fingerprint, chosen so an effect rests on one code.
+  """The seeds whose two records share one fingerprint, chosen so an effect rests on one code
+  (each side has one record per seed: `on[k]` and `off[k]` are their fingerprints).
 
   Pairs are grouped by fingerprint (a pair of two different fingerprints, or one unknown, is
   'mixed'); the group with the most pairs is kept (ties: the lexicographically larger
   fingerprint, deterministic). Returns {'numerics', 'seeds', 'left_out': [{seed, on, off}]}.
   """
-  groups: Dict[str, list] = {}
-  left = []
-  for k in seeds:
-    a, b = on.get(k), off.get(k)
-    if a is not None and a == b:
-      groups.setdefault(a, []).append(k)
+  got = pair_within_numerics(
+    {k: {on.get(k): None} for k in seeds}, {k: {off.get(k): None} for k in seeds}
+  )
+  return {k: got[k] for k in ("numerics", "seeds", "left_out")}
+
+
+def pair_within_numerics(
+  on: Dict[int, Dict[Optional[str], object]],
+  off: Dict[int, Dict[Optional[str], object]],
+  prefer: Optional[Dict[str, int]] = None,
+) -> Dict[str, object]:
+  """Pairs by seed within one fingerprint when a seed may have records at several: `on[k]` maps
+  each fingerprint at which seed k of one side was trained to its value (the current record and
+  the superseded ones, experiments/lib/runs.py), `off` likewise.
+
+  The fingerprint shared by the most seeds is kept (ties: the larger `prefer` weight, e.g. how
+  many pairs of current records carry it, so current records win over superseded ones; then
+  the lexicographically larger), and each
+  of its seeds contributes the two values trained at it. A seed both sides have but at no common
+  fingerprint is left out as 'mixed'; one they share only at other fingerprints as 'another
+  fingerprint'. An unknown fingerprint (None) never pairs. Returns {'numerics', 'seeds',
+  'left_out': [{seed, on, off, why}], 'on': {seed: value}, 'off': {seed: value}}.
+  """
+  both = sorted(k for k in on if k in off and on[k] and off[k])
+  common = {k: sorted(fp for fp in on[k] if fp is not None and fp in off[k]) for k in both}
+  counts: Dict[str, int] = {}
+  for fps in common.values():
+    for fp in fps:
+      counts[fp] = counts.get(fp, 0) + 1
+  prefer = prefer or {}
+  best = max(counts, key=lambda fp: (counts[fp], prefer.get(fp, 0), fp)) if counts else None
+  label = lambda side: (
+    "/".join(sorted(str(fp) for fp in side)) if len(side) > 1 else next(iter(side))
+  )
+  seeds, left = [], []
+  for k in both:
+    if best is not None and best in common[k]:
+      seeds.append(k)
+    elif common[k]:
+      fp = max(common[k])
+      left.append({"seed": k, "on": fp, "off": fp, "why": "another fingerprint"})
     else:
-      left.append({"seed": k, "on": a, "off": b, "why": "mixed"})
-  if not groups:
-    return {"numerics": None, "seeds": [], "left_out": left}
-  best = max(groups, key=lambda fp: (len(groups[fp]), fp))
-  for fp, ks in groups.items():
-    if fp != best:
-      left += [{"seed": k, "on": fp, "off": fp, "why": "another fingerprint"} for k in ks]
+      left.append({"seed": k, "on": label(on[k]), "off": label(off[k]), "why": "mixed"})
   return {
     "numerics": best,
-    "seeds": sorted(groups[best]),
-    "left_out": sorted(left, key=lambda x: x["seed"]),
+    "seeds": seeds,
+    "left_out": left,
+    "on": {k: on[k][best] for k in seeds},
+    "off": {k: off[k][best] for k in seeds},
   }
 
 

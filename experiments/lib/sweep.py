@@ -31,6 +31,10 @@ class Outcome:
   missing: Dict[str, List[int]]  # row -> seeds without a record
   trained: int  # runs trained by this invocation
   runs_dir: str = ""  # where the records are
+  # row -> seed -> fingerprint -> record: the current record and the superseded ones
+  versions: Dict[str, Dict[int, Dict[Optional[str], dict]]] = dataclasses.field(
+    default_factory=dict
+  )
 
 
 def run(
@@ -52,6 +56,7 @@ def run(
   every row, or only in `stale_rows` when given (the others keep their records whatever their
   fingerprint, e.g. a sweep that retrains one side of a comparison and none of the rest)."""
   records: Dict[str, Dict[int, dict]] = {}
+  versions: Dict[str, Dict[int, Dict[Optional[str], dict]]] = {}
   missing: Dict[str, List[int]] = {}
   trained = 0
   for job in jobs:
@@ -77,11 +82,14 @@ def run(
       trained += 1
     records.setdefault(job.row, {})
     missing.setdefault(job.row, [])
+    found = store.versions(job.config)
+    if found:
+      versions.setdefault(job.row, {})[job.seed] = found
     if rec is None:
       missing[job.row].append(job.seed)
     else:
       records[job.row][job.seed] = rec
-  return Outcome(records, missing, trained, store.dir)
+  return Outcome(records, missing, trained, store.dir, versions)
 
 
 def top1s(records: Dict[int, dict]) -> Dict[int, Optional[float]]:

@@ -85,6 +85,48 @@ def test_a_stale_record_is_superseded_and_trained_again(tmp_path):
   )
 
 
+def test_an_effect_pairs_superseded_records_when_their_fingerprint_has_more_pairs(tmp_path):
+  """One row retrained at a new fingerprint on seed 0 only: the effect keeps pairing the other
+  row with the superseded records (the old fingerprint holds more pairs), and the move of the
+  retrained row pairs its two budgets within the new one."""
+  from experiments import ablations
+
+  store = runs.RunStore(str(tmp_path / "runs"))
+  cfg = lambda name, k: recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, k)
+  on = [cfg("on", k) for k in (0, 1, 2)]
+  off = [c.copy_and_resolve_references() for c in on]
+  for c in off:
+    c.model.quantnorm = False
+  top = {}
+
+  def trainer(c, workdir):
+    v = 0.5 + 0.01 * c.seed + (0.0 if c.model.quantnorm else -0.02) + len(top) * 1e-4
+    top[workdir] = v
+    return {"eval_top1": v, "params_sha256": "p", "step": 2}
+
+  kw = dict(log=lambda m: None, trainer=trainer, commit="abc1234")
+  jobs = [sweep.Job("on", c, "t") for c in on] + [sweep.Job("off", c, "t") for c in off]
+  sweep.run(jobs, store, str(tmp_path / "w"), numerics="old", **kw)
+  out = sweep.run(jobs[:1], store, str(tmp_path / "w"), numerics="new", rerun_stale=True, **kw)
+  assert out.trained == 1 and set(out.versions["on"][0]) == {"old", "new"}
+  assert out.versions["on"][0]["old"]["record_path"].startswith("superseded/")
+  out = sweep.run(jobs, store, str(tmp_path / "w"), train=False, **kw)
+  assert out.records["on"][0]["numerics"] == "new"  # the table's current record
+  rows = {
+    name: {
+      "numerics": {str(k): r["numerics"] for k, r in out.records[name].items()},
+      "by_numerics": ablations.by_numerics(out.versions[name]),
+    }
+    for name in ("on", "off")
+  }
+  got = ablations.pair_rows(rows["on"], rows["off"])
+  assert got["numerics"] == "old" and got["seeds"] == [0, 1, 2]
+  assert got["records"]["0"]["on"].startswith("superseded/")
+  assert all(
+    v == pytest.approx(0.02, abs=1e-3) for v in (got["on"][k] - got["off"][k] for k in (0, 1, 2))
+  )
+
+
 def test_stale_rows_limit_which_rows_are_trained_again(tmp_path):
   store = runs.RunStore(str(tmp_path / "runs"))
   a, b = (recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, k) for k in (0, 1))
@@ -155,21 +197,46 @@ def _committed_ablations():
     return json.load(f)
 
 
+def _paired_records(item, steps, sides):
+  """Yields (seed, side, record) for each record an effect or convergence move pairs."""
+  for seed in item["paired"]["seeds"]:
+    paths = item["records"][str(seed)]
+    for side, row in sides:
+      rec = json.load(open(os.path.join(runs.DEFAULT_DIR, paths[side])))
+      assert rec["key"]["seed"] == seed and rec["key"]["steps"] == steps[side], (row, paths)
+      yield seed, side, row, rec
+
+
 def test_every_committed_effect_pairs_records_of_one_fingerprint():
   """results/ablations.json: each effect and convergence move rests on records that all carry
-  the effect's fingerprint (read from the records themselves, not from the table)."""
+  the effect's fingerprint, of the rows' own configs, with the top-1 the interval used (read
+  from the records themselves, current or superseded, not from the table)."""
   data = _committed_ablations()
-  tables = {
-    data["recipe"]["steps"]: data["settings"],
-    2 * data["recipe"]["steps"]: data.get("settings_x2", {}),
-  }
+  steps = data["recipe"]["steps"]
+  tables = {steps: data["settings"], 2 * steps: data.get("settings_x2", {})}
+  checked = 0
   for e in data["effects"]:
     if not e["paired"]["n"]:
       continue
     assert e["numerics"], e["switch"]
     rows = tables[e["steps"]]
-    for seed in e["paired"]["seeds"]:
-      for side in (e["on"], e["off"]):
-        name = rows[side]["records"][str(seed)]
-        rec = json.load(open(os.path.join(runs.DEFAULT_DIR, name)))
-        assert rec["numerics"] == e["numerics"], (e["switch"], e["steps"], seed, side)
+    diffs = {}
+    for seed, side, row, rec in _paired_records(
+      e, {"on": e["steps"], "off": e["steps"]}, (("on", e["on"]), ("off", e["off"]))
+    ):
+      assert rec["numerics"] == e["numerics"], (e["switch"], e["steps"], seed, side)
+      current = next(iter(rows[row]["records"].values()))
+      assert rec["key"]["config_hash"] == current.split("_s")[0], (e["switch"], row, seed)
+      diffs[seed] = diffs.get(seed, 0.0) + (rec["top1"] if side == "on" else -rec["top1"])
+      checked += 1
+    mean = sum(diffs.values()) / len(diffs)
+    assert mean == pytest.approx(e["paired"]["mean"], abs=1e-9), e["switch"]
+  for c in data["convergence"]:
+    if not c["paired"]["n"]:
+      continue
+    for seed, side, _row, rec in _paired_records(
+      c, {"x1": steps, "x2": 2 * steps}, (("x1", c["row"]), ("x2", c["row"]))
+    ):
+      assert rec["numerics"] == c["numerics"], (c["model"], seed, side)
+      checked += 1
+  assert checked > 0

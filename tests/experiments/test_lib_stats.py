@@ -98,3 +98,16 @@ def test_one_numerics_keeps_the_largest_group_and_names_the_rest():
     "seeds": [],
     "left_out": [{"seed": 0, "on": None, "off": None, "why": "mixed"}],
   }
+
+
+def test_pairing_within_numerics_uses_any_record_of_a_seed():
+  # seed 0 was trained at two fingerprints on the "on" side: its old record pairs with "off"
+  on = {0: {"new": 0.9, "old": 0.8}, 1: {"old": 0.81}, 2: {"new": 0.7}}
+  off = {0: {"old": 0.78}, 1: {"old": 0.8}, 2: {"x": 0.6}, 3: {"old": 0.5}}
+  got = stats.pair_within_numerics(on, off)
+  assert got["numerics"] == "old" and got["seeds"] == [0, 1]
+  assert got["on"] == {0: 0.8, 1: 0.81} and got["off"] == {0: 0.78, 1: 0.8}
+  assert got["left_out"] == [{"seed": 2, "on": "new", "off": "x", "why": "mixed"}]
+  # a tie goes to the preferred fingerprint, whatever its name
+  tie = stats.pair_within_numerics({0: {"a": 1}, 1: {"z": 2}}, {0: {"a": 1}, 1: {"z": 2}}, {"a": 1})
+  assert tie["numerics"] == "a" and tie["left_out"][0]["why"] == "another fingerprint"
