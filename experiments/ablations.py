@@ -169,49 +169,9 @@ def settings_rows(settings, outcome, r, image_size, budget: int = 1):
       "missing_seeds": outcome.missing.get(row, []),
       "records": {str(k): runs.record_name(v["key"]) for k, v in recs.items()},
       "numerics": {str(k): v.get("numerics") for k, v in recs.items()},
-      "by_numerics": by_numerics(outcome.versions.get(row, {})),
+      "by_numerics": sweep.by_numerics(outcome.versions.get(row, {})),
     }
   return rows
-
-
-def by_numerics(versions) -> dict:
-  """seed -> fingerprint -> {top1, record}: every record of a row's seeds (current and
-  superseded), so an effect can pair within the fingerprint its two rows share most."""
-  return {
-    str(k): {
-      str(fp): {"top1": rec.get("top1"), "record": rec["record_path"]}
-      for fp, rec in sorted(by_fp.items(), key=lambda kv: str(kv[0]))
-    }
-    for k, by_fp in sorted(versions.items())
-  }
-
-
-def pair_rows(on_row: dict, off_row: dict) -> dict:
-  """stats.pair_within_numerics over two rows' by_numerics (finished runs only; on a tie the
-  fingerprint more pairs of current records carry wins), with each kept seed's two record
-  paths."""
-
-  def values(row):
-    return {
-      int(k): {
-        (None if fp == "None" else fp): v for fp, v in by_fp.items() if v["top1"] is not None
-      }
-      for k, by_fp in row["by_numerics"].items()
-    }
-
-  current = {}  # fingerprint -> seeds whose two current records carry it
-  for k, fp in on_row["numerics"].items():
-    if fp and off_row["numerics"].get(k) == fp:
-      current[fp] = current.get(fp, 0) + 1
-  got = stats.pair_within_numerics(values(on_row), values(off_row), prefer=current)
-  return dict(
-    got,
-    on={k: v["top1"] for k, v in got["on"].items()},
-    off={k: v["top1"] for k, v in got["off"].items()},
-    records={
-      str(k): {"on": got["on"][k]["record"], "off": got["off"][k]["record"]} for k in got["seeds"]
-    },
-  )
 
 
 def settings_table(rows) -> str:
@@ -281,7 +241,7 @@ def effects(rows, steps: int) -> list:
     if off not in rows or on not in rows:
       continue
     a, b = rows[off], rows[on]
-    nums = pair_rows(b, a)
+    nums = sweep.pair_rows(b, a)
     ci = stats.paired_interval(nums["on"], nums["off"])
     items.append(
       {
@@ -391,10 +351,10 @@ def convergence(outcome, quick) -> list:
     one = outcome.records.get(one_row) or {}
     two = outcome.records.get(two_row) or {}
     t1, t2 = sweep.top1s(one), sweep.top1s(two)
-    nums = pair_rows(
+    nums = sweep.pair_rows(
       *(
         {
-          "by_numerics": by_numerics(outcome.versions.get(r, {})),
+          "by_numerics": sweep.by_numerics(outcome.versions.get(r, {})),
           "numerics": {k: v.get("numerics") for k, v in recs.items()},
         }
         for r, recs in ((two_row, two), (one_row, one))

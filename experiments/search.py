@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 
-from experiments.lib import costs, recipe, results, runs, stats, sweep, zoo
+from experiments.lib import costs, numerics, recipe, results, runs, stats, sweep, zoo
 from experiments.lib import search_rows as sr
 from experiments.lib.common import markdown_table
 
@@ -139,6 +139,12 @@ def searched_jobs(searcher, budgets, sens_measured, r, seeds, log):
   return jobs, found
 
 
+def seed_major(jobs):
+  """Every job of seed k before any of seed k + 1, in the given order within a seed: an
+  interrupted sweep holds whole pairs, trained by one process on one machine."""
+  return sorted(jobs, key=lambda j: j.seed)
+
+
 def row_stats(outcome, configs):
   """Per row: top-1 per seed, mean ± std, missing seeds, and the ACEv2 of its seed's config
   (random allocations differ per seed: their mean ACEv2)."""
@@ -156,6 +162,8 @@ def row_stats(outcome, configs):
       "missing_seeds": outcome.missing.get(row, []),
       "acev2": sum(prices) / len(prices) if prices else None,
       "acev2_max": max(prices) if prices else None,
+      "numerics": {str(k): v.get("numerics") for k, v in recs.items()},
+      "by_numerics": sweep.by_numerics(outcome.versions.get(row, {})),
     }
   return out
 
@@ -175,15 +183,16 @@ def comparisons(rows, budgets):
   for a, b, bound in pairs:
     if a not in rows or b not in rows:
       continue
-    ci = stats.paired_interval(
-      {int(k): v for k, v in rows[a]["top1"].items()},
-      {int(k): v for k, v in rows[b]["top1"].items()},
-    )
+    nums = sweep.pair_rows(rows[a], rows[b])  # within one fingerprint, as the ablations
+    ci = stats.paired_interval(nums["on"], nums["off"])
     out.append(
       {
         "searched": a,
         "against": b,
         "paired": ci,
+        "numerics": nums["numerics"],
+        "left_out": nums["left_out"],
+        "records": nums["records"],
         "acev2": [rows[a]["acev2"], rows[b]["acev2"]],
         "goal": None if bound is None else {"bound": bound, "check": _check(ci, bound)},
       }
@@ -264,19 +273,13 @@ def main(args) -> None:
   if args.quick:  # one budget keeps the quick run short; the full study uses all three
     budgets = {"uniform3": budgets["uniform3"]}
   clock.log(f"budgets (fixed from configs): {budgets}")
-  fixed = fixed_jobs(r, seeds, args.quick)
-  outcome_a = sweep.run_from_args(args, NAME, fixed, clock.log)
   searcher = sr.Searcher.build(r, args.quick, clock.log)
+  # the reference model (trained first when absent) and the searches come before any run, so
+  # every run of seed k (fixed rows, searched, random) is trained before any of seed k + 1
   sens = measured_sensitivity(searcher, r, args, clock.log)
+  fixed = fixed_jobs(r, seeds, args.quick)
   jobs, found = searched_jobs(searcher, budgets, sens, r, seeds, clock.log)
-  outcome_b = sweep.run_from_args(args, NAME, jobs, clock.log)
-  outcome = sweep.Outcome(
-    {**outcome_a.records, **outcome_b.records},
-    {**outcome_a.missing, **outcome_b.missing},
-    outcome_a.trained + outcome_b.trained,
-    outcome_b.runs_dir,
-    {**outcome_a.versions, **outcome_b.versions},
-  )
+  outcome = sweep.run_from_args(args, NAME, seed_major(fixed + jobs), clock.log)
   configs = {}
   for j in fixed + jobs:
     configs.setdefault(j.row, []).append(j.config)
@@ -307,6 +310,8 @@ def main(args) -> None:
       labels.get(i["against"]),
       f"{zoo.si(i['acev2'][0])} vs {zoo.si(i['acev2'][1])}",
       describe_ci(i["paired"]),
+      f"{i['paired']['n']}" + (f" ({len(i['left_out'])} left out)" if i["left_out"] else ""),
+      f"`{numerics.short(i['numerics'])}`" if i["numerics"] else "-",
       i["paired"]["verdict"],
       _goal_words(i["goal"]),
     ]
@@ -337,11 +342,16 @@ def main(args) -> None:
         "against",
         "ACEv2 (searched vs other)",
         "top-1 points: mean [95 % CI]",
+        "pairs",
+        "numerics",
         "verdict",
         "goal",
       ],
       cmp_body,
     ),
+    "Each comparison pairs seeds within one numerics fingerprint (the code, libraries and CPU "
+    "that trained a record, experiments/lib/numerics.py): the fingerprint the most seeds of both "
+    "rows share; a seed whose two records differ in it is left out and counted.",
     "A goal is *supported* when the whole interval lies at or above its bound, *contradicted* "
     "when it lies below, *not settled* otherwise.",
     "## Searched configs",

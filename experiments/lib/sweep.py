@@ -11,7 +11,7 @@ import dataclasses
 import os
 from typing import Any, Callable, Collection, Dict, List, Optional, Sequence
 
-from experiments.lib import runs
+from experiments.lib import runs, stats
 
 
 @dataclasses.dataclass
@@ -94,6 +94,46 @@ def run(
 
 def top1s(records: Dict[int, dict]) -> Dict[int, Optional[float]]:
   return {s: r.get("top1") for s, r in records.items()}
+
+
+def by_numerics(versions) -> dict:
+  """seed -> fingerprint -> {top1, record}: every record of a row's seeds (current and
+  superseded), so an effect can pair within the fingerprint its two rows share most."""
+  return {
+    str(k): {
+      str(fp): {"top1": rec.get("top1"), "record": rec["record_path"]}
+      for fp, rec in sorted(by_fp.items(), key=lambda kv: str(kv[0]))
+    }
+    for k, by_fp in sorted(versions.items())
+  }
+
+
+def pair_rows(on_row: dict, off_row: dict) -> dict:
+  """stats.pair_within_numerics over two rows' by_numerics (finished runs only; on a tie the
+  fingerprint more pairs of current records carry wins), with each kept seed's two record
+  paths."""
+
+  def values(row):
+    return {
+      int(k): {
+        (None if fp == "None" else fp): v for fp, v in by_fp.items() if v["top1"] is not None
+      }
+      for k, by_fp in row["by_numerics"].items()
+    }
+
+  current = {}  # fingerprint -> seeds whose two current records carry it
+  for k, fp in on_row["numerics"].items():
+    if fp and off_row["numerics"].get(k) == fp:
+      current[fp] = current.get(fp, 0) + 1
+  got = stats.pair_within_numerics(values(on_row), values(off_row), prefer=current)
+  return dict(
+    got,
+    on={k: v["top1"] for k, v in got["on"].items()},
+    off={k: v["top1"] for k, v in got["off"].items()},
+    records={
+      str(k): {"on": got["on"][k]["record"], "off": got["off"][k]["record"]} for k in got["seeds"]
+    },
+  )
 
 
 def incomplete_note(missing: Dict[str, List[int]], names: Dict[str, str]) -> str:

@@ -89,7 +89,6 @@ def test_an_effect_pairs_superseded_records_when_their_fingerprint_has_more_pair
   """One row retrained at a new fingerprint on seed 0 only: the effect keeps pairing the other
   row with the superseded records (the old fingerprint holds more pairs), and the move of the
   retrained row pairs its two budgets within the new one."""
-  from experiments import ablations
 
   store = runs.RunStore(str(tmp_path / "runs"))
   cfg = lambda name, k: recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, k)
@@ -115,11 +114,11 @@ def test_an_effect_pairs_superseded_records_when_their_fingerprint_has_more_pair
   rows = {
     name: {
       "numerics": {str(k): r["numerics"] for k, r in out.records[name].items()},
-      "by_numerics": ablations.by_numerics(out.versions[name]),
+      "by_numerics": sweep.by_numerics(out.versions[name]),
     }
     for name in ("on", "off")
   }
-  got = ablations.pair_rows(rows["on"], rows["off"])
+  got = sweep.pair_rows(rows["on"], rows["off"])
   assert got["numerics"] == "old" and got["seeds"] == [0, 1, 2]
   assert got["records"]["0"]["on"].startswith("superseded/")
   assert all(

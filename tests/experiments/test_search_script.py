@@ -58,8 +58,17 @@ def test_budgets_that_moved_are_refused(tmp_path, monkeypatch):
 def test_comparisons_pair_seeds_and_check_the_goal():
   from experiments.search import comparisons
 
-  def row(tops, acev2):
-    return {"top1": {str(k): v for k, v in enumerate(tops)}, "acev2": acev2}
+  def row(tops, acev2, fps=None):
+    fps = fps or ["fp"] * len(tops)
+    return {
+      "top1": {str(k): v for k, v in enumerate(tops)},
+      "acev2": acev2,
+      "numerics": {str(k): fp for k, fp in enumerate(fps)},
+      "by_numerics": {
+        str(k): {fp: {"top1": v, "record": f"r{k}.json"}}
+        for k, (v, fp) in enumerate(zip(tops, fps))
+      },
+    }
 
   rows = {
     "measured@uniform3": row([0.80, 0.82, 0.81, 0.83, 0.80], 99),
@@ -74,3 +83,22 @@ def test_comparisons_pair_seeds_and_check_the_goal():
   vs_random = items[("measured@uniform3", "random@uniform3")]
   assert vs_random["paired"]["mean"] == pytest.approx(0.0)
   assert vs_random["goal"]["check"] == "not settled"
+  # a seed trained at another fingerprint on one side is left out, named, not paired
+  rows["uniform3"] = row([0.78, 0.80, 0.79, 0.81, 0.0], 100, ["fp"] * 4 + ["other"])
+  items = {(i["searched"], i["against"]): i for i in comparisons(rows, {"uniform3": 100})}
+  mixed = items[("measured@uniform3", "uniform3")]
+  assert mixed["paired"]["n"] == 4 and mixed["numerics"] == "fp"
+  assert mixed["left_out"] == [{"seed": 4, "on": "fp", "off": "other", "why": "mixed"}]
+  assert mixed["paired"]["mean"] == pytest.approx(0.02)
+
+
+def test_the_study_trains_seed_major():
+  """Every run of seed k (fixed rows, then searched ones) before any of seed k + 1."""
+  from experiments.lib import recipe, sweep
+  from experiments.search import fixed_jobs, seed_major
+
+  fixed = fixed_jobs(recipe.QUICK, (0, 1), quick=True)
+  searched = [sweep.Job(f"m@{b}", j.config, "") for b in ("a", "b") for j in fixed[:1] + fixed[-1:]]
+  order = [(j.seed, j.row) for j in seed_major(fixed + searched)]
+  assert [k for k, _ in order] == sorted(k for k, _ in order)
+  assert [r for k, r in order if k == 0] == [j.row for j in fixed + searched if j.seed == 0]
