@@ -320,13 +320,14 @@ def effects_table(items) -> str:
 
 def left_out_note(items) -> str:
   """Names every pair an effect leaves out because its records' fingerprints differ: one line
-  per effect, each seed with its on/off fingerprints."""
-  fp = lambda v: f"`{numerics.short(v)}`" if v else "none"
+  per effect, each seed with its on and off fingerprints (all of a side's, when it was trained
+  at several)."""
+  fp = lambda v: " or ".join(f"`{numerics.short(p)}`" for p in v.split("|")) if v else "none"
   lines = []
   for i in items:
     if i["left_out"]:
-      seeds = ", ".join(
-        f"{x['seed']} ({fp(x['on'])}/{fp(x['off'])})"
+      seeds = "; ".join(
+        f"{x['seed']} (on {fp(x['on'])}, off {fp(x['off'])})"
         if x["on"] != x["off"]
         else f"{x['seed']} ({fp(x['on'])})"
         for x in i["left_out"]

@@ -110,11 +110,13 @@ def canary_results(repo: str, quick: bool = False, log=print) -> Dict[str, Dict[
 
 
 def short(fp: Optional[str]) -> str:
-  """A fingerprint as tables print it: its first 8 hex digits ('quick-' kept), or 'none'."""
+  """A fingerprint as tables print it: its first 8 hex digits ('quick-', 'legacy-' and a legacy
+  stamp's '@<commit>' kept), or 'none'."""
   if not fp:
     return "none"
+  fp, at, commit = fp.partition("@")
   prefix = "".join(p + "-" for p in fp.split("-")[:-1])
-  return prefix + fp.split("-")[-1][:8]
+  return prefix + fp.split("-")[-1][:8] + at + commit
 
 
 def library_versions() -> Dict[str, str]:

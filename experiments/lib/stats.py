@@ -130,8 +130,9 @@ def pair_within_numerics(
       counts[fp] = counts.get(fp, 0) + 1
   prefer = prefer or {}
   best = max(counts, key=lambda fp: (counts[fp], prefer.get(fp, 0), fp)) if counts else None
+  # a side trained at several fingerprints is named by all of them, "|"-separated
   label = lambda side: (
-    "/".join(sorted(str(fp) for fp in side)) if len(side) > 1 else next(iter(side))
+    "|".join(sorted(str(fp) for fp in side)) if len(side) > 1 else next(iter(side))
   )
   seeds, left = [], []
   for k in both:

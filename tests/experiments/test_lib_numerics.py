@@ -165,16 +165,19 @@ def test_backfill_stamps_records_by_commit_and_says_how(tmp_path):
   some = numerics_backfill.backfill(
     str(tmp_path), log=lambda m: None, fingerprint=fake, commits=["bbb2222"]
   )
-  assert some == {"bbb2222": "legacy-fp-bbb2222"} and asked == ["bbb2222"]
+  assert some == {"bbb2222": "legacy-fp-bbb2222@bbb2222"} and asked == ["bbb2222"]
   done = numerics_backfill.backfill(str(tmp_path), log=lambda m: None, fingerprint=fake)
-  assert done == {"aaa1111": "legacy-fp-aaa1111", "aaa1111+dirty": "legacy-fp-aaa1111"}
+  assert done == {
+    "aaa1111": "legacy-fp-aaa1111@aaa1111",
+    "aaa1111+dirty": "legacy-fp-aaa1111@aaa1111",
+  }
   recs = {
     r["key"]["seed"]: r for r in (json.load(open(tmp_path / n)) for n in os.listdir(tmp_path))
   }
   assert [recs[s]["numerics"] for s in (0, 1, 2)] == [
-    "legacy-fp-aaa1111",
-    "legacy-fp-aaa1111",
-    "legacy-fp-bbb2222",
+    "legacy-fp-aaa1111@aaa1111",
+    "legacy-fp-aaa1111@aaa1111",
+    "legacy-fp-bbb2222@bbb2222",
   ]
   assert "not recorded" in recs[0]["numerics_from"]
   assert "dirty tree" in recs[1]["numerics_from"] and "dirty" not in recs[0]["numerics_from"]
@@ -188,7 +191,42 @@ def test_backfill_stamps_records_by_commit_and_says_how(tmp_path):
   with open(tmp_path / "superseded" / "x_s7_n2__unknown.json", "w") as f:
     json.dump(rec, f)
   numerics_backfill.backfill(str(tmp_path), log=lambda m: None, fingerprint=fake)
-  assert os.listdir(tmp_path / "superseded") == ["x_s7_n2__legacy-fp-ccc3333.json"]
+  assert os.listdir(tmp_path / "superseded") == ["x_s7_n2__legacy-fp-ccc3333@ccc3333.json"]
+
+
+def test_older_legacy_stamps_are_split_by_the_commit_that_wrote_them(tmp_path):
+  """'legacy-<fp>' grouped records of several machines: the restamp keys them by commit too, so
+  records of two commits no longer pair; superseded names follow; a second pass changes nothing."""
+  from experiments import numerics_backfill
+
+  base = recipe.study_config(zoo.load("pikelpn.py:1x"), recipe.QUICK, 0)
+  store = runs.RunStore(str(tmp_path))
+  for seed, commit in ((0, "aaa1111"), (1, "bbb2222+dirty")):
+    c = base.copy_and_resolve_references()
+    c.seed = seed
+    store.put(runs.make_record(c, {"eval_top1": 0.1}, 1.0, commit=commit, numerics="legacy-fp"))
+  c = base.copy_and_resolve_references()
+  c.seed = 2
+  store.put(runs.make_record(c, {"eval_top1": 0.1}, 1.0, commit="ccc3333", numerics="measured"))
+  c.seed = 3
+  os.makedirs(tmp_path / "superseded")
+  rec = runs.make_record(c, {"eval_top1": 0.1}, 1.0, commit="ddd4444", numerics="legacy-fp")
+  with open(tmp_path / "superseded" / "x_s3_n2__legacy-fp.json", "w") as f:
+    json.dump(rec, f)
+  assert numerics_backfill.restamp_sessions(str(tmp_path), log=lambda m: None) == 3
+  recs = {
+    r["key"]["seed"]: r
+    for r in (json.load(open(tmp_path / n)) for n in os.listdir(tmp_path) if n.endswith(".json"))
+  }
+  assert [recs[k]["numerics"] for k in (0, 1, 2)] == [
+    "legacy-fp@aaa1111",
+    "legacy-fp@bbb2222",
+    "measured",
+  ]
+  assert "split by the commit" in recs[1]["numerics_from"]
+  assert os.listdir(tmp_path / "superseded") == ["x_s3_n2__legacy-fp@ddd4444.json"]
+  assert numerics_backfill.restamp_sessions(str(tmp_path), log=lambda m: None) == 0
+  assert numerics.short("legacy-a134f3afd64e38b0@35e0bb9") == "legacy-a134f3af@35e0bb9"
 
 
 def _committed_ablations():
