@@ -89,22 +89,6 @@ def holm_verdicts(items: Sequence[Dict[str, object]], alpha: float = 0.05) -> li
   return out
 
 
-def one_numerics(
-  on: Dict[int, Optional[str]], off: Dict[int, Optional[str]], seeds: Sequence[int]
-) -> Dict[str, object]:
-  """The seeds whose two records share one fingerprint, chosen so an effect rests on one code
-  (each side has one record per seed: `on[k]` and `off[k]` are their fingerprints).
-
-  Pairs are grouped by fingerprint (a pair of two different fingerprints, or one unknown, is
-  'mixed'); the group with the most pairs is kept (ties: the lexicographically larger
-  fingerprint, deterministic). Returns {'numerics', 'seeds', 'left_out': [{seed, on, off}]}.
-  """
-  got = pair_within_numerics(
-    {k: {on.get(k): None} for k in seeds}, {k: {off.get(k): None} for k in seeds}
-  )
-  return {k: got[k] for k in ("numerics", "seeds", "left_out")}
-
-
 def pair_within_numerics(
   on: Dict[int, Dict[Optional[str], object]],
   off: Dict[int, Dict[Optional[str], object]],

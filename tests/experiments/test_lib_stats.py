@@ -81,10 +81,11 @@ def test_holm_hand_computed():
   assert stats.holm_verdicts([{"p": 0.03, "mean": 1.0}] * 2)[0][1] == stats.NO_EFFECT
 
 
-def test_one_numerics_keeps_the_largest_group_and_names_the_rest():
+def test_pairing_keeps_the_largest_fingerprint_group_and_names_the_rest():
   on = {0: "a", 1: "b", 2: "b", 3: "b", 4: None, 5: "a"}
   off = {0: "a", 1: "b", 2: "b", 3: "c", 4: None, 5: "a"}
-  got = stats.one_numerics(on, off, [0, 1, 2, 3, 4, 5])
+  one = lambda side: {k: {fp: 0.5} for k, fp in side.items()}  # one record per seed
+  got = stats.pair_within_numerics(one(on), one(off))
   # a: seeds 0, 5; b: seeds 1, 2 → tie at 2, the larger name wins; 3 mixes, 4 is unknown
   assert got["numerics"] == "b" and got["seeds"] == [1, 2]
   assert [(x["seed"], x["why"]) for x in got["left_out"]] == [
@@ -93,11 +94,9 @@ def test_one_numerics_keeps_the_largest_group_and_names_the_rest():
     (4, "mixed"),
     (5, "another fingerprint"),
   ]
-  assert stats.one_numerics({0: None}, {0: None}, [0]) == {
-    "numerics": None,
-    "seeds": [],
-    "left_out": [{"seed": 0, "on": None, "off": None, "why": "mixed"}],
-  }
+  got = stats.pair_within_numerics({0: {None: 0.5}}, {0: {None: 0.5}})
+  assert (got["numerics"], got["seeds"]) == (None, [])
+  assert got["left_out"] == [{"seed": 0, "on": None, "off": None, "why": "mixed"}]
 
 
 def test_pairing_within_numerics_uses_any_record_of_a_seed():
