@@ -24,10 +24,12 @@ results/ablations.{md,json}.
     python -m experiments.ablations --rerun_stale ...  # also retrains records of another
                                            # fingerprint than this machine's
     python -m experiments.ablations --settings all_on,quantnorm_off,double_quant_off,dq_fixed \
-        --long_seeds 0,1,...,9 --rerun_stale_rows all_on,conv_float_x1,conv_float_x2
-                                           # the 4000-step effects and the convergence pairs
-                                           # at this machine's fingerprint, keeping the
-                                           # 2000-step effects' records
+        --long_seeds 0,1,...,9 --convergence_seeds 0,1,2,3,4 \
+        --rerun_stale_rows all_on,conv_float_x1,conv_float_x2
+                                           # the 4000-step effects on 10 seeds and the
+                                           # convergence pairs on 5, at this machine's
+                                           # fingerprint, keeping the 2000-step effects'
+                                           # records
     python -m experiments.ablations --no_train         # tables from the records that exist
     python -m experiments.ablations --quick --out_dir /tmp/x
 """
@@ -108,13 +110,19 @@ def seeds_by_setting(settings, seeds, claim_seeds=()) -> dict:
   return {n: tuple(seeds) + (tuple(extra) if n in CLAIM_SETTINGS else ()) for n in settings}
 
 
-def jobs(settings, seeds, r: recipe.Recipe, quick: bool, claim_seeds=(), long_seeds=(0,)):
+def jobs(
+  settings, seeds, r: recipe.Recipe, quick: bool, claim_seeds=(), long_seeds=(0,), float_seeds=None
+):
   """Seed-major: every run of seed k (the settings, then those of LONG_SETTINGS at twice the
-  budget and float MobileNetV1 at both budgets when k is a long seed) before any run of seed
-  k + 1, so an interrupted sweep holds whole pairs, trained by one process on one machine. The
-  claim seeds beyond `seeds` come after the base seeds (seeds_by_setting)."""
+  budget when k is a long seed, and float MobileNetV1 at both budgets when k is a float seed,
+  by default the long seeds) before any run of seed k + 1, so an interrupted sweep holds whole
+  pairs, trained by one process on one machine. The claim seeds beyond `seeds` come after the
+  base seeds (seeds_by_setting)."""
   per = seeds_by_setting(settings, seeds, claim_seeds)
-  order = list(dict.fromkeys([k for n in settings for k in per[n]] + list(long_seeds)))
+  float_seeds = tuple(long_seeds if float_seeds is None else float_seeds)
+  order = list(
+    dict.fromkeys([k for n in settings for k in per[n]] + list(long_seeds) + list(float_seeds))
+  )
   order = [k for k in seeds if k in order] + [k for k in order if k not in seeds]
   longs = [n for n in LONG_SETTINGS if n in settings]
   out = []
@@ -124,12 +132,11 @@ def jobs(settings, seeds, r: recipe.Recipe, quick: bool, claim_seeds=(), long_se
         out.append(
           sweep.Job(name, recipe.study_config(setting_config(name), r, seed), f"ablations/{name}")
         )
-    if seed not in long_seeds:
-      continue
-    for name in longs:
-      c = recipe.study_config(setting_config(name), r, seed, steps=2 * r.steps)
-      out.append(sweep.Job(long_row(name), c, f"ablations/{name}, 2× budget"))
-    if not quick:
+    if seed in long_seeds:
+      for name in longs:
+        c = recipe.study_config(setting_config(name), r, seed, steps=2 * r.steps)
+        out.append(sweep.Job(long_row(name), c, f"ablations/{name}, 2× budget"))
+    if seed in float_seeds and not quick:
       for mult in (1, 2):
         c = recipe.study_config(zoo.load(FLOAT_REF), r, seed, steps=mult * r.steps)
         out.append(sweep.Job(f"conv_float_x{mult}", c, f"MobileNetV1 fp32, {mult}× budget"))
@@ -477,10 +484,15 @@ def main(args) -> None:
     seeds = (0, 1)
   if args.quick and args.long_seeds == DEFAULT_LONG_SEEDS:
     long_seeds = (0,)
+  float_seeds = (
+    parse_seeds(args.convergence_seeds, "--convergence_seeds")
+    if args.convergence_seeds
+    else long_seeds
+  )
   per = seeds_by_setting(settings, seeds, claim_seeds)
   size = 32 if args.quick else None
   outcome = sweep.run_from_args(
-    args, NAME, jobs(settings, seeds, r, args.quick, claim_seeds, long_seeds), clock.log
+    args, NAME, jobs(settings, seeds, r, args.quick, claim_seeds, long_seeds, float_seeds), clock.log
   )
   rows = settings_rows(settings, outcome, r, size)
   longs = [n for n in LONG_SETTINGS if n in settings]
@@ -511,6 +523,7 @@ def main(args) -> None:
     + seed_extension(per, seeds)
     + f"; at {2 * r.steps} steps, {', '.join(DESCRIPTION[n] for n in longs)} on seeds "
     + _seed_list(long_seeds)
+    + ("" if args.quick else "; float MobileNetV1 at both budgets on seeds " + _seed_list(float_seeds))
     + ": seed k gives every setting the same initialisation "
     "and data order. Std is the sample standard deviation over seeds.",
     "*Numerics* is the fingerprint of the code, libraries and CPU that trained a record "
@@ -567,6 +580,7 @@ def main(args) -> None:
       "seeds": list(seeds),
       "seeds_by_setting": {n: list(v) for n, v in per.items()},
       "long_seeds": list(long_seeds),
+      "convergence_seeds": list(float_seeds),
       "settings": rows,
       "settings_x2": rows_x2,
       "effects": items,
@@ -641,6 +655,12 @@ if __name__ == "__main__":
     default=DEFAULT_LONG_SEEDS,
     help=f"seeds of {list(LONG_SETTINGS)} and float MobileNetV1 at twice the budget (e.g. "
     f"{SETTLING_LONG_SEEDS}; --quick: 0; '' for none)",
+  )
+  p.add_argument(
+    "--convergence_seeds",
+    default="",
+    help="seeds of float MobileNetV1 at both budgets (the convergence check; default: the "
+    "--long_seeds), e.g. 0,1,2,3,4 to train the effects at 4000 steps on more seeds than it",
   )
   p.add_argument(
     "--rerun_stale",

@@ -168,6 +168,23 @@ def test_claim_settings_get_the_claim_seeds_after_every_base_seed():
   assert ablations.seed_extension(ablations.seeds_by_setting(("dhq_off",), (0,), (1,)), (0,)) == ""
 
 
+def test_float_convergence_runs_follow_their_own_seeds_within_the_seed_major_order():
+  """--convergence_seeds trains float MobileNetV1 (both budgets) on fewer seeds than the 4000-step
+  effects, still seed-major; by default it follows --long_seeds."""
+  from experiments import ablations
+
+  full = recipe.recipe(False)
+  settings = ("all_on", "quantnorm_off")
+  js = ablations.jobs(settings, (0,), full, False, long_seeds=(0, 1, 2), float_seeds=(0, 1))
+  floats = [(j.row, j.seed) for j in js if j.row.startswith("conv_float")]
+  assert floats == [(f"conv_float_x{m}", k) for k in (0, 1) for m in (1, 2)]
+  longs = sorted({j.seed for j in js if j.row.endswith("_x2") and not j.row.startswith("conv")})
+  assert longs == [0, 1, 2]
+  assert [j.seed for j in js] == sorted(j.seed for j in js)
+  default = ablations.jobs(settings, (0,), full, False, long_seeds=(0, 1, 2))
+  assert sorted({j.seed for j in default if j.row.startswith("conv_float")}) == [0, 1, 2]
+
+
 def test_a_bad_claim_seed_is_named_with_its_flag():
   from experiments import ablations
 
