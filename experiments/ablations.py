@@ -492,7 +492,10 @@ def main(args) -> None:
   per = seeds_by_setting(settings, seeds, claim_seeds)
   size = 32 if args.quick else None
   outcome = sweep.run_from_args(
-    args, NAME, jobs(settings, seeds, r, args.quick, claim_seeds, long_seeds, float_seeds), clock.log
+    args,
+    NAME,
+    jobs(settings, seeds, r, args.quick, claim_seeds, long_seeds, float_seeds),
+    clock.log,
   )
   rows = settings_rows(settings, outcome, r, size)
   longs = [n for n in LONG_SETTINGS if n in settings]
@@ -523,7 +526,11 @@ def main(args) -> None:
     + seed_extension(per, seeds)
     + f"; at {2 * r.steps} steps, {', '.join(DESCRIPTION[n] for n in longs)} on seeds "
     + _seed_list(long_seeds)
-    + ("" if args.quick else "; float MobileNetV1 at both budgets on seeds " + _seed_list(float_seeds))
+    + (
+      ""
+      if args.quick
+      else "; float MobileNetV1 at both budgets on seeds " + _seed_list(float_seeds)
+    )
     + ": seed k gives every setting the same initialisation "
     "and data order. Std is the sample standard deviation over seeds.",
     "*Numerics* is the fingerprint of the code, libraries and CPU that trained a record "
