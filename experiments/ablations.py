@@ -111,17 +111,25 @@ def seeds_by_setting(settings, seeds, claim_seeds=()) -> dict:
 
 
 def jobs(
-  settings, seeds, r: recipe.Recipe, quick: bool, claim_seeds=(), long_seeds=(0,), float_seeds=None
+  settings,
+  seeds,
+  r: recipe.Recipe,
+  quick: bool,
+  claim_seeds=(),
+  long_seeds=(0,),
+  convergence_seeds=None,
 ):
   """Seed-major: every run of seed k (the settings, then those of LONG_SETTINGS at twice the
-  budget when k is a long seed, and float MobileNetV1 at both budgets when k is a float seed,
-  by default the long seeds) before any run of seed k + 1, so an interrupted sweep holds whole
+  budget when k is a long seed, and float MobileNetV1 at both budgets when k is a convergence
+  seed, by default the long seeds) before any run of seed k + 1, so an interrupted sweep holds whole
   pairs, trained by one process on one machine. The claim seeds beyond `seeds` come after the
   base seeds (seeds_by_setting)."""
   per = seeds_by_setting(settings, seeds, claim_seeds)
-  float_seeds = tuple(long_seeds if float_seeds is None else float_seeds)
+  convergence_seeds = tuple(long_seeds if convergence_seeds is None else convergence_seeds)
   order = list(
-    dict.fromkeys([k for n in settings for k in per[n]] + list(long_seeds) + list(float_seeds))
+    dict.fromkeys(
+      [k for n in settings for k in per[n]] + list(long_seeds) + list(convergence_seeds)
+    )
   )
   order = [k for k in seeds if k in order] + [k for k in order if k not in seeds]
   longs = [n for n in LONG_SETTINGS if n in settings]
@@ -136,7 +144,7 @@ def jobs(
       for name in longs:
         c = recipe.study_config(setting_config(name), r, seed, steps=2 * r.steps)
         out.append(sweep.Job(long_row(name), c, f"ablations/{name}, 2× budget"))
-    if seed in float_seeds and not quick:
+    if seed in convergence_seeds and not quick:
       for mult in (1, 2):
         c = recipe.study_config(zoo.load(FLOAT_REF), r, seed, steps=mult * r.steps)
         out.append(sweep.Job(f"conv_float_x{mult}", c, f"MobileNetV1 fp32, {mult}× budget"))
@@ -484,7 +492,7 @@ def main(args) -> None:
     seeds = (0, 1)
   if args.quick and args.long_seeds == DEFAULT_LONG_SEEDS:
     long_seeds = (0,)
-  float_seeds = (
+  convergence_seeds = (
     parse_seeds(args.convergence_seeds, "--convergence_seeds")
     if args.convergence_seeds
     else long_seeds
@@ -494,7 +502,7 @@ def main(args) -> None:
   outcome = sweep.run_from_args(
     args,
     NAME,
-    jobs(settings, seeds, r, args.quick, claim_seeds, long_seeds, float_seeds),
+    jobs(settings, seeds, r, args.quick, claim_seeds, long_seeds, convergence_seeds),
     clock.log,
   )
   rows = settings_rows(settings, outcome, r, size)
@@ -529,7 +537,7 @@ def main(args) -> None:
     + (
       ""
       if args.quick
-      else "; float MobileNetV1 at both budgets on seeds " + _seed_list(float_seeds)
+      else "; float MobileNetV1 at both budgets on seeds " + _seed_list(convergence_seeds)
     )
     + ": seed k gives every setting the same initialisation "
     "and data order. Std is the sample standard deviation over seeds.",
@@ -587,7 +595,7 @@ def main(args) -> None:
       "seeds": list(seeds),
       "seeds_by_setting": {n: list(v) for n, v in per.items()},
       "long_seeds": list(long_seeds),
-      "convergence_seeds": list(float_seeds),
+      "convergence_seeds": list(convergence_seeds),
       "settings": rows,
       "settings_x2": rows_x2,
       "effects": items,
@@ -660,8 +668,8 @@ if __name__ == "__main__":
   p.add_argument(
     "--long_seeds",
     default=DEFAULT_LONG_SEEDS,
-    help=f"seeds of {list(LONG_SETTINGS)} and float MobileNetV1 at twice the budget (e.g. "
-    f"{SETTLING_LONG_SEEDS}; --quick: 0; '' for none)",
+    help=f"seeds of {list(LONG_SETTINGS)} at twice the budget, and of float MobileNetV1 at both "
+    f"unless --convergence_seeds is given (e.g. {SETTLING_LONG_SEEDS}; --quick: 0; '' for none)",
   )
   p.add_argument(
     "--convergence_seeds",

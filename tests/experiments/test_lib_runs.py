@@ -175,7 +175,7 @@ def test_float_convergence_runs_follow_their_own_seeds_within_the_seed_major_ord
 
   full = recipe.recipe(False)
   settings = ("all_on", "quantnorm_off")
-  js = ablations.jobs(settings, (0,), full, False, long_seeds=(0, 1, 2), float_seeds=(0, 1))
+  js = ablations.jobs(settings, (0,), full, False, long_seeds=(0, 1, 2), convergence_seeds=(0, 1))
   floats = [(j.row, j.seed) for j in js if j.row.startswith("conv_float")]
   assert floats == [(f"conv_float_x{m}", k) for k in (0, 1) for m in (1, 2)]
   longs = sorted({j.seed for j in js if j.row.endswith("_x2") and not j.row.startswith("conv")})
