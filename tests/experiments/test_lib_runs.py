@@ -116,7 +116,7 @@ def test_a_record_of_another_key_is_refused(tmp_path, base):
 def test_every_committed_record_is_found_by_the_sweep_that_made_it():
   """A config field added after a record was written must not orphan it (runs.BACKWARD_DEFAULTS,
   runs.NOT_TRAINING): each record under results/runs/ is the key of a job the full sweeps ask for."""
-  from experiments import ablations, family_table
+  from experiments import ablations, family_table, search
 
   full = recipe.recipe(False)
   seeds = range(5)
@@ -131,6 +131,7 @@ def test_every_committed_record_is_found_by_the_sweep_that_made_it():
       ablations.parse_seeds(ablations.SETTLING_LONG_SEEDS),
     )
     + family_table.jobs([e.spec for e in zoo.ZOO], seeds, full, {})
+    + search.fixed_jobs(full, seeds, False)  # uniform precision and the family points
   }
   committed = [n for n in os.listdir(runs.DEFAULT_DIR) if n.endswith(".json")]
   assert committed, runs.DEFAULT_DIR
