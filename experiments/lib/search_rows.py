@@ -42,16 +42,17 @@ def layers(config):
   return sp.report_layers(cost.price(config))
 
 
-def uniform_config(bits: int, r: recipe.Recipe, seed: int = 0):
+def uniform_config(bits: int, r: recipe.Recipe, seed: int = 0, low_bit_calibration: bool = True):
   """PikeLPN-1x with every body layer (depthwise and pointwise) at `bits`-bit weights and input
-  activations; depthwise weights per channel, stem and head at 8 bits as in every family member."""
+  activations; depthwise weights per channel, stem and head at 8 bits as in every family member.
+  Below 4 bits the layers take the search space's low-bit calibration, as searched layers do."""
   c = base_config(r, seed)
   body = {
     p: sp.Choice(bits, bits, True if p.endswith("dw") else None)
     for p in layers(c)
     if p not in ("stem", "head")
   }
-  return sp.apply(c, body)
+  return sp.apply(c, body, low_bit_calibration=low_bit_calibration)
 
 
 def budgets(r: recipe.Recipe) -> Dict[str, int]:

@@ -60,6 +60,12 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--quantnorm_bits", default="4,6,8", help="searched when QuantNorm is on")
   p.add_argument("--dq_formats", default="pow2,fixed", help="searched when DQ is on")
   p.add_argument("--images", type=int, default=1000, help="held-out images (measured)")
+  p.add_argument(
+    "--keep_calibration",
+    action="store_true",
+    help="choices below 4 bits keep the config's calibration (default: absmean 2-bit weights, "
+    "learned activation steps from bound 3.0 at 2 and 3 bits)",
+  )
   return p
 
 
@@ -109,6 +115,7 @@ def run(args, config, source, applied, log=lambda m: print(m, flush=True)) -> di
     a_bits=args.a,
     quantnorm_bits=args.qn,
     dq_formats=args.dq,
+    low_bit_calibration=not args.keep_calibration,
   )
   table = cost.build_table(config, space, log)
   if args.workdir:
@@ -141,6 +148,7 @@ def describe(config, source, applied, budget, base_acev2, table, sens, found) ->
     "model_overrides": sol.glob.overrides(),
     "choices": {p: c.label() for p, c in sol.assignment.items()},
     "sensitivity_method": sens["method"],
+    "low_bit_calibration": table.space.low_bit_calibration,
     "objective": sol.sensitivity,
     "solver_tries": found["tries"],
     "cost_table": {"traces": table.traces, "seconds": round(table.seconds, 1)},

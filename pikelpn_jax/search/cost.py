@@ -78,7 +78,7 @@ def build_table(config, space: sp.Space, log: Callable[[str], None] = lambda _: 
     seen_fixed = []
     for w, a, pc in itertools.product(space.w_bits, space.a_bits, pcs):
       assignment = {p: sp.Choice(w, a, pc if p in space.pc_layers else None) for p in space.layers}
-      report = price(sp.apply(config, assignment, g))
+      report = price(sp.apply(config, assignment, g, space.low_bit_calibration))
       traces += 1
       per, rest = split_rows(report, space.layers)
       for p, c in assignment.items():

@@ -96,7 +96,7 @@ def search(
   tries: List[dict] = []
   for _ in range(MAX_TIGHTEN + 1):
     sol = solve(table, sens, limit)
-    final = sp.apply(config, sol.assignment, sol.glob)
+    final = sp.apply(config, sol.assignment, sol.glob, table.space.low_bit_calibration)
     exact = int(price(final).acev2)
     tries.append({"solver_budget": limit, "predicted": sol.predicted, "repriced": exact})
     log(f"solver budget {limit:,}: table {sol.predicted:,}, analyzer {exact:,}")

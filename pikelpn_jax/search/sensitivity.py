@@ -122,7 +122,7 @@ def measured(
   plan = plan_from_config(config.model)
 
   def delta(assignment, glob=None):
-    c = sp.apply(config, assignment, glob or sp.Globals())
+    c = sp.apply(config, assignment, glob or sp.Globals(), space.low_bit_calibration)
     return ev.loss(c, rescale_steps(config, c, variables, images)) - base
 
   raw, layers = {}, {}
@@ -155,6 +155,7 @@ def measured(
     "raw": raw,
     "base_loss": base,
     "images": int(len(images)),
+    "low_bit_calibration": space.low_bit_calibration,
     "evaluations": ev.calls,
     "seconds": time.perf_counter() - t0,
   }

@@ -23,6 +23,16 @@ QUANTNORM_BITS = (4, 6, 8)
 DQ_FORMATS = ("pow2", "fixed")
 # Layers whose weight granularity is searched too (per channel or per tensor): the depthwise ones.
 PC_LAYERS = r"(.*/)?dw"
+# How a layer is calibrated below 4 bits, where the family's settings were never meant to go
+# (measured on uniform-precision PikeLPN under the study recipe, docs/search.md "Low-bit
+# calibration"):
+# * 2-bit weights scaled by their abs-max form a grid {-1, 0, 1}·max|w| that rounds nearly every
+#   weight to 0 (training stays at chance); 3-bit ones train, then diverge near step 350. Scaled
+#   by their mean |w| (as ternary weight networks do) both train.
+# * 2-bit activations whose learned step starts at the family's bound / levels (6.0 / 3) start
+#   mostly at 0 (32 % after 400 steps); from bound 3.0 they train (77 %).
+LOW_BIT_WEIGHT_CALIBRATION = {2: "absmean", 3: "absmean"}  # replaces "absmax" only
+LOW_BIT_ACT_BOUND = {2: 3.0}  # the initial bound of learned (lsq) activation steps
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -60,6 +70,7 @@ class Space:
   w_bits: Tuple[int, ...] = W_BITS
   a_bits: Tuple[int, ...] = A_BITS
   globals: Tuple[Globals, ...] = (Globals(),)
+  low_bit_calibration: bool = True  # LOW_BIT_*: a choice below 4 bits brings its calibration
 
   def pc_options(self, layer: str) -> Tuple[Optional[bool], ...]:
     return (True, False) if layer in self.pc_layers else (None,)
@@ -103,6 +114,7 @@ def build_space(
   quantnorm_bits: Sequence[int] = QUANTNORM_BITS,
   dq_formats: Sequence[str] = DQ_FORMATS,
   pc_regex: str = PC_LAYERS,
+  low_bit_calibration: bool = True,
 ) -> Space:
   """The space over `layers` (report_layers) that match layer_regex; globals from the config's
   switches: QuantNorm bits only when QuantNorm is on, DQ formats only when DQ is on."""
@@ -125,6 +137,7 @@ def build_space(
     w_bits=check_bits_list(w_bits, "--w_bits"),
     a_bits=check_bits_list(a_bits, "--a_bits"),
     globals=tuple(Globals(q, d) for q in qn for d in dq),
+    low_bit_calibration=bool(low_bit_calibration),
   )
 
 
@@ -135,24 +148,45 @@ def _base_overrides(config, path: str) -> dict:
   return dict(rules[i][1]) if i >= 0 else {}
 
 
-def bit_rules(config, assignment: Dict[str, Choice]) -> Tuple[Tuple[str, dict], ...]:
+def low_bit_overrides(config, path: str, choice: Choice) -> dict:
+  """The calibration fields a choice below 4 bits brings (LOW_BIT_*), given what the config's
+  settings for `path` are: only abs-max weights and learned activation steps are replaced."""
+  from pikelpn_jax.models.quant_plan import plan_from_config
+
+  s = plan_from_config(config.model).settings(path)
+  o = {}
+  if choice.w_bits in LOW_BIT_WEIGHT_CALIBRATION and s.w_calibration == "absmax":
+    o["w_calibration"] = LOW_BIT_WEIGHT_CALIBRATION[choice.w_bits]
+  if choice.a_bits in LOW_BIT_ACT_BOUND and s.a_calibration == "lsq":
+    o["a_bound"] = LOW_BIT_ACT_BOUND[choice.a_bits]
+  return o
+
+
+def bit_rules(
+  config, assignment: Dict[str, Choice], low_bit_calibration: bool = True
+) -> Tuple[Tuple[str, dict], ...]:
   """The config's bit rules with one exact rule per assigned layer put first (first match wins).
 
-  Each layer's rule keeps the other fields its original rule set (calibration, signedness...)."""
+  Each layer's rule keeps the other fields its original rule set (calibration, signedness...),
+  and with `low_bit_calibration` takes the calibration its bits need (low_bit_overrides)."""
   out = []
   for path, c in assignment.items():
     o = dict(_base_overrides(config, path), w_bits=int(c.w_bits), a_bits=int(c.a_bits))
     if c.w_per_channel is not None:
       o["w_per_channel"] = bool(c.w_per_channel)
+    if low_bit_calibration:
+      o.update(low_bit_overrides(config, path, c))
     out.append((re.escape(path), o))
   out += [(p, dict(o)) for p, o in (config.model.get("bit_rules") or ())]
   return tuple(out)
 
 
-def apply(config, assignment: Dict[str, Choice], glob: Globals = Globals()):
+def apply(
+  config, assignment: Dict[str, Choice], glob: Globals = Globals(), low_bit_calibration=True
+):
   """A copy of `config` with the assignment's bit rules and the globals set."""
   c = copy.deepcopy(config)
-  c.model.bit_rules = bit_rules(config, assignment)
+  c.model.bit_rules = bit_rules(config, assignment, low_bit_calibration)
   for k, v in glob.overrides().items():
     c.model[k] = v
   return c

@@ -102,3 +102,18 @@ def test_the_study_trains_seed_major():
   order = [(j.seed, j.row) for j in seed_major(fixed + searched)]
   assert [k for k, _ in order] == sorted(k for k, _ in order)
   assert [r for k, r in order if k == 0] == [j.row for j in fixed + searched if j.seed == 0]
+
+
+def test_low_bit_calibration_costs_no_acev2():
+  """The budgets were fixed from uniform configs without the low-bit calibration; with it they
+  must price the same, or the fixed budgets would no longer be uniform precision's ACEv2."""
+  from experiments.lib import recipe
+  from experiments.lib import search_rows as sr
+  from pikelpn_jax.search import cost
+
+  c = sr.uniform_config(2, recipe.QUICK)
+  rules = dict(c.model.bit_rules)
+  assert rules["block0/pw"]["w_calibration"] == "absmean" and rules["block0/pw"]["a_bound"] == 3.0
+  plain = sr.uniform_config(2, recipe.QUICK, low_bit_calibration=False)
+  assert "w_calibration" not in dict(plain.model.bit_rules)["block0/pw"]
+  assert cost.price(c).acev2 == cost.price(plain).acev2
