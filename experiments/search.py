@@ -91,11 +91,9 @@ def measured_sensitivity(searcher, r, args, log):
 
   path = os.path.join(args.out_dir, "search_sensitivity.json")
   ref_key = runs.key(recipe.study_config(zoo.load(FAMILY[0][0]), r, 0))
-  cached = results.read_json(path) or {}
+  cached = results.read_json(path)
   n_images = 64 if args.quick else 1000
-  # a cache without the field was measured before choices brought their low-bit calibration
-  have = (cached.get("reference"), cached.get("images"), cached.get("low_bit_calibration", False))
-  if have == (ref_key, n_images, searcher.space.low_bit_calibration):
+  if cached is not None and (cached.get("reference"), cached.get("images")) == (ref_key, n_images):
     try:
       return io.from_json(cached, searcher.space, path)
     except ValueError:

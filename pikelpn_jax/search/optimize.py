@@ -57,22 +57,37 @@ def solve(table: Table, sens, budget: int) -> Solution:
     for j, (p, _) in enumerate(keys):
       onehot[space.layers.index(p), j] = 1.0
     scale = float(budget)
-    cons = [
-      LinearConstraint(onehot, 1, 1),
-      LinearConstraint(cost[None, :] / scale, -np.inf, (budget - table.fixed[g]) / scale),
-    ]
-    res = milp(
-      s + TIE_BREAK * cost / scale,
-      constraints=cons,
-      integrality=np.ones(len(keys)),
-      bounds=Bounds(0, 1),
-      options={"mip_rel_gap": 0.0},
-    )
-    if res.x is None:
-      continue
-    assignment = {p: c for (p, c), v in zip(keys, res.x) if v > 0.5}
-    predicted = table.total(g, assignment)
-    if predicted > budget:  # within HiGHS's feasibility tolerance, not within the budget
+    # The knapsack row over each layer's cost above its cheapest choice (one choice per layer, so
+    # the cheapest sum is a constant): HiGHS's feasibility tolerance is relative to the row's
+    # size, and on whole ACEv2 totals it lets answers ~100 units over the bound through.
+    floor = np.array([min(table.cost[g][p].values()) for p, _ in keys], dtype=np.float64)
+    room = budget - table.cheapest(g)
+    row_scale = max(1.0, float(max(room, (cost - floor).max())))
+    limit = int(room)
+    assignment = None
+    # an answer still over the budget in exact integers is solved again with the excess taken
+    # off, doubled at each try
+    for k in range(MAX_TIGHTEN + 1):
+      cons = [
+        LinearConstraint(onehot, 1, 1),
+        LinearConstraint((cost - floor)[None, :] / row_scale, -np.inf, limit / row_scale),
+      ]
+      res = milp(
+        s + TIE_BREAK * cost / scale,
+        constraints=cons,
+        integrality=np.ones(len(keys)),
+        bounds=Bounds(0, 1),
+        options={"mip_rel_gap": 0.0},
+      )
+      if res.x is None:
+        break
+      assignment = {p: c for (p, c), v in zip(keys, res.x) if v > 0.5}
+      predicted = table.total(g, assignment)
+      if predicted <= budget:
+        break
+      limit -= (predicted - budget) * 2**k
+      assignment = None
+    if assignment is None:
       continue
     total = float(sum(sens["layers"][p][c] for p, c in assignment.items()))
     total += float(sens["globals"].get(g, 0.0))

@@ -122,7 +122,10 @@ def measured(
   plan = plan_from_config(config.model)
 
   def delta(assignment, glob=None):
-    c = sp.apply(config, assignment, glob or sp.Globals(), space.low_bit_calibration)
+    # the trained model's own calibration: a low-bit calibration (space.LOW_BIT_*) is for
+    # training from scratch, and applied post-training to weights trained without it, it
+    # measures the switch (3-bit mean-|w| scaling clips at mean |w|), not the bits
+    c = sp.apply(config, assignment, glob or sp.Globals(), low_bit_calibration=False)
     return ev.loss(c, rescale_steps(config, c, variables, images)) - base
 
   raw, layers = {}, {}
@@ -155,7 +158,6 @@ def measured(
     "raw": raw,
     "base_loss": base,
     "images": int(len(images)),
-    "low_bit_calibration": space.low_bit_calibration,
     "evaluations": ev.calls,
     "seconds": time.perf_counter() - t0,
   }

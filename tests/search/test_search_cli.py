@@ -50,6 +50,26 @@ def test_answer_is_repriced_within_budget(searched):
   assert price(c).acev2 == searched["acev2"]
 
 
+def test_low_bit_choices_bring_their_calibration(searched, tmp_path):
+  """A 2-bit weight choice is written with mean-|w| scaling (space.LOW_BIT_WEIGHT_CALIBRATION);
+  --keep_calibration writes the bits alone."""
+  rules = dict(searched["bit_rules"])
+  assert searched["low_bit_calibration"] is True
+  two_bit = [p for p, c in searched["choices"].items() if c.startswith("w2")]
+  assert two_bit, searched["choices"]  # 74M needs some 2-bit weights
+  for p in searched["choices"]:
+    want = "absmean" if p in two_bit else None
+    assert rules[p].get("w_calibration") == want, (p, rules)
+  out = tmp_path / "kept.json"
+  budget = str(searched["config_acev2"] - 1)  # one layer, so it must take 2-bit weights
+  args = ["--config", CFG, "--budget", budget, "--out", str(out), "--keep_calibration"]
+  p = run(["-m", "pikelpn_jax.search", *args, "--layers", "block0/pw", *SMALL[2:]])
+  assert p.returncode == 0, p.stderr[-3000:]
+  kept = json.loads(out.read_text())
+  assert kept["low_bit_calibration"] is False and kept["choices"]["block0/pw"].startswith("w2")
+  assert all("w_calibration" not in o for _, o in kept["bit_rules"][:1])
+
+
 def test_rules_round_trip_through_main_flags(searched):
   """main.py's parse_flags takes the JSON rules as --config.model.bit_rules (ml_collections'
   tuple parser reads Python literals only; config_cli rewrites JSON into one)."""

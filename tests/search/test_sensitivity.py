@@ -55,8 +55,11 @@ def test_measured_changes_one_thing_at_a_time(tiny):
   assert raw["w_bits"][4] == 0.0 and raw["a_bits"][4] == 0.0
   assert 0.5 < s["base_loss"] < 50 and raw["w_bits"][2] != 0.0  # a mean loss; 2 bits change it
   ev = sensitivity.Evaluator(images, labels)
-  c2 = sp.apply(c, {"block0/pw": sp.Choice(2, 4)})
+  # measured with the trained calibration (abs-max), not the low-bit one training would use
+  c2 = sp.apply(c, {"block0/pw": sp.Choice(2, 4)}, low_bit_calibration=False)
   assert raw["w_bits"][2] == pytest.approx(ev.loss(c2, variables) - s["base_loss"], abs=1e-6)
+  c3 = sp.apply(c, {"block0/pw": sp.Choice(2, 4)})
+  assert abs(ev.loss(c3, variables) - ev.loss(c2, variables)) > 1e-6  # absmean differs
   assert s["layers"]["block0/pw"][sp.Choice(2, 4)] == max(0.0, raw["w_bits"][2])
   again = io.from_json(io.sensitivity_json(s), space)
   assert again["layers"] == s["layers"] and again["globals"] == s["globals"]
