@@ -132,11 +132,31 @@ def searched_jobs(searcher, budgets, sens_measured, r, seeds, log):
       f0 = per_seed[seeds[0]]
       found[(m, bname)] = {
         "acev2": f0["repriced"],
-        "choices": {p: c.label() for p, c in f0["solution"].assignment.items()},
+        "choices": _labels(f0),
         "globals": f0["solution"].glob.overrides(),
         "tries": f0["tries"],
+        # what each seed trained (random allocations differ per seed): the configs, rebuilt
+        # by searched_row_config, are what tests match the committed records against
+        "seeds": {
+          str(k): {"choices": _labels(f), "globals": f["solution"].glob.overrides()}
+          for k, f in per_seed.items()
+        },
       }
   return jobs, found
+
+
+def _labels(found) -> dict:
+  return {p: c.label() for p, c in found["solution"].assignment.items()}
+
+
+def searched_row_config(r, quick: bool, seed: int, choices: dict, glob: dict):
+  """The config a searched row trains for `seed`, from its choices and globals as search.json
+  records them (the search's own answer is this config: sp.apply on the seed-0 search base)."""
+  from pikelpn_jax.search import space as sp
+
+  assignment = {p: sp.Choice.from_label(c) for p, c in choices.items()}
+  found = {"config": sp.apply(sr.search_base(r, quick), assignment, sp.Globals(**glob))}
+  return sr.searched_config(found, r, seed)
 
 
 def seed_major(jobs):

@@ -63,6 +63,12 @@ def budgets(r: recipe.Recipe) -> Dict[str, int]:
   return {"uniform2": a2, "mid": (a2 + a3) // 2, "uniform3": a3}
 
 
+def search_base(r: recipe.Recipe, quick: bool):
+  """The config the search starts from (seed 0). --quick searches four layers only; the others
+  stay at uniform 3-bit, so the quick budget (uniform 3-bit's ACEv2) is reachable."""
+  return uniform_config(3, r) if quick else base_config(r)
+
+
 @dataclasses.dataclass
 class Searcher:
   """One cost table, priced once, serving every budget and method."""
@@ -73,9 +79,7 @@ class Searcher:
 
   @classmethod
   def build(cls, r: recipe.Recipe, quick: bool, log=print) -> "Searcher":
-    # --quick searches four layers only; the others stay at uniform 3-bit, so the quick budget
-    # (uniform 3-bit's ACEv2) is reachable
-    c = uniform_config(3, r) if quick else base_config(r)
+    c = search_base(r, quick)
     space = sp.build_space(c, layers(c), **(QUICK_SPACE if quick else FULL_SPACE))
     return cls(c, space, cost.build_table(c, space, log))
 

@@ -45,6 +45,15 @@ class Choice:
     pc = "" if self.w_per_channel is None else ("/pc" if self.w_per_channel else "/pt")
     return f"w{self.w_bits}a{self.a_bits}{pc}"
 
+  @classmethod
+  def from_label(cls, label: str) -> "Choice":
+    """The inverse of label(): 'w4a8', 'w8a8/pc', 'w2a4/pt'."""
+    m = re.fullmatch(r"w(\d+)a(\d+)(/pc|/pt)?", label)
+    if not m:
+      raise ValueError(f"choice {label!r} is not allowed; use w<bits>a<bits>[/pc|/pt]")
+    pc = None if m.group(3) is None else m.group(3) == "/pc"
+    return cls(int(m.group(1)), int(m.group(2)), pc)
+
 
 @dataclasses.dataclass(frozen=True, order=True)
 class Globals:

@@ -8,6 +8,7 @@ import pytest
 
 from experiments.lib import (
   recipe,
+  results,
   runs,
   sweep,
   zoo,
@@ -133,6 +134,12 @@ def test_every_committed_record_is_found_by_the_sweep_that_made_it():
     + family_table.jobs([e.spec for e in zoo.ZOO], seeds, full, {})
     + search.fixed_jobs(full, seeds, False)  # uniform precision and the family points
   }
+  # the searched rows: their configs rebuilt from what results/search.json records per seed
+  found = results.read_json(os.path.join(os.path.dirname(runs.DEFAULT_DIR), "search.json"))
+  for entry in ((found or {}).get("searched") or {}).values():
+    for k, got in entry.get("seeds", {}).items():
+      c = search.searched_row_config(full, False, int(k), got["choices"], got["globals"])
+      wanted.add(runs.record_name(runs.key(c)))
   committed = [n for n in os.listdir(runs.DEFAULT_DIR) if n.endswith(".json")]
   assert committed, runs.DEFAULT_DIR
   orphans = sorted(set(committed) - wanted)

@@ -41,6 +41,22 @@ def test_quick_partial_table_and_fixed_budgets(tmp_path):
   proxy = data["searched"]["proxy@uniform3"]
   assert proxy["acev2"] <= fixed["uniform3"]
   assert data["rows"]["proxy@uniform3"]["acev2"] == proxy["acev2"]
+  # the configs rebuilt from what search.json records per seed are the ones priced (and trained)
+  from experiments.lib import costs, recipe
+  from experiments.search import searched_row_config
+
+  def price(row, seed):
+    got = data["searched"][row]["seeds"][str(seed)]
+    c = searched_row_config(recipe.QUICK, True, seed, got["choices"], got["globals"])
+    assert c.seed == seed
+    return costs.acev2(c)["acev2"]
+
+  assert price("proxy@uniform3", 1) == proxy["acev2"]
+  rand = data["searched"]["random@uniform3"]["seeds"]
+  assert set(rand) == {"0", "1"} and rand["0"] != rand["1"]  # drawn per seed
+  assert (price("random@uniform3", 0) + price("random@uniform3", 1)) / 2 == pytest.approx(
+    data["rows"]["random@uniform3"]["acev2"]
+  )
 
 
 def test_budgets_that_moved_are_refused(tmp_path, monkeypatch):
