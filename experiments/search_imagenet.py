@@ -104,6 +104,8 @@ def layer_table(rows) -> str:
 
 
 def main(args) -> None:
+  from pikelpn_jax.search import space as sp
+
   clock = results.Clock()
   rows = searches(args.quick, args.sensitivity, clock.log)
   size = "32×32 (--quick: the fmnist variant)" if args.quick else "224×224"
@@ -112,7 +114,9 @@ def main(args) -> None:
     f"Price only: nothing here is trained. Each budget is the ACEv2 of a hand-designed PikeLPN "
     f"at {size}; the search starts from PikeLPN-1x's config (every layer is searched) and chooses, per layer, weight "
     "bits {2, 3, 4, 8}, input-activation bits {2, 3, 4, 8} and (depthwise layers) per-channel "
-    "or per-tensor weights, and for the whole model QuantNorm bits {4, 6, 8} (the Double "
+    "or per-tensor weights, and for the whole model QuantNorm bits {"
+    + ", ".join(map(str, sp.QUANTNORM_BITS))
+    + "} (the Double "
     "Quantization format stays a power of two: the proxy cannot tell the formats apart and pow2 "
     "is cheaper), minimising the "
     + (
