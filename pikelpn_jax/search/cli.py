@@ -57,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--layers", default=".*", help="regex of the layer paths searched (fullmatch)")
   p.add_argument("--w_bits", default="2,3,4,8")
   p.add_argument("--a_bits", default="2,3,4,8")
-  p.add_argument("--quantnorm_bits", default="6,8", help="searched when QuantNorm is on")
+  p.add_argument("--quantnorm_bits", default="8", help="searched when QuantNorm is on")
   p.add_argument("--dq_formats", default="pow2,fixed", help="searched when DQ is on")
   p.add_argument("--images", type=int, default=1000, help="held-out images (measured)")
   p.add_argument(
