@@ -114,11 +114,15 @@ def main(args) -> None:
     f"Price only: nothing here is trained. Each budget is the ACEv2 of a hand-designed PikeLPN "
     f"at {size}; the search starts from PikeLPN-1x's config (every layer is searched) and chooses, per layer, weight "
     "bits {2, 3, 4, 8}, input-activation bits {2, 3, 4, 8} and (depthwise layers) per-channel "
-    "or per-tensor weights, and for the whole model QuantNorm bits {"
-    + ", ".join(map(str, sp.QUANTNORM_BITS))
-    + "} (the Double "
-    "Quantization format stays a power of two: the proxy cannot tell the formats apart and pow2 "
-    "is cheaper), minimising the "
+    "or per-tensor weights; for the whole model, QuantNorm bits "
+    + (
+      f"{{{', '.join(map(str, sp.QUANTNORM_BITS))}}}"
+      if len(sp.QUANTNORM_BITS) > 1
+      else f"stay at {sp.QUANTNORM_BITS[0]} (fewer do not train at the study recipe, "
+      "docs/search.md)"
+    )
+    + " and the Double Quantization format stays a power of two (the proxy cannot tell the "
+    "formats apart and pow2 is cheaper); it minimises the "
     + (
       "data-free proxy sensitivity (4^-bits noise power per tensor, every layer alike: it "
       "orders choices by bits only, no accuracy is implied)"
