@@ -63,8 +63,8 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument(
     "--keep_calibration",
     action="store_true",
-    help="choices below 4 bits keep the config's calibration (default: absmean 2-bit weights, "
-    "learned activation steps from bound 3.0 at 2 and 3 bits)",
+    help="choices below 4 bits keep the config's calibration (default: mean-|w| scaling for 2- "
+    "and 3-bit weights, learned 2-bit activation steps from bound 3.0)",
   )
   return p
 

@@ -161,16 +161,13 @@ def _base_overrides(config, path: str) -> dict:
   return dict(rules[i][1]) if i >= 0 else {}
 
 
-def low_bit_overrides(config, path: str, choice: Choice) -> dict:
-  """The calibration fields a choice below 4 bits brings (LOW_BIT_*), given what the config's
-  settings for `path` are: only abs-max weights and learned activation steps are replaced."""
-  from pikelpn_jax.models.quant_plan import plan_from_config
-
-  s = plan_from_config(config.model).settings(path)
+def low_bit_overrides(settings: br.LayerQuant, choice: Choice) -> dict:
+  """The calibration fields a choice below 4 bits brings (LOW_BIT_*), given the layer's settings
+  in the config: only abs-max weights and learned activation steps are replaced."""
   o = {}
-  if choice.w_bits in LOW_BIT_WEIGHT_CALIBRATION and s.w_calibration == "absmax":
+  if choice.w_bits in LOW_BIT_WEIGHT_CALIBRATION and settings.w_calibration == "absmax":
     o["w_calibration"] = LOW_BIT_WEIGHT_CALIBRATION[choice.w_bits]
-  if choice.a_bits in LOW_BIT_ACT_BOUND and s.a_calibration == "lsq":
+  if choice.a_bits in LOW_BIT_ACT_BOUND and settings.a_calibration == "lsq":
     o["a_bound"] = LOW_BIT_ACT_BOUND[choice.a_bits]
   return o
 
@@ -182,13 +179,16 @@ def bit_rules(
 
   Each layer's rule keeps the other fields its original rule set (calibration, signedness...),
   and with `low_bit_calibration` takes the calibration its bits need (low_bit_overrides)."""
+  from pikelpn_jax.models.quant_plan import plan_from_config
+
+  plan = plan_from_config(config.model) if low_bit_calibration else None
   out = []
   for path, c in assignment.items():
     o = dict(_base_overrides(config, path), w_bits=int(c.w_bits), a_bits=int(c.a_bits))
     if c.w_per_channel is not None:
       o["w_per_channel"] = bool(c.w_per_channel)
-    if low_bit_calibration:
-      o.update(low_bit_overrides(config, path, c))
+    if plan is not None:
+      o.update(low_bit_overrides(plan.settings(path), c))
     out.append((re.escape(path), o))
   out += [(p, dict(o)) for p, o in (config.model.get("bit_rules") or ())]
   return tuple(out)
