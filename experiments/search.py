@@ -159,10 +159,16 @@ def searched_row_config(r, quick: bool, seed: int, choices: dict, glob: dict):
   return sr.searched_config(found, r, seed)
 
 
-def seed_major(jobs):
+def compared_rows(budgets) -> set:
+  """The rows some paired comparison reads (the rest only place points on the figure)."""
+  return {row for pair in comparison_pairs(budgets) for row in pair[:2]}
+
+
+def seed_major(jobs, first=frozenset()):
   """Every job of seed k before any of seed k + 1, in the given order within a seed: an
-  interrupted sweep holds whole pairs, trained by one process on one machine."""
-  return sorted(jobs, key=lambda j: j.seed)
+  interrupted sweep holds whole pairs, trained by one process on one machine. Rows in `first`
+  (the compared ones) go through all seeds before the others, which only add figure points."""
+  return sorted(jobs, key=lambda j: (j.row not in first, j.seed))
 
 
 def row_stats(outcome, configs):
@@ -188,7 +194,7 @@ def row_stats(outcome, configs):
   return out
 
 
-def comparisons(rows, budgets):
+def comparison_pairs(budgets):
   """(searched row, other row, goal bound or None): equal or lower ACEv2 for the other side."""
   pairs = []
   for m in ("measured", "proxy"):
@@ -199,8 +205,13 @@ def comparisons(rows, budgets):
     ]
     pairs += [(f"{m}@{b}", f"random@{b}", 0.0) for b in budgets]
   pairs += [(f"measured@{b}", f"proxy@{b}", None) for b in budgets]
+  return pairs
+
+
+def comparisons(rows, budgets):
+  """Each comparison pair's interval, its seeds paired within one numerics fingerprint."""
   out = []
-  for a, b, bound in pairs:
+  for a, b, bound in comparison_pairs(budgets):
     if a not in rows or b not in rows:
       continue
     nums = sweep.pair_rows(rows[a], rows[b])  # within one fingerprint, as the ablations
@@ -299,7 +310,7 @@ def main(args) -> None:
   sens = measured_sensitivity(searcher, r, args, clock.log)
   fixed = fixed_jobs(r, seeds, args.quick)
   jobs, found = searched_jobs(searcher, budgets, sens, r, seeds, clock.log)
-  outcome = sweep.run_from_args(args, NAME, seed_major(fixed + jobs), clock.log)
+  outcome = sweep.run_from_args(args, NAME, seed_major(fixed + jobs, compared_rows(budgets)), clock.log)
   configs = {}
   for j in fixed + jobs:
     configs.setdefault(j.row, []).append(j.config)

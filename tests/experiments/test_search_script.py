@@ -120,6 +120,21 @@ def test_the_study_trains_seed_major():
   assert [r for k, r in order if k == 0] == [j.row for j in fixed + searched if j.seed == 0]
 
 
+def test_compared_rows_go_through_every_seed_before_the_figure_only_rows():
+  """An interrupted study should hold the paired comparisons' seeds, not extra figure points."""
+  from experiments.lib import recipe
+  from experiments.lib import search_rows as sr
+  from experiments.search import compared_rows, fixed_jobs, seed_major
+
+  first = compared_rows({"uniform2": 1, "mid": 2, "uniform3": 3})
+  assert {"uniform2", "uniform3", "measured@mid", "proxy@uniform2", "random@uniform3"} <= first
+  assert f"uniform{sr.UNIFORM_BITS[-1]}" not in first and "pikelpn.py:1x" not in first
+  jobs = fixed_jobs(recipe.QUICK, (0, 1, 2), quick=False)
+  order = [(j.row in first, j.seed) for j in seed_major(jobs, first)]
+  assert order == sorted(order, key=lambda t: (not t[0], t[1]))
+  assert order[0] == (True, 0) and order[-1] == (False, 2)
+
+
 def test_low_bit_calibration_costs_no_acev2():
   """The budgets were fixed from uniform configs without the low-bit calibration; with it they
   must price the same, or the fixed budgets would no longer be uniform precision's ACEv2."""
