@@ -310,7 +310,9 @@ def main(args) -> None:
   sens = measured_sensitivity(searcher, r, args, clock.log)
   fixed = fixed_jobs(r, seeds, args.quick)
   jobs, found = searched_jobs(searcher, budgets, sens, r, seeds, clock.log)
-  outcome = sweep.run_from_args(args, NAME, seed_major(fixed + jobs, compared_rows(budgets)), clock.log)
+  outcome = sweep.run_from_args(
+    args, NAME, seed_major(fixed + jobs, compared_rows(budgets)), clock.log
+  )
   configs = {}
   for j in fixed + jobs:
     configs.setdefault(j.row, []).append(j.config)
